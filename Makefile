@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine with Python >= 3.11:
+#   make demo   -- create .venv, install, run the demo on the shipped suites
+#   make test   -- create .venv, install, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,traces,dask]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/slimcaching demo --out demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m slimcaching.analysis.bench
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
