@@ -1,0 +1,135 @@
+"""The evaluator against a loop-by-loop transcription of MODEL.md, and its structure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reference import latency_from_definition, random_cache, random_instance_dict
+from slimcaching.instances.model import Placement
+from slimcaching.instances.validate import instance_from_dict
+from slimcaching.objective import IncrementalEvaluator, empty_latency, evaluate, latency
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def _placement(inst, cache):
+    return Placement.from_cache(inst, {k: sorted(v) for k, v in cache.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=seeds)
+def test_evaluator_equals_definition(seed):
+    d = random_instance_dict(seed)
+    inst = instance_from_dict(d)
+    rng = np.random.default_rng(seed)
+    cache = random_cache(d, rng)
+    assert latency(inst, _placement(inst, cache)) == pytest.approx(latency_from_definition(d, cache), rel=1e-12)
+    assert empty_latency(inst) == pytest.approx(latency_from_definition(d, {}), rel=1e-12)
+
+
+def test_worked_example(shared_examples):
+    from slimcaching.instances.io import read_instance, read_placement
+
+    inst = read_instance(shared_examples / "tiny.json")
+    pl, extra = read_placement(shared_examples / "tiny.optimal.json", inst)
+    ev = evaluate(inst, pl)
+    assert ev.latency == pytest.approx(9.172273055346421, rel=1e-12)
+    assert ev.empty_latency == pytest.approx(13.648378615658398, rel=1e-12)
+    assert ev.feasible
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds)
+def test_reduction_is_monotone(seed):
+    inst = instance_from_dict(random_instance_dict(seed))
+    rng = np.random.default_rng(seed)
+    x = rng.random((inst.N, inst.L, inst.max_experts)) < 0.3
+    x &= inst.valid_mask()[None]
+    y = x | ((rng.random(x.shape) < 0.3) & inst.valid_mask()[None])
+    assert latency(inst, y) <= latency(inst, x) + 1e-12
+    assert latency(inst, x) <= empty_latency(inst) + 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=seeds)
+def test_k1_reduction_is_submodular(seed):
+    """For |S| = 1 everywhere, R(A+e) - R(A) >= R(B+e) - R(B) for A ⊆ B, e ∉ B."""
+    d = random_instance_dict(seed, max_k=1)
+    inst = instance_from_dict(d)
+    assert inst.max_set_size == 1
+    rng = np.random.default_rng(seed)
+    valid = np.argwhere(np.broadcast_to(inst.valid_mask()[None], (inst.N, inst.L, inst.max_experts)))
+    for _ in range(5):
+        b = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.5) & inst.valid_mask()[None]
+        a = b & (rng.random(b.shape) < 0.5)
+        outside = [tuple(v) for v in valid if not b[tuple(v)]]
+        if not outside:
+            continue
+        e = outside[rng.integers(len(outside))]
+        a2, b2 = a.copy(), b.copy()
+        a2[e] = True
+        b2[e] = True
+        gain_a = latency(inst, a) - latency(inst, a2)
+        gain_b = latency(inst, b) - latency(inst, b2)
+        assert gain_a >= gain_b - 1e-12
+
+
+def test_k2_reduction_is_not_submodular():
+    """Co-activation: caching one expert of a pair alone gains nothing, both gain a lot."""
+    d = {"format": "slimcaching-instance/1", "name": "pair", "layers": [{"experts": 2, "expert_size": 1, "top_k": 2}],
+         "nodes": [{"name": "a", "capacity": 2}],
+         "users": [{"name": "u", "weight": 1.0, "latency": {"a": 1.0}, "cloud_latency": 5.0,
+                    "routing": [[{"experts": [0, 1], "p": 1.0}]]}]}
+    inst = instance_from_dict(d)
+    ev = IncrementalEvaluator(inst)
+    assert ev.gain(0, 0, 0) == 0.0
+    ev.add(0, 0, 1)
+    assert ev.gain(0, 0, 0) == pytest.approx(4.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds)
+def test_incremental_gains_equal_full_evaluations(seed):
+    inst = instance_from_dict(random_instance_dict(seed))
+    rng = np.random.default_rng(seed)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.3) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x))
+    assert ev.latency == pytest.approx(latency(inst, x), rel=1e-12)
+    cand = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    batch = ev.gains(cand)
+    for (n, l, e), g in zip(cand, batch):
+        y = x.copy()
+        y[n, l, e] = True
+        full = latency(inst, x) - latency(inst, y)
+        assert ev.gain(n, l, e) == pytest.approx(full, abs=1e-12)
+        assert g == pytest.approx(full, abs=1e-12)
+    # a mixed move: remove one cached element, add two others
+    cached = np.argwhere(x)
+    free = np.argwhere(~x & inst.valid_mask()[None])
+    if len(cached) and len(free) >= 2:
+        rem = [tuple(cached[0])]
+        add = [tuple(v) for v in free[:2]]
+        y = x.copy()
+        y[rem[0]] = False
+        for a in add:
+            y[a] = True
+        full = latency(inst, x) - latency(inst, y)
+        assert ev.gain_of(add=add, remove=rem) == pytest.approx(full, abs=1e-12)
+        assert ev.latency == pytest.approx(latency(inst, x), rel=1e-12)  # gain_of does not mutate
+        assert ev.apply(add=add, remove=rem) == pytest.approx(full, abs=1e-12)
+        assert ev.latency == pytest.approx(latency(inst, y), rel=1e-12)
+        assert np.array_equal(ev.x, y)
+        assert np.array_equal(ev.used, Placement(y).storage_used(inst))
+        assert np.allclose(ev.tau, IncrementalEvaluator(inst, Placement(y)).tau)
+
+
+def test_storage_and_feasibility():
+    d = random_instance_dict(7)
+    inst = instance_from_dict(d)
+    full = Placement(np.broadcast_to(inst.valid_mask()[None], (inst.N, inst.L, inst.max_experts)).copy())
+    ev = evaluate(inst, full)
+    expected = int((inst.experts * inst.expert_size).sum())
+    assert all(v == expected for v in ev.storage_used)
+    assert ev.feasible == bool(np.all(expected <= inst.capacity))
+    assert ev.over_capacity == [inst.node_names[n] for n in range(inst.N) if expected > inst.capacity[n]]
