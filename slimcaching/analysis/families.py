@@ -1,0 +1,216 @@
+"""Problem families the analysis tools understand.
+
+A *family* adapts one problem (expert caching, MoE² expert selection) to the
+runner, the store and the reports: how to read an instance, which algorithms
+exist, which of them are exact references, and how to turn one run into a
+store row.  The rest of :mod:`slimcaching.analysis` only sees rows, so every
+table and figure works for both families.
+
+Ratios are always stated on a *maximised* quantity, the row's ``gain``:
+
+* caching: ``gain = R(x) = T(empty) - T(x)``; an exact run's lower bound
+  ``T_lb`` on ``T(opt)`` gives ``gain_upper = T(empty) - T_lb``;
+* MoE²: ``gain`` is the objective ``sum_k lambda_k q_k(S_k)``; an exact run's
+  ``bound`` is already an upper bound on the optimum.
+
+The family of a file is read from its ``"format"`` tag (:func:`detect`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import InputError
+from ..instances.io import read_json
+
+__all__ = ["Family", "CachingFamily", "Moe2Family", "FAMILIES", "detect", "load", "get_family"]
+
+CACHING_FORMAT = "slimcaching-instance/1"
+
+
+@runtime_checkable
+class Family(Protocol):
+    """What the runner needs from a problem family."""
+
+    name: str
+    #: names of the exact references, most trusted first
+    exact_names: tuple[str, ...]
+
+    def accepts(self, fmt: str) -> bool:
+        """Whether a file with this ``"format"`` tag belongs to the family."""
+
+    def from_dict(self, data: Any, file: str) -> Any:
+        """Validate a decoded file; raise :class:`InputError` when malformed."""
+
+    def algorithm_names(self) -> list[str]:
+        """Every algorithm the family can run."""
+
+    def describe(self, instance: Any) -> dict[str, Any]:
+        """Instance columns of a row: hash, name, sizes, metadata."""
+
+    def run(self, instance: Any, algorithm: str, *, seed: int | None, time_limit: float | None,
+            params: dict[str, Any]) -> dict[str, Any]:
+        """Run one algorithm; return the result columns of a row."""
+
+
+class CachingFamily:
+    """Expert caching (``MODEL.md`` section 1), algorithms from :data:`slimcaching.algorithms.REGISTRY`.
+
+    Besides the registry it runs ``lp-bound`` (parameter ``formulation``): the
+    LP relaxation bound of a MILP formulation, for the formulation table.
+    """
+
+    name = "caching"
+    exact_names = ("exact", "brute-force")
+
+    def accepts(self, fmt: str) -> bool:
+        return fmt == CACHING_FORMAT
+
+    def from_dict(self, data: Any, file: str) -> Any:
+        from ..instances.validate import instance_from_dict
+
+        return instance_from_dict(data, file=file)
+
+    def algorithm_names(self) -> list[str]:
+        from ..algorithms import algorithm_names
+
+        return [*algorithm_names(), "lp-bound"]
+
+    def describe(self, instance: Any) -> dict[str, Any]:
+        model = float((instance.experts * instance.expert_size).sum())
+        return {
+            "instance_hash": instance.content_hash(), "instance_name": instance.name,
+            "L": instance.L, "N": instance.N, "U": instance.U, "top_k": instance.max_top_k,
+            "cap_frac": float(instance.capacity.mean() / model) if model > 0 else None,
+            "size": int(instance.N * instance.experts.sum()), "meta": instance.metadata,
+        }
+
+    def run(self, instance: Any, algorithm: str, *, seed: int | None, time_limit: float | None,
+            params: dict[str, Any]) -> dict[str, Any]:
+        if algorithm == "lp-bound":
+            return self._lp_bound(instance, params)
+        from ..algorithms import run
+
+        res = run(instance, algorithm, seed=seed, time_limit=time_limit, **params)
+        upper = None if res.bound is None else res.empty_latency - res.bound
+        return {
+            "status": str(res.status), "gain": res.reduction, "gain_upper": upper,
+            "latency": res.latency, "reduction": res.reduction, "empty_latency": res.empty_latency,
+            "bound": res.bound, "gap": res.gap, "runtime_s": res.runtime_s, "feasible": res.feasible,
+            "oracle_calls": res.info.get("oracle_calls") if isinstance(res.info, dict) else None,
+            "placement": res.placement.elements().tolist(), "info": res.info, "message": res.message,
+        }
+
+    def _lp_bound(self, instance: Any, params: dict[str, Any]) -> dict[str, Any]:
+        from ..formulations.solve import lp_bound
+        from ..objective import empty_latency
+
+        t0 = time.perf_counter()
+        out = lp_bound(instance, **params)
+        runtime = time.perf_counter() - t0
+        info: dict[str, Any] = {}
+        if isinstance(out, dict):
+            info = dict(out)
+            value = out.get("bound", out.get("lp_bound"))
+        else:
+            value = getattr(out, "bound", out)
+            info = dict(getattr(out, "info", {}) or {})
+        bound = float(value)
+        t_empty = empty_latency(instance)
+        return {
+            "status": "feasible", "gain": None, "gain_upper": t_empty - bound, "latency": None,
+            "reduction": None, "empty_latency": t_empty, "bound": bound, "gap": None,
+            "runtime_s": float(info.get("solve_s", info.get("runtime_s", runtime))), "feasible": True,
+            "placement": None, "info": info, "message": "LP relaxation bound",
+        }
+
+
+class Moe2Family:
+    """MoE² expert selection (``MODEL.md`` section 2), via :mod:`slimcaching.algorithms.moe2`."""
+
+    name = "moe2"
+    exact_names = ("exact", "exhaustive")
+
+    def accepts(self, fmt: str) -> bool:
+        try:
+            from ..instances import moe2
+        except ImportError:
+            return False
+        tags = {getattr(moe2, n) for n in ("FORMAT", "MOE2_FORMAT", "INSTANCE_FORMAT") if hasattr(moe2, n)}
+        return fmt in tags if tags else fmt.lower().startswith("moe2")
+
+    def from_dict(self, data: Any, file: str) -> Any:
+        from ..instances.moe2 import moe2_from_dict
+
+        return moe2_from_dict(data, file)
+
+    def algorithm_names(self) -> list[str]:
+        from ..algorithms.moe2 import MOE2_ALGORITHMS
+
+        return list(MOE2_ALGORITHMS)
+
+    def describe(self, instance: Any) -> dict[str, Any]:
+        M = _first_attr(instance, ("M", "experts", "n_experts"))
+        C = _first_attr(instance, ("C", "categories", "n_categories"))
+        M = len(M) if hasattr(M, "__len__") else M
+        C = len(C) if hasattr(C, "__len__") else C
+        return {
+            "instance_hash": instance.content_hash(), "instance_name": getattr(instance, "name", ""),
+            "L": None, "N": None if M is None else int(M), "U": None if C is None else int(C),
+            "top_k": None, "cap_frac": None, "size": None if M is None else int(M),
+            "meta": dict(getattr(instance, "metadata", {}) or {}),
+        }
+
+    def run(self, instance: Any, algorithm: str, *, seed: int | None, time_limit: float | None,
+            params: dict[str, Any]) -> dict[str, Any]:
+        from ..algorithms.moe2 import MOE2_ALGORITHMS
+
+        if algorithm not in MOE2_ALGORITHMS:
+            raise InputError("--algorithms", ("", f"unknown MoE² algorithm {algorithm!r}; valid: "
+                                                  f"{', '.join(MOE2_ALGORITHMS)}"))
+        res = MOE2_ALGORITHMS[algorithm](instance, seed=seed, time_limit=time_limit, **params)
+        return {
+            "status": str(getattr(res.status, "value", res.status)), "gain": float(res.objective),
+            "gain_upper": None if res.bound is None else float(res.bound), "objective": float(res.objective),
+            "energy": float(res.energy), "runtime_s": float(res.runtime_s), "feasible": bool(res.feasible),
+            "oracle_calls": int(res.oracle_calls), "placement": [list(map(int, s)) for s in res.selection],
+            "info": res.info, "message": res.message,
+        }
+
+
+def _first_attr(obj: Any, names: tuple[str, ...]) -> Any:
+    for n in names:
+        v = getattr(obj, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+FAMILIES: dict[str, Family] = {"caching": CachingFamily(), "moe2": Moe2Family()}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise InputError("--family", ("", f"unknown family {name!r}; valid: {', '.join(FAMILIES)}"))
+    return FAMILIES[name]
+
+
+def detect(data: Any, file: str) -> Family:
+    """The family of a decoded file, from its ``"format"`` tag."""
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if not isinstance(fmt, str):
+        raise InputError(file, ("$.format", "missing \"format\" tag; expected an instance file "
+                                            f"({CACHING_FORMAT!r} or a MoE² instance)"))
+    for fam in FAMILIES.values():
+        if fam.accepts(fmt):
+            return fam
+    raise InputError(file, ("$.format", f"unknown format {fmt!r}; expected {CACHING_FORMAT!r} "
+                                        "or a MoE² instance"))
+
+
+def load(path: str) -> tuple[Family, Any]:
+    """Read an instance file of any family: ``(family, instance)``."""
+    data = read_json(path)
+    fam = detect(data, str(path))
+    return fam, fam.from_dict(data, str(path))
+
