@@ -242,6 +242,36 @@ class IncrementalEvaluator:
         out[self.x[el[:, 0], el[:, 1], el[:, 2]]] = 0.0
         return out
 
+    def losses(self, elements: np.ndarray) -> np.ndarray:
+        """Decrease of ``R`` from evicting each ``(n, l, e)`` of ``elements int (k, 3)`` on its
+        own; ``float64 (k,)``, ``>= 0`` (0 for elements not cached)."""
+        el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
+        k = len(el)
+        if k == 0:
+            return np.zeros(0)
+        keys = el[:, 1] * self._E + el[:, 2]
+        starts, ends = self._ptr[keys], self._ptr[keys + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(k)
+        owner = np.repeat(np.arange(k), counts)
+        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        idx = np.repeat(starts, counts) + offs
+        rows, cols = self._rows[idx], self._cols[idx]
+        users = self.instance.set_user[rows]
+        n, l, e = el[owner, 0], el[owner, 1], el[owner, 2]
+        others = self.x[:, l, e].T.copy()  # (total, N): nodes caching the key
+        others[np.arange(total), n] = False
+        via = np.where(others, self.instance.latency[users, :, l], np.inf).min(axis=1)
+        new = np.minimum(self.instance.cloud_latency[users, l], via)
+        memb = self.tau_flat[self._flat[rows]]
+        memb[np.arange(total), cols] = new
+        diff = self._coef[rows] * (memb.max(axis=1) - self.setlat[rows])
+        out = np.bincount(owner, weights=diff, minlength=k)
+        out[~self.x[el[:, 0], el[:, 1], el[:, 2]]] = 0.0
+        return out
+
     # -- general moves
     def _changed(self, add: Iterable[Sequence[int]], remove: Iterable[Sequence[int]]):
         """New ``tau`` columns and affected rows for a batch of additions / removals."""

@@ -1,0 +1,215 @@
+"""Local search (polish), cyclic re-optimisation and best: properties against brute force."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reference import latency_from_definition, random_cache, random_instance_dict
+from slimcaching.errors import InputError
+from slimcaching.instances.generators import random_instance
+from slimcaching.instances.model import Placement
+from slimcaching.instances.validate import instance_from_dict
+from slimcaching.objective import IncrementalEvaluator, latency
+from slimcaching.algorithms.local_search import MOVE_KINDS, candidate_sets, polish
+from slimcaching.result import Status
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+# ------------------------------------------------------------------ helpers
+def _cache_of(inst, x: np.ndarray) -> dict[str, set[tuple[int, int]]]:
+    return {name: {(int(l), int(e)) for l, e in np.argwhere(x[n])} for n, name in enumerate(inst.node_names)}
+
+
+def _T(d, inst, x) -> float:
+    """Latency from the definition (tests/reference.py), independent of the evaluator."""
+    return latency_from_definition(d, _cache_of(inst, x))
+
+
+def _feasible_random_start(inst, rng) -> Placement:
+    """A random feasible placement: random element order, add while it fits."""
+    x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+    used = np.zeros(inst.N, dtype=np.int64)
+    cand = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    for n, l, e in cand[rng.permutation(len(cand))]:
+        if rng.random() < 0.5 and used[n] + inst.expert_size[l] <= inst.capacity[n]:
+            x[n, l, e] = True
+            used[n] += inst.expert_size[l]
+    return Placement(x)
+
+
+def _neighbours(inst, x: np.ndarray, max_sets: int):
+    """Every placement one add / set / drop / swap / move step away (as polish defines them), by kind."""
+    size, cap = inst.expert_size, inst.capacity
+    valid = inst.valid_mask()
+    used = (x.sum(axis=2) * size[None, :]).sum(axis=1)
+    cached = [tuple(v) for v in np.argwhere(x)]
+    free_el = [tuple(v) for v in np.argwhere(~x & valid[None])]
+    for n, l, e in free_el:  # add
+        if used[n] + size[l] <= cap[n]:
+            y = x.copy(); y[n, l, e] = True
+            yield "add", y
+    for l, members in enumerate(candidate_sets(inst, max_sets)):  # set
+        for n in range(inst.N):
+            for row in members:
+                miss = [e for e in row if e >= 0 and not x[n, l, e]]
+                if len(miss) >= 2 and used[n] + size[l] * len(miss) <= cap[n]:
+                    y = x.copy(); y[n, l, miss] = True
+                    yield "set", y
+    for n, l, e in cached:
+        y = x.copy(); y[n, l, e] = False
+        yield "drop", y
+        for n2, l2, e2 in free_el:  # swap at the same node
+            if n2 == n and used[n] - size[l] + size[l2] <= cap[n]:
+                z = y.copy(); z[n, l2, e2] = True
+                yield "swap", z
+        for m in range(inst.N):  # move to another node, evicting at most one element there
+            if x[m, l, e]:
+                continue
+            if used[m] + size[l] <= cap[m]:
+                z = y.copy(); z[m, l, e] = True
+                yield "move", z
+            for mb, lb, eb in cached:
+                if mb == m and used[m] - size[lb] + size[l] <= cap[m]:
+                    z = y.copy(); z[m, l, e] = True; z[m, lb, eb] = False
+                    yield "move", z
+
+
+def _brute_force_T(d, inst) -> float:
+    """Optimum by enumerating every feasible placement (tiny instances only)."""
+    valid = np.argwhere(inst.valid_mask())
+    per_node = []
+    for n in range(inst.N):
+        opts = []
+        for r in range(len(valid) + 1):
+            for sub in itertools.combinations(range(len(valid)), r):
+                if sum(inst.expert_size[valid[i][0]] for i in sub) <= inst.capacity[n]:
+                    opts.append(sub)
+        per_node.append(opts)
+    best = np.inf
+    for combo in itertools.product(*per_node):
+        x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+        for n, sub in enumerate(combo):
+            for i in sub:
+                x[n, valid[i][0], valid[i][1]] = True
+        best = min(best, latency(inst, x))
+    return best
+
+
+# --------------------------------------------------- IncrementalEvaluator.losses
+@settings(max_examples=60, deadline=None)
+@given(seed=seeds)
+def test_losses_equal_two_full_evaluations(seed):
+    d = random_instance_dict(seed)
+    inst = instance_from_dict(d)
+    rng = np.random.default_rng(seed)
+    x = Placement.from_cache(inst, {k: sorted(v) for k, v in random_cache(d, rng, 0.5).items()}).x
+    ev = IncrementalEvaluator(inst, Placement(x))
+    el = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    got = ev.losses(el)
+    t_x = _T(d, inst, x)
+    for (n, l, e), g in zip(el, got):
+        if not x[n, l, e]:
+            assert g == 0.0
+            continue
+        y = x.copy(); y[n, l, e] = False
+        assert g == pytest.approx(_T(d, inst, y) - t_x, abs=1e-12)
+        assert g >= -1e-15
+
+
+# ------------------------------------------------------------------- polish
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds)
+def test_polish_never_worse_and_locally_optimal(seed):
+    d = random_instance_dict(seed, max_layers=2, max_experts=4, max_nodes=3, max_users=2, max_cap=4)
+    inst = instance_from_dict(d)
+    rng = np.random.default_rng(seed)
+    start = _feasible_random_start(inst, rng) if rng.random() < 0.7 else None
+    res = polish(inst, start=start, seed=seed, max_sets=3)
+    assert res.status == Status.HEURISTIC and res.info["stopped"] == "local_optimum"
+    assert res.feasible and res.placement.is_feasible(inst)
+    t_start = _T(d, inst, start.x if start is not None else inst.empty_placement().x)
+    t_end = _T(d, inst, res.placement.x)
+    assert t_end <= t_start + 1e-12
+    assert res.latency == pytest.approx(t_end, abs=1e-12)
+    assert res.latency == latency(inst, res.placement)
+    tol = res.params["tol"]
+    for kind, y in _neighbours(inst, res.placement.x, max_sets=3):
+        assert _T(d, inst, y) >= t_end - tol - 1e-12, f"improving {kind} move left"
+
+
+def test_polish_escapes_the_zero_gain_stall_with_set_steps():
+    """Top-2 sets only: every single add from empty gains 0, a set-add does not."""
+    inst = random_instance(layers=3, experts=5, top_k=2, nodes=2, users=2, seed=3)
+    only_singles = polish(inst, moves="add,drop,swap,move")
+    assert only_singles.reduction == 0.0
+    with_sets = polish(inst)
+    assert with_sets.reduction > 0.0 and with_sets.info["moves"]["set"] > 0
+
+
+def test_polish_reaches_the_optimum_often_on_tiny_instances():
+    """Not a guarantee, a regression check: from the empty start, within 10 % on tiny K=1 instances."""
+    ratios = []
+    for seed in range(12):
+        d = random_instance_dict(seed, max_layers=2, max_experts=3, max_k=1, max_nodes=2, max_users=2, max_cap=3)
+        inst = instance_from_dict(d)
+        t0 = latency(inst, inst.empty_placement())
+        opt = _brute_force_T(d, inst)
+        if t0 - opt <= 1e-12:
+            continue
+        ratios.append((t0 - polish(inst).latency) / (t0 - opt))
+    assert len(ratios) >= 5
+    assert min(ratios) >= 0.5 and np.mean(ratios) >= 0.9
+
+
+def test_polish_time_limit_zero_returns_start():
+    inst = random_instance(layers=4, experts=6, top_k=2, nodes=3, users=3, seed=1)
+    start = _feasible_random_start(inst, np.random.default_rng(0))
+    res = polish(inst, start=start, time_limit=0.0)
+    assert res.status == Status.TIME_LIMIT
+    assert res.placement == start
+    assert res.info["stopped"] == "time_limit"
+
+
+def test_polish_max_moves_and_seed_recorded():
+    inst = random_instance(layers=4, experts=6, top_k=1, nodes=3, users=3, seed=2)
+    res = polish(inst, max_moves=3, seed=7)
+    assert sum(res.info["moves"].values()) == 3 and res.info["stopped"] == "max_moves"
+    assert res.seed == 7 and res.params["seed"] == 7
+    full = polish(inst, seed=7)
+    assert full.reduction >= res.reduction
+
+
+def test_polish_is_deterministic_for_a_seed():
+    inst = random_instance(layers=4, experts=6, top_k=2, nodes=3, users=3, seed=4)
+    start = _feasible_random_start(inst, np.random.default_rng(1))
+    a, b = polish(inst, start=start, seed=5), polish(inst, start=start, seed=5)
+    assert a.placement == b.placement
+
+
+def test_polish_bad_input_messages():
+    inst = random_instance(layers=2, experts=4, top_k=2, nodes=2, users=2, seed=0)
+    with pytest.raises(InputError, match=r"start must be a Placement of shape \(2, 2, 4\)"):
+        polish(inst, start=Placement(np.zeros((1, 2, 4), dtype=bool)))
+    x = np.ones((2, 2, 4), dtype=bool)
+    with pytest.raises(InputError, match=r"start: \$\.cache\.edge-0: start uses 8 > capacity 2 of node 'edge-0'"):
+        polish(inst, start=Placement(x))
+    inst3 = random_instance(layers=2, experts=[2, 4], top_k=1, nodes=1, users=1, seed=0)
+    y = np.zeros((1, 2, 4), dtype=bool); y[0, 0, 3] = True
+    with pytest.raises(InputError, match=r"layer 0 has 2 experts, expert 3 does not exist"):
+        polish(inst3, start=Placement(y))
+    with pytest.raises(InputError, match=r"moves must be a non-empty subset of add, set, drop, swap, move; got jump"):
+        polish(inst, moves="add,jump")
+    with pytest.raises(InputError, match=r"max_moves must be an integer >= 0, got -1"):
+        polish(inst, max_moves=-1)
+    with pytest.raises(InputError, match=r"tol must be a number >= 0, got -1"):
+        polish(inst, tol=-1)
+    with pytest.raises(InputError, match=r"time limit must be a number >= 0 seconds, got -2"):
+        polish(inst, time_limit=-2)
+
+
+def test_move_kinds_constant():
+    assert MOVE_KINDS == ("add", "set", "drop", "swap", "move")
