@@ -226,8 +226,11 @@ _HEADERS = {
     "formulation": "formulation", "lp_over_opt": "LP / T*", "root_gap": "root gap",
     "r_gap": "R gap", "median_lp_s": "median LP (s)", "exact_runs": "MILP runs",
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
+    "regime": "regime", "claimed": "claimed", "checked": "checked", "margin": "margin",
+    "violations": "violations", "inconclusive": "inconclusive", "reference": "reference",
 }
-_RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap")
+_RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap",
+               "claimed", "margin", "ratio", "latency_ratio")
 
 
 def _cell(col: str, v: Any) -> str:
