@@ -121,7 +121,7 @@ def test_losses_equal_two_full_evaluations(seed):
 
 
 # ------------------------------------------------------------------- polish
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(seed=seeds)
 def test_polish_never_worse_and_locally_optimal(seed):
     d = random_instance_dict(seed, max_layers=2, max_experts=4, max_nodes=3, max_users=2, max_cap=4)

@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..instances.model import Instance, Placement
 from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
+from . import successive as _successive
 
 __all__ = ["polish", "cyclic", "best", "candidate_sets", "MOVE_KINDS"]
 
@@ -249,42 +250,48 @@ class _Neighbourhood:
             n_swap = len(batch)
             if do_move:
                 batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
-            if not batch:
-                continue
-            ev.apply(remove=[d])
-            try:
-                g = ev.gains(np.asarray(batch))
-                self.queries += len(batch)
-                if n_swap:
-                    j = int(np.argmax(g[:n_swap]))
-                    if g[j] > best_g:
-                        best_g, best = float(g[j]), ("swap", [batch[j]], [])
-                for j in range(n_swap, len(batch)):
-                    m = batch[j][0]
-                    a = batch[j]
-                    if g[j] <= best_g:  # R monotone: no eviction at m beats adding a alone
-                        continue
-                    if free[m] >= self.size[l]:
-                        best_g, best = float(g[j]), ("move", [a], [])
-                        continue
-                    on_m = np.nonzero((cached[:, 0] == m) & (free[m] + el_size >= self.size[l]))[0]
-                    other = on_m[cached[on_m, 1] != l]
-                    if len(other):
-                        k = other[int(np.argmin(loss[other]))]
-                        if g[j] - loss[k] > best_g:
-                            best_g, best = float(g[j] - loss[k]), ("move", [a], [tuple(int(v) for v in cached[k])])
-                    for k in on_m[cached[on_m, 1] == l]:
-                        b = tuple(int(v) for v in cached[k])
-                        gb = ev.gain_of(add=[a], remove=[b])
-                        self.queries += 1
-                        if gb > best_g:
-                            best_g, best = float(gb), ("move", [a], [b])
-            finally:
-                ev.apply(add=[d])
+            if batch:
+                best_g, best = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size)
             if best is not None and best_g - loss[i] > tol:
                 kind, add, remove = best
                 return best_g - float(loss[i]), kind, add, [d] + remove
         return None
+
+    def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size):
+        """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best."""
+        ev = self.ev
+        n, l, e = d
+        ev.apply(remove=[d])
+        try:
+            g = ev.gains(np.asarray(batch))
+            self.queries += len(batch)
+            if n_swap:
+                j = int(np.argmax(g[:n_swap]))
+                if g[j] > best_g:
+                    best_g, best = float(g[j]), ("swap", [batch[j]], [])
+            for j in range(n_swap, len(batch)):
+                m = batch[j][0]
+                a = batch[j]
+                if g[j] <= best_g:  # R monotone: no eviction at m beats adding a alone
+                    continue
+                if free[m] >= self.size[l]:
+                    best_g, best = float(g[j]), ("move", [a], [])
+                    continue
+                on_m = np.nonzero((cached[:, 0] == m) & (free[m] + el_size >= self.size[l]))[0]
+                other = on_m[cached[on_m, 1] != l]
+                if len(other):
+                    k = other[int(np.argmin(loss[other]))]
+                    if g[j] - loss[k] > best_g:
+                        best_g, best = float(g[j] - loss[k]), ("move", [a], [tuple(int(v) for v in cached[k])])
+                for k in on_m[cached[on_m, 1] == l]:
+                    b = tuple(int(v) for v in cached[k])
+                    gb = ev.gain_of(add=[a], remove=[b])
+                    self.queries += 1
+                    if gb > best_g:
+                        best_g, best = float(gb), ("move", [a], [b])
+        finally:
+            ev.apply(add=[d])
+        return best_g, best
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
@@ -351,13 +358,15 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     * *move* a cached ``(n, l, e)`` to a node ``m`` without it, evicting at
       ``m`` at most one cached element ``b`` so that it fits
       (``used_m - s_b + s_l <= Q_m``; no eviction if ``used_m + s_l <= Q_m``).
-      Without eviction a move is never better than the corresponding add
-      (``R`` is monotone); the eviction is what makes it useful.
+      Because ``R`` is monotone, a move is never better than the add of
+      ``(m, l, e)`` (no eviction) or the swap of ``b`` for ``(m, l, e)`` at
+      ``m`` (eviction), and a drop never improves; both kinds are checked
+      anyway so the local-optimality claim below covers them exactly.
 
     Each iteration applies the best improving add if there is one, else the
-    best improving set-add; otherwise it scans the cached elements in a seeded random order and applies the best
-    drop / swap / move of the first element that has an improving one
-    (first improvement over elements).  A move is improving when it increases
+    best improving set-add; otherwise it scans the cached elements in a
+    seeded random order and applies the best drop / swap / move of the first
+    element that has an improving one (first improvement over elements).  A move is improving when it increases
     ``R`` by more than ``tol``.
 
     Guarantee: ``R(polish(x0)) >= R(x0)`` for every start ``x0``, and on
@@ -451,8 +460,7 @@ def _single_node_kwargs(params: dict) -> dict:
 def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: int | None, tol: float,
                    deadline: float, single: dict) -> dict:
     """Re-solve one node at a time on ``ev`` in place until a pass improves nothing."""
-    from .successive import solve_single_node
-
+    solve_single_node = _successive.solve_single_node
     inst = ev.instance
     passes = improved_nodes = rejected = 0
     exact = True
@@ -488,48 +496,13 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
             "single_node_exact": exact, "rejected_infeasible": rejected}
 
 
-def _check_order(instance: Instance, order: Any) -> list[int]:
-    if order is None:
-        return list(range(instance.N))
-    if isinstance(order, str):
-        if order in ("given", "index"):
-            return list(range(instance.N))
-        if order in ("capacity", "capacity-desc"):
-            return [int(n) for n in np.argsort(-instance.capacity, kind="stable")]
-        raise InputError("--param", ("order", f"order must be 'given', 'capacity' or a permutation of "
-                                              f"0..{instance.N - 1}, got {order!r}"))
-    try:
-        perm = [int(v) for v in order]
-    except (TypeError, ValueError):
-        perm = None
-    if perm is None or sorted(perm) != list(range(instance.N)):
-        raise InputError("--param", ("order", f"order must be 'given', 'capacity' or a permutation of "
-                                              f"0..{instance.N - 1}, got {order!r}"))
-    return perm
-
-
-def _inherited(instance: Instance, params: dict, given_start: bool) -> tuple[Guarantee, ...]:
-    """Guarantees of ``successive`` that hold for this run (only when it is the start)."""
-    if given_start:
-        return ()
-    from . import guarantees_of
-
-    try:
-        gs = guarantees_of("successive")
-    except (ImportError, AttributeError):
-        return ()
-    out = []
-    for g in gs:
-        try:
-            if g.applies(instance, params):
-                out.append(g)
-        except Exception:  # a regime test that cannot read these params does not apply
-            continue
-    return tuple(out)
+def _applicable(gs: tuple[Guarantee, ...], instance: Instance, params: dict) -> str | None:
+    """Text of the guarantees whose regime holds for this run, or ``None``."""
+    return "; ".join(g.text() for g in gs if g.applies(instance, params)) or None
 
 
 def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-           start: Placement | None = None, max_passes: int | None = 50, order: Any = None,
+           start: Placement | None = None, max_passes: int | None = 50, order: Any = "latency",
            tol: float | None = None, **params) -> Result:
     """Cyclic re-optimisation: block-coordinate ascent over nodes with the single-node solver.
 
@@ -563,8 +536,9 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
         Feasible start; ``successive``'s placement when omitted.
     max_passes : int or None
         Cap on passes over the nodes (``None``: until no improvement).
-    order : None, "given", "capacity" or permutation of ``0..N-1``
-        Node visiting order within a pass (default index order).
+    order : {"latency", "capacity", "given"} or sequence of node names / indices
+        Node visiting order within a pass, and of the ``successive`` start
+        (:func:`slimcaching.algorithms.successive.node_order`).
     tol : float, optional
         Improvement threshold; default ``1e-12 T(empty)``.
     **params
@@ -605,14 +579,12 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
                                                  f"start, max_passes, order, tol, {', '.join(_SINGLE_NODE_KEYS)}"))
     start = _check_start(instance, start)
     max_passes = _check_count("max_passes", max_passes, 1)
-    node_order = _check_order(instance, order)
+    nodes = _successive.node_order(instance, order)
     single = _single_node_kwargs(params)
     info: dict[str, Any] = {}
     if start is None:
-        from .successive import successive
-
         left = None if time_limit is None else max(0.0, deadline - time.perf_counter())
-        res0 = successive(instance, seed=seed, time_limit=left, **single)
+        res0 = _successive.successive(instance, seed=seed, time_limit=left, order=order, **single)
         start_placement = res0.placement
         info["start"] = {"algorithm": res0.algorithm, "latency": res0.latency, "status": str(res0.status),
                          "runtime_s": res0.runtime_s}
@@ -622,16 +594,15 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
     ev = IncrementalEvaluator(instance, start_placement)
     tol_ = _check_tol(tol, ev)
     info["start_latency"] = ev.latency
-    info.update(_cyclic_sweeps(ev, order=node_order, max_passes=max_passes, tol=tol_, deadline=deadline,
+    info.update(_cyclic_sweeps(ev, order=nodes, max_passes=max_passes, tol=tol_, deadline=deadline,
                                single=single))
     timed_out = info["stopped"] == "time_limit" or info["start"].get("status") == str(Status.TIME_LIMIT)
     run_params = {"start": "given" if start is not None else "successive", "max_passes": max_passes,
-                  "order": node_order, "tol": tol_, **single, "seed": seed}
-    gs = _inherited(instance, {**params, "order": order}, start is not None)
+                  "order": nodes, "tol": tol_, **single, "seed": seed}
     return make_result(instance, ev.placement(), algorithm="cyclic",
                        status=Status.TIME_LIMIT if timed_out else Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params=run_params, seed=seed,
-                       guarantee="; ".join(g.text() for g in gs) or None, info=info)
+                       guarantee=_applicable(cyclic.guarantees, instance, run_params), info=info)
 
 
 # --------------------------------------------------------------------- best
@@ -685,8 +656,6 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     .. [2] E. Aarts and J. K. Lenstra (eds.), "Local Search in Combinatorial
        Optimization", Wiley, 1997.
     """
-    from .successive import successive
-
     t0 = time.perf_counter()
     deadline = _deadline(time_limit, t0)
     valid = set(_SINGLE_NODE_KEYS) | {"order", "max_passes", "moves", "max_moves", "max_sets", "tol"}
@@ -702,7 +671,8 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
         return None if time_limit is None else max(0.0, deadline - time.perf_counter())
 
     stages = []
-    r1 = successive(instance, seed=seed, time_limit=left(), **single)
+    r1 = _successive.successive(instance, seed=seed, time_limit=left(), **single,
+                    **({"order": params["order"]} if "order" in params else {}))
     stages.append(r1)
     r2 = cyclic(instance, seed=seed, time_limit=left(), start=r1.placement, **cyc, **single)
     stages.append(r2)
@@ -711,13 +681,19 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     info = {"stages": [{"algorithm": r.algorithm, "latency": r.latency, "status": str(r.status),
                         "runtime_s": r.runtime_s, "info": r.info} for r in stages]}
     timed_out = any(r.status == Status.TIME_LIMIT for r in stages)
-    gs = _inherited(instance, params, False)
     run_params = {**r1.params, "cyclic": r2.params, "polish": r3.params, "seed": seed}
     return make_result(instance, r3.placement, algorithm="best",
                        status=Status.TIME_LIMIT if timed_out else Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params=run_params, seed=seed,
-                       guarantee="; ".join(g.text() for g in gs) or None, info=info)
+                       guarantee=_applicable(best.guarantees, instance, run_params), info=info)
 
 
-cyclic.guarantees = ()  # type: ignore[attr-defined]  # inherited per run from successive, see _inherited
-best.guarantees = ()  # type: ignore[attr-defined]
+def _inherit(g: Guarantee, via: str) -> Guarantee:
+    """``g`` for a method whose ``R`` is at least ``successive``'s (when it starts from it)."""
+    return Guarantee(ratio=g.ratio, regime=g.regime + f" (inherited: R({via}) >= R(successive))",
+                     reference=g.reference,
+                     applies=lambda inst, p: p.get("start", "successive") == "successive" and g.applies(inst, p))
+
+
+cyclic.guarantees = tuple(_inherit(g, "cyclic") for g in _successive.successive.guarantees)  # type: ignore[attr-defined]
+best.guarantees = tuple(_inherit(g, "best") for g in _successive.successive.guarantees)  # type: ignore[attr-defined]
