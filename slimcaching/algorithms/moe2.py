@@ -1,0 +1,585 @@
+"""Algorithms for MoE² edge LLM expert selection (``MODEL.md`` section 2).
+
+Problem: choose ``S_k`` within the latency-feasible experts ``A_k`` of every
+category ``k`` to maximise ``f(S) = sum_k lambda_k q_k(S_k)`` subject to
+``g(S) = sum_k lambda_k sum_{i in S_k} e_i <= E``; each ``q_k`` is monotone
+non-decreasing and is only accessed through a counting oracle.
+
+* :func:`dmo`        the paper's method: discrete monotonic optimisation
+  (best-first branch-reduce-and-bound over the binary box), exact;
+* :func:`exhaustive` every feasible subset of every category, every combination, exact;
+* :func:`exact`      the subset-choice MILP solved by HiGHS
+  (:mod:`slimcaching.formulations.moe2`), exact;
+* :func:`greedy`, :func:`fastest`, :func:`random_selection`: baselines.
+
+Every function has the signature ``f(instance, *, seed=None, time_limit=None,
+**params) -> Moe2Result`` and is listed in :data:`MOE2_ALGORITHMS`.  Objective,
+energy and feasibility in a result always come from the family's one evaluator,
+:func:`slimcaching.instances.moe2.evaluate_moe2`.
+
+When no expert fits (no ``(k, i)`` with ``d_i + a <= D_k`` and
+``lambda_k e_i <= E``), the empty selection is the only feasible one: every
+algorithm returns it with status ``optimal`` and a message saying so; this is
+never an error.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+from ..instances.moe2 import Moe2Instance, evaluate_moe2, ids_of, within
+from ..result import Status, _jsonable
+
+__all__ = [
+    "Moe2Result", "CountingOracle", "MOE2_ALGORITHMS", "get_moe2_algorithm",
+    "dmo", "exhaustive", "exact", "greedy", "fastest", "random_selection", "NOTHING_FITS",
+]
+
+NOTHING_FITS = ("no expert fits: every expert misses its category's latency budget or the energy budget, "
+                "so the empty selection is the only feasible one")
+
+
+# ------------------------------------------------------------------ result and oracle
+@dataclass
+class Moe2Result:
+    """What every MoE² algorithm returns.
+
+    Attributes
+    ----------
+    algorithm : str
+    status : Status              ``optimal`` for exact methods (and whenever only the
+                                 empty selection is feasible), ``heuristic`` for
+                                 baselines, ``time_limit`` with the incumbent.
+    selection : list of list of int   sorted expert ids, one list per category.
+    objective : float            ``sum_k lambda_k q_k(S_k)`` (evaluator), maximised.
+    energy : float               ``sum_k lambda_k sum_{i in S_k} e_i`` (evaluator).
+    feasible : bool              both budgets hold (evaluator).
+    oracle_calls : int           distinct evaluations of some ``q_k(S)``.
+    runtime_s : float
+    bound : float or None        proven upper bound on the optimum objective.
+    params : dict
+    seed : int or None
+    info : dict                  what the method did (nodes, oracle queries, ...).
+    message : str
+    categories : list of str     category names (keys of ``selection`` in :meth:`to_dict`).
+    instance : str               instance name.
+    instance_hash : str
+    """
+
+    algorithm: str
+    status: Status
+    selection: list[list[int]]
+    objective: float
+    energy: float
+    feasible: bool
+    oracle_calls: int
+    runtime_s: float
+    bound: float | None = None
+    params: dict = field(default_factory=dict)
+    seed: int | None = None
+    info: dict = field(default_factory=dict)
+    message: str = ""
+    categories: list[str] = field(default_factory=list)
+    instance: str = ""
+    instance_hash: str = ""
+
+    @property
+    def gap(self) -> float | None:
+        """``(bound - objective) / bound`` when a positive bound exists."""
+        if self.bound is None or self.bound <= 0:
+            return None
+        return max(0.0, (self.bound - self.objective) / self.bound)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object printed by ``slimcaching moe2 solve``; also a valid ``moe2-selection/1`` file."""
+        from ..instances.moe2 import SELECTION_FORMAT
+
+        names = self.categories or [str(k) for k in range(len(self.selection))]
+        return _jsonable({
+            "format": SELECTION_FORMAT, "instance": self.instance, "instance_hash": self.instance_hash,
+            "algorithm": self.algorithm, "status": str(self.status),
+            "selection": {n: list(s) for n, s in zip(names, self.selection)},
+            "objective": self.objective, "energy": self.energy, "feasible": self.feasible,
+            "oracle_calls": self.oracle_calls, "runtime_s": self.runtime_s, "bound": self.bound,
+            "gap": self.gap, "params": self.params, "seed": self.seed, "info": self.info,
+            "message": self.message,
+        })
+
+
+class CountingOracle:
+    """Memoised access to ``q_k(S)`` that counts evaluations.
+
+    ``calls`` counts distinct ``(k, S)`` evaluated (what an expensive
+    measurement of a mixture's quality would cost); ``queries`` counts every
+    lookup, repeats included.
+    """
+
+    def __init__(self, instance: Moe2Instance):
+        self._q = instance.quality
+        self._seen = np.zeros(self._q.shape, dtype=bool)
+        self.calls = 0
+        self.queries = 0
+
+    def __call__(self, k: int, mask: int) -> float:
+        self.queries += 1
+        if not self._seen[k, mask]:
+            self._seen[k, mask] = True
+            self.calls += 1
+        return float(self._q[k, mask])
+
+    def many(self, k: int, masks: np.ndarray) -> np.ndarray:
+        """``q_k`` of every mask in ``masks`` (vectorised, counted)."""
+        masks = np.asarray(masks, dtype=np.int64)
+        self.queries += len(masks)
+        new = ~self._seen[k, masks]
+        self.calls += int(np.unique(masks[new]).size)
+        self._seen[k, masks] = True
+        return self._q[k, masks].astype(float)
+
+
+def _no_params(name: str, params: dict, valid: tuple[str, ...] = ()) -> None:
+    if params:
+        raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for {name}; "
+                                         f"valid: {', '.join(valid) if valid else 'none'}"))
+
+
+def _check_time_limit(time_limit: Any) -> None:
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
+                                       and time_limit > 0):
+        raise InputError("--time-limit", ("", f"must be a number > 0, got {time_limit!r}"))
+
+
+def _finish(instance: Moe2Instance, masks: Any, *, algorithm: str, status: Status, t0: float,
+            oracle: CountingOracle | None, params: dict | None = None, seed: int | None = None,
+            bound: float | None = None, info: dict | None = None, message: str = "") -> Moe2Result:
+    """Build the result with the evaluator's numbers (the only way algorithms report)."""
+    masks = np.asarray(masks, dtype=np.int64)
+    ev = evaluate_moe2(instance, masks)
+    info = dict(info or {})
+    if oracle is not None:
+        info["oracle_queries"] = oracle.queries
+    return Moe2Result(
+        algorithm=algorithm, status=Status(status), selection=[ids_of(int(m)) for m in masks],
+        objective=ev.objective, energy=ev.energy, feasible=ev.feasible,
+        oracle_calls=0 if oracle is None else oracle.calls, runtime_s=time.perf_counter() - t0,
+        bound=bound, params=dict(params or {}), seed=seed, info=info, message=message,
+        categories=list(instance.category_names), instance=instance.name, instance_hash=instance.content_hash(),
+    )
+
+
+def _usable(instance: Moe2Instance) -> np.ndarray:
+    """``int64 (C,)``: experts fitting category ``k``'s latency budget whose energy alone fits ``E``."""
+    allowed = instance.allowed_masks()
+    out = np.zeros(instance.C, dtype=np.int64)
+    for k in range(instance.C):
+        for i in ids_of(int(allowed[k])):
+            if within(instance.weight[k] * instance.energy[i], instance.energy_budget):
+                out[k] |= 1 << i
+    return out
+
+
+def _trivial(instance: Moe2Instance, name: str, t0: float, params: dict, seed: int | None) -> Moe2Result | None:
+    """The result when nothing fits (empty selection, optimal), else ``None``."""
+    if np.any(_usable(instance)):
+        return None
+    oracle = CountingOracle(instance)
+    value = sum(instance.weight[k] * oracle(k, 0) for k in range(instance.C))
+    return _finish(instance, np.zeros(instance.C, dtype=np.int64), algorithm=name, status=Status.OPTIMAL, t0=t0,
+                   oracle=oracle, params=params, seed=seed, bound=float(value), info={"nothing_fits": True},
+                   message=NOTHING_FITS)
+
+
+def _submasks(mask: int, M: int) -> np.ndarray:
+    """``int64``: every subset of ``mask`` (ascending)."""
+    allm = np.arange(1 << M, dtype=np.int64)
+    return allm[(allm & ~np.int64(mask)) == 0]
+
+
+# ------------------------------------------------------------------ exact: exhaustive search
+def exhaustive(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+               **params) -> Moe2Result:
+    """Exact optimum by exhaustive search.
+
+    Queries ``q_k`` on every latency-feasible subset of every category, then
+    enumerates every combination ``(S_1, ..., S_C)``, keeping the best one that
+    meets the energy budget (ties: the first in enumeration order).
+
+    Guarantee
+    ---------
+    ``f(S) = max { f(T) : T feasible }`` (optimal) whenever it finishes within
+    ``time_limit``; otherwise status ``time_limit`` with the best combination seen.
+
+    Notes
+    -----
+    Oracle calls ``sum_k 2**|A_k|``; time ``O(prod_k 2**|A_k|)``, vectorised over
+    the last two categories (chunks of at most ``2**21`` pairs), so practical
+    for ``M * C`` up to about 30.
+    """
+    _no_params("exhaustive", params)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    record = {"time_limit": time_limit}
+    triv = _trivial(instance, "exhaustive", t0, record, seed)
+    if triv is not None:
+        return triv
+    oracle = CountingOracle(instance)
+    C, lam, B = instance.C, instance.weight, instance.energy_budget
+    sub_e = instance.subset_energy()
+    cand = [_submasks(int(m), instance.M) for m in instance.allowed_masks()]
+    val = [lam[k] * oracle.many(k, cand[k]) for k in range(C)]
+    en = [lam[k] * sub_e[cand[k]] for k in range(C)]
+    best_val, best = -np.inf, None
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    stopped = False
+    tol = B + 1e-9 * max(1.0, abs(B))  # within(): value <= budget + rtol * max(1, |budget|)
+    outer = list(range(C - 2)) if C >= 2 else []
+    inner = [C - 2, C - 1] if C >= 2 else [0]
+    combos = 0
+    for idx in itertools.product(*(range(len(cand[k])) for k in outer)):
+        base_v = sum(val[k][j] for k, j in zip(outer, idx))
+        base_e = sum(en[k][j] for k, j in zip(outer, idx))
+        if base_e > tol:
+            continue
+        if len(inner) == 1:
+            v = base_v + val[0]
+            ok = base_e + en[0] <= tol
+            combos += len(v)
+            if ok.any():
+                j = int(np.argmax(np.where(ok, v, -np.inf)))
+                if v[j] > best_val:
+                    best_val, best = v[j], [int(cand[0][j])]
+            continue
+        a, b = inner
+        chunk = max(1, (1 << 21) // len(cand[b]))
+        for s in range(0, len(cand[a]), chunk):
+            va = val[a][s:s + chunk, None] + val[b][None, :] + base_v
+            ok = en[a][s:s + chunk, None] + en[b][None, :] + base_e <= tol
+            combos += va.size
+            flat = np.where(ok, va, -np.inf).ravel()
+            j = int(np.argmax(flat))
+            if flat[j] > best_val:
+                ja, jb = divmod(j, len(cand[b]))
+                best_val = flat[j]
+                best = [int(cand[k][jj]) for k, jj in zip(outer, idx)] + [int(cand[a][s + ja]), int(cand[b][jb])]
+            if deadline is not None and time.perf_counter() > deadline:
+                stopped = True
+                break
+        if stopped:
+            break
+    masks = np.array(best, dtype=np.int64) if best is not None else np.zeros(C, dtype=np.int64)
+    info = {"combinations": combos, "candidates": [len(c) for c in cand]}
+    if stopped:
+        return _finish(instance, masks, algorithm="exhaustive", status=Status.TIME_LIMIT, t0=t0, oracle=oracle,
+                       params=record, seed=seed, info=info, message="time limit reached; best combination so far")
+    res = _finish(instance, masks, algorithm="exhaustive", status=Status.OPTIMAL, t0=t0, oracle=oracle,
+                  params=record, seed=seed, info=info)
+    res.bound = res.objective
+    return res
+
+
+# ------------------------------------------------------------------ the paper's method: DMO
+def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+        **params) -> Moe2Result:
+    """Exact expert selection by discrete monotonic optimisation (branch-reduce-and-bound).
+
+    The decision is a point ``x`` of the binary box ``{0,1}^n`` with one
+    coordinate per (category, latency-feasible expert); the objective
+    ``f(x) = sum_k lambda_k q_k(x_k)`` and the constraint
+    ``g(x) = sum_k lambda_k e . x_k <= E`` are both increasing in ``x`` [1, 2].
+    A node is a box ``[lo, hi] = {x : lo <= x <= hi}``:
+
+    * *bound*: ``f(x) <= f(hi)`` on the box (monotone objective; one oracle call
+      per changed category);
+    * *reduce*: a free coordinate ``j`` with ``g(lo + e_j) > E`` is zero in every
+      feasible point of the box, so ``hi_j := 0`` (monotone constraint);
+      a box with ``g(lo) > E`` holds no feasible point;
+    * *stop*: the open box of largest ``f(hi)`` whose top corner is feasible,
+      ``g(hi) <= E``, gives the optimum ``hi``: every feasible point lies in an
+      open box whose bound is at most ``f(hi)``;
+    * *branch*: otherwise split on the free coordinate of largest energy
+      ``lambda_k e_i`` into ``x_j = 0`` and ``x_j = 1``.
+
+    Guarantee
+    ---------
+    ``f(S) = max { f(T) : T feasible }`` on every instance (exact, best-first
+    search over a finite lattice), whenever it finishes within ``time_limit``;
+    otherwise status ``time_limit`` with the best lower corner among the open
+    boxes and ``bound = max f(hi)`` over them, ``f(S) <= OPT <= bound``.
+
+    Notes
+    -----
+    Oracle calls are memoised, so at most ``sum_k 2**|A_k|`` (what exhaustive
+    search uses) and in practice far fewer: only top corners ``hi`` of boxes
+    whose bound exceeds the optimum are queried.  Each node costs ``O(n)``
+    besides the oracle; the number of nodes is exponential in the worst case
+    (the problem contains the 0-1 knapsack).
+
+    References
+    ----------
+    .. [1] H. Tuy, "Monotonic optimization: problems and solution approaches",
+       SIAM Journal on Optimization 11(2), 2000.
+    .. [2] H. Tuy, M. Minoux, N. T. Hoai-Phuong, "Discrete monotonic
+       optimization with application to a discrete location problem", SIAM
+       Journal on Optimization 17(1), 2006.
+    .. [3] L. Jin, Z. Chen, Y. Liu, et al., "MoE²: Optimizing collaborative
+       inference for edge large language models", arXiv:2501.09410, 2025.
+    """
+    _no_params("dmo", params)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    record = {"time_limit": time_limit}
+    triv = _trivial(instance, "dmo", t0, record, seed)
+    if triv is not None:
+        return triv
+    oracle = CountingOracle(instance)
+    C, B = instance.C, instance.energy_budget
+    lam = [float(x) for x in instance.weight]
+    e = [float(x) for x in instance.energy]
+    sub_e = instance.subset_energy()
+    tol = B + 1e-9 * max(1.0, abs(B))
+    # coordinates (k, i), the most energy-hungry first: branching order
+    coords = sorted(((lam[k] * e[i], k, i) for k in range(C) for i in ids_of(int(instance.allowed_masks()[k]))),
+                    reverse=True)
+    deadline = None if time_limit is None else t0 + float(time_limit)
+
+    def reduce(lo: list[int], hi: list[int], g_lo: float) -> None:
+        for w, k, i in coords:
+            if hi[k] >> i & 1 and not lo[k] >> i & 1 and g_lo + w > tol:
+                hi[k] &= ~(1 << i)
+
+    def bound(hi: list[int]) -> float:
+        return sum(lam[k] * oracle(k, hi[k]) for k in range(C))
+
+    def g(masks: list[int]) -> float:
+        return sum(lam[k] * sub_e[masks[k]] for k in range(C))
+
+    lo0, hi0 = [0] * C, [int(m) for m in instance.allowed_masks()]
+    reduce(lo0, hi0, 0.0)
+    tick = itertools.count()
+    heap = [(-bound(hi0), g(hi0), next(tick), lo0, hi0, 0.0)]
+    nodes = 0
+    best = None
+    status = Status.OPTIMAL
+    while heap:
+        neg_ub, g_hi, _, lo, hi, g_lo = heapq.heappop(heap)
+        nodes += 1
+        if g_hi <= tol:
+            best = hi
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            heapq.heappush(heap, (neg_ub, g_hi, next(tick), lo, hi, g_lo))
+            status = Status.TIME_LIMIT
+            break
+        # branch on the first free coordinate in energy order (one exists: g(hi) > E >= g(lo))
+        for w, k, i in coords:
+            if hi[k] >> i & 1 and not lo[k] >> i & 1:
+                break
+        # x_j = 0: same lo, hi without j (no new reduction: g(lo) unchanged)
+        hi0 = list(hi)
+        hi0[k] &= ~(1 << i)
+        heapq.heappush(heap, (-bound(hi0), g(hi0), next(tick), lo, hi0, g_lo))
+        # x_j = 1: lo with j, then reduce hi against the new g(lo)
+        lo1, hi1 = list(lo), list(hi)
+        lo1[k] |= 1 << i
+        g1 = g_lo + w
+        reduce(lo1, hi1, g1)
+        heapq.heappush(heap, (-bound(hi1), g(hi1), next(tick), lo1, hi1, g1))
+    info = {"nodes": nodes, "open_nodes": len(heap), "coordinates": len(coords)}
+    if status is Status.TIME_LIMIT:
+        # incumbent: best feasible lower corner among the most promising open boxes
+        top = heapq.nsmallest(64, heap)
+        cand = max((item[3] for item in top), key=lambda lo: sum(lam[k] * oracle(k, lo[k]) for k in range(C)))
+        ub = -top[0][0]
+        return _finish(instance, cand, algorithm="dmo", status=Status.TIME_LIMIT, t0=t0, oracle=oracle,
+                       params=record, seed=seed, bound=ub, info=info,
+                       message="time limit reached; best lower corner of the open boxes")
+    res = _finish(instance, best, algorithm="dmo", status=Status.OPTIMAL, t0=t0, oracle=oracle,
+                  params=record, seed=seed, info=info)
+    res.bound = res.objective
+    return res
+
+
+# ------------------------------------------------------------------ exact: MILP
+def exact(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+          **params) -> Moe2Result:
+    """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.formulations.moe2`)."""
+    from ..formulations.moe2 import solve_moe2_milp
+
+    _check_time_limit(time_limit)
+    return solve_moe2_milp(instance, seed=seed, time_limit=time_limit, **params)
+
+
+# ------------------------------------------------------------------ baselines
+def greedy(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+           **params) -> Moe2Result:
+    """Greedy by quality gain per unit of energy, compared with the best single expert.
+
+    Repeatedly adds the (category, expert) pair of largest
+    ``lambda_k (q_k(S_k + i) - q_k(S_k)) / (lambda_k e_i)`` among pairs that keep
+    both budgets and have a positive gain; returns the better of that and the
+    best feasible single pair.
+
+    Guarantee
+    ---------
+    None for general monotone ``q_k`` (status ``heuristic``).  When every
+    ``q_k`` is submodular (as in :func:`~slimcaching.instances.moe2.generate_moe2`)
+    the objective is monotone submodular under one knapsack constraint and this
+    rule gives ``f(S) >= (1 - 1/e) / 2 * OPT`` [1, 2].
+
+    Notes
+    -----
+    ``O(n^2)`` oracle queries for ``n`` latency-feasible pairs; only the category
+    changed in a step is re-queried.
+
+    References
+    ----------
+    .. [1] A. Krause, C. Guestrin, "A note on the budgeted maximization of
+       submodular functions", CMU-CALD-05-103, 2005.
+    .. [2] M. Sviridenko, "A note on maximizing a submodular set function
+       subject to a knapsack constraint", Operations Research Letters 32(1), 2004.
+    """
+    _no_params("greedy", params)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    record = {"time_limit": time_limit}
+    triv = _trivial(instance, "greedy", t0, record, seed)
+    if triv is not None:
+        return triv
+    oracle = CountingOracle(instance)
+    C, B = instance.C, instance.energy_budget
+    lam, e = instance.weight, instance.energy
+    usable = _usable(instance)
+    pairs = [(k, i) for k in range(C) for i in ids_of(int(usable[k]))]
+    S = [0] * C
+    cur = [oracle(k, 0) for k in range(C)]
+    used = 0.0
+    order: list[tuple[int, int]] = []
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    stopped = False
+    while True:
+        best, best_ratio = None, 0.0
+        for k, i in pairs:
+            if S[k] >> i & 1 or not within(used + lam[k] * e[i], B):
+                continue
+            gain = lam[k] * (oracle(k, S[k] | 1 << i) - cur[k])
+            if gain > 0 and gain / (lam[k] * e[i]) > best_ratio:
+                best, best_ratio = (k, i), gain / (lam[k] * e[i])
+        if best is None:
+            break
+        k, i = best
+        S[k] |= 1 << i
+        cur[k] = oracle(k, S[k])
+        used += lam[k] * e[i]
+        order.append(best)
+        if deadline is not None and time.perf_counter() > deadline:
+            stopped = True
+            break
+    value = float(np.dot(lam, cur))
+    single, single_val = None, value
+    base = float(sum(lam[k] * oracle(k, 0) for k in range(C)))
+    for k, i in pairs:
+        v = base + lam[k] * (oracle(k, 1 << i) - oracle(k, 0))
+        if v > single_val:
+            single, single_val = (k, i), v
+    masks = list(S)
+    if single is not None:
+        masks = [0] * C
+        masks[single[0]] = 1 << single[1]
+    info = {"order": [list(p) for p in order], "best_single_used": single is not None}
+    return _finish(instance, masks, algorithm="greedy", status=Status.TIME_LIMIT if stopped else Status.HEURISTIC,
+                   t0=t0, oracle=oracle, params=record, seed=seed, info=info,
+                   message="time limit reached" if stopped else "")
+
+
+def fastest(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+            **params) -> Moe2Result:
+    """Fastest-feasible: each category takes its fastest expert that fits both budgets.
+
+    Categories are served in decreasing weight order; each takes the expert
+    of smallest latency ``d_i`` with ``d_i + a <= D_k`` whose energy still fits
+    the remaining budget (none if no expert does).  Quality is never queried.
+
+    Guarantee
+    ---------
+    None (status ``heuristic``).  ``O(C M log M)``, no oracle calls.
+    """
+    _no_params("fastest", params)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    record = {"time_limit": time_limit}
+    triv = _trivial(instance, "fastest", t0, record, seed)
+    if triv is not None:
+        return triv
+    allowed = instance.allowed_masks()
+    masks = [0] * instance.C
+    used = 0.0
+    for k in np.argsort(-instance.weight, kind="stable"):
+        for i in np.argsort(instance.latency, kind="stable"):
+            w = instance.weight[k] * instance.energy[i]
+            if allowed[k] >> int(i) & 1 and within(used + w, instance.energy_budget):
+                masks[k] = 1 << int(i)
+                used += w
+                break
+    return _finish(instance, masks, algorithm="fastest", status=Status.HEURISTIC, t0=t0, oracle=None,
+                   params=record, seed=seed)
+
+
+def random_selection(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
+                     **params) -> Moe2Result:
+    """Random maximal selection: latency-feasible pairs in a seeded random order, each kept if energy allows.
+
+    Guarantee
+    ---------
+    None (status ``heuristic``).  ``O(C M)``, no oracle calls; the seed is
+    recorded (``None`` draws fresh entropy, recorded in ``info``).
+    """
+    _no_params("random", params)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    if seed is None:
+        seed_used = int(np.random.SeedSequence().entropy % (2 ** 63))
+    else:
+        seed_used = int(seed)
+    record = {"time_limit": time_limit}
+    triv = _trivial(instance, "random", t0, record, seed)
+    if triv is not None:
+        return triv
+    rng = np.random.default_rng(seed_used)
+    allowed = instance.allowed_masks()
+    pairs = [(k, i) for k in range(instance.C) for i in ids_of(int(allowed[k]))]
+    masks = [0] * instance.C
+    used = 0.0
+    for j in rng.permutation(len(pairs)):
+        k, i = pairs[j]
+        w = instance.weight[k] * instance.energy[i]
+        if within(used + w, instance.energy_budget):
+            masks[k] |= 1 << i
+            used += w
+    return _finish(instance, masks, algorithm="random", status=Status.HEURISTIC, t0=t0, oracle=None,
+                   params=record, seed=seed, info={"seed_used": seed_used})
+
+
+MOE2_ALGORITHMS: dict[str, Callable[..., Moe2Result]] = {
+    "dmo": dmo,
+    "exhaustive": exhaustive,
+    "exact": exact,
+    "greedy": greedy,
+    "fastest": fastest,
+    "random": random_selection,
+}
+"""Name -> function; every one is ``f(instance, *, seed=None, time_limit=None, **params) -> Moe2Result``."""
+
+EXACT_METHODS = ("dmo", "exhaustive", "exact")
+
+
+def get_moe2_algorithm(name: str) -> Callable[..., Moe2Result]:
+    """The MoE² algorithm called ``name``; unknown names list the valid ones."""
+    if name not in MOE2_ALGORITHMS:
+        raise InputError("--algorithm", ("", f"unknown MoE² algorithm {name!r}; valid: {', '.join(MOE2_ALGORITHMS)}"))
+    return MOE2_ALGORITHMS[name]
