@@ -136,7 +136,7 @@ class Moe2Family:
             from ..instances import moe2
         except ImportError:
             return False
-        tags = {getattr(moe2, n) for n in ("FORMAT", "MOE2_FORMAT", "INSTANCE_FORMAT") if hasattr(moe2, n)}
+        tags = {getattr(moe2, n) for n in ("MOE2_FORMAT", "FORMAT") if hasattr(moe2, n)}
         return fmt in tags if tags else fmt.lower().startswith("moe2")
 
     def from_dict(self, data: Any, file: str) -> Any:

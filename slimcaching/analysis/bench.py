@@ -1,0 +1,111 @@
+"""``make bench``: run every performance benchmark and collect their markdown.
+
+Each ``slimcaching/analysis/perf_<area>.py`` module has a ``main()`` that
+prints a markdown table of medians and the machine.  This entry point runs
+them (all, or those chosen with ``--only``), echoes their output and writes
+it to one markdown file.  A failing benchmark is reported and the others
+still run; the exit code is 1 if any failed.
+
+Usage::
+
+    python -m slimcaching.analysis.bench [--only foundation,algorithms] [--list] [--output FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import pkgutil
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["available", "run_benchmarks", "main"]
+
+
+def available() -> list[str]:
+    """Areas with a ``perf_<area>`` module, sorted."""
+    import slimcaching.analysis as pkg
+
+    return sorted(m.name[len("perf_"):] for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("perf_"))
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s: str) -> int:
+        for st in self.streams:
+            st.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        for st in self.streams:
+            st.flush()
+
+
+def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True) -> tuple[str, list[str]]:
+    """Run the chosen benchmarks; return the combined markdown and the failed areas."""
+    from ..errors import InputError
+
+    avail = available()
+    areas = list(areas) if areas else avail
+    unknown = [a for a in areas if a not in avail]
+    if unknown:
+        raise InputError("--only", ("", f"unknown benchmark {unknown[0]!r}; available: {', '.join(avail) or 'none'}"))
+    parts = [f"# slimcaching benchmarks\n\n{datetime.now(timezone.utc).isoformat(timespec='seconds')}, "
+             f"{platform.platform()}, Python {platform.python_version()}\n"]
+    failed = []
+    for area in areas:
+        buf = io.StringIO()
+        sink = _Tee(buf, sys.stdout) if echo else buf
+        t0 = time.perf_counter()
+        argv = sys.argv
+        sys.argv = [f"perf_{area}"]
+        try:
+            with contextlib.redirect_stdout(sink):
+                mod = importlib.import_module(f"slimcaching.analysis.perf_{area}")
+                mod.main()
+            status = ""
+        except (Exception, SystemExit) as exc:  # one broken benchmark must not stop the others
+            if isinstance(exc, SystemExit) and not exc.code:
+                status = ""
+            else:
+                failed.append(area)
+                status = "\n**failed**:\n\n```\n" + traceback.format_exc(limit=5) + "```\n"
+                if echo:
+                    print(status, file=sys.stderr)
+        finally:
+            sys.argv = argv
+        parts.append(f"\n## perf_{area} ({time.perf_counter() - t0:.1f} s)\n\n{buf.getvalue()}{status}")
+    return "".join(parts), failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m slimcaching.analysis.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--only", help="comma-separated areas (default: all); see --list")
+    p.add_argument("--list", action="store_true", help="list the available benchmarks and exit")
+    p.add_argument("--output", "-o", default="bench-results.md", help="markdown file (default bench-results.md)")
+    args = p.parse_args(argv)
+    if args.list:
+        print("\n".join(available()))
+        return 0
+    from ..errors import InputError
+
+    try:
+        text, failed = run_benchmarks(args.only.split(",") if args.only else None)
+    except InputError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return 2
+    Path(args.output).write_text(text)
+    print(f"\nwrote {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
