@@ -13,7 +13,7 @@ from slimcaching.instances.generators import random_instance
 from slimcaching.instances.model import Placement
 from slimcaching.instances.validate import instance_from_dict
 from slimcaching.objective import IncrementalEvaluator, latency
-from slimcaching.algorithms.local_search import MOVE_KINDS, candidate_sets, polish
+from slimcaching.algorithms.local_search import MOVE_KINDS, best, candidate_sets, cyclic, polish
 from slimcaching.result import Status
 
 seeds = st.integers(0, 2**32 - 1)
@@ -213,3 +213,118 @@ def test_polish_bad_input_messages():
 
 def test_move_kinds_constant():
     assert MOVE_KINDS == ("add", "set", "drop", "swap", "move")
+
+
+# ------------------------------------------------------------------- cyclic
+def _node_caches(inst, n):
+    """Every feasible cache of node ``n`` as a bool (L, Emax) array."""
+    valid = np.argwhere(inst.valid_mask())
+    for r in range(len(valid) + 1):
+        for sub in itertools.combinations(range(len(valid)), r):
+            if sum(inst.expert_size[valid[i][0]] for i in sub) <= inst.capacity[n]:
+                c = np.zeros((inst.L, inst.max_experts), dtype=bool)
+                for i in sub:
+                    c[valid[i][0], valid[i][1]] = True
+                yield c
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=seeds)
+def test_cyclic_improves_on_successive_and_is_nodewise_optimal(seed):
+    from slimcaching.algorithms.successive import successive
+
+    d = random_instance_dict(seed, max_layers=2, max_experts=4, max_nodes=3, max_users=2, max_cap=4)
+    inst = instance_from_dict(d)
+    res = cyclic(inst, seed=seed)
+    base = successive(inst, seed=seed)
+    assert res.feasible and res.status == Status.HEURISTIC
+    assert res.latency == latency(inst, res.placement)
+    assert res.latency <= base.latency + 1e-12
+    assert res.info["start_latency"] == pytest.approx(base.latency, abs=1e-12)
+    if res.info["single_node_exact"] and res.info["stopped"] == "no_improvement":
+        t_end = _T(d, inst, res.placement.x)
+        for n in range(inst.N):
+            for c in _node_caches(inst, n):
+                y = res.placement.x.copy(); y[n] = c
+                assert _T(d, inst, y) >= t_end - res.params["tol"] - 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds)
+def test_cyclic_from_a_given_start_is_never_worse(seed):
+    d = random_instance_dict(seed, max_layers=3, max_experts=5, max_nodes=3, max_users=3, max_cap=6)
+    inst = instance_from_dict(d)
+    start = _feasible_random_start(inst, np.random.default_rng(seed))
+    res = cyclic(inst, start=start, seed=seed)
+    assert res.feasible
+    assert res.latency <= latency(inst, start) + 1e-12
+    assert res.params["start"] == "given" and res.guarantee is None
+
+
+def test_cyclic_repairs_a_bad_start():
+    """From a placement caching the least useful experts, one pass must strictly improve."""
+    inst = random_instance(layers=3, experts=6, top_k=2, nodes=3, users=3, seed=11)
+    ev = IncrementalEvaluator(inst)
+    x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+    for n in range(inst.N):  # fill every node with layer-0 experts 0.. (arbitrary, not optimised)
+        k = int(inst.capacity[n] // inst.expert_size[0])
+        x[n, 0, : min(k, inst.experts[0])] = True
+    res = cyclic(inst, start=Placement(x))
+    assert res.latency < latency(inst, Placement(x)) - 1e-9
+    assert res.info["improvements"] >= 1 and res.info["passes"] >= 2
+    assert ev.latency == latency(inst, inst.empty_placement())
+
+
+def test_cyclic_time_limit_and_bad_parameters():
+    inst = random_instance(layers=3, experts=5, top_k=2, nodes=3, users=2, seed=5)
+    start = _feasible_random_start(inst, np.random.default_rng(2))
+    res = cyclic(inst, start=start, time_limit=0.0)
+    assert res.status == Status.TIME_LIMIT and res.placement == start
+    with pytest.raises(InputError, match=r"unknown parameter 'bogus' for cyclic"):
+        cyclic(inst, bogus=1)
+    with pytest.raises(InputError, match=r"max_passes must be an integer >= 1, got 0"):
+        cyclic(inst, max_passes=0)
+    with pytest.raises(InputError, match=r"unknown node 'nowhere' in order"):
+        cyclic(inst, order=["nowhere", "edge-0", "edge-1"])
+
+
+# --------------------------------------------------------------------- best
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds)
+def test_best_never_worse_than_successive_and_locally_optimal(seed):
+    from slimcaching.algorithms.successive import successive
+
+    d = random_instance_dict(seed, max_layers=2, max_experts=4, max_nodes=3, max_users=2, max_cap=4)
+    inst = instance_from_dict(d)
+    res = best(inst, seed=seed, max_sets=3)
+    stages = [s["latency"] for s in res.info["stages"]]
+    assert [s["algorithm"] for s in res.info["stages"]] == ["successive", "cyclic", "polish"]
+    assert stages[0] == pytest.approx(successive(inst, seed=seed).latency, abs=1e-12)
+    assert stages[2] <= stages[1] + 1e-12 <= stages[0] + 2e-12
+    assert res.latency == latency(inst, res.placement) == stages[2]
+    assert res.feasible and res.reduction >= -1e-12
+    t_end = _T(d, inst, res.placement.x)
+    for kind, y in _neighbours(inst, res.placement.x, max_sets=3):
+        assert _T(d, inst, y) >= t_end - res.params["polish"]["tol"] - 1e-12, f"improving {kind} move left"
+
+
+def test_best_is_optimal_where_successive_is_proven_optimal():
+    """One node, layers enumerated exactly: successive's ratio-1 guarantee is inherited."""
+    for seed in range(8):
+        d = random_instance_dict(seed, max_layers=2, max_experts=4, max_nodes=1, max_users=2, max_cap=5)
+        inst = instance_from_dict(d)
+        res = best(inst)
+        assert res.guarantee is not None and "inherited" in res.guarantee
+        assert res.latency == pytest.approx(_brute_force_T(d, inst), abs=1e-12)
+
+
+def test_best_registry_guarantees_and_bad_parameter():
+    from slimcaching.algorithms import guarantees_of
+
+    assert [g.ratio for g in guarantees_of("best")] == [g.ratio for g in guarantees_of("successive")]
+    assert guarantees_of("polish") == ()
+    inst = random_instance(layers=2, experts=4, top_k=2, nodes=2, users=2, seed=0)
+    with pytest.raises(InputError, match=r"unknown parameter 'speed' for best; valid: eps, layer_solver"):
+        best(inst, speed=3)
+    res = best(inst, time_limit=0.0)
+    assert res.status == Status.TIME_LIMIT and res.feasible
