@@ -1,0 +1,20 @@
+"""Benchmarks, tables, guarantee checks and figures: what a paper is written from.
+
+Modules
+-------
+families    problem-family adapters (expert caching, MoE²): read, run, row
+store       the SQLite results store (one row per run, keyed by content, WAL)
+runner      resumable sweeps, locally, in a process pool or on dask
+report      empirical-ratio and formulation tables (markdown, LaTeX, CSV)
+guarantees  claimed approximation guarantees against stored runs
+worstcase   hill-climbing search for instances with a small ratio
+figures     latency / ratio / runtime-scaling figures (PNG and PDF)
+sweeps      instance grids where one parameter varies
+demo        ``slimcaching demo``
+bench       ``make bench``: every ``perf_*`` benchmark module
+
+Submodules are imported on use, so importing this package stays cheap.
+"""
+from __future__ import annotations
+
+__all__: list[str] = []
