@@ -1,0 +1,190 @@
+"""The sweep runner: resumption, parallel executors, parsing, error rows."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimcaching.algorithms import REGISTRY
+from slimcaching.analysis.runner import parse_algorithms, plan, resolve_inputs, run_sweep
+from slimcaching.analysis.store import ResultStore
+from slimcaching.errors import InputError
+from slimcaching.instances.generators import random_instance
+from slimcaching.instances.io import write_instance
+from slimcaching.instances.model import Placement
+from slimcaching.result import make_result
+
+ALGS = "brute-force,successive"
+
+
+def write_suite(folder: Path, n: int = 3, nodes: int = 2) -> list[Path]:
+    files = []
+    for s in range(n):
+        inst = random_instance(layers=2, experts=3, top_k=2, nodes=nodes, users=2, seed=s, capacity_fraction=0.3)
+        f = folder / f"inst-{s}.json"
+        write_instance(inst, f)
+        files.append(f)
+    return files
+
+
+def failing(instance, *, seed=None, time_limit=None, **params):
+    raise RuntimeError("planted failure")
+
+
+def cloud_like(instance, *, seed=None, time_limit=None, **params):
+    return make_result(instance, instance.empty_placement(), algorithm="cloud-like", status="heuristic",
+                       runtime_s=0.0, params=params, seed=seed)
+
+
+def _stable(rows):
+    keep = ("key", "status", "gain", "latency", "reduction", "feasible", "placement", "family", "L", "N", "U")
+    return {r["key"]: {k: r[k] for k in keep} for r in rows}
+
+
+# ------------------------------------------------------------------ parsing
+def test_parse_algorithms_with_parameters():
+    assert parse_algorithms("greedy, exact[formulation=assignment,mip_gap=0],maxconv[eps=0.05]") == [
+        ("greedy", {}), ("exact", {"formulation": "assignment", "mip_gap": 0}), ("maxconv", {"eps": 0.05})]
+
+
+@pytest.mark.parametrize("spec, msg", [
+    ("greedy[eps=1", "unbalanced"), ("greedy]", "unbalanced"), ("greedy[eps]", "expected k=v"),
+    ("", "no algorithm given"), ("greedy[a=1]x", r"expected name\[k=v"),
+])
+def test_parse_algorithms_errors(spec, msg):
+    with pytest.raises(InputError, match=msg):
+        parse_algorithms(spec)
+
+
+def test_resolve_inputs(tmp_path):
+    files = write_suite(tmp_path / "suite", 2)
+    (tmp_path / "suite" / "notes.txt").write_text("x")
+    assert resolve_inputs([tmp_path / "suite", files[0]]) == files
+    with pytest.raises(InputError, match="no such file, folder or suite"):
+        resolve_inputs([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no"):
+        resolve_inputs([tmp_path / "empty"])
+
+
+def test_unknown_algorithm_and_non_instances(tmp_path):
+    files = write_suite(tmp_path / "s", 1)
+    with pytest.raises(InputError, match="unknown algorithm 'nope'"):
+        plan(files, "successive,nope")
+    placement = tmp_path / "s" / "p.json"
+    placement.write_text('{"format": "slimcaching-placement/1", "cache": {}}')
+    tasks, notes = plan(resolve_inputs([tmp_path / "s"]), "successive")
+    assert len(tasks) == 1 and any("not instances" in n for n in notes)
+    with pytest.raises(InputError, match="unknown format"):
+        plan([placement], "successive", explicit=[placement])
+
+
+def test_duplicate_content_is_planned_once(tmp_path):
+    f = write_suite(tmp_path / "a", 1)[0]
+    g = tmp_path / "b.json"
+    g.write_text(f.read_text().replace('"name": "', '"name": "copy-', 1))
+    tasks, notes = plan([f, g], "successive", seeds=[0, 1])
+    assert len(tasks) == 2 and any("duplicate" in n for n in notes)
+
+
+# ------------------------------------------------------------------ resumption
+def test_interrupted_sweep_resumes_without_loss_or_duplicates(tmp_path):
+    write_suite(tmp_path / "s", 3)
+    db = tmp_path / "r.sqlite"
+    s1 = run_sweep([tmp_path / "s"], ALGS, db=db, seeds=[0, 1], progress=False, limit=4)
+    assert s1.planned == 12 and s1.ran == 4
+    seen = []
+
+    def stop_after_two(row):
+        seen.append(row["key"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep([tmp_path / "s"], ALGS, db=db, seeds=[0, 1], progress=False, on_row=stop_after_two)
+    with ResultStore(db) as st:
+        assert st.count() == 6  # every finished run was committed, nothing else
+    s3 = run_sweep([tmp_path / "s"], ALGS, db=db, seeds=[0, 1], progress=False)
+    assert s3.skipped == 6 and s3.ran == 6
+    tasks, _ = plan(resolve_inputs([tmp_path / "s"]), ALGS, seeds=[0, 1])
+    with ResultStore(db) as st:
+        rows = list(st.rows())
+    assert sorted(r["key"] for r in rows) == sorted(t.key for t in tasks)  # exactly one row per run
+    s4 = run_sweep([tmp_path / "s"], ALGS, db=db, seeds=[0, 1], progress=False)
+    assert s4.ran == 0 and s4.skipped == 12
+
+
+def test_rows_carry_provenance(tmp_path):
+    f = write_suite(tmp_path / "s", 1)[0]
+    run_sweep([f], "successive[order=\"given\"]", db=tmp_path / "r.sqlite", seeds=[7], progress=False)
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        (r,) = list(st.rows())
+    from slimcaching.instances.io import read_instance
+    from slimcaching.objective import evaluate
+
+    inst = read_instance(f)
+    assert r["instance_hash"] == inst.content_hash() and r["seed"] == 7
+    assert r["params_dict"] == {"order": "given"} and r["instance_path"] == str(f)
+    assert {"python", "numpy"} <= set(r["versions"])
+    ev = evaluate(inst, Placement.from_elements(inst, r["placement"]))
+    assert r["latency"] == pytest.approx(ev.latency, rel=1e-12) and r["gain"] == pytest.approx(ev.reduction)
+    assert (r["L"], r["N"], r["U"], r["top_k"]) == (inst.L, inst.N, inst.U, inst.max_top_k)
+
+
+def test_failing_algorithm_is_recorded_and_retried(tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "planted-failure", f"{__name__}:failing")
+    f = write_suite(tmp_path / "s", 1)[0]
+    s = run_sweep([f], "planted-failure,successive", db=tmp_path / "r.sqlite", progress=False)
+    assert s.errors == 1
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        err = [r for r in st.rows() if r["status"] == "error"]
+    assert len(err) == 1 and "planted failure" in err[0]["message"]
+    monkeypatch.setitem(REGISTRY, "planted-failure", f"{__name__}:cloud_like")
+    s2 = run_sweep([f], "planted-failure,successive", db=tmp_path / "r.sqlite", progress=False)
+    assert s2.ran == 1 and s2.errors == 0
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        assert st.count() == 2 and all(r["status"] != "error" for r in st.rows())
+
+
+# ------------------------------------------------------------------ executors
+def test_process_pool_and_dask_match_local(tmp_path):
+    write_suite(tmp_path / "s", 2)
+    dbs = {k: tmp_path / f"{k}.sqlite" for k in ("local", "pool", "dask")}
+    run_sweep([tmp_path / "s"], ALGS, db=dbs["local"], progress=False, jobs=1)
+    run_sweep([tmp_path / "s"], ALGS, db=dbs["pool"], progress=False, jobs=2)
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        run_sweep([tmp_path / "s"], ALGS, db=dbs["dask"], progress=False, executor="dask", client=client)
+    rows = {k: _stable(ResultStore(v).rows()) for k, v in dbs.items()}
+    assert len(rows["local"]) == 4
+    assert rows["pool"] == rows["local"]
+    assert rows["dask"] == rows["local"]
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_bench_and_errors(tmp_path, capsys):
+    from slimcaching.cli import main
+
+    write_suite(tmp_path / "s", 1)
+    db = str(tmp_path / "r.sqlite")
+    assert main(["bench", str(tmp_path / "s"), "--algorithms", "successive", "--exact", "--db", db,
+                 "--jobs", "1", "--no-progress", "--time-limit", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| caching | successive |" in out and "| caching | exact |" in out
+    assert main(["bench", str(tmp_path / "s"), "--algorithms", "nope", "--db", db, "--no-progress"]) == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", str(tmp_path / "s"), "--jobs", "0"])
+    assert exc.value.code == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "s"), "--address", "tcp://x:1", "--db", db]) == 2
+    assert "only valid with --executor dask" in capsys.readouterr().err
+
+
+def test_bench_entry_point_lists_and_rejects(capsys):
+    from slimcaching.analysis.bench import available, main, run_benchmarks
+
+    assert "foundation" in available()
+    assert main(["--list"]) == 0 and "foundation" in capsys.readouterr().out
+    with pytest.raises(InputError, match="unknown benchmark 'nope'"):
+        run_benchmarks(["nope"])
