@@ -337,8 +337,8 @@ def _quality_table(c: _Collector, q: Any, path: str, M: int) -> np.ndarray | Non
     if first is not None:
         s, t, i = first
         more = f" ({count - 1} more such pair{'s' if count > 2 else ''})" if count > 1 else ""
-        c.add(path, f"quality must be monotone non-decreasing: q({subset_key(t)!r}) = {table[t]!r} < "
-                    f"q({subset_key(s)!r}) = {table[s]!r} although adding expert {i} must not lower quality{more}")
+        c.add(path, f"quality must be monotone non-decreasing: q({subset_key(t)!r}) = {float(table[t])!r} < "
+                    f"q({subset_key(s)!r}) = {float(table[s])!r} although adding expert {i} must not lower quality{more}")
         return None
     return table
 

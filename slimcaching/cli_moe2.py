@@ -1,0 +1,112 @@
+"""``slimcaching moe2 ...``: the MoE² edge expert-selection family on the command line.
+
+Same habits as the caching commands: files in, one JSON object out, exit 2
+with one line on stderr for malformed input, unknown algorithm or bad option.
+
+* ``slimcaching moe2 generate --seed S [--experts M] [--categories C] --output FILE``
+* ``slimcaching moe2 solve INSTANCE --algorithm NAME [--time-limit S] [--seed S] [--output FILE]``
+* ``slimcaching moe2 evaluate INSTANCE SELECTION`` (exit 0 feasible, 1 a budget is violated)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+__all__ = ["register"]
+
+_EXAMPLES = {
+    "generate": "slimcaching moe2 generate --seed 1 --experts 8 --categories 3 --output moe2.json",
+    "solve": "slimcaching moe2 solve moe2.json --algorithm dmo --output selection.json",
+    "evaluate": "slimcaching moe2 evaluate moe2.json selection.json",
+}
+
+
+def _emit(obj: Any, output: str | None) -> None:
+    if output:
+        from .instances.io import write_json
+
+        write_json(obj, output)
+    else:
+        sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .instances.moe2 import generate_moe2
+
+    inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
+                         energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction)
+    if args.output:
+        from .instances.moe2 import write_moe2_instance
+
+        write_moe2_instance(inst, args.output)
+    else:
+        json.dump(inst.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from .algorithms.moe2 import get_moe2_algorithm
+    from .cli import _parse_params
+    from .instances.moe2 import read_moe2_instance
+
+    inst = read_moe2_instance(args.instance)
+    fn = get_moe2_algorithm(args.algorithm)
+    res = fn(inst, seed=args.seed, time_limit=args.time_limit, **_parse_params(args.param))
+    _emit(res.to_dict(), args.output)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .instances.moe2 import evaluate_moe2, read_moe2_instance, read_selection
+
+    inst = read_moe2_instance(args.instance)
+    masks = read_selection(args.selection, inst)
+    ev = evaluate_moe2(inst, masks)
+    print(json.dumps(ev.to_dict(inst, masks)))
+    return 0 if ev.feasible else 1
+
+
+def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add the ``moe2`` command (sub-actions generate / solve / evaluate) to the top-level subparsers."""
+    from .algorithms.moe2 import MOE2_ALGORITHMS
+    from .cli import _int_at_least, _positive_float
+
+    p = add(sub, "moe2", "MoE² edge LLM expert selection: generate, solve, evaluate", lambda a: 2)
+    acts = p.add_subparsers(dest="moe2_command", required=True, parser_class=type(p))
+
+    def action(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        q = acts.add_parser(name, help=help, description=help, epilog=f"example:\n  {_EXAMPLES[name]}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        q.set_defaults(func=func)
+        return q
+
+    q = action("generate", "generate a seeded MoE² instance (Jetson AGX Orin and RTX 4090 class servers)",
+               cmd_generate)
+    q.add_argument("--seed", type=int, required=True)
+    q.add_argument("--experts", type=_int_at_least("--experts", 1), default=8, metavar="M",
+                   help="number of LLM experts, at most 16 (default 8)")
+    q.add_argument("--categories", type=_int_at_least("--categories", 1), default=3, metavar="C",
+                   help="number of application categories (default 3)")
+    q.add_argument("--energy-fraction", type=_positive_float("--energy-fraction"), default=0.3,
+                   help="energy budget as a fraction of the energy of all latency-feasible experts (default 0.3)")
+    q.add_argument("--orin-fraction", type=float, default=0.5,
+                   help="share of Jetson AGX Orin class servers (default 0.5)")
+    q.add_argument("--output", "-o", help="instance file (.json or .json.gz); stdout when omitted")
+
+    q = action("solve", "select experts per category; prints one JSON object (also a moe2-selection/1 file)",
+               cmd_solve)
+    q.add_argument("instance")
+    q.add_argument("--algorithm", required=True, choices=list(MOE2_ALGORITHMS), metavar="NAME",
+                   help="one of: " + ", ".join(MOE2_ALGORITHMS))
+    q.add_argument("--time-limit", type=_positive_float("--time-limit"), default=None, metavar="S")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra algorithm parameter")
+    q.add_argument("--output", "-o", help="result file; stdout when omitted")
+
+    q = action("evaluate", "objective, energy, per-category latency of a selection (exit 1 if a budget is violated)",
+               cmd_evaluate)
+    q.add_argument("instance")
+    q.add_argument("selection")
