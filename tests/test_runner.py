@@ -188,3 +188,30 @@ def test_bench_entry_point_lists_and_rejects(capsys):
     assert main(["--list"]) == 0 and "foundation" in capsys.readouterr().out
     with pytest.raises(InputError, match="unknown benchmark 'nope'"):
         run_benchmarks(["nope"])
+
+
+# ------------------------------------------------------------------ the MoE² family
+def test_moe2_family_rows_and_ratios(tmp_path):
+    moe2 = pytest.importorskip("slimcaching.instances.moe2")
+    from slimcaching.analysis.report import load_frame, ratio_table, with_ratios
+
+    for s in range(2):
+        moe2.write_moe2_instance(moe2.generate_moe2(s, experts=5, categories=2), tmp_path / "m" / f"m{s}.json")
+    write_suite(tmp_path / "m", 1)  # a caching instance in the same folder: families detected per file
+    db = tmp_path / "r.sqlite"
+    s = run_sweep([tmp_path / "m"], "dmo,greedy,exhaustive,successive", db=db, progress=False)
+    assert any("'dmo' on 1 caching" in n for n in s.notes)
+    assert any("'successive' on 2 moe2" in n for n in s.notes)
+    df = with_ratios(load_frame(db))
+    m = df[df["family"] == "moe2"].set_index(["instance_hash", "name"])
+    assert len(m) == 6 and set(m["status"]) <= {"optimal", "heuristic", "feasible"}
+    assert (m["oracle_calls"] >= 0).all() and (m["N"] == 5).all() and (m["U"] == 2).all()
+    for h in set(m.index.get_level_values(0)):
+        opt = m.loc[(h, "exhaustive")]
+        assert opt["proven"] and opt["ratio"] == 1.0
+        assert m.loc[(h, "dmo")]["ratio"] == pytest.approx(1.0, abs=1e-9)  # DMO is exact
+        g = m.loc[(h, "greedy")]
+        expected = g["objective"] / opt["objective"] if opt["objective"] > 0 else 1.0
+        assert g["ratio"] == pytest.approx(expected) and g["ratio"] <= 1 + 1e-9
+    t = ratio_table(df, ["family", "algorithm"]).set_index(["family", "algorithm"])
+    assert t.loc[("moe2", "dmo"), "instances"] == 2 and t.loc[("caching", "greedy"), "instances"] == 0
