@@ -16,7 +16,7 @@ from .errors import InputError
 __all__ = ["main", "build_parser"]
 
 EXAMPLES = {
-    "generate": "slimcaching generate --layers 4 --experts 8 --top-k 2 --nodes 3 --users 3 --seed 1 -o inst.json",
+    "generate": "slimcaching generate --model mixtral-8x7b --network wifi-rtx --nodes 4 --users 4 --seed 1 -o inst.json",
     "validate": "slimcaching validate inst.json",
     "evaluate": "slimcaching evaluate inst.json placement.json",
     "solve": "slimcaching solve inst.json --algorithm successive --output placement.json",
@@ -82,16 +82,22 @@ def _emit(obj: Any, output: str | None) -> None:
 
 # ------------------------------------------------------------------ commands
 def cmd_generate(args: argparse.Namespace) -> int:
-    if getattr(args, "model", None):
-        from .instances.catalog import generate_from_model  # richer real-architecture generator
+    if args.model:
+        from .instances.suites import model_instance
 
-        inst = generate_from_model(args)
+        inst = model_instance(args.model, network=args.network, nodes=args.nodes, users=args.users,
+                              capacity=args.capacity, seed=args.seed, precision=args.precision,
+                              layers=args.layers, experts=args.experts, top_k=args.top_k,
+                              devices=args.devices, skew=args.skew, specialisation=args.specialisation,
+                              tasks=args.tasks, topics=args.topics, topic_strength=args.topic_strength,
+                              tokens=args.tokens, name=args.name)
     else:
         from .instances.generators import random_instance
 
-        inst = random_instance(layers=args.layers, experts=args.experts, top_k=args.top_k, nodes=args.nodes,
-                               users=args.users, seed=args.seed, capacity_fraction=args.capacity_fraction,
-                               expert_size=args.expert_size, skew=args.skew, tokens=args.tokens)
+        inst = random_instance(layers=args.layers or 4, experts=args.experts or 8, top_k=args.top_k or 2,
+                               nodes=args.nodes, users=args.users, seed=args.seed,
+                               capacity_fraction=args.capacity_fraction, expert_size=args.expert_size,
+                               skew=args.skew, tokens=args.tokens, name=args.name)
     _emit(inst.to_dict(), args.output)
     return 0
 
@@ -155,18 +161,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = _add(sub, "generate", "generate a seeded random instance", cmd_generate)
-    p.add_argument("--layers", type=_int_at_least("--layers", 1), default=4)
-    p.add_argument("--experts", type=_int_at_least("--experts", 1), default=8)
-    p.add_argument("--top-k", type=_int_at_least("--top-k", 1), default=2)
-    p.add_argument("--nodes", type=_int_at_least("--nodes", 1), default=3)
+    p = _add(sub, "generate", "generate a seeded instance: synthetic, or a real architecture (--model) "
+             "on an edge-network preset (--network)", cmd_generate)
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="catalog architecture, case-insensitive (see `slimcaching models`)")
+    p.add_argument("--network", default="wifi-rtx", metavar="PRESET",
+                   help="with --model: wifi-rtx, 5g-mec, wifi-jetson or 5g-device")
+    p.add_argument("--layers", type=_int_at_least("--layers", 1), default=None,
+                   help="MoE layers (default 4; with --model: keep only the first LAYERS)")
+    p.add_argument("--experts", type=_int_at_least("--experts", 1), default=None,
+                   help="experts per layer (default 8; with --model: keep only the first EXPERTS)")
+    p.add_argument("--top-k", type=_int_at_least("--top-k", 1), default=None,
+                   help="Top-K (default 2; with --model: the model's, or lower)")
+    p.add_argument("--nodes", type=_int_at_least("--nodes", 1), default=3, help="edge servers")
     p.add_argument("--users", type=_int_at_least("--users", 1), default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--capacity-fraction", type=_positive_float("--capacity-fraction"), default=0.25)
-    p.add_argument("--expert-size", type=_int_at_least("--expert-size", 1), default=1)
+    p.add_argument("--capacity", default=None,
+                   help="with --model: per-server storage as a fraction (0.25, 25%%), size units (1008) "
+                        "or bytes (24GiB); default: the preset's storage")
+    p.add_argument("--precision", default="bf16", help="with --model: bf16, int8, int4 or mixed (per layer)")
+    p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --model: add (or drop) one device node per user")
+    p.add_argument("--capacity-fraction", type=_positive_float("--capacity-fraction"), default=0.25,
+                   help="without --model: each node stores this fraction of the model")
+    p.add_argument("--expert-size", type=_int_at_least("--expert-size", 1), default=1,
+                   help="without --model: expert size in units")
     p.add_argument("--skew", type=float, default=1.0, help="Zipf exponent of expert popularity")
+    p.add_argument("--specialisation", type=float, default=0.5,
+                   help="with --model: weight of the per-task popularity profile (0..1)")
+    p.add_argument("--tasks", type=_int_at_least("--tasks", 1), default=2, help="with --model: task groups")
+    p.add_argument("--topics", type=_int_at_least("--topics", 0), default=0,
+                   help="with --model: latent topics per layer (co-activation beyond Plackett-Luce)")
+    p.add_argument("--topic-strength", type=float, default=2.0, help="with --model: log-boost of a topic's experts")
     p.add_argument("--tokens", type=_int_at_least("--tokens", 1), default=4096,
                    help="sampled tokens per (user, layer) when exact enumeration is too large")
+    p.add_argument("--name", default=None, help="instance name")
     p.add_argument("-o", "--output", help="output file (.json or .json.gz); stdout when omitted")
 
     p = _add(sub, "validate", "check an instance file against the format", cmd_validate)
