@@ -1,0 +1,375 @@
+"""Solving the exact formulations with HiGHS (through Pyomo's ``contrib.solver`` interface).
+
+Build, solve and extract are separate steps:
+
+* :func:`build_model` builds either MILP of ``MODEL.md`` section 1;
+* :func:`exact` (registered as ``"exact"``) solves it with a time limit and a
+  gap, extracts the placement, re-evaluates it with the project's evaluator
+  and checks it against the solver's objective;
+* :func:`lp_bound` solves the LP relaxation: a proven lower bound on ``T(opt)``.
+
+Why the solver stopped (Pyomo's termination condition) is translated into
+:class:`~slimcaching.result.Status` by one table, :data:`TERMINATION`; the raw
+condition is kept in ``info`` and, for anything unrecognised, in ``message``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from ..errors import InputError
+from ..instances.model import Instance, Placement
+from ..objective import empty_latency, latency
+from ..result import Result, Status, make_result
+from .assignment import build_assignment_model, support
+from .level import build_level_model
+
+__all__ = ["FORMULATIONS", "TERMINATION", "build_model", "exact", "solve_exact", "lp_bound",
+           "extract_placement", "start_placement", "capacity_free_bound", "ObjectiveMismatch"]
+
+FORMULATIONS: dict[str, Callable[..., pyo.ConcreteModel]] = {
+    "level": build_level_model,
+    "assignment": build_assignment_model,
+}
+
+TERMINATION: dict[TerminationCondition, Status] = {
+    TerminationCondition.convergenceCriteriaSatisfied: Status.OPTIMAL,
+    TerminationCondition.maxTimeLimit: Status.TIME_LIMIT,
+    TerminationCondition.iterationLimit: Status.FEASIBLE,
+    TerminationCondition.objectiveLimit: Status.FEASIBLE,
+    TerminationCondition.interrupted: Status.FEASIBLE,
+    TerminationCondition.provenInfeasible: Status.INFEASIBLE,
+    TerminationCondition.locallyInfeasible: Status.INFEASIBLE,
+    TerminationCondition.infeasibleOrUnbounded: Status.INFEASIBLE,
+}
+"""Pyomo termination condition -> :class:`Status`; anything else is ``unknown``.
+
+A ``FEASIBLE`` or ``OPTIMAL`` status is downgraded below when there is no
+incumbent or when the closed gap is larger than the default tolerance (a user
+``mip_gap``); ``FEASIBLE`` always comes with the solver's bound.
+"""
+
+DEFAULT_MIP_GAP = 1e-9
+"""Relative gap HiGHS must close before it reports an optimum (HiGHS's own default is 1e-4)."""
+
+OPTIMAL_GAP = 1e-6
+"""A result is called ``optimal`` only if ``(latency - bound) / latency`` is at most this."""
+
+CHECK_RTOL = 1e-6
+"""Relative agreement required between the solver objective and the evaluator."""
+
+
+class ObjectiveMismatch(RuntimeError):
+    """The solver's objective and the evaluator's latency of the extracted placement disagree."""
+
+
+def _check_formulation(formulation: str) -> Callable[..., pyo.ConcreteModel]:
+    if formulation not in FORMULATIONS:
+        raise InputError("--formulation", ("", f"unknown formulation {formulation!r}; valid: "
+                                               f"{', '.join(FORMULATIONS)}"))
+    return FORMULATIONS[formulation]
+
+
+def build_model(instance: Instance, formulation: str = "level", *, relax: bool = False) -> pyo.ConcreteModel:
+    """Build the ``formulation`` (``"level"`` or ``"assignment"``) MILP of ``instance``.
+
+    Raises
+    ------
+    InputError
+        For an unknown formulation name (the valid ones are listed).
+    """
+    return _check_formulation(formulation)(instance, relax=relax)
+
+
+def _validate(time_limit: Any, mip_gap: Any, threads: Any, params: dict) -> None:
+    problems = []
+    if params:
+        raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for the exact "
+                                         "solver; valid: formulation, mip_gap, threads, warm_start"))
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        problems.append(("--time-limit", f"must be a number > 0, got {time_limit!r}"))
+    if mip_gap is not None and not (isinstance(mip_gap, (int, float)) and 0 <= mip_gap < 1):
+        problems.append(("--mip-gap", f"must be a number in [0, 1), got {mip_gap!r}"))
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        problems.append(("--param threads", f"must be an integer >= 1, got {threads!r}"))
+    if problems:
+        raise InputError(problems[0][0], [("", rule) for _, rule in problems])
+
+
+def _highs(start: dict[int, float] | None = None, deadline: float | None = None):
+    """Pyomo's HiGHS interface, handing HiGHS a (partial) MIP start just before it runs.
+
+    ``start`` maps ``id(pyomo var) -> value``; HiGHS completes the continuous
+    variables itself.  Pyomo's interface has no warm-start option, so this
+    uses its variable map, the one private detail relied on.  ``deadline``
+    (a ``time.perf_counter()`` value) sets HiGHS's time limit after Pyomo has
+    passed the model over, so that transfer counts against the limit.
+    """
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    class _Highs(Highs):
+        def _solve(self):
+            if start:
+                cols = self._pyomo_var_to_solver_var_map
+                idx = np.array([cols[k] for k in start if k in cols], dtype=np.int32)
+                val = np.array([v for k, v in start.items() if k in cols], dtype=np.float64)
+                if len(idx):
+                    self._solver_model.setSolution(len(idx), idx, val)
+            if deadline is not None:
+                self._active_config.time_limit = max(0.01, deadline - time.perf_counter())
+            return super()._solve()
+
+    return _Highs()
+
+
+def start_placement(instance: Instance) -> Placement:
+    """A quick feasible start: fill each node with the elements of best marginal saving per size.
+
+    The score of ``(n, l, e)`` is ``sum_u w_u P[e activated at (u,l)] (c[u,l] - t[u,n,l])^+ / s_l``
+    (blind to co-activation); nodes are filled in turn, an element cached on an
+    earlier node being skipped.  ``O(U L Emax N + N L Emax log(L Emax))``.
+    """
+    sup = support(instance)
+    U, L, E, N = instance.U, instance.L, instance.max_experts, instance.N
+    marg = np.zeros(U * L * E)
+    rows, cols = np.nonzero(instance.set_experts >= 0)
+    keys = (instance.set_user[rows] * L + instance.set_layer[rows]) * E + instance.set_experts[rows, cols]
+    np.add.at(marg, keys, instance.coef[rows])
+    marg = marg.reshape(U, L, E)
+    saving = np.where(np.isfinite(instance.latency),
+                      np.maximum(instance.cloud_latency[:, None, :] - instance.latency, 0.0), 0.0)  # (U,N,L)
+    score = np.einsum("ule,unl->nle", marg, saving) / instance.expert_size[None, :, None]
+    allowed = np.zeros((N, L, E), dtype=bool)
+    if len(sup.elements):
+        allowed[sup.elements[:, 0], sup.elements[:, 1], sup.elements[:, 2]] = True
+    x = np.zeros((N, L, E), dtype=bool)
+    taken = np.zeros((L, E), dtype=bool)
+    for n in np.argsort(-score.reshape(N, -1).max(axis=1), kind="stable"):
+        left = int(instance.capacity[n])
+        flat = np.where(allowed[n] & ~taken, score[n], -np.inf).ravel()
+        for k in np.argsort(-flat, kind="stable"):
+            if not np.isfinite(flat[k]) or flat[k] <= 0:
+                break
+            l, e = divmod(int(k), E)
+            if instance.expert_size[l] <= left:
+                x[n, l, e] = True
+                taken[l, e] = True
+                left -= int(instance.expert_size[l])
+    return Placement(x)
+
+
+def _start_values(instance: Instance, model: pyo.ConcreteModel, placement: Placement) -> dict[int, float]:
+    sup = support(instance)
+    on = placement.x[sup.elements[:, 0], sup.elements[:, 1], sup.elements[:, 2]] if len(sup.elements) else []
+    return {id(v): float(b) for v, b in zip(model.x.values(), np.asarray(on, dtype=bool).tolist())}
+
+
+def _run(model: pyo.ConcreteModel, *, time_limit: float | None, mip_gap: float | None,
+         threads: int | None, seed: int | None, start: dict[int, float] | None = None):
+    """Solve with HiGHS without loading anything; returns (pyomo results, solver)."""
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    solver = _highs(start, deadline)
+    options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False}
+    if seed is not None:
+        options["random_seed"] = int(seed) % 2147483647
+    results = solver.solve(
+        model, load_solutions=False, raise_exception_on_nonoptimal_result=False,
+        time_limit=time_limit, rel_gap=DEFAULT_MIP_GAP if mip_gap is None else float(mip_gap),
+        threads=threads, solver_options=options,
+    )
+    return results, solver
+
+
+def extract_placement(instance: Instance, model: pyo.ConcreteModel) -> Placement:
+    """The placement of the (loaded) ``x`` values: ``x[n,l,e] > 0.5``."""
+    sup = support(instance)
+    vals = np.array([v.value if v.value is not None else 0.0 for v in model.x.values()], dtype=float)
+    el = sup.elements[vals > 0.5]
+    return Placement.from_elements(instance, el)
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def exact(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+          formulation: str = "level", mip_gap: float | None = None, threads: int | None = None,
+          warm_start: bool = True, **params) -> Result:
+    """Optimal placement by solving a MILP of ``MODEL.md`` section 1 with HiGHS.
+
+    Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``.
+
+    Parameters
+    ----------
+    instance : Instance
+    seed : int, optional
+        HiGHS ``random_seed`` (the optimum does not depend on it; the path may).
+    time_limit : float, optional
+        Seconds for build and solve together.  On the limit the best incumbent
+        is returned with status ``time_limit`` (the empty placement if HiGHS
+        found none) and the solver's dual bound.
+    formulation : {"level", "assignment"}, default "level"
+    mip_gap : float, optional
+        Relative gap at which HiGHS stops (default ``1e-9``); a result whose
+        final gap exceeds ``1e-6`` is reported ``feasible`` instead of ``optimal``.
+    threads : int, optional
+        HiGHS threads.
+    warm_start : bool, default True
+        Hand HiGHS the placement of :func:`start_placement` as a MIP start, so
+        a time limit always returns at least that incumbent.
+
+    Returns
+    -------
+    Result
+        ``status``: ``optimal`` (gap <= 1e-6), ``feasible``, ``time_limit``,
+        ``infeasible`` (cannot happen: the empty placement is feasible) or
+        ``unknown``; ``bound``: HiGHS's dual bound, a proven lower bound on
+        ``T(opt)``; ``info``: ``build_time_s``, ``solve_time_s``,
+        ``n_variables``, ``n_constraints``, ``n_binaries``, ``formulation``,
+        ``solver``, ``solver_version``, ``termination_condition``,
+        ``solution_status``, ``solver_objective``.
+
+    Raises
+    ------
+    InputError
+        Unknown formulation, bad ``time_limit`` / ``mip_gap`` / ``threads``,
+        unknown extra parameters.
+    ObjectiveMismatch
+        The evaluator's ``T`` of the extracted placement exceeds the solver's
+        objective by more than ``1e-6`` relative, or, for a proven optimum,
+        falls below it (a modelling error; both numbers are in the message).
+
+    Notes
+    -----
+    Guarantee: with status ``optimal``, ``T(x) <= (1 + 1e-6) T(opt)``; in every
+    case ``bound <= T(opt) <= T(x)`` up to HiGHS's feasibility tolerances.
+    A heuristic incumbent may carry non-optimal continuous variables, so its
+    solver objective can exceed ``T(x)``; the reported latency is always the
+    evaluator's.  The run time is exponential in the worst case (the problem
+    is NP-hard already for ``K = 1``, which contains the knapsack problem);
+    see ``docs/formulations.md`` for measured sizes and times.
+    """
+    t0 = time.perf_counter()
+    build = _check_formulation(formulation)
+    _validate(time_limit, mip_gap, threads, params)
+    record = {"formulation": formulation, "mip_gap": mip_gap, "threads": threads, "warm_start": warm_start}
+    model = build(instance)
+    t_build = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "formulation": formulation, "build_time_s": t_build, "solver": "highs",
+        "n_variables": model.nvariables(), "n_constraints": model.nconstraints(),
+        "n_binaries": len(model.x),
+    }
+    if len(model.x) == 0:  # nothing can be cached: the empty placement is the only one
+        placement = instance.empty_placement()
+        info.update(solve_time_s=0.0, solver_version=None, termination_condition="trivial",
+                    solution_status="optimal", solver_objective=empty_latency(instance))
+        return make_result(instance, placement, algorithm="exact", status=Status.OPTIMAL,
+                           runtime_s=time.perf_counter() - t0, params=record, seed=seed,
+                           bound=empty_latency(instance), info=info,
+                           message="no expert fits a useful node; the empty placement is optimal")
+    left = None if time_limit is None else max(0.01, float(time_limit) - t_build)
+    t1 = time.perf_counter()
+    start = start_placement(instance) if warm_start else None
+    results, solver = _run(model, time_limit=left, mip_gap=mip_gap, threads=threads, seed=seed,
+                           start=None if start is None else _start_values(instance, model, start))
+    t_solve = time.perf_counter() - t1
+    tc = results.termination_condition
+    status = TERMINATION.get(tc, Status.UNKNOWN)
+    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    message = f"HiGHS: {tc.name}, solution {results.solution_status.name}"
+    if status is Status.UNKNOWN:
+        message = f"unrecognised termination condition {tc!r}; " + message
+    info.update(solve_time_s=t_solve, solver_version=".".join(map(str, solver.version())),
+                termination_condition=tc.name, solution_status=results.solution_status.name,
+                solver_objective=_finite(results.incumbent_objective),
+                mip_node_count=getattr(results.extra_info, "mip_node_count", None))
+    if has_solution:
+        results.solution_loader.load_vars()
+        placement = extract_placement(instance, model)
+        _check_objective(instance, placement, info["solver_objective"], status, formulation)
+        source = "highs"
+    else:
+        placement = instance.empty_placement()
+        source = "empty"
+        if status in (Status.OPTIMAL, Status.FEASIBLE):
+            status = Status.UNKNOWN
+    if start is not None and latency(instance, start) < latency(instance, placement) * (1 - 1e-12):
+        placement, source = start, "warm start"  # HiGHS stopped before it used the start
+    if source != "highs":
+        message += f"; no better incumbent from HiGHS, returning the {source} placement"
+    bound, bound_source = _finite(results.objective_bound), "highs"
+    relaxed = capacity_free_bound(instance)
+    if bound is None or relaxed > bound:
+        bound, bound_source = relaxed, "capacity-free"
+    info.update(incumbent_source=source, bound_source=bound_source)
+    res = make_result(instance, placement, algorithm="exact", status=status,
+                      runtime_s=time.perf_counter() - t0, params=record, seed=seed, bound=bound,
+                      info=info, message=message)
+    if res.bound > res.latency:
+        # dual bound above the incumbent by the solver's tolerance only
+        res.bound, res.gap = res.latency, 0.0
+    if res.status is Status.OPTIMAL and (res.gap is None or res.gap > OPTIMAL_GAP):
+        res.status = Status.FEASIBLE
+    return res
+
+
+def capacity_free_bound(instance: Instance) -> float:
+    """``T`` with every useful element cached: a lower bound on ``T(opt)``.
+
+    ``T`` is non-increasing in ``x`` (each ``tau`` is a minimum over a larger
+    set), and every feasible placement is below the all-useful one after
+    dropping elements that cannot help.  Used when HiGHS has no dual bound yet.
+    """
+    sup = support(instance)
+    return latency(instance, Placement.from_elements(instance, sup.elements))
+
+
+def _check_objective(instance: Instance, placement: Placement, objective: float | None, status: Status,
+                     formulation: str) -> None:
+    """Raise :class:`ObjectiveMismatch` if the evaluator and the solver disagree."""
+    if objective is None:
+        return
+    t = latency(instance, placement)
+    tol = CHECK_RTOL * max(abs(t), abs(objective), 1e-12)
+    if t > objective + tol or (status is Status.OPTIMAL and t < objective - tol):
+        raise ObjectiveMismatch(
+            f"exact ({formulation}): solver objective {objective!r} but the evaluator gives "
+            f"T = {t!r} for the extracted placement (relative difference "
+            f"{abs(t - objective) / max(abs(objective), 1e-300):.3g} > {CHECK_RTOL:g})")
+
+
+def solve_exact(instance: Instance, formulation: str = "level", time_limit: float | None = None,
+                mip_gap: float | None = None, threads: int | None = None, *, seed: int | None = None) -> Result:
+    """:func:`exact` with the formulation as a positional argument (same result)."""
+    return exact(instance, seed=seed, time_limit=time_limit, formulation=formulation, mip_gap=mip_gap,
+                 threads=threads)
+
+
+def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: float | None = None) -> float:
+    """Optimal value of the LP relaxation of ``formulation``: a lower bound on ``T(opt)``.
+
+    Returns
+    -------
+    float
+        Seconds per token (``T(empty)`` included for the level model).
+
+    Raises
+    ------
+    InputError
+        Unknown formulation.
+    RuntimeError
+        HiGHS did not solve the LP to optimality (e.g. the time limit).
+    """
+    model = build_model(instance, formulation, relax=True)
+    if len(model.x) == 0:
+        return empty_latency(instance)
+    results, _ = _run(model, time_limit=time_limit, mip_gap=None, threads=None, seed=None)
+    if results.termination_condition is not TerminationCondition.convergenceCriteriaSatisfied:
+        raise RuntimeError(f"LP relaxation of {formulation!r} not solved: {results.termination_condition.name}")
+    return float(results.incumbent_objective)
