@@ -259,6 +259,10 @@ def read_trace(path: str | os.PathLike, *, fmt: str = "auto", user_column: str =
 
 
 # --------------------------------------------------------------- checking
+def _count(n: int) -> str:
+    return f"{n} set{'s' if n != 1 else ''} in the trace"
+
+
 def check_trace(trace: Trace, *, layers: int, experts: int, top_k: int, model: str = "the model") -> None:
     """Every layer, expert id and set size must fit the architecture.
 
@@ -271,7 +275,7 @@ def check_trace(trace: Trace, *, layers: int, experts: int, top_k: int, model: s
         i = int(np.flatnonzero(bad)[0])
         problems.append((f"$[{trace.row[i]}].layer",
                          f"unknown layer {trace.layer[i]}: {model} has {layers} MoE layers (0..{layers - 1})"
-                         f" ({int(bad.sum())} sets)"))
+                         f" ({_count(int(bad.sum()))})"))
     ex = trace.experts
     badx = ((ex >= experts) | ((ex < 0) & (ex != -1))).any(axis=1)
     badx |= (ex[:, 0] < 0)
@@ -280,7 +284,7 @@ def check_trace(trace: Trace, *, layers: int, experts: int, top_k: int, model: s
         v = ex[i][(ex[i] >= experts) | (ex[i] < 0)]
         problems.append((f"$[{trace.row[i]}].expert",
                          f"expert {int(v[0]) if len(v) else -1} out of range: {model} has {experts} experts "
-                         f"per layer (0..{experts - 1}) ({int(badx.sum())} sets)"))
+                         f"per layer (0..{experts - 1}) ({_count(int(badx.sum()))})"))
     sizes = trace.set_sizes
     badk = sizes > top_k
     if badk.any():
@@ -288,7 +292,7 @@ def check_trace(trace: Trace, *, layers: int, experts: int, top_k: int, model: s
         problems.append((f"$[{trace.row[i]}].expert",
                          f"token {trace.token[i]} of user {trace.user_names[trace.user[i]]!r} activates "
                          f"{int(sizes[i])} experts at layer {trace.layer[i]}, more than top-k = {top_k} "
-                         f"({int(badk.sum())} sets)"))
+                         f"({_count(int(badk.sum()))})"))
     if problems:
         raise InputError(trace.source, problems)
 
@@ -365,7 +369,8 @@ def instance_from_trace(trace: Trace, *, model: str, network: str = "wifi-rtx", 
         "sampled_tokens_per_distribution": tokens.tolist(),
     }
     L = len(layers)
-    return assemble(name=name or f"trace-{Path(trace.source).stem}-{arch.name.lower()}-{network}-s{seed}",
+    stem = "trace" if trace.source.startswith("<") else Path(trace.source).stem
+    return assemble(name=name or f"{stem}-{arch.name.lower()}-{network}-s{seed}",
                     experts=np.full(L, arch.routed_experts), expert_size=phys.sizes, top_k=np.full(L, arch.top_k),
                     node_names=phys.node_names, capacity=phys.capacity, user_names=user_names,
                     weight=share / share.sum(), latency=phys.latency, cloud_latency=phys.cloud_latency,
