@@ -232,7 +232,11 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         ``T(opt)``; ``info``: ``build_time_s``, ``solve_time_s``,
         ``n_variables``, ``n_constraints``, ``n_binaries``, ``formulation``,
         ``solver``, ``solver_version``, ``termination_condition``,
-        ``solution_status``, ``solver_objective``.
+        ``solution_status``, ``solver_objective``, ``highs_time_s`` (inside
+        HiGHS; ``solve_time_s`` also counts passing the model over),
+        ``incumbent_source`` (``highs``, ``warm start`` or ``empty``) and
+        ``bound_source`` (``highs`` or ``capacity-free``, see
+        :func:`capacity_free_bound`).
 
     Raises
     ------
@@ -288,7 +292,8 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     info.update(solve_time_s=t_solve, solver_version=".".join(map(str, solver.version())),
                 termination_condition=tc.name, solution_status=results.solution_status.name,
                 solver_objective=_finite(results.incumbent_objective),
-                mip_node_count=getattr(results.extra_info, "mip_node_count", None))
+                mip_node_count=getattr(results.extra_info, "mip_node_count", None),
+                highs_time_s=getattr(results.timing_info, "highs_time", None))
     if has_solution:
         results.solution_loader.load_vars()
         placement = extract_placement(instance, model)
