@@ -58,6 +58,20 @@ def test_relaxation_export_is_the_lp_bound(tmp_path):
     assert _highs_optimum(path) == pytest.approx(lp_bound(inst, "level"), rel=1e-7)
 
 
+@pytest.mark.parametrize("fmt", ["mps", "lp"])
+def test_scip_cross_check(tmp_path, fmt):
+    """Optional: SCIP, an independent solver, finds the same optimum in the exported file."""
+    pytest.importorskip("pyscipopt")
+    from slimcaching.formulations.export import scip_optimum
+
+    for seed in (0, 5):
+        inst = _tiny(seed)
+        opt = exact(inst).latency
+        for formulation in ("level", "assignment"):
+            path = export_model(inst, formulation=formulation, fmt=fmt, path=tmp_path / f"m.{fmt}")
+            assert scip_optimum(path, time_limit=60) == pytest.approx(opt, rel=1e-7)
+
+
 def test_readable_names(tmp_path):
     from slimcaching.instances.generators import random_instance
 
