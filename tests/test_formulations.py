@@ -273,3 +273,16 @@ def test_status_table_without_solution(monkeypatch, tc, expected):
         return
     if expected is Status.UNKNOWN:
         assert "unrecognised termination condition" in res.message
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_loose_mip_gap_keeps_bounds_honest(seed):
+    d = tiny_dict(300 + seed)
+    inst = instance_from_dict(d)
+    opt = brute_force(d)
+    res = exact(inst, formulation="assignment", mip_gap=0.5, warm_start=False)
+    assert res.status in (Status.OPTIMAL, Status.FEASIBLE)
+    assert res.latency >= opt * (1 - 1e-9)
+    assert res.bound <= opt * (1 + 1e-9)
+    if res.status is Status.OPTIMAL:
+        assert res.gap <= 1e-6
