@@ -172,7 +172,9 @@ def formulation_table(df: pd.DataFrame) -> pd.DataFrame:
     proven optimum, ``lp_over_opt`` = mean ``T_LP / T(opt)`` (<= 1), ``root_gap`` =
     mean ``(T(opt) - T_LP) / T(opt)``, ``r_gap`` = mean ``(R_LP - R(opt)) / R(opt)``
     (the relaxation's overestimate of the reduction), median LP time, number of
-    exact solves, how many were proven optimal and their median solve time.
+    exact solves on the instances with an LP bound of ``F`` (so both
+    formulations are timed on the same instances), how many were proven
+    optimal and their median solve time.
     """
     if "ratio" not in df.columns:
         df = with_ratios(df)
@@ -198,7 +200,8 @@ def formulation_table(df: pd.DataFrame) -> pd.DataFrame:
         lpv = lp_ok["bound"].to_numpy(dtype=float)
         r_opt = lp_ok["gain_ref"].to_numpy(dtype=float)
         r_lp = lp_ok["gain_upper"].to_numpy(dtype=float)
-        ex = df[(df["name"] == "exact") & (df["formulation"] == f) & (df["status"] != "error")]
+        ex = df[(df["name"] == "exact") & (df["formulation"] == f) & (df["status"] != "error")
+                & df["instance_hash"].isin(set(lp["instance_hash"]))]
         exo = ex[ex["status"] == "optimal"]
         with np.errstate(divide="ignore", invalid="ignore"):
             rgap = np.where(r_opt > _ZERO, (r_lp - r_opt) / r_opt, np.nan)
