@@ -51,6 +51,7 @@ __all__ = ["SingleNodeSolution", "LayerTable", "layer_table", "solve_single_node
 
 LAYER_SOLVERS = ("auto", "enumerate", "heuristic")
 ORDERS = ("latency", "capacity", "given")
+HEURISTIC_ROWS = 2048  # rows the chain heuristic looks at per step (values stay exact)
 ENUMERATE_HARD_LIMIT = 22  # 2^22 subsets x 8 bytes = 32 MiB per table: the most "enumerate" accepts
 
 
@@ -187,7 +188,7 @@ def _enumerate_table(loc, imp, dw, useful, cmax) -> LayerTable:
     return LayerTable(h, sets, "enumerate", m)
 
 
-def _heuristic_chain(loc, imp, vals, coef, useful, cmax) -> LayerTable:
+def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = None) -> LayerTable:
     """Nested chain of sets grown by whole missing prefix parts (heuristic ``h_l``).
 
     Starting from ``A = {}``, every row proposes the missing members of each of
@@ -196,26 +197,32 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax) -> LayerTable:
     the same missing set are pooled (their gains add); the pooled proposal with
     the best gain per added expert that still fits in ``cmax`` is added to
     ``A``.  This grows ``A`` by whole missing parts of co-activated sets, so a
-    pair whose members are worthless alone is still found.  ``h(c)`` is the
-    exact value of the largest chain set of size ``<= c``; the table is a lower
-    bound of the true ``h_l``.  Each step costs ``O(r K log(r K))`` for ``r``
-    rows, and there are at most ``cmax`` steps.
+    pair whose members are worthless alone is still found.
+
+    The choices look only at the ``max_rows`` rows of largest potential
+    ``w p (v_1 - t[u,n,l])``; the table entries are nevertheless the *exact*
+    values ``g_l`` of the chain sets over all rows (one telescoped pass: the
+    prefix ``{e_1..e_j}`` of a row is complete from the step at which its
+    last member joins).  ``h(c)`` is the value of the largest chain set of
+    size ``<= c``, a lower bound of the true ``h_l``.  Cost: at most ``cmax``
+    steps of ``O(R K log(R K))``, ``R = min(r, max_rows)``, plus ``O(r K)``.
     """
     m = len(useful)
+    max_rows = HEURISTIC_ROWS if max_rows is None else max_rows
+    all_loc, all_imp, all_dw = loc, imp, coef[:, None] * (vals[:, :-1] - vals[:, 1:])
+    if len(coef) > max_rows:
+        top = np.argpartition(-(coef * (vals[:, 0] - vals[:, -1])), max_rows - 1)[:max_rows]
+        loc, imp, vals, coef = loc[top], imp[top], vals[top], coef[top]
     rng = np.random.default_rng(0x5EED)                   # fixed Zobrist keys: deterministic pooling
     zob = rng.integers(1, np.iinfo(np.int64).max, size=m, dtype=np.int64)
     inA = np.zeros(m, dtype=bool)
-    added: list[int] = []
-    sizes, values = [0], [0.0]
-    r, K = imp.shape
-    done = 0.0                                            # value of rows already complete (dropped)
-    while len(added) < cmax and r:
+    step_of = np.full(m, np.iinfo(np.int64).max // 2, dtype=np.int64)   # chain step adding each expert
+    sizes = [0]
+    r = len(coef)
+    while sizes[-1] < cmax and r:
         missing = imp & ~inA[loc]
         live = missing.any(axis=1)
         if not live.all():
-            dead = ~live
-            kk = imp[dead].sum(axis=1)
-            done += float(coef[dead] @ (vals[dead, 0] - vals[dead][np.arange(len(kk)), kk]))
             loc, imp, vals, coef, missing = loc[live], imp[live], vals[live], coef[live], missing[live]
             r = len(coef)
             if r == 0:
@@ -223,7 +230,7 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax) -> LayerTable:
         cnt = np.cumsum(missing, axis=1)
         first = np.argmax(missing, axis=1)
         ends = np.concatenate([missing[:, 1:] | ~imp[:, 1:], np.ones((r, 1), bool)], axis=1)
-        cand = imp & ends & (cnt >= 1) & (cnt <= cmax - len(added))
+        cand = imp & ends & (cnt >= 1) & (cnt <= cmax - sizes[-1])
         ri, ji = np.nonzero(cand)
         if len(ri) == 0:
             break
@@ -240,14 +247,16 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax) -> LayerTable:
         row, j = int(ri[k]), int(ji[k])
         new = loc[row, : j + 1][missing[row, : j + 1]]
         inA[new] = True
-        added.extend(int(x) for x in new)
-        miss_all = imp & ~inA[loc]
-        f = np.where(miss_all.any(axis=1), np.argmax(miss_all, axis=1), imp.sum(axis=1))
-        sizes.append(len(added))
-        values.append(done + float(coef @ (vals[:, 0] - vals[np.arange(r), f])))
+        step_of[new] = len(sizes)
+        sizes.append(sizes[-1] + len(new))
+    # exact values of the chain sets over all rows: prefix j of a row completes at the
+    # step its slowest member joins; g(step t) = sum of prefix weights completed by t
+    done_at = np.maximum.accumulate(np.where(all_imp, step_of[all_loc], 0), axis=1)
+    ok = all_imp & (done_at < len(sizes))
+    values = np.cumsum(np.bincount(done_at[ok], weights=all_dw[ok], minlength=len(sizes)))
     idx = np.searchsorted(np.asarray(sizes), np.arange(cmax + 1), side="right") - 1
-    h = np.maximum.accumulate(np.asarray(values)[idx])
-    order = np.asarray(added, dtype=np.int64)
+    h = np.maximum.accumulate(values[idx])
+    order = np.argsort(step_of, kind="stable")
     sets = [useful[order[: sizes[i]]] for i in idx]
     return LayerTable(h, sets, "heuristic", m)
 

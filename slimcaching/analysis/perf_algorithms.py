@@ -1,0 +1,130 @@
+"""Benchmark of the paper's algorithms against the speed targets (issue 4).
+
+Targets (medians):
+
+* Mixtral scale (32 layers x 8 experts, top-2, 6 nodes, 4 users): ``successive``
+  <= 5 s and >= 10x faster than HiGHS proving optimality on the same instance;
+* DeepSeek-V2-Lite scale (26 x 64, top-6, 8 nodes, 4 users, 4096 sampled
+  tokens per user and layer): ``successive`` <= 60 s;
+* Switch scale, K = 1 (12 x 128, 8 nodes, 8 users): ``greedy`` <= 2 s;
+* mixed precision (32 x 8, top-2, 3 nodes, per-layer sizes with gcd 1,
+  capacities about 1.9e6 units): ``maxconv`` (eps = 0.05) >= 10x faster than
+  the exact DP (``successive``), and its reduction compared.
+
+Only the solves are timed (instances are generated first).  HiGHS runs once
+with a time limit; when it does not prove optimality within it, the reported
+speed-up is a lower bound (``>=``).
+
+Run with ``python -m slimcaching.analysis.perf_algorithms`` (``--quick`` skips
+HiGHS and repeats every solve once).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from ..instances.generators import random_instance
+
+__all__ = ["main", "run", "instances"]
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _median(fn, repeat: int):
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def instances(seed: int = 0) -> dict:
+    """The four benchmark instances (seeded)."""
+    sizes = np.random.default_rng(seed + 1).integers(20_000, 40_000, size=32)
+    sizes[0] = 20_011                       # a prime: the gcd of the sizes is 1
+    return {
+        "mixtral": random_instance(layers=32, experts=8, top_k=2, nodes=6, users=4, seed=seed, name="mixtral-scale"),
+        "deepseek": random_instance(layers=26, experts=64, top_k=6, nodes=8, users=4, seed=seed,
+                                    name="deepseek-v2-lite-scale"),
+        "switch": random_instance(layers=12, experts=128, top_k=1, nodes=8, users=8, seed=seed, name="switch-scale"),
+        "mixed": random_instance(layers=32, experts=8, top_k=2, nodes=3, users=4, seed=seed, expert_size=sizes,
+                                 name="mixed-precision"),
+    }
+
+
+def run(seed: int = 0, repeat: int = 3, highs_limit: float = 120.0, quick: bool = False
+        ) -> list[tuple[str, float, str, str]]:
+    """Return rows ``(measure, median seconds, target, note)``."""
+    from ..algorithms.greedy import greedy
+    from ..algorithms.maxconv import maxconv
+    from ..algorithms.successive import successive
+
+    inst = instances(seed)
+    rep = 1 if quick else repeat
+    rows = []
+
+    m = inst["mixtral"]
+    t_succ, r_succ = _median(lambda: successive(m), max(rep, 5))
+    rows.append(("successive, Mixtral scale", t_succ, "<= 5 s",
+                 f"{m.n_sets} sets; T = {r_succ.latency:.6f}"))
+    if not quick:
+        from ..formulations.solve import exact
+
+        t0 = time.perf_counter()
+        r_ex = exact(m, time_limit=highs_limit)
+        t_ex = time.perf_counter() - t0
+        proved = str(r_ex.status) == "optimal"
+        speed = t_ex / t_succ
+        gap = "n/a" if r_ex.gap is None else f"{r_ex.gap:.2%}"
+        rows.append(("HiGHS (level MILP), Mixtral scale", t_ex, ">= 10x successive",
+                     f"status {r_ex.status}, gap {gap}, T = {r_ex.latency:.6f}; speed-up "
+                     f"{'' if proved else '>= '}{speed:.0f}x; successive / HiGHS latency "
+                     f"{r_succ.latency / r_ex.latency:.4f}"))
+
+    d = inst["deepseek"]
+    t_d, r_d = _median(lambda: successive(d), rep)
+    heur = sum(v["layer_methods"].count("heuristic") for v in r_d.info["nodes"])
+    rows.append(("successive, DeepSeek-V2-Lite scale", t_d, "<= 60 s",
+                 f"{d.n_sets} sets; {heur} of {d.L * d.N} (node, layer) tables by the heuristic"))
+
+    s = inst["switch"]
+    t_g, r_g = _median(lambda: greedy(s), max(rep, 5))
+    rows.append(("greedy, Switch scale K = 1", t_g, "<= 2 s",
+                 f"{len(r_g.placement)} elements cached, {r_g.info['gain_evaluations']} gain evaluations"))
+
+    x = inst["mixed"]
+    t_dp, r_dp = _median(lambda: successive(x), rep)
+    t_mc, r_mc = _median(lambda: maxconv(x, eps=0.05), max(rep, 5))
+    rows.append(("successive (exact DP), mixed precision", t_dp, "",
+                 f"gcd of sizes {int(np.gcd.reduce(x.expert_size))}, capacity {int(x.capacity[0])} units, "
+                 f"R = {r_dp.reduction:.6f}"))
+    rows.append(("maxconv eps = 0.05, mixed precision", t_mc, ">= 10x faster than exact DP",
+                 f"speed-up {t_dp / t_mc:.0f}x; R(maxconv) / R(exact DP) = {r_mc.reduction / r_dp.reduction:.6f}"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--highs-limit", type=float, default=120.0, help="seconds for HiGHS on the Mixtral instance")
+    ap.add_argument("--quick", action="store_true", help="skip HiGHS, one repetition")
+    args = ap.parse_args(argv)
+    rows = run(seed=args.seed, repeat=args.repeat, highs_limit=args.highs_limit, quick=args.quick)
+    print(f"Machine: {machine()}\n")
+    print("| measure | median (s) | target | note |")
+    print("|---|---:|---|---|")
+    for name, t, target, note in rows:
+        print(f"| {name} | {t:.3f} | {target} | {note} |")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
