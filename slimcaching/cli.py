@@ -86,7 +86,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from .instances.suites import model_instance
 
         inst = model_instance(args.model, network=args.network, nodes=args.nodes, users=args.users,
-                              capacity=args.capacity, seed=args.seed, precision=args.precision,
+                              capacity=args.capacity, device_capacity=args.device_capacity, seed=args.seed,
+                              precision=args.precision,
                               layers=args.layers, experts=args.experts, top_k=args.top_k,
                               devices=args.devices, skew=args.skew, specialisation=args.specialisation,
                               tasks=args.tasks, topics=args.topics, topic_strength=args.topic_strength,
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capacity", default=None,
                    help="with --model: per-server storage as a fraction (0.25, 25%%), size units (1008) "
                         "or bytes (24GiB); default: the preset's storage")
+    p.add_argument("--device-capacity", default=None,
+                   help="with --model and devices: device storage, same forms as --capacity")
     p.add_argument("--precision", default="bf16", help="with --model: bf16, int8, int4 or mixed (per layer)")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
                    help="with --model: add (or drop) one device node per user")

@@ -30,7 +30,8 @@ def cmd_from_trace(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace, fmt=args.format, user_column=args.user_column,
                        layer_base=args.layer_base)
     inst = instance_from_trace(trace, model=args.model, network=args.network, nodes=args.nodes,
-                               capacity=args.capacity, seed=args.seed, precision=args.precision,
+                               capacity=args.capacity, device_capacity=args.device_capacity, seed=args.seed,
+                               precision=args.precision, devices=args.devices,
                                name=args.name)
     if args.output:
         write_instance(inst, args.output)
@@ -69,6 +70,9 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--network", default="wifi-rtx", help="network preset")
     p.add_argument("--nodes", type=int, default=4, help="edge servers")
     p.add_argument("--capacity", default=None, help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
+    p.add_argument("--device-capacity", default=None, help="device storage, same forms as --capacity")
+    p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
+                   help="add (or drop) one device node per user")
     p.add_argument("--precision", default="bf16", help="bf16, int8, int4 or mixed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="auto", choices=["auto", "long", "list", "npy", "jsonl"],

@@ -48,7 +48,9 @@ def mixed_precision_bits(L: int, rng: np.random.Generator) -> tuple[list[int], l
     each layer's weights is kept as 16-bit outliers with a 32-bit index, and
     group-wise fp16 scales cost 16 bits per 128 weights.  Returns the base
     widths, the outlier fractions and the bits per weight
-    ``b + 16/128 + rho (48 - b)``.
+    ``b + 16/128 + rho (48 - b)``.  (The caller rounds sizes up to whole KiB and,
+    if the sizes still share a divisor, grows the last layer's size by the
+    fewest KiB that make their gcd 1, recorded as ``last_layer_header_kib``.)
     """
     base = rng.choice(np.array([2, 3, 4, 8]), size=L, p=[0.15, 0.35, 0.35, 0.15])
     base[0] = 8
@@ -65,12 +67,12 @@ def _sizes(arch: Architecture, precision: str, L: int, rng: np.random.Generator
         base, rho, bpw = mixed_precision_bits(L, rng)
         nbytes = arch.expert_params * np.asarray(bpw) / 8.0
         sizes = np.array([size_in_units(b, "KiB") for b in nbytes], dtype=np.int64)
-        bumped = False
-        if L >= 2 and math.gcd(*sizes.tolist()) > 1:
-            sizes[-1] += 1          # a 1 KiB header keeps the instance in the gcd = 1 regime
-            bumped = True
+        header = 0
+        while L >= 2 and math.gcd(*sizes.tolist()) > 1:
+            sizes[-1] += 1          # a header of a few KiB keeps the instance in the gcd = 1 regime
+            header += 1
         rec = {"precision": "mixed", "base_bits": base, "outlier_fraction": rho,
-               "bits_per_weight": [round(b, 6) for b in bpw], "last_layer_header_kib": int(bumped)}
+               "bits_per_weight": [round(b, 6) for b in bpw], "last_layer_header_kib": header}
         return "KiB", sizes, nbytes, rec
     if precision not in PRECISION_BITS:
         raise InputError("--precision", ("", f"unknown precision {precision!r}; valid: "
@@ -123,23 +125,25 @@ def parse_capacity(value: Any) -> Any:
 
 
 def _capacities(cap: Any, *, N: int, n_total: int, unit: str, sizes: np.ndarray, E: int,
-                storage_bytes: np.ndarray) -> np.ndarray:
+                storage_bytes: np.ndarray, device_cap: Any = None) -> np.ndarray:
     div = {"MiB": 1 << 20, "KiB": 1 << 10}[unit]
-    preset = np.floor(storage_bytes / div + 1e-9).astype(np.int64)
-    if cap is None:
-        return preset
+    out = np.floor(storage_bytes / div + 1e-9).astype(np.int64)
     if isinstance(cap, list):
         if len(cap) != n_total:
             raise InputError("--capacity", ("", f"a capacity list needs one value per node ({n_total}), "
                                                 f"got {len(cap)}"))
         return np.asarray(cap, dtype=np.int64)
-    out = preset.copy()
-    if "fraction" in cap:
-        out[:N] = int(cap["fraction"] * int(sizes.sum()) * E)
-    elif "units" in cap:
-        out[:N] = cap["units"]
-    else:
-        out[:N] = int(cap["bytes"] // div)
+    for c, part in ((cap, slice(0, N)), (device_cap, slice(N, n_total))):
+        if c is None:
+            continue
+        if isinstance(c, list):
+            raise InputError("--device-capacity", ("", "expected one value for every device, not a list"))
+        if "fraction" in c:
+            out[part] = int(c["fraction"] * int(sizes.sum()) * E)
+        elif "units" in c:
+            out[part] = c["units"]
+        else:
+            out[part] = int(c["bytes"] // div)
     return out
 
 
@@ -160,7 +164,8 @@ class Physical:
 
 
 def physical_model(arch: Architecture, *, network: str, nodes: int, user_names: Sequence[str], capacity: Any,
-                   precision: str, devices: bool | None, rng: np.random.Generator) -> Physical:
+                   precision: str, devices: bool | None, rng: np.random.Generator,
+                   device_capacity: Any = None) -> Physical:
     """Sample the network and precision and compute sizes, capacities and ``t``, ``c``.
 
     Draws from ``rng`` in a fixed order: network, then precision.
@@ -176,12 +181,13 @@ def physical_model(arch: Architecture, *, network: str, nodes: int, user_names: 
     t, c = latency_tables(net, arch.hidden_bytes, np.full(L, float(arch.expert_flops)), nbytes)
     node_names = net.node_names(list(user_names))
     capv = _capacities(cap, N=nodes, n_total=len(node_names), unit=unit, sizes=sizes, E=arch.routed_experts,
-                       storage_bytes=net.storage_bytes())
+                       storage_bytes=net.storage_bytes(), device_cap=parse_capacity(device_capacity))
     return Physical(unit, sizes, nbytes, prec, net, node_names, capv, t, c)
 
 
 def model_instance(model: str | Architecture, *, network: str = "wifi-rtx", nodes: int = 4, users: int = 4,
-                   capacity: Any = None, seed: int = 0, precision: str = "bf16", layers: int | None = None,
+                   capacity: Any = None, device_capacity: Any = None, seed: int = 0, precision: str = "bf16",
+                   layers: int | None = None,
                    experts: int | None = None, top_k: int | None = None, devices: bool | None = None,
                    skew: float = 1.0, specialisation: float = 0.5, tasks: int = 2, topics: int = 0,
                    topic_strength: float = 2.0, tokens: int = 4096, exact_limit: int = 200_000,
@@ -198,8 +204,10 @@ def model_instance(model: str | Architecture, *, network: str = "wifi-rtx", node
         Edge servers ``N`` and users ``U``; a preset (or ``devices=True``) with
         devices adds one device node per user.
     capacity
-        See :func:`parse_capacity`; devices keep the preset's storage unless a
-        per-node list is given.
+        Edge-server storage, see :func:`parse_capacity` (a list gives every
+        node, devices included).
+    device_capacity
+        Device storage, same forms (no list); default the preset's.
     seed : int
         Every random choice (network, precision, routing, weights) derives from it.
     precision : {"bf16", "fp16", "int8", "int4", "mixed"}
@@ -230,7 +238,7 @@ def model_instance(model: str | Architecture, *, network: str = "wifi-rtx", node
     L, E, K = arch.moe_layers, arch.routed_experts, arch.top_k
     user_names = [f"user-{u}" for u in range(users)]
     phys = physical_model(arch, network=network, nodes=nodes, user_names=user_names, capacity=capacity,
-                          precision=precision, devices=devices, rng=rng)
+                          precision=precision, devices=devices, rng=rng, device_capacity=device_capacity)
     weight = rng.dirichlet(np.full(users, 2.0)) if users > 1 else np.ones(1)
     rmodel = RoutingModel(skew=skew, specialisation=specialisation, tasks=tasks, topics=topics,
                           topic_strength=topic_strength, tokens=tokens, exact_limit=exact_limit)
@@ -244,7 +252,8 @@ def model_instance(model: str | Architecture, *, network: str = "wifi-rtx", node
             ntok[u][l] = n_l[u]
     params = {"model": arch_full.name, "network": phys.network.preset, "nodes": nodes, "users": users,
               "capacity": capacity if not isinstance(capacity, np.ndarray) else capacity.tolist(),
-              "seed": seed, "precision": precision, "layers": layers, "experts": experts, "top_k": top_k,
+              "device_capacity": device_capacity, "seed": seed, "precision": precision, "layers": layers,
+              "experts": experts, "top_k": top_k,
               "devices": devices, **rmodel.to_dict()}
     all_exact = all(n is None for row in ntok for n in row)
     meta = {
@@ -329,7 +338,10 @@ def _tiny() -> list[SuiteEntry]:
 
 
 def _small() -> list[SuiteEntry]:
-    """51 instances for exact solvers: K in {1, 2, 4}, N in 2..6, U in 2..4; L*E shrinks as K grows."""
+    """51 instances for exact solvers: K in {1, 2, 4}, N in 2..6 (2..4 for K = 4), U in 2..4.
+
+    ``N * L * E`` (the binaries of the MILP) is at most 120, 64, 40 for K = 1, 2, 4.
+    """
     rng = np.random.default_rng(20250702)
     models = ["Mixtral-8x7B", "Phi-3.5-MoE", "OLMoE-1B-7B", "DeepSeek-V2-Lite", "Qwen1.5-MoE-A2.7B",
               "Qwen3-30B-A3B", "DeepSeek-V3", "Qwen2-57B-A14B"]
@@ -342,6 +354,14 @@ def _small() -> list[SuiteEntry]:
         L, E = {1: (int(rng.integers(2, 7)), int(rng.integers(4, 9))),
                 2: (int(rng.integers(2, 5)), int(rng.integers(4, 7))),
                 4: (int(rng.integers(2, 4)), int(rng.integers(4, 7)))}[K]
+        # keep the exact MILP provable within 60 s: fewer binaries N*L*E as co-activation grows
+        if K == 4:
+            N = 2 + (i // 3) % 3
+        budget = {1: 120, 2: 64, 4: 40}[K]
+        while N * L * E > budget and L > 2:
+            L -= 1
+        while N * L * E > budget and E > max(4, K + 1):
+            E -= 1
         U = int(rng.integers(2, 5))
         net = _NETWORKS[(i // 2) % 3]           # servers only: N counts every node
         precision = "mixed" if i % 7 == 6 else "bf16"
@@ -360,7 +380,7 @@ def _paper() -> list[SuiteEntry]:
     rows = [
         ("Mixtral-8x7B", "wifi-rtx", "bf16", 4, 4, None, 0),
         ("Mixtral-8x7B", "5g-device", "bf16", 4, 4, None, 0),
-        ("Mixtral-8x7B", "wifi-jetson", "int4", 4, 4, None, 2),
+        ("Mixtral-8x7B", "wifi-jetson", "int4", 4, 4, "30%", 2),
         ("DeepSeek-V2-Lite", "wifi-rtx", "bf16", 4, 4, "15%", 0),
         ("DeepSeek-V2-Lite", "5g-mec", "int8", 4, 4, "15%", 4),
         ("Qwen1.5-MoE-A2.7B", "wifi-jetson", "bf16", 4, 4, "15%", 0),
@@ -375,6 +395,8 @@ def _paper() -> list[SuiteEntry]:
     for i, (model, net, prec, N, U, cap, topics) in enumerate(rows):
         params = dict(model=model, network=net, nodes=N, users=U, capacity=cap, precision=prec,
                       seed=3000 + i, topics=topics, tokens=512)
+        if net == "5g-device" and cap is not None:
+            params["device_capacity"] = "5%"          # a phone holds a slice of the model, not all of it
         arch = get_architecture(model)
         big = arch.routed_experts > 16
         nm = f"paper-{arch.name.lower()}-{net}-{prec}"
@@ -385,21 +407,23 @@ def _paper() -> list[SuiteEntry]:
 def _mixed() -> list[SuiteEntry]:
     """Per-layer bit widths (sizes in KiB, gcd 1): where max-convolution acceleration matters."""
     rows = [
-        ("Mixtral-8x7B", "wifi-rtx", 4, 3, None, 8, None),
-        ("Mixtral-8x7B", "wifi-jetson", 4, 3, None, None, None),
-        ("Mixtral-8x7B", "5g-mec", 4, 3, None, None, None),
-        ("Phi-3.5-MoE", "wifi-rtx", 4, 3, None, 8, None),
-        ("Phi-3.5-MoE", "5g-device", 3, 3, None, None, None),
+        ("Mixtral-8x7B", "wifi-rtx", 4, 3, "25%", 8, None),
+        ("Mixtral-8x7B", "wifi-jetson", 4, 3, "20%", None, None),
+        ("Mixtral-8x7B", "5g-mec", 4, 3, "30%", None, None),
+        ("Phi-3.5-MoE", "wifi-rtx", 4, 3, "20%", 8, None),
+        ("Phi-3.5-MoE", "5g-device", 3, 3, "20%", None, None),
         ("OLMoE-1B-7B", "wifi-rtx", 3, 3, "20%", None, None),
         ("DeepSeek-V2-Lite", "5g-mec", 3, 3, "15%", 8, None),
         ("Qwen1.5-MoE-A2.7B", "wifi-jetson", 3, 3, "15%", None, None),
         ("Switch-Base-8", "wifi-rtx", 3, 3, "25%", None, None),
-        ("Llama-4-Scout", "wifi-jetson", 4, 3, None, 12, None),
+        ("Llama-4-Scout", "wifi-jetson", 4, 3, "20%", 12, None),
     ]
     out = []
     for i, (model, net, N, U, cap, L, E) in enumerate(rows):
         params = dict(model=model, network=net, nodes=N, users=U, capacity=cap, precision="mixed",
                       seed=4000 + i, layers=L, experts=E, tokens=512)
+        if net == "5g-device":
+            params["device_capacity"] = "4%"
         arch = get_architecture(model)
         big = arch.routed_experts > 16
         nm = f"mixed-{arch.name.lower()}-{net}" + (f"-L{L}" if L else "")

@@ -333,8 +333,8 @@ def trace_distributions(trace: Trace) -> tuple[np.ndarray, list[list[tuple[np.nd
 
 
 def instance_from_trace(trace: Trace, *, model: str, network: str = "wifi-rtx", nodes: int = 4,
-                        capacity: Any = None, seed: int = 0, precision: str = "bf16",
-                        devices: bool | None = None, name: str | None = None) -> Instance:
+                        capacity: Any = None, device_capacity: Any = None, seed: int = 0,
+                        precision: str = "bf16", devices: bool | None = None, name: str | None = None) -> Instance:
     """An instance whose routing statistics are the trace's empirical set distributions.
 
     Layers are the distinct trace layers (mapped to the model's MoE layers in
@@ -352,13 +352,13 @@ def instance_from_trace(trace: Trace, *, model: str, network: str = "wifi-rtx", 
     users = list(trace.user_names)
     user_names = [f"user-{u}" if not str(u).strip() else str(u) for u in users]
     phys = physical_model(sub, network=network, nodes=nodes, user_names=user_names, capacity=capacity,
-                          precision=precision, devices=devices, rng=rng)
+                          precision=precision, devices=devices, rng=rng, device_capacity=device_capacity)
     share = tokens.mean(axis=1)
     kmax = max(int(s.shape[1]) for per in routing for s, _ in per)
     meta = {
         "generator": "slimcaching.instances.traces.instance_from_trace",
-        "params": {"model": arch.name, "network": network, "nodes": nodes, "capacity": capacity, "seed": seed,
-                   "precision": precision, "devices": devices},
+        "params": {"model": arch.name, "network": network, "nodes": nodes, "capacity": capacity,
+                   "device_capacity": device_capacity, "seed": seed, "precision": precision, "devices": devices},
         "architecture": {"name": arch.name, "source": arch.hf_config},
         "precision": phys.precision,
         "network": phys.network.summary(),
