@@ -211,7 +211,22 @@ def approx_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: in
         c = int(choices[l][v])
         counts[l] = c
         v -= int(np.floor(hs[l][c] / K)) if c else 0
+    _use_slack(w, hs, counts, Q)
     return _finish(w, hs, counts, "approx", {"states": R + 1, "scale": K, "eps": eps})
+
+
+def _use_slack(w: np.ndarray, hs: list[np.ndarray], counts: np.ndarray, Q: int) -> None:
+    """Raise counts in place, layer by layer, to the best option the remaining slack allows
+    (never lowers the value; recovers what rounding gave away when storage is left over)."""
+    slack = int(Q - (counts * w).sum())
+    for l in range(len(w)):
+        c = int(counts[l])
+        top = min(len(hs[l]) - 1, c + slack // int(w[l]))
+        if top > c:
+            best = c + int(np.argmax(hs[l][c: top + 1]))
+            if hs[l][best] > hs[l][c]:
+                slack -= (best - c) * int(w[l])
+                counts[l] = best
 
 
 def is_concave(h: np.ndarray, tol: float = 1e-12) -> bool:
