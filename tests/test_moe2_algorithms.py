@@ -102,6 +102,14 @@ def test_dmo_uses_fewer_oracle_calls_than_exhaustive(solved):
     assert dmo_calls[big].mean() < 0.8 * ex_calls[big].mean()
 
 
+def test_joint_master_is_exact_too(solved):
+    for inst, r in list(zip(INSTANCES, solved))[::3]:
+        j = dmo(inst, master="joint")
+        assert j.status is Status.OPTIMAL and j.feasible and j.params["master"] == "joint"
+        assert j.objective == pytest.approx(r["exhaustive"].objective, abs=1e-9)
+        assert j.oracle_calls <= r["exhaustive"].oracle_calls
+
+
 def test_exhaustive_queries_every_latency_feasible_subset(solved):
     for inst, r in zip(INSTANCES, solved):
         allowed = inst.allowed_masks()
@@ -232,8 +240,10 @@ def test_unknown_algorithm_and_params_are_input_errors():
     inst = generate_moe2(0, experts=3, categories=1)
     with pytest.raises(InputError, match=r"unknown MoE² algorithm 'foo'; valid: dmo, exhaustive, exact, greedy"):
         get_moe2_algorithm("foo")
-    with pytest.raises(InputError, match=r"unknown parameter\(s\) depth for dmo; valid: none"):
+    with pytest.raises(InputError, match=r"unknown parameter\(s\) depth for dmo; valid: master"):
         dmo(inst, depth=3)
+    with pytest.raises(InputError, match=r"--param master: must be 'mckp' or 'joint', got 'lp'"):
+        dmo(inst, master="lp")
     with pytest.raises(InputError, match=r"unknown parameter\(s\) x for exact; valid: threads"):
         MOE2_ALGORITHMS["exact"](inst, x=1)
     with pytest.raises(InputError, match=r"--time-limit: must be a number > 0, got -1"):

@@ -285,40 +285,56 @@ def exhaustive(instance: Moe2Instance, *, seed: int | None = None, time_limit: f
 
 # ------------------------------------------------------------------ the paper's method: DMO
 def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
-        **params) -> Moe2Result:
+        master: str = "mckp", **params) -> Moe2Result:
     """Exact expert selection by discrete monotonic optimisation (branch-reduce-and-bound).
 
     The decision is a point ``x`` of the binary box ``{0,1}^n`` with one
     coordinate per (category, latency-feasible expert); the objective
     ``f(x) = sum_k lambda_k q_k(x_k)`` and the constraint
     ``g(x) = sum_k lambda_k e . x_k <= E`` are both increasing in ``x`` [1, 2].
-    A node is a box ``[lo, hi] = {x : lo <= x <= hi}``:
+    Boxes ``[lo, hi] = {x : lo <= x <= hi}`` are handled with the three
+    monotone rules of branch-reduce-and-bound:
 
-    * *bound*: ``f(x) <= f(hi)`` on the box (monotone objective; one oracle call
-      per changed category);
+    * *bound*: ``f(x) <= f(hi)`` on the box (one oracle call for a new ``hi``);
     * *reduce*: a free coordinate ``j`` with ``g(lo + e_j) > E`` is zero in every
-      feasible point of the box, so ``hi_j := 0`` (monotone constraint);
-      a box with ``g(lo) > E`` holds no feasible point;
-    * *stop*: the open box of largest ``f(hi)`` whose top corner is feasible,
-      ``g(hi) <= E``, gives the optimum ``hi``: every feasible point lies in an
-      open box whose bound is at most ``f(hi)``;
-    * *branch*: otherwise split on the free coordinate of largest energy
-      ``lambda_k e_i`` into ``x_j = 0`` and ``x_j = 1``.
+      feasible point of the box, so ``hi_j := 0``; a box with ``g(lo) > E`` is empty;
+    * *branch*: split on the free coordinate of largest energy into
+      ``x_j = 0`` (``hi - e_j``) and ``x_j = 1`` (``lo + e_j``).
+
+    ``master="mckp"`` (default) exploits that ``f`` and ``g`` are separable
+    over categories: each category keeps its own partition of its box
+    ``[0, A_k]`` into boxes, each an optimistic item (value ``lambda_k q_k(hi)``,
+    energy ``lambda_k e(lo)``), and its evaluated top corners as exact items
+    (``lambda_k q_k(hi)``, ``lambda_k e(hi)``).  A master problem, the
+    multiple-choice knapsack "one item per category within ``E``", is solved
+    exactly (dynamic programming over Pareto fronts); its value is an upper
+    bound on the optimum because every feasible ``S_k`` lies in some item's
+    box.  If the master's optimum uses exact items only, it is optimal; otherwise
+    the boxes it chose are branched and the master is solved again.  Boxes
+    dominated by an exact item of their category (``q_k(hi) <= q_k(T)`` and
+    ``e(lo) >= e(T)``) are discarded.  ``master="joint"`` is plain best-first
+    branch-reduce-and-bound over the joint box, stopping at the first box
+    (largest ``f(hi)``) whose top corner is feasible.
+
+    Parameters
+    ----------
+    master : {"mckp", "joint"}
 
     Guarantee
     ---------
-    ``f(S) = max { f(T) : T feasible }`` on every instance (exact, best-first
-    search over a finite lattice), whenever it finishes within ``time_limit``;
-    otherwise status ``time_limit`` with the best lower corner among the open
-    boxes and ``bound = max f(hi)`` over them, ``f(S) <= OPT <= bound``.
+    ``f(S) = max { f(T) : T feasible }`` on every instance (both masters are
+    exact: finite lattice, valid bounds), whenever it finishes within
+    ``time_limit``; otherwise status ``time_limit`` with a feasible incumbent
+    and ``bound`` such that ``f(S) <= OPT <= bound``.
 
     Notes
     -----
     Oracle calls are memoised, so at most ``sum_k 2**|A_k|`` (what exhaustive
-    search uses) and in practice far fewer: only top corners ``hi`` of boxes
-    whose bound exceeds the optimum are queried.  Each node costs ``O(n)``
-    besides the oracle; the number of nodes is exponential in the worst case
-    (the problem contains the 0-1 knapsack).
+    search uses) and in practice far fewer: only top corners of boxes whose
+    bound is still competitive are queried.  The master DP costs
+    ``O(sum_k F n_k)`` per round for Pareto fronts of size ``F`` and ``n_k``
+    non-dominated items; the number of rounds is exponential in the worst
+    case (the problem contains the 0-1 knapsack).
 
     References
     ----------
@@ -329,15 +345,175 @@ def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | 
        Journal on Optimization 17(1), 2006.
     .. [3] L. Jin, Z. Chen, Y. Liu, et al., "MoE²: Optimizing collaborative
        inference for edge large language models", arXiv:2501.09410, 2025.
+    .. [4] H. Kellerer, U. Pferschy, D. Pisinger, "Knapsack Problems",
+       Springer, 2004, ch. 11 (multiple-choice knapsack).
     """
-    _no_params("dmo", params)
+    if master not in ("mckp", "joint"):
+        raise InputError("--param master", ("", f"must be 'mckp' or 'joint', got {master!r}"))
+    _no_params("dmo", params, ("master",))
     _check_time_limit(time_limit)
     t0 = time.perf_counter()
-    record = {"time_limit": time_limit}
+    record = {"time_limit": time_limit, "master": master}
     triv = _trivial(instance, "dmo", t0, record, seed)
     if triv is not None:
         return triv
     oracle = CountingOracle(instance)
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    run = _dmo_mckp if master == "mckp" else _dmo_joint
+    masks, status, bound, info = run(instance, oracle, deadline)
+    message = "" if status is Status.OPTIMAL else "time limit reached; best feasible selection found so far"
+    res = _finish(instance, masks, algorithm="dmo", status=status, t0=t0, oracle=oracle, params=record,
+                  seed=seed, bound=bound, info=info, message=message)
+    if status is Status.OPTIMAL:
+        res.bound = res.objective
+    return res
+
+
+def _pareto(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Indices of a Pareto front (energy ``w`` down, value ``v`` up), in increasing energy.
+
+    Keeps every entry whose value beats all entries of smaller energy (entries of
+    equal energy may both be kept; harmless for the master's optimum).
+    """
+    order = np.argsort(w, kind="stable")
+    vs = v[order]
+    keep = np.empty(len(order), dtype=bool)
+    if len(order):
+        keep[0] = True
+        keep[1:] = vs[1:] > np.maximum.accumulate(vs)[:-1]
+    return order[keep]
+
+
+class _Items:
+    """One category's items for the DMO master: boxes ``[lo, hi]`` and exact points (``lo == hi``)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.lo = np.zeros(64, dtype=np.int64)
+        self.hi = np.zeros(64, dtype=np.int64)
+        self.v = np.zeros(64)
+        self.w = np.zeros(64)
+        self.box = np.zeros(64, dtype=bool)
+        self.alive = np.zeros(64, dtype=bool)
+        self.exact: set[int] = set()
+
+    def add(self, lo: int, hi: int, v: float, w: float, box: bool) -> None:
+        if self.n == len(self.v):
+            for name in ("lo", "hi", "v", "w", "box", "alive"):
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+        n = self.n
+        self.lo[n], self.hi[n], self.v[n], self.w[n], self.box[n], self.alive[n] = lo, hi, v, w, box, True
+        self.n += 1
+
+    def front(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Alive items on the category's own Pareto front: ``(index, w, v, is_box)``.
+
+        Boxes dominated by an exact item (``v <= v_T`` and ``w >= w_T``) are killed for good.
+        """
+        alive = np.flatnonzero(self.alive[: self.n])
+        v, w, box = self.v[alive], self.w[alive], self.box[alive]
+        srt = np.lexsort((box, -v, w))
+        ex_best = np.maximum.accumulate(np.where(box[srt], -np.inf, v[srt]))
+        dead = box[srt] & (v[srt] <= ex_best)
+        self.alive[alive[srt[dead]]] = False
+        live = srt[~dead]  # by energy, then value down, exact items before boxes
+        vs = v[live]
+        keep = np.ones(len(live), dtype=bool)
+        keep[1:] = vs[1:] > np.maximum.accumulate(vs)[:-1]
+        f = live[keep]
+        return alive[f], w[f], v[f], box[f].astype(np.int64)
+
+
+def _mckp(fronts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], tol: float):
+    """Exact multiple-choice knapsack over the fronts: returns ``(value, boxes used, item index per category)``."""
+    W, V, NB = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
+    back = []
+    for idx, w, v, nb in fronts:
+        W2 = (W[:, None] + w[None, :]).ravel()
+        ok = np.flatnonzero(W2 <= tol)
+        V2 = (V[:, None] + v[None, :]).ravel()[ok]
+        N2 = (NB[:, None] + nb[None, :]).ravel()[ok]
+        f = _pareto(W2[ok], V2)
+        keep = ok[f]
+        back.append((keep // len(w), idx[keep % len(w)]))
+        W, V, NB = W2[keep], V2[f], N2[f]
+    best = int(np.lexsort((NB, -V))[0])
+    choice = [0] * len(fronts)
+    j = best
+    for k in range(len(fronts) - 1, -1, -1):
+        parent, item = back[k]
+        choice[k] = int(item[j])
+        j = int(parent[j])
+    return float(V[best]), int(NB[best]), choice, float(W[best])
+
+
+def _dmo_mckp(instance: Moe2Instance, oracle: CountingOracle, deadline: float | None):
+    """Per-category boxes + exact multiple-choice-knapsack master (see :func:`dmo`)."""
+    C, B = instance.C, instance.energy_budget
+    tol = B + 1e-9 * max(1.0, abs(B))
+    lam = [float(x) for x in instance.weight]
+    e = instance.energy
+    sub_e = instance.subset_energy()
+    order = np.argsort(-e, kind="stable").tolist()  # branching: most energy first
+    items = [_Items() for _ in range(C)]
+
+    def add_exact(k: int, m: int) -> None:
+        if m not in items[k].exact and lam[k] * sub_e[m] <= tol:
+            items[k].exact.add(m)
+            items[k].add(m, m, lam[k] * oracle(k, m), lam[k] * sub_e[m], False)
+
+    def add_box(k: int, lo: int, hi: int) -> int | None:
+        """Reduce and add the box; its item index, or None when it is empty or a single point."""
+        w_lo = lam[k] * sub_e[lo]
+        if w_lo > tol:
+            return None
+        for i in order:  # reduce: free experts that cannot fit on top of lo
+            if hi >> i & 1 and not lo >> i & 1 and w_lo + lam[k] * e[i] > tol:
+                hi &= ~(1 << i)
+        add_exact(k, hi)
+        if hi == lo:
+            return None
+        items[k].add(lo, hi, lam[k] * oracle(k, hi), w_lo, True)
+        return items[k].n - 1
+
+    for k, a in enumerate(instance.allowed_masks()):
+        add_exact(k, 0)
+        add_box(k, 0, int(a))
+    rounds = splits = 0
+    while True:
+        rounds += 1
+        bound, n_boxes, choice, _ = _mckp([it.front() for it in items], tol)
+        info = {"rounds": rounds, "nodes": splits, "items": sum(it.n for it in items)}
+        if n_boxes == 0:
+            return [int(items[k].hi[choice[k]]) for k in range(C)], Status.OPTIMAL, bound, info
+        if deadline is not None and time.perf_counter() > deadline:
+            return _best_exact(items, tol), Status.TIME_LIMIT, bound, info
+        for k, it in enumerate(items):  # branch every box the master chose
+            c = choice[k]
+            if not it.box[c]:
+                continue
+            lo, hi = int(it.lo[c]), int(it.hi[c])
+            i = next(i for i in order if hi >> i & 1 and not lo >> i & 1)
+            it.alive[c] = False
+            splits += 1
+            add_box(k, lo, hi & ~(1 << i))
+            add_box(k, lo | 1 << i, hi)
+
+
+def _best_exact(items: list[_Items], tol: float) -> list[int]:
+    """Best combination of exact items within the budget (the incumbent at a time limit)."""
+    fronts = []
+    for it in items:
+        ex = np.flatnonzero(~it.box[: it.n])
+        f = _pareto(it.w[ex], it.v[ex])
+        fronts.append((ex[f], it.w[ex][f], it.v[ex][f], np.zeros(len(f), dtype=np.int64)))
+    _, _, choice, _ = _mckp(fronts, tol)
+    return [int(it.hi[c]) for it, c in zip(items, choice)]
+
+
+def _dmo_joint(instance: Moe2Instance, oracle: CountingOracle, deadline: float | None):
+    """Best-first branch-reduce-and-bound over the joint box (see :func:`dmo`)."""
     C, B = instance.C, instance.energy_budget
     lam = [float(x) for x in instance.weight]
     e = [float(x) for x in instance.energy]
@@ -346,7 +522,6 @@ def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | 
     # coordinates (k, i), the most energy-hungry first: branching order
     coords = sorted(((lam[k] * e[i], k, i) for k in range(C) for i in ids_of(int(instance.allowed_masks()[k]))),
                     reverse=True)
-    deadline = None if time_limit is None else t0 + float(time_limit)
 
     def reduce(lo: list[int], hi: list[int], g_lo: float) -> None:
         for w, k, i in coords:
@@ -364,17 +539,13 @@ def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | 
     tick = itertools.count()
     heap = [(-bound(hi0), g(hi0), next(tick), lo0, hi0, 0.0)]
     nodes = 0
-    best = None
-    status = Status.OPTIMAL
     while heap:
         neg_ub, g_hi, _, lo, hi, g_lo = heapq.heappop(heap)
         nodes += 1
         if g_hi <= tol:
-            best = hi
-            break
+            return hi, Status.OPTIMAL, -neg_ub, {"nodes": nodes, "open_nodes": len(heap)}
         if deadline is not None and time.perf_counter() > deadline:
             heapq.heappush(heap, (neg_ub, g_hi, next(tick), lo, hi, g_lo))
-            status = Status.TIME_LIMIT
             break
         # branch on the first free coordinate in energy order (one exists: g(hi) > E >= g(lo))
         for w, k, i in coords:
@@ -390,19 +561,10 @@ def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | 
         g1 = g_lo + w
         reduce(lo1, hi1, g1)
         heapq.heappush(heap, (-bound(hi1), g(hi1), next(tick), lo1, hi1, g1))
-    info = {"nodes": nodes, "open_nodes": len(heap), "coordinates": len(coords)}
-    if status is Status.TIME_LIMIT:
-        # incumbent: best feasible lower corner among the most promising open boxes
-        top = heapq.nsmallest(64, heap)
-        cand = max((item[3] for item in top), key=lambda lo: sum(lam[k] * oracle(k, lo[k]) for k in range(C)))
-        ub = -top[0][0]
-        return _finish(instance, cand, algorithm="dmo", status=Status.TIME_LIMIT, t0=t0, oracle=oracle,
-                       params=record, seed=seed, bound=ub, info=info,
-                       message="time limit reached; best lower corner of the open boxes")
-    res = _finish(instance, best, algorithm="dmo", status=Status.OPTIMAL, t0=t0, oracle=oracle,
-                  params=record, seed=seed, info=info)
-    res.bound = res.objective
-    return res
+    # time limit: best feasible lower corner among the most promising open boxes
+    top = heapq.nsmallest(64, heap)
+    cand = max((item[3] for item in top), key=lambda lo: sum(lam[k] * oracle(k, lo[k]) for k in range(C)))
+    return cand, Status.TIME_LIMIT, -top[0][0], {"nodes": nodes, "open_nodes": len(heap)}
 
 
 # ------------------------------------------------------------------ exact: MILP
