@@ -82,15 +82,17 @@ def _random_genome(rng: np.random.Generator, top_k: int, max_layers: int, max_ex
     S = rng.integers(1, max_size + 1, size=L)
     subsets = [[c for k in range(1, top_k + 1) for c in itertools.combinations(range(int(e)), k)] for e in E]
     model = int((E * S).sum())
-    cap = rng.integers(0, model + 1, size=N)
+    cap = int(S.min()) * rng.integers(0, -(-model // int(S.min())) + 1, size=N)  # whole experts, mostly
+    full_only = top_k > 1 and rng.random() < 0.5  # only |S| = K: co-activation at its strongest
     probs = []
     for _u in range(U):
         row = []
         for l in range(L):
             n_sub = len(subsets[l])
-            p = rng.dirichlet(np.ones(n_sub)) * (rng.random(n_sub) < 0.6)
+            full = np.array([len(c) == top_k for c in subsets[l]])
+            p = rng.dirichlet(np.ones(n_sub)) * (rng.random(n_sub) < 0.6) * (full if full_only else 1)
             if p.sum() <= 0:
-                p[rng.integers(n_sub)] = 1.0
+                p[rng.choice(np.flatnonzero(full)) if full_only else rng.integers(n_sub)] = 1.0
             row.append(p / p.sum())
         probs.append(row)
     reach = rng.random((U, N)) < 0.8
@@ -212,9 +214,12 @@ def worst_case(algorithm: str = "greedy", *, top_k: int = 1, evals: int = 300, s
 
     Notes
     -----
-    A move changes one number: a node latency, the routing mass of one
-    subset, a capacity, an expert size, the user weights, a cloud latency or
-    a reachability flag.  A move is kept when the ratio does not increase.
+    A restart draws the sizes of the instance, then every number; for
+    ``K >= 2`` half of the restarts put all routing mass on sets of exactly
+    ``K`` experts.  A move changes one number: a node latency, the routing
+    mass of one subset, a capacity, an expert size, the user weights, a cloud
+    latency or a reachability flag.  A move is kept when the ratio does not
+    increase.
     """
     from tqdm.auto import tqdm
 
