@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from slimcaching.algorithms import REGISTRY
@@ -215,3 +216,5 @@ def test_moe2_family_rows_and_ratios(tmp_path):
         assert g["ratio"] == pytest.approx(expected) and g["ratio"] <= 1 + 1e-9
     t = ratio_table(df, ["family", "algorithm"]).set_index(["family", "algorithm"])
     assert t.loc[("moe2", "dmo"), "instances"] == 2 and t.loc[("caching", "greedy"), "instances"] == 0
+    dmo_calls = m.xs("dmo", level=1)["oracle_calls"].to_numpy(dtype=float)
+    assert t.loc[("moe2", "dmo"), "median_oracle_calls"] == pytest.approx(float(np.median(dmo_calls)))

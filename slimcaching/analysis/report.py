@@ -134,12 +134,14 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
 
     Columns: ``runs``, ``instances``, ``proven`` (instances with a proven
     optimum), ``mean_ratio``, ``min_ratio``, ``p5_ratio``, ``mean_latency_ratio``,
-    ``median_runtime_s``, ``failed`` (error or infeasible rows).
+    ``median_runtime_s``, ``failed`` (error or infeasible rows), and
+    ``median_oracle_calls`` when any row counts oracle calls (MoE² methods).
     """
     cols = _check_group(group_by)
     if "ratio" not in df.columns:
         df = with_ratios(df)
     df = df[~df["name"].isin(BOUND_ONLY)]
+    oracle = "oracle_calls" in df.columns and df["oracle_calls"].notna().any()
     out = []
     for key, g in df.groupby(cols, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -160,6 +162,9 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
         })
+        if oracle:
+            oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
+            out[-1]["median_oracle_calls"] = float(np.median(oc)) if len(oc) else math.nan
     return pd.DataFrame(out)
 
 
@@ -226,6 +231,7 @@ _HEADERS = {
     "instance_name": "instance", "runs": "runs", "instances": "instances", "proven": "proven opt.",
     "mean_ratio": "mean ratio", "min_ratio": "min ratio", "p5_ratio": "5th pct ratio",
     "mean_latency_ratio": "mean T/T*", "median_runtime_s": "median time (s)", "failed": "failed",
+    "median_oracle_calls": "median oracle calls",
     "formulation": "formulation", "lp_over_opt": "LP / T*", "root_gap": "root gap",
     "r_gap": "R gap", "median_lp_s": "median LP (s)", "exact_runs": "MILP runs",
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
