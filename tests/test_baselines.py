@@ -143,3 +143,16 @@ def test_cli_solve(tmp_path, name):
     data = json.loads(out.read_text())
     assert data["algorithm"] == name and data["latency"] == pytest.approx(
         evaluate(inst, run(inst, name, seed=4).placement).latency)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_unknown_parameter_is_an_input_error(tmp_path, name, capsys):
+    from slimcaching.errors import InputError
+
+    inst = random_instance(layers=1, experts=3, top_k=1, nodes=1, users=1, seed=0)
+    with pytest.raises(InputError, match=rf"--param: {name} does not take bogus; valid parameters: "):
+        run(inst, name, bogus=1)
+    path = tmp_path / "inst.json"
+    path.write_text(json.dumps(inst.to_dict()))
+    assert cli_main(["solve", str(path), "--algorithm", name, "--param", "bogus=1"]) == 2
+    assert "does not take bogus" in capsys.readouterr().err

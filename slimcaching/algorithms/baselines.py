@@ -13,15 +13,18 @@ from ..instances.generators import assemble
 from ..instances.model import Instance, Placement
 from ..result import Result, Status, make_result
 from .greedy import greedy
+from .maxconv import reject_unknown
 from .successive import node_order
 
 __all__ = ["cloud", "random_placement", "popularity", "independent", "activation_marginals",
            "independent_surrogate"]
 
 
-def cloud(instance: Instance, *, seed: int | None = None, time_limit: float | None = None) -> Result:
+def cloud(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+          **unknown) -> Result:
     """Cache nothing: every expert runs in the cloud, ``T = T(empty)``, ``R = 0``."""
     t0 = time.perf_counter()
+    reject_unknown("cloud", unknown, ())
     return make_result(instance, instance.empty_placement(), algorithm="cloud", status=Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params={"seed": seed}, seed=seed)
 
@@ -48,7 +51,8 @@ def _fill(instance: Instance, x: np.ndarray, n: int, order: np.ndarray, free: in
     return free
 
 
-def random_placement(instance: Instance, *, seed: int | None = None, time_limit: float | None = None) -> Result:
+def random_placement(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+                     **unknown) -> Result:
     """Each node caches experts in a uniformly random order until nothing more fits.
 
     Parameters
@@ -64,6 +68,7 @@ def random_placement(instance: Instance, *, seed: int | None = None, time_limit:
     first-fit pass.
     """
     t0 = time.perf_counter()
+    reject_unknown("random", unknown, ())
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
     rng = np.random.default_rng(seed)
@@ -85,7 +90,8 @@ def activation_marginals(instance: Instance) -> np.ndarray:
     return q[:-1].reshape(instance.U, instance.L, instance.max_experts)
 
 
-def popularity(instance: Instance, *, seed: int | None = None, time_limit: float | None = None) -> Result:
+def popularity(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+               **unknown) -> Result:
     """Most frequently activated experts first, fastest nodes first.
 
     Nodes are filled in ascending mean latency (:func:`~.successive.node_order`
@@ -99,6 +105,7 @@ def popularity(instance: Instance, *, seed: int | None = None, time_limit: float
     ``O(N sum_l E_l log sum_l E_l)`` after one pass over the routing table.
     """
     t0 = time.perf_counter()
+    reject_unknown("popularity", unknown, ())
     q = activation_marginals(instance)
     reach = instance.reachable()
     valid = instance.valid_mask()
@@ -141,7 +148,8 @@ def independent_surrogate(instance: Instance) -> Instance:
                     size_unit=instance.size_unit, metadata={"surrogate_of": instance.name})
 
 
-def independent(instance: Instance, *, seed: int | None = None, time_limit: float | None = None) -> Result:
+def independent(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+                **unknown) -> Result:
     """Co-activation-blind greedy: :func:`~.greedy.greedy` on :func:`independent_surrogate`,
     evaluated on the true objective.
 
@@ -150,6 +158,7 @@ def independent(instance: Instance, *, seed: int | None = None, time_limit: floa
     co-activation costs.  No guarantee on the true ``R``.
     """
     t0 = time.perf_counter()
+    reject_unknown("independent", unknown, ())
     sur = independent_surrogate(instance)
     res = greedy(sur, seed=seed, time_limit=time_limit)
     info = {"surrogate_reduction": res.reduction, "surrogate": res.info}

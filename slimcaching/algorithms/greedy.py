@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..instances.model import Instance, Placement
 from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
+from .maxconv import reject_unknown
 
 __all__ = ["greedy", "candidate_elements"]
 
@@ -133,7 +134,7 @@ greedy_guarantees = (
 
 
 def greedy(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-           enumeration: int = 0) -> Result:
+           enumeration: int = 0, **unknown) -> Result:
     """Lazy density greedy with best-single-element comparison and partial enumeration.
 
     Problem: maximise ``R(x) = T(empty) - T(x)`` subject to
@@ -206,6 +207,7 @@ def greedy(instance: Instance, *, seed: int | None = None, time_limit: float | N
        knapsack constraint", Proc. ACM Meas. Anal. Comput. Syst. 5(1), 2021.
     """
     t0 = time.perf_counter()
+    reject_unknown("greedy", unknown, ("enumeration",))
     if isinstance(enumeration, bool) or not isinstance(enumeration, (int, np.integer)) \
             or not 0 <= enumeration <= 3:
         raise InputError("--enumeration", ("", f"enumeration must be an integer in 0..3, got {enumeration!r}"))

@@ -35,7 +35,7 @@ from ..instances.model import Instance
 from ..result import Guarantee, Result
 
 __all__ = ["TablesSolution", "exact_tables_dp", "approx_tables_dp", "concave_tables_merge",
-           "is_concave", "solve_tables", "maxconv"]
+           "is_concave", "solve_tables", "maxconv", "reject_unknown"]
 
 
 @dataclass
@@ -283,9 +283,17 @@ def solve_tables(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int, e
     return approx_tables_dp(w, hs, Q, eps)
 
 
+def reject_unknown(algorithm: str, unknown: dict, valid: Sequence[str]) -> None:
+    """Raise :class:`InputError` for parameters an algorithm does not take (e.g. from ``--param``)."""
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise InputError("--param", ("", f"{algorithm} does not take {names}; valid parameters: "
+                                         f"{', '.join(valid) or 'none'}"))
+
+
 def maxconv(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
             eps: float = 0.05, order: str = "latency", layer_solver: str = "auto",
-            max_enumerate: int = 16) -> Result:
+            max_enumerate: int = 16, **unknown) -> Result:
     """Successive greedy decomposition with approximate (max,+) convolutions.
 
     Problem: minimise ``T(x)`` (``MODEL.md`` section 1).  Same node-by-node
@@ -325,6 +333,7 @@ def maxconv(instance: Instance, *, seed: int | None = None, time_limit: float | 
     """
     from .successive import successive
 
+    reject_unknown("maxconv", unknown, ("eps", "order", "layer_solver", "max_enumerate"))
     res = successive(instance, seed=seed, time_limit=time_limit, order=order, layer_solver=layer_solver,
                      max_enumerate=max_enumerate, eps=eps, _name="maxconv")
     return res

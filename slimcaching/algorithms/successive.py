@@ -44,7 +44,7 @@ from ..errors import InputError
 from ..instances.model import Instance
 from ..objective import IncrementalEvaluator, latency as _latency, tau as _tau
 from ..result import Guarantee, Result, Status, make_result
-from .maxconv import solve_tables
+from .maxconv import reject_unknown, solve_tables
 
 __all__ = ["SingleNodeSolution", "LayerTable", "layer_table", "solve_single_node", "node_order",
            "successive"]
@@ -396,7 +396,7 @@ def _one_node_exact_tables(inst: Instance, params: dict) -> bool:
 
 def successive(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
                order: str | Sequence = "latency", layer_solver: str = "auto", max_enumerate: int = 16,
-               eps: float | None = None, _name: str = "successive") -> Result:
+               eps: float | None = None, _name: str = "successive", **unknown) -> Result:
     """Successive greedy decomposition over nodes with an exact DP per node.
 
     Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``
@@ -450,6 +450,7 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
        mixture-of-experts for distributed inference", arXiv:2507.06567, 2025.
     """
     t0 = time.perf_counter()
+    reject_unknown(_name, unknown, ("order", "layer_solver", "max_enumerate", "eps"))
     _check_options(layer_solver, max_enumerate, eps)
     nodes = node_order(instance, order)
     params = {"order": order if isinstance(order, str) else list(order), "layer_solver": layer_solver,
@@ -478,7 +479,7 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
     elif instance.N == 1 and all_exact:
         status = Status.OPTIMAL
         bound = _latency(instance, placement)
-        guarantee = "R(successive) = R(opt): one node, every layer enumerated, exact DP"
+        guarantee = f"R({_name}) = R(opt): one node, every layer enumerated, exact DP"
     else:
         status = Status.HEURISTIC
         if instance.N == 1 and eps is not None and all(m == "enumerate" for v in visited
