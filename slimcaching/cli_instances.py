@@ -24,15 +24,27 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_from_trace(args: argparse.Namespace) -> int:
-    from .instances.io import write_instance
-    from .instances.traces import instance_from_trace, read_trace
+    from pathlib import Path
 
-    trace = read_trace(args.trace, fmt=args.format, user_column=args.user_column,
-                       layer_base=args.layer_base)
-    inst = instance_from_trace(trace, model=args.model, network=args.network, nodes=args.nodes,
-                               capacity=args.capacity, device_capacity=args.device_capacity, seed=args.seed,
-                               precision=args.precision, devices=args.devices,
-                               name=args.name)
+    from .instances.catalog import get_architecture
+    from .instances.io import write_instance
+    from .instances.traces import (MARGINAL_FORMATS, instance_from_marginals, instance_from_trace,
+                                   read_marginals, read_trace)
+
+    common = dict(model=args.model, network=args.network, nodes=args.nodes, capacity=args.capacity,
+                  device_capacity=args.device_capacity, seed=args.seed, precision=args.precision,
+                  devices=args.devices, name=args.name)
+    fmt = args.format
+    p = Path(args.trace)
+    if fmt == "auto" and (p.suffix.lower() == ".json" or (p.is_dir() and any(p.glob("*.json")))):
+        fmt = "fiddler"
+    if fmt in MARGINAL_FORMATS:
+        arch = get_architecture(args.model)
+        marg = read_marginals(args.trace, fmt=fmt, top_k=arch.top_k)
+        inst = instance_from_marginals(marg, tokens=args.tokens, **common)
+    else:
+        trace = read_trace(args.trace, fmt=fmt, user_column=args.user_column, layer_base=args.layer_base)
+        inst = instance_from_trace(trace, **common)
     if args.output:
         write_instance(inst, args.output)
     else:
@@ -75,8 +87,12 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="add (or drop) one device node per user")
     p.add_argument("--precision", default="bf16", help="bf16, int8, int4 or mixed")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", default="auto", choices=["auto", "long", "list", "npy", "jsonl"],
-                   help="trace layout (auto: from the extension and columns)")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "long", "list", "npy", "jsonl", "fiddler", "counts-npy"],
+                   help="trace layout (auto: from the extension and columns; .json = Fiddler popularity). "
+                        "fiddler and counts-npy carry activation counts only: sets are synthesised")
+    p.add_argument("--tokens", type=int, default=4096,
+                   help="marginal-only sources: tokens sampled per (user, layer) when sets cannot be enumerated")
     p.add_argument("--user-column", default="user", help="column that identifies a user (request, task, ...)")
     p.add_argument("--layer-base", type=int, default=0, help="id of the first MoE layer in the trace (0 or 1)")
     p.add_argument("--name", default=None, help="instance name")

@@ -173,3 +173,71 @@ def test_from_trace_command(tmp_path, capsys):
     assert main(["from-trace", str(bad), "--model", "mixtral-8x7b", "-o", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expert 9 out of range" in err[0]
+
+
+# ------------------------------------------------------------ marginal-only sources
+def _fiddler(path, counts, tokens):
+    path.write_text(json.dumps({"total_input_tokens": tokens, "expert_popularity": counts.tolist()}))
+
+
+def test_marginal_only_sources_synthesise_sets_and_say_so(tmp_path, capsys):
+    from slimcaching.instances.routing import inclusion_probabilities, plackett_luce_exact, zipf_popularity
+    from slimcaching.instances.traces import instance_from_marginals, read_marginals
+
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "fiddler"
+    folder.mkdir()
+    truth = {}
+    for task in ("math", "code"):
+        pops = [zipf_popularity(8, 1.1, rng) for _ in range(32)]
+        dists = [plackett_luce_exact(w, 2) for w in pops]
+        freq = np.stack([inclusion_probabilities(s, p, 8) for s, p in dists])     # exact marginals
+        _fiddler(folder / f"{task}.json", freq * 1000.0, 1000)
+        truth[task] = dists
+    marg = read_marginals(folder)
+    assert marg.user_names == ("code", "math") and marg.counts.shape == (2, 32, 8)
+    inst = instance_from_marginals(marg, model="mixtral-8x7b", nodes=2, seed=1)
+    assert inst.metadata["coactivation"].startswith("synthesised")
+    assert inst.metadata["trace"]["plackett_luce_fit_max_error"] < 1e-6
+    # Plackett-Luce is identified by its Top-2 marginals: the synthesised sets are the true ones
+    for u, task in enumerate(marg.user_names):
+        for l in (0, 17, 31):
+            s_true, p_true = truth[task][l]
+            sl = inst.sets_of(u, l)
+            assert np.array_equal(inst.set_experts[sl], s_true)
+            assert np.allclose(inst.set_prob[sl], p_true, atol=1e-5)
+    # the same through the command line, format detected from the extension
+    out = tmp_path / "m.json"
+    assert main(["from-trace", str(folder / "math.json"), "--model", "mixtral-8x7b", "--nodes", "2",
+                 "-o", str(out)]) == 0
+    assert read_instance(out).metadata["trace"]["format"] == "fiddler"
+    # MoE-Infinity-style count arrays [sequences, layers, experts]
+    npy = tmp_path / "counts.npy"
+    np.save(npy, rng.integers(0, 50, size=(3, 32, 8)))
+    assert main(["from-trace", str(npy), "--model", "mixtral-8x7b", "--format", "counts-npy", "--nodes", "2",
+                 "-o", str(out)]) == 0
+    assert read_instance(out).metadata["coactivation"].startswith("synthesised")
+
+
+def test_bad_marginal_files(tmp_path):
+    from slimcaching.instances.traces import instance_from_marginals, read_marginals
+
+    f = tmp_path / "a.json"
+    _fiddler(f, np.ones((4, 8)), 10)
+    with pytest.raises(InputError, match=r"a.json: \$.expert_popularity: counts are 4 layers x 8 experts but "
+                                         r"Mixtral-8x7B has 32 MoE layers x 8 experts"):
+        instance_from_marginals(read_marginals(f), model="mixtral-8x7b")
+    c = np.full((32, 8), 1.0)
+    c[3, 5] = 20
+    _fiddler(f, c, 10)
+    with pytest.raises(InputError, match=r"\$.expert_popularity\[3\]\[5\]: expert 5 of layer 3 is activated by more "
+                                         r"tokens than the file has"):
+        instance_from_marginals(read_marginals(f), model="mixtral-8x7b")
+    _fiddler(f, np.full((32, 8), 5.0), 10)
+    with pytest.raises(InputError, match=r"layer 0 activates 4.000 experts per token, more than top-k = 2"):
+        instance_from_marginals(read_marginals(f), model="mixtral-8x7b")
+    f.write_text('{"expert_popularity": []}')
+    with pytest.raises(InputError, match=r"a Fiddler popularity file needs total_input_tokens and expert_popularity"):
+        read_marginals(f)
+    with pytest.raises(InputError, match=r"counts-npy needs the model's top-k"):
+        read_marginals(f, fmt="counts-npy")
