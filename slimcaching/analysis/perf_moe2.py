@@ -3,7 +3,7 @@
 For each number of experts ``M`` and each of ``--seeds`` generated instances
 (``C = --categories``), runs the three exact methods with a time limit
 (default 60 s) and the baselines.  A method is not run at larger ``M`` once it
-has hit the time limit.  Two scenarios:
+has hit the time limit (nor for the remaining seeds of that ``M``).  Two scenarios:
 
 * ``default``: the generator's latency budgets (each category admits 40-100 %
   of the experts);
@@ -57,7 +57,7 @@ def run(sizes: list[int], *, categories: int = 3, seeds: int = 3, time_limit: fl
             cand = sum(2 ** bin(int(a)).count("1") for a in inst.allowed_masks())
             res = {}
             for name in EXACT:
-                if name in alive:
+                if name in alive and name not in stopped:  # one time-out at this M is enough
                     res[name] = MOE2_ALGORITHMS[name](inst, seed=s, time_limit=time_limit)
                     if res[name].status is not Status.OPTIMAL:
                         stopped.add(name)
