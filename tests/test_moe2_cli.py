@@ -116,3 +116,12 @@ def test_malformed_input_exit_2_with_one_line(inst_file, tmp_path, capsys, argv,
     assert err.count("\n") == 1 and "Traceback" not in err
     assert re.search(match, err), err
 
+
+
+def test_solve_passes_params_and_time_limit(inst_file, capsys):
+    rc, out, _ = _run(capsys, ["moe2", "solve", inst_file, "--algorithm", "dmo", "--param", "master=joint",
+                               "--time-limit", "30"])
+    d = json.loads(out)
+    assert rc == 0 and d["params"] == {"time_limit": 30.0, "master": "joint"} and d["status"] == "optimal"
+    rc, out2, _ = _run(capsys, ["moe2", "solve", inst_file, "--algorithm", "exact"])
+    assert json.loads(out2)["objective"] == pytest.approx(d["objective"], abs=1e-9)
