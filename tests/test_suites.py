@@ -76,6 +76,10 @@ def test_tiny_is_brute_force_size_and_carries_its_generator_parameters():
         assert meta["generator"] == "slimcaching.instances.suites.model_instance"
         assert meta["params"]["seed"] >= 1000 and meta["suite_entry"] == inst.name
         assert meta["architecture"]["source"].endswith("config.json")
+    # the parameters in a file are enough to rebuild it
+    inst = read_instance(files[7])
+    again = model_instance(**inst.metadata["params"], name=inst.name)
+    assert again.content_hash() == inst.content_hash()
 
 
 def test_small_covers_k_and_n_and_stays_within_the_binary_budget():

@@ -18,7 +18,7 @@ import io
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,9 +32,9 @@ from .model import Instance
 from .network import EdgeNetwork, get_preset, latency_tables, sample_network
 from .routing import RoutingModel, layer_routing
 
-__all__ = ["model_instance", "physical_model", "Physical", "mixed_precision_bits", "parse_capacity", "SUITES", "suite_specs",
-           "generate_suite", "suite_names", "placements_bound",
-           "build_entry", "SAMPLE_TRACE", "write_sample_trace"]
+__all__ = ["model_instance", "physical_model", "Physical", "mixed_precision_bits", "parse_capacity", "SUITES",
+           "SuiteEntry", "suite_specs", "generate_suite", "suite_names", "placements_bound", "build_entry",
+           "SAMPLE_TRACE", "write_sample_trace"]
 
 GENERATOR = "slimcaching.instances.suites.model_instance"
 
@@ -451,28 +451,18 @@ def suite_specs(name: str) -> list[SuiteEntry]:
 
 
 def _build(entry: SuiteEntry) -> Instance:
+    """Generate one entry; ``metadata.params`` are then exactly :func:`model_instance`'s keywords."""
     params = dict(entry.params)
+    extra: dict = {"suite_entry": entry.name}
     cap = params.get("capacity")
     if isinstance(cap, dict) and "items" in cap:
         # capacity as a number of (largest) experts per node, in the instance's size unit
-        items = cap["items"]
         probe = model_instance(**{**params, "capacity": None, "name": entry.name})
         smax = int(probe.expert_size.max())
-        params["capacity"] = [int(q) * smax for q in items]
-        inst = model_instance(**{**params, "name": entry.name})
-        meta = dict(inst.metadata)
-        meta["params"] = {**meta["params"], "capacity": {"items": items, "units_per_item": smax}}
-        meta["suite_entry"] = entry.name
-        return _with_metadata(inst, meta)
+        params["capacity"] = [int(q) * smax for q in cap["items"]]
+        extra["capacity_in_largest_experts"] = list(cap["items"])
     inst = model_instance(**{**params, "name": entry.name})
-    meta = dict(inst.metadata)
-    meta["suite_entry"] = entry.name
-    return _with_metadata(inst, meta)
-
-
-def _with_metadata(inst: Instance, meta: dict) -> Instance:
-    object.__setattr__(inst, "metadata", meta)
-    return inst
+    return replace(inst, metadata={**inst.metadata, **extra})
 
 
 def build_entry(suite: str, name: str) -> Instance:
