@@ -71,8 +71,12 @@ def test_truncation_keeps_shapes_and_names_what_was_kept():
     assert (a.moe_layers, a.routed_experts, a.top_k) == (2, 4, 1)
     assert a.expert_params == get_architecture("Mixtral-8x7B").expert_params
     assert a.name == "Mixtral-8x7B[L=2,E=4,K=1]"
-    with pytest.raises(ValueError, match="cannot truncate Mixtral-8x7B to L=40"):
+    with pytest.raises(InputError, match=r"--model: cannot truncate Mixtral-8x7B to L=40, E=8, K=2: it has 32 MoE "
+                                         r"layers of 8 experts, top-2, and K can only be lowered \(K <= E\)"):
         get_architecture("Mixtral-8x7B").truncated(40)
+    with pytest.raises(InputError, match=r"cannot truncate Mixtral-8x7B to L=32, E=8, K=4"):
+        get_architecture("Mixtral-8x7B").truncated(top_k=4)
+    assert get_architecture("OLMoE-1B-7B").truncated(experts=4).top_k == 4
 
 
 def test_models_command_lists_every_model(capsys):
@@ -95,3 +99,5 @@ def test_generate_accepts_case_insensitive_model_names(tmp_path, capsys):
     assert list(inst.expert_size) == [336, 336]
     assert main(["generate", "--model", "nope"]) == 2
     assert capsys.readouterr().err.strip().startswith("--model: unknown model 'nope'")
+    assert main(["generate", "--model", "mixtral-8x7b", "--layers", "33"]) == 2
+    assert capsys.readouterr().err.strip().startswith("--model: cannot truncate Mixtral-8x7B to L=33")

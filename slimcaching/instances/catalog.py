@@ -99,12 +99,19 @@ class Architecture:
         """The same expert shapes with fewer MoE layers / experts (for small benchmarks).
 
         The result's name records what was kept, e.g. ``Mixtral-8x7B[L=2,E=4,K=2]``.
+
+        Raises
+        ------
+        InputError
+            More layers or experts than the model has, or a larger Top-K.
         """
         L = self.moe_layers if layers is None else int(layers)
         E = self.routed_experts if experts is None else int(experts)
-        K = min(self.top_k if top_k is None else int(top_k), E)
-        if not (1 <= L <= self.moe_layers and 1 <= E <= self.routed_experts and K >= 1):
-            raise ValueError(f"cannot truncate {self.name} to L={L}, E={E}, K={K}")
+        K = min(self.top_k, E) if top_k is None else int(top_k)
+        if not (1 <= L <= self.moe_layers and 1 <= E <= self.routed_experts and 1 <= K <= min(self.top_k, E)):
+            raise InputError("--model", ("", f"cannot truncate {self.name} to L={L}, E={E}, K={K}: it has "
+                                             f"{self.moe_layers} MoE layers of {self.routed_experts} experts, "
+                                             f"top-{self.top_k}, and K can only be lowered (K <= E)"))
         if (L, E, K) == (self.moe_layers, self.routed_experts, self.top_k):
             return self
         return replace(self, name=f"{self.name}[L={L},E={E},K={K}]", moe_layers=L,

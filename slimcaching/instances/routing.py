@@ -114,7 +114,7 @@ class RoutingModel:
     tokens : int
         Tokens sampled per ``(u, l)`` when exact enumeration is too large.
     exact_limit : int
-        Enumerate exactly when ``topics' * C(E, K) * K! <= exact_limit``.
+        Enumerate exactly when ``T * C(E, K) * K! <= exact_limit`` (``T`` topics, at least 1).
     """
 
     skew: float = 1.0
