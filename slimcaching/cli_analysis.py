@@ -155,7 +155,7 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0], metavar="LIST", help="comma-separated seeds (default 0)")
     p.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
     p.add_argument("--executor", choices=["local", "dask"], default="local")
-    p.add_argument("--address", default=None, metavar="tcp://HOST:PORT", help="dask scheduler (with --executor dask)")
+    p.add_argument("--address", default=None, metavar="tcp://HOST:PORT", help="dask scheduler (with --executor dask; without it an in-process local cluster)")
     p.add_argument("--limit", type=_int_at_least("--limit", 0), default=None, help="stop after this many runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="do not print the ratio table at the end")

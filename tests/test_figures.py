@@ -47,3 +47,19 @@ def test_figures_from_a_capacity_sweep(tmp_path, capsys):
 
     assert main(["figures", str(db), "--out", str(tmp_path / "fig2")]) == 0
     assert "ratio_caching.png" in capsys.readouterr().out
+
+
+def test_demo_on_a_small_folder_writes_every_output(tmp_path):
+    from slimcaching.analysis.demo import demo
+
+    sweep("capacity_fraction", [0.25, 0.5], out_dir=tmp_path / "mini", seeds=[0],
+          base={"layers": 1, "experts": 3, "top_k": 2, "nodes": 2, "users": 2})
+    lines = []
+    files = demo(tmp_path / "out", suites=[str(tmp_path / "mini")], jobs=1, exact_time_limit=10,
+                 progress=False, log=lines.append)
+    for key in ("ratio_md", "ratio_tex", "ratio_csv", "formulations_md", "formulations_tex", "guarantees_md"):
+        assert files[key].exists() and files[key].stat().st_size > 0
+    text = "\n".join(lines)
+    assert "left out: brute-force" in text and "| mini | exact | 2 | 2 | 2 | 1.0000 |" in text
+    assert (tmp_path / "out" / "figures" / "ratio_caching.pdf").exists()
+    assert r"\bottomrule" in files["ratio_tex"].read_text()
