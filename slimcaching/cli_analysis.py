@@ -60,7 +60,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .analysis.report import report
 
     text = report(args.db, fmt=args.format, group_by=args.group_by.split(","),
-                  formulations=not args.no_formulations)
+                  formulations=not args.no_formulations, table=args.table)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -165,7 +165,9 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
     p.add_argument("--group-by", default="family,algorithm", metavar="COLS",
                    help="comma-separated: family, suite, algorithm, top_k, L, N, U, cap_frac, seed, instance_name")
-    p.add_argument("--no-formulations", action="store_true", help="omit the formulation table")
+    p.add_argument("--table", choices=["all", "ratios", "formulations"], default="all",
+                   help="which table (default all: ratios, then formulations when present)")
+    p.add_argument("--no-formulations", action="store_true", help="same as --table ratios")
     p.add_argument("--output", "-o", default=None, help="file (stdout when omitted)")
 
     p = add(sub, "check-guarantees", "compare claimed approximation guarantees with stored runs "

@@ -160,6 +160,14 @@ def test_report_cli(db, tmp_path, capsys):
     assert out_file.read_text().count(r"\toprule") == 1
     assert main(["report", str(tmp_path / "none.sqlite")]) == 2
     assert "no such results database" in capsys.readouterr().err
+    assert main(["report", str(db), "--table", "formulations"]) == 2
+    assert "no lp-bound runs" in capsys.readouterr().err
+    syn = _synthetic(tmp_path)
+    assert main(["report", str(syn), "--table", "formulations", "--format", "csv"]) == 0
+    back = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(back["formulation"]) == ["assignment", "level"]
+    with pytest.raises(InputError, match="unknown table 'x'"):
+        report(str(syn), table="x")
     empty = tmp_path / "empty.sqlite"
     ResultStore(empty).close()
     with pytest.raises(InputError, match="holds no runs"):

@@ -294,11 +294,25 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
 
 
 def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family", "algorithm"),
-           formulations: bool = True) -> str:
-    """The text ``slimcaching report`` prints: the ratio table, then the formulation table."""
+           formulations: bool = True, table: str = "all") -> str:
+    """The text ``slimcaching report`` prints.
+
+    ``table`` is ``"ratios"``, ``"formulations"`` or ``"all"`` (the ratio table,
+    then the formulation table when there is one, separated by a blank line).
+    """
+    if table not in ("all", "ratios", "formulations"):
+        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations"))
     df = with_ratios(load_frame(db))
     if df.empty:
         raise InputError(str(db), ("", "the results database holds no runs"))
+    if table == "formulations":
+        ft = formulation_table(df)
+        if not len(ft):
+            raise InputError(str(db), ("", "no lp-bound runs next to a proven optimum: run "
+                                           "lp-bound[formulation=level] and exact first"))
+        return format_table(ft, fmt, caption="MILP formulations: LP relaxation bounds, root gaps, solve times."
+                            if fmt == "latex" else None)
+    formulations = formulations and table == "all"
     parts = []
     rt = ratio_table(df, group_by)
     cap = ("Empirical ratio R(alg)/R(opt) (exact where proven optimal, certified lower bound "
