@@ -137,7 +137,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
         ``algorithm="exact"``; ``info`` holds build/solve times, HiGHS version,
         termination condition and model size.
     """
-    from ..algorithms.moe2 import CountingOracle, Moe2Result, _finish, _trivial  # noqa: F401
+    from ..algorithms.moe2 import CountingOracle, _finish, _trivial
 
     if params:
         raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for exact; "
