@@ -135,3 +135,26 @@ def test_maxconv_uses_approximation_on_large_capacities():
     ref = successive(inst)
     assert ref.status == "optimal"
     assert res.reduction >= 0.9 * ref.reduction - 1e-12
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6), eps=st.sampled_from([0.3, 0.1, 0.05]))
+def test_single_node_value_within_eps_of_exact_dp_on_large_capacities(seed, eps):
+    """Instance level, with capacities so large that the scaled DP (not the exact fallback) runs."""
+    from slimcaching.algorithms.successive import solve_single_node, successive
+    from slimcaching.instances.generators import random_instance
+    from slimcaching.objective import IncrementalEvaluator
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(50_000, 100_000, size=4)
+    sizes[0] = 50_021                                     # prime: gcd 1
+    inst = random_instance(layers=4, experts=5, top_k=2, nodes=3, users=3, seed=seed, expert_size=sizes,
+                           capacity_fraction=0.3)
+    ev = IncrementalEvaluator(inst, successive(inst, order="given").placement)
+    n = seed % inst.N
+    ex = solve_single_node(ev, n)
+    ap = solve_single_node(ev, n, eps=eps)
+    assert ap.info["dp"] in ("approx", "concave")
+    assert ap.value >= (1 - eps) * ex.value - 1e-12
+    assert ap.value <= ex.value + 1e-12
+    assert int(inst.expert_size[ap.elements[:, 1]].sum()) <= inst.capacity[n]
