@@ -22,7 +22,23 @@ __all__ = ["cloud", "random_placement", "popularity", "independent", "activation
 
 def cloud(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
           **unknown) -> Result:
-    """Cache nothing: every expert runs in the cloud, ``T = T(empty)``, ``R = 0``."""
+    """Cache nothing: every expert runs in the cloud, ``T = T(empty)``, ``R = 0``.
+
+    Parameters
+    ----------
+    instance : Instance
+    seed, time_limit
+        Unused; recorded.
+
+    Returns
+    -------
+    Result
+        The empty placement, status ``heuristic``.
+
+    Notes
+    -----
+    The reference point of every reduction.  ``O(1)`` plus one evaluation.
+    """
     t0 = time.perf_counter()
     reject_unknown("cloud", unknown, ())
     return make_result(instance, instance.empty_placement(), algorithm="cloud", status=Status.HEURISTIC,
@@ -62,10 +78,16 @@ def random_placement(instance: Instance, *, seed: int | None = None, time_limit:
         drawn from the OS and recorded in the result, so every run can be
         repeated.
 
+    Returns
+    -------
+    Result
+        Status ``heuristic``; ``seed`` and ``params["seed"]`` hold the seed used.
+
     Notes
     -----
-    Per node: a random permutation of all ``(l, e)`` (``O(sum_l E_l)``) and a
-    first-fit pass.
+    No guarantee.  Per node: a random permutation of all ``(l, e)``
+    (``O(sum_l E_l)``) and a first-fit pass, so every node ends full (no
+    further expert fits).
     """
     t0 = time.perf_counter()
     reject_unknown("random", unknown, ())
@@ -100,8 +122,14 @@ def popularity(instance: Instance, *, seed: int | None = None, time_limit: float
     :func:`activation_marginals`), putting experts not yet cached on a faster
     node first, and caches them first-fit until full.
 
+    Returns
+    -------
+    Result
+        Status ``heuristic``.
+
     Notes
     -----
+    No guarantee; blind to co-activation and to which node serves whom best.
     ``O(N sum_l E_l log sum_l E_l)`` after one pass over the routing table.
     """
     t0 = time.perf_counter()
@@ -155,7 +183,19 @@ def independent(instance: Instance, *, seed: int | None = None, time_limit: floa
 
     The surrogate is a ``K = 1`` facility-location objective, so the greedy
     is well founded there; the gap to the true optimum measures what ignoring
-    co-activation costs.  No guarantee on the true ``R``.
+    co-activation costs.
+
+    Returns
+    -------
+    Result
+        Evaluated on ``instance``; ``info["surrogate_reduction"]`` is ``R`` on
+        the surrogate and ``info["surrogate"]`` the greedy's own record.
+
+    Notes
+    -----
+    No guarantee on the true ``R`` (the surrogate's guarantees, see
+    :func:`~.greedy.greedy`, hold for the surrogate objective only).  Cost: one
+    pass over the routing table plus the greedy on ``U L max E`` singleton rows.
     """
     t0 = time.perf_counter()
     reject_unknown("independent", unknown, ())
