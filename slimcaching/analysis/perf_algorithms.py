@@ -140,6 +140,19 @@ def heuristic_quality(seeds: int = 5) -> list[tuple[str, float, float, float, fl
     return rows
 
 
+def family_on_mixtral(seed: int = 0) -> list[tuple[str, float, float, float]]:
+    """Every algorithm of this family on the Mixtral-scale instance: ``(name, seconds, T, R)``."""
+    from ..algorithms import run as run_algorithm
+
+    inst = instances(seed)["mixtral"]
+    rows = []
+    for name in ("cloud", "random", "popularity", "independent", "greedy", "successive", "maxconv"):
+        t0 = time.perf_counter()
+        res = run_algorithm(inst, name, seed=seed)
+        rows.append((name, time.perf_counter() - t0, res.latency, res.reduction))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -153,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---|---|")
     for name, t, target, note in rows:
         print(f"| {name} | {t:.3f} | {target} | {note} |")
+    print("\nEvery algorithm on the Mixtral-scale instance (one run each)\n")
+    print("| algorithm | s | T | R |")
+    print("|---|---:|---:|---:|")
+    for name, t, T, R in family_on_mixtral(args.seed):
+        print(f"| {name} | {t:.3f} | {T:.5f} | {R:.5f} |")
     print("\nPer-layer tables: heuristic against exact enumeration (successive, 5 seeds)\n")
     print("| instances | min R(heur)/R(enum) | median | median s enumerate | median s heuristic |")
     print("|---|---:|---:|---:|---:|")
