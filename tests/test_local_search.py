@@ -13,7 +13,8 @@ from slimcaching.instances.generators import random_instance
 from slimcaching.instances.model import Placement
 from slimcaching.instances.validate import instance_from_dict
 from slimcaching.objective import IncrementalEvaluator, latency
-from slimcaching.algorithms.local_search import MOVE_KINDS, best, candidate_sets, cyclic, polish
+from slimcaching.algorithms.local_search import (MOVE_KINDS, best, candidate_sets, cyclic, polish,
+                                                 spread_candidates)
 from slimcaching.result import Status
 
 seeds = st.integers(0, 2**32 - 1)
@@ -42,7 +43,7 @@ def _feasible_random_start(inst, rng) -> Placement:
 
 
 def _neighbours(inst, x: np.ndarray, max_sets: int):
-    """Every placement one add / set / drop / swap / move step away (as polish defines them), by kind."""
+    """Every placement one step of each kind away (as polish defines them), by kind."""
     size, cap = inst.expert_size, inst.capacity
     valid = inst.valid_mask()
     used = (x.sum(axis=2) * size[None, :]).sum(axis=1)
@@ -59,6 +60,16 @@ def _neighbours(inst, x: np.ndarray, max_sets: int):
                 if len(miss) >= 2 and used[n] + size[l] * len(miss) <= cap[n]:
                     y = x.copy(); y[n, l, miss] = True
                     yield "set", y
+    for add in spread_candidates(inst, Placement(x), max_sets):  # spread
+        y = x.copy()
+        for n, l, e in add:
+            y[n, l, e] = True
+        yield "spread", y
+    for (n1, l1, e1), (n2, l2, e2) in itertools.combinations(cached, 2):  # exchange between nodes
+        if n1 != n2 and not x[n1, l2, e2] and not x[n2, l1, e1] \
+                and used[n1] - size[l1] + size[l2] <= cap[n1] and used[n2] - size[l2] + size[l1] <= cap[n2]:
+            y = x.copy(); y[n1, l1, e1] = y[n2, l2, e2] = False; y[n1, l2, e2] = y[n2, l1, e1] = True
+            yield "exchange", y
     for n, l, e in cached:
         y = x.copy(); y[n, l, e] = False
         yield "drop", y
@@ -141,10 +152,26 @@ def test_polish_never_worse_and_locally_optimal(seed):
         assert _T(d, inst, y) >= t_end - tol - 1e-12, f"improving {kind} move left"
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_polish_locally_optimal_when_sets_must_span_nodes(seed):
+    """Nodes too small for a whole activated set: spread, exchange and swap steps all matter here."""
+    rng = np.random.default_rng(seed)
+    inst = random_instance(layers=2, experts=int(rng.integers(3, 5)), top_k=int(rng.integers(2, 4)), nodes=3,
+                           users=2, seed=seed, capacity_fraction=float(rng.uniform(0.1, 0.3)), reach=1.0)
+    d = inst.to_dict()
+    start = _feasible_random_start(inst, rng) if seed % 2 else None
+    res = polish(inst, start=start, seed=seed, max_sets=3)
+    t_end = _T(d, inst, res.placement.x)
+    if start is not None:
+        assert t_end <= _T(d, inst, start.x) + 1e-12
+    for kind, y in _neighbours(inst, res.placement.x, max_sets=3):
+        assert _T(d, inst, y) >= t_end - res.params["tol"] - 1e-12, f"improving {kind} move left"
+
+
 def test_polish_escapes_the_zero_gain_stall_with_set_steps():
     """Top-2 sets only: every single add from empty gains 0, a set-add does not."""
     inst = random_instance(layers=3, experts=5, top_k=2, nodes=2, users=2, seed=3)
-    only_singles = polish(inst, moves="add,drop,swap,move")
+    only_singles = polish(inst, moves="add,drop,swap,move,exchange")
     assert only_singles.reduction == 0.0
     with_sets = polish(inst)
     assert with_sets.reduction > 0.0 and with_sets.info["moves"]["set"] > 0
@@ -201,7 +228,8 @@ def test_polish_bad_input_messages():
     y = np.zeros((1, 2, 4), dtype=bool); y[0, 0, 3] = True
     with pytest.raises(InputError, match=r"layer 0 has 2 experts, expert 3 does not exist"):
         polish(inst3, start=Placement(y))
-    with pytest.raises(InputError, match=r"moves must be a non-empty subset of add, set, drop, swap, move; got jump"):
+    with pytest.raises(InputError, match=r"moves must be a non-empty subset of add, set, spread, drop, swap, move, "
+                                         r"exchange; got jump"):
         polish(inst, moves="add,jump")
     with pytest.raises(InputError, match=r"max_moves must be an integer >= 0, got -1"):
         polish(inst, max_moves=-1)
@@ -212,7 +240,7 @@ def test_polish_bad_input_messages():
 
 
 def test_move_kinds_constant():
-    assert MOVE_KINDS == ("add", "set", "drop", "swap", "move")
+    assert MOVE_KINDS == ("add", "set", "spread", "drop", "swap", "move", "exchange")
 
 
 # ------------------------------------------------------------------- cyclic

@@ -17,6 +17,7 @@ start: any guarantee proven for the start (for :func:`cyclic` and
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -28,10 +29,10 @@ from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
 from . import successive as _successive
 
-__all__ = ["polish", "cyclic", "best", "candidate_sets", "MOVE_KINDS"]
+__all__ = ["polish", "cyclic", "best", "candidate_sets", "spread_candidates", "MOVE_KINDS"]
 
 #: The step kinds :func:`polish` implements, in the order it tries them.
-MOVE_KINDS: tuple[str, ...] = ("add", "set", "drop", "swap", "move")
+MOVE_KINDS: tuple[str, ...] = ("add", "set", "spread", "drop", "swap", "move", "exchange")
 
 
 # ----------------------------------------------------------------- helpers
@@ -101,19 +102,78 @@ def candidate_sets(instance: Instance, max_sets: int) -> list[np.ndarray]:
     as sets are merged); ties broken by the sorted member ids.  Returns one
     ``int64 (m_l, Kmax)`` array of sorted members padded with ``-1`` per layer.
     """
+    return [m for m, _ in _sets_with_mass(instance, max_sets)]
+
+
+def _sets_with_mass(instance: Instance, max_sets: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`candidate_sets` and, per set, each user's mass ``w_u p[u,l,S]`` (``float64 (m_l, U)``)."""
     out = []
     se = np.sort(np.where(instance.set_experts >= 0, instance.set_experts, -1), axis=1)[:, ::-1]
     size = (se >= 0).sum(axis=1)
+    U = instance.U
     for l in range(instance.L):
         rows = np.nonzero((instance.set_layer == l) & (size >= 2))[0]
         if len(rows) == 0 or max_sets == 0:
-            out.append(np.zeros((0, se.shape[1]), dtype=np.int64))
+            out.append((np.zeros((0, se.shape[1]), dtype=np.int64), np.zeros((0, U))))
             continue
         uniq, inv = np.unique(se[rows], axis=0, return_inverse=True)
-        mass = np.bincount(inv.ravel(), weights=instance.coef[rows], minlength=len(uniq))
+        inv = inv.ravel()
+        mass = np.bincount(inv, weights=instance.coef[rows], minlength=len(uniq))
         keep = np.argsort(-mass, kind="stable")[:max_sets]
-        out.append(uniq[keep].astype(np.int64))
+        per_user = np.bincount(inv * U + instance.set_user[rows], weights=instance.coef[rows],
+                               minlength=len(uniq) * U).reshape(len(uniq), U)
+        out.append((uniq[keep].astype(np.int64), per_user[keep]))
     return out
+
+
+def _set_node_scores(instance: Instance, sets: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Per layer ``float64 (m_l, N)``: ``sum_u m_u(S) min(t[u,n,l], c[u,l])``, lower is better."""
+    out = []
+    for l, (_, mass) in enumerate(sets):
+        t = np.minimum(instance.latency[:, :, l], instance.cloud_latency[:, l, None])  # (U, N)
+        out.append(mass @ t)
+    return out
+
+
+def _spread(x: np.ndarray, used: np.ndarray, instance: Instance, sets: list[tuple[np.ndarray, np.ndarray]],
+            scores: list[np.ndarray]) -> list[list[tuple[int, int, int]]]:
+    """The *spread* candidates: for each candidate set, its members placed across nodes.
+
+    Nodes are ranked by the set's score (:func:`_set_node_scores`, ties by
+    index).  Each member ``e`` (ascending id) goes to the best-ranked node that
+    has room (counting this candidate's earlier placements) and scores
+    strictly better than every node already caching ``(l, e)``; a member with
+    no such node is left out.  Candidates placing fewer than two elements are
+    omitted (one element is an *add*).
+    """
+    size, cap = instance.expert_size, instance.capacity
+    out = []
+    for l, (members, _) in enumerate(sets):
+        sl = int(size[l])
+        for j, row in enumerate(members):
+            sc = scores[l][j]
+            order = np.argsort(sc, kind="stable")
+            room = cap - used
+            chosen = []
+            for e in sorted(int(v) for v in row if v >= 0):
+                have = x[:, l, e]
+                cur = sc[have].min() if have.any() else np.inf
+                for n in order:
+                    if sc[n] >= cur:
+                        break
+                    if room[n] >= sl:
+                        chosen.append((int(n), l, e))
+                        room[n] -= sl
+                        break
+            if len(chosen) >= 2:
+                out.append(chosen)
+    return out
+
+
+def spread_candidates(instance: Instance, placement: Placement, max_sets: int = 64) -> list[list[tuple[int, int, int]]]:
+    """The element lists :func:`polish`'s *spread* step considers at ``placement``."""
+    sets = _sets_with_mass(instance, max_sets)
+    return _spread(placement.x, placement.storage_used(instance), instance, sets, _set_node_scores(instance, sets))
 
 
 class _Neighbourhood:
@@ -136,13 +196,18 @@ class _Neighbourhood:
         self.layer_elements = [grid[grid[:, 1] == l] for l in range(L)]
         self.G = np.zeros((N, L, E))
         self.queries = 0
-        self.sets = candidate_sets(inst, max_sets) if "set" in kinds else [np.zeros((0, 0), np.int64)] * L
+        with_mass = _sets_with_mass(inst, max_sets if ("set" in kinds or "spread" in kinds) else 0)
+        self.sets = [m for m, _ in with_mass] if "set" in kinds else [np.zeros((0, 0), np.int64)] * L
+        self.spread_sets = with_mass if "spread" in kinds else []
+        self.spread_scores = _set_node_scores(inst, self.spread_sets)
+        self.spread_cache: list[dict] = [{} for _ in range(L)]  # elements -> gain; valid until layer l changes
         self.H = [np.full((N, len(m)), -np.inf) for m in self.sets]  # gain of each set-add
         self.need = [np.zeros((N, len(m)), dtype=np.int64) for m in self.sets]  # members missing
         for l in range(L):
             self._refresh(l)
 
     def _refresh(self, l: int) -> None:
+        self.spread_cache[l].clear()
         el = self.layer_elements[l]
         if len(el):
             self.G[el[:, 0], el[:, 1], el[:, 2]] = self.ev.gains(el)
@@ -160,6 +225,21 @@ class _Neighbourhood:
                     self.queries += 1
                 else:
                     self.H[l][n, j] = -np.inf
+
+    def best_spread(self) -> tuple[float, list[tuple[int, int, int]] | None]:
+        """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
+        ev = self.ev
+        best_g, best = -np.inf, None
+        for cand in _spread(ev.x, ev.used, ev.instance, self.spread_sets, self.spread_scores):
+            l = cand[0][1]
+            key = tuple(cand)
+            g = self.spread_cache[l].get(key)
+            if g is None:
+                g = self.spread_cache[l][key] = ev.gain_of(add=cand)
+                self.queries += 1
+            if g > best_g:
+                best_g, best = g, cand
+        return best_g, best
 
     def best_set(self) -> tuple[float, list[tuple[int, int, int]] | None]:
         """Best addition of the missing members (two or more) of one candidate set at one node."""
@@ -224,11 +304,12 @@ class _Neighbourhood:
             if -loss[i] > tol:  # cannot happen for monotone R beyond rounding; checked for exactness
                 d = tuple(int(v) for v in cached[i])
                 return float(-loss[i]), "drop", [], [d]
-        do_swap, do_move = "swap" in self.kinds, "move" in self.kinds
-        if not (do_swap or do_move):
+        do_swap, do_move, do_pair = "swap" in self.kinds, "move" in self.kinds, "exchange" in self.kinds
+        if not (do_swap or do_move or do_pair):
             return None
         free = self.cap - ev.used
         el_size = self.size[cached[:, 1]]
+        reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
         for i in self.rng.permutation(len(cached)):
             if time.perf_counter() > deadline:
                 return 0.0, "time", [], []
@@ -248,17 +329,65 @@ class _Neighbourhood:
             if do_swap:
                 batch += [(n, l, int(e2)) for e2 in np.nonzero(~ev.x[n, l] & self.valid[l])[0]]
             n_swap = len(batch)
-            if do_move:
+            if do_move or do_pair:
                 batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
             if batch:
-                best_g, best = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size)
+                best_g, best, g = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move)
+                if do_pair:
+                    ms = [m for m, _, _ in batch[n_swap:]]
+                    reloc[i, ms] = g[n_swap:] - loss[i]
             if best is not None and best_g - loss[i] > tol:
                 kind, add, remove = best
                 return best_g - float(loss[i]), kind, add, [d] + remove
+        if do_pair:
+            return self._pairs(cached, reloc, free, el_size, deadline)
         return None
 
-    def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size):
-        """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best."""
+    def _pairs(self, cached: np.ndarray, reloc: np.ndarray, free: np.ndarray, el_size: np.ndarray,
+               deadline: float) -> tuple[float, str, list, list] | None:
+        """Best *exchange*: cached ``a`` on ``n1`` and ``b`` on ``n2`` trade places.
+
+        ``reloc[i, m]`` is the exact change of ``R`` when cached element ``i``
+        alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
+        For ``a`` and ``b`` of different layers the exchange changes disjoint
+        routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
+        (vectorised over all pairs); same-layer pairs are evaluated jointly.
+        """
+        ev, tol = self.ev, self.tol
+        nodes, layers, experts = cached[:, 0], cached[:, 1], cached[:, 2]
+        fit = free[nodes][:, None] + el_size[:, None] - el_size[None, :] >= 0  # room at a's node for b
+        ok = (nodes[:, None] != nodes[None, :]) & (layers[:, None] != layers[None, :]) & fit & fit.T
+        val = reloc[:, nodes]  # val[i, k] = reloc[i, node of k]
+        tot = np.where(ok, val + val.T, -np.inf)
+        best_g, best = -np.inf, None
+        if tot.size:
+            j = int(np.argmax(tot))
+            i, k = np.unravel_index(j, tot.shape)
+            best_g, best = float(tot[i, k]), (int(i), int(k))
+        x = ev.x
+        for l in np.unique(layers):
+            idx = np.nonzero(layers == l)[0]
+            for a, b in itertools.combinations(idx, 2):
+                n1, n2, e1, e2 = nodes[a], nodes[b], experts[a], experts[b]
+                if n1 == n2 or e1 == e2 or x[n1, l, e2] or x[n2, l, e1]:
+                    continue
+                if time.perf_counter() > deadline:
+                    return 0.0, "time", [], []
+                g = ev.gain_of(add=[(int(n1), int(l), int(e2)), (int(n2), int(l), int(e1))],
+                               remove=[tuple(int(v) for v in cached[a]), tuple(int(v) for v in cached[b])])
+                self.queries += 1
+                if g > best_g:
+                    best_g, best = g, (int(a), int(b))
+        if best is None or best_g <= tol:
+            return None
+        (n1, l1, e1), (n2, l2, e2) = (tuple(int(v) for v in cached[t]) for t in best)
+        return best_g, "exchange", [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]
+
+    def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
+        """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
+
+        Returns the best gain over ``x - d``, its move, and the batch's gains over ``x - d``.
+        """
         ev = self.ev
         n, l, e = d
         ev.apply(remove=[d])
@@ -269,7 +398,7 @@ class _Neighbourhood:
                 j = int(np.argmax(g[:n_swap]))
                 if g[j] > best_g:
                     best_g, best = float(g[j]), ("swap", [batch[j]], [])
-            for j in range(n_swap, len(batch)):
+            for j in range(n_swap if do_move else len(batch), len(batch)):
                 m = batch[j][0]
                 a = batch[j]
                 if g[j] <= best_g:  # R monotone: no eviction at m beats adding a alone
@@ -291,7 +420,7 @@ class _Neighbourhood:
                         best_g, best = float(gb), ("move", [a], [b])
         finally:
             ev.apply(add=[d])
-        return best_g, best
+        return best_g, best, g
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
@@ -321,6 +450,12 @@ def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: floa
                 gained += nb.apply(members, [])
                 counts["set"] += 1
                 continue
+        if "spread" in kinds:
+            g, members = nb.best_spread()
+            if members is not None and g > tol:
+                gained += nb.apply(members, [])
+                counts["spread"] += 1
+                continue
         scans += 1
         found = nb.exchange(deadline)
         if found is None:
@@ -338,7 +473,7 @@ def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: floa
 def polish(instance: Instance, *, start: Placement | None = None, seed: int | None = None,
            time_limit: float | None = None, moves: Any = MOVE_KINDS, max_moves: int | None = None,
            max_sets: int = 64, tol: float | None = None) -> Result:
-    """Local search from a placement to a local optimum of add / set / drop / swap / move.
+    """Local search from a placement to a local optimum of seven step kinds.
 
     Problem: minimise ``T(x)`` (maximise ``R(x)``) subject to
     ``sum_{l,e} s_l x[n,l,e] <= Q_n`` (``MODEL.md`` section 1), starting from
@@ -352,6 +487,10 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
       (:func:`candidate_sets`), if they fit.  With top-``K >= 2`` routing a
       single add often gains exactly zero (its partner stays in the cloud);
       this step is what lets the search leave the empty placement;
+    * *spread*: add the members of one candidate set across nodes when no
+      single node can hold it (:func:`spread_candidates`: each member goes to
+      the best node for the set's users that has room and beats every node
+      already caching it);
     * *drop* a cached ``(n, l, e)``;
     * *swap* at one node: drop a cached ``(n, l, e)`` and add an uncached
       ``(n, l', e')`` (any layer) with ``used_n - s_l + s_l' <= Q_n``;
@@ -361,16 +500,22 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
       Because ``R`` is monotone, a move is never better than the add of
       ``(m, l, e)`` (no eviction) or the swap of ``b`` for ``(m, l, e)`` at
       ``m`` (eviction), and a drop never improves; both kinds are checked
-      anyway so the local-optimality claim below covers them exactly.
+      anyway so the local-optimality claim below covers them exactly;
+    * *exchange*: cached ``(n1, l1, e1)`` and ``(n2, l2, e2)``, ``n1 != n2``,
+      trade nodes (if both fit and neither node already has the other's
+      expert).  This is the move between nodes that monotonicity does not
+      make redundant.
 
     Each iteration applies the best improving add if there is one, else the
-    best improving set-add; otherwise it scans the cached elements in a
-    seeded random order and applies the best drop / swap / move of the first
-    element that has an improving one (first improvement over elements).  A move is improving when it increases
-    ``R`` by more than ``tol``.
+    best improving set, else the best improving spread; otherwise it scans
+    the cached elements in a seeded random order and applies the best drop /
+    swap / move of the first element that has an improving one (first
+    improvement over elements), and if none has, the best improving
+    exchange.  A step is improving when it increases ``R`` by more than
+    ``tol``.
 
     Guarantee: ``R(polish(x0)) >= R(x0)`` for every start ``x0``, and on
-    return with ``info["stopped"] == "local_optimum"`` no move of the enabled
+    return with ``info["stopped"] == "local_optimum"`` no step of the enabled
     kinds increases ``R`` by more than ``tol``.  There is no approximation
     guarantee beyond the start's: if ``R(x0) >= alpha R(opt)`` then
     ``R(polish(x0)) >= alpha R(opt)``.
@@ -390,14 +535,14 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     max_moves : int, optional
         Stop after this many accepted moves (status ``heuristic``).
     max_sets : int
-        Candidate sets per layer for the *set* step (default 64).
+        Candidate sets per layer for the *set* and *spread* steps (default 64).
     tol : float, optional
         Improvement threshold in seconds; default ``1e-12 T(empty)``.
 
     Returns
     -------
     Result
-        ``info`` holds accepted moves per kind, the number of exchange scans,
+        ``info`` holds accepted steps per kind, the number of element scans,
         gain queries, the total gain, the start latency and why it stopped.
 
     Raises
@@ -417,8 +562,14 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     ``T`` over layers) and one evaluation with the element removed of its
     ``E_l + N`` same-layer swaps and moves; evictions from another layer are
     exact by the same separability, same-layer evictions are evaluated one by
-    one only when a monotonicity bound says they could win.  Every accepted move increases
-    ``R`` by more than ``tol``, so the search terminates.
+    one only when a monotonicity bound says they could win.  The exchange
+    pass reuses the relocation values of that scan: for elements of different
+    layers the value of an exchange is the sum of two relocations (disjoint
+    routing rows), an ``O(C^2)`` array operation for ``C`` cached elements;
+    same-layer pairs (about ``C^2 / L``) are evaluated one by one.  *set* and
+    *spread* gains are cached per layer until that layer changes.  Every
+    accepted step increases ``R`` by more than ``tol``, so the search
+    terminates.
 
     References
     ----------
