@@ -241,3 +241,16 @@ def test_bad_marginal_files(tmp_path):
         read_marginals(f)
     with pytest.raises(InputError, match=r"counts-npy needs the model's top-k"):
         read_marginals(f, fmt="counts-npy")
+
+
+def test_list_traces_reject_empty_lists_and_non_integers(long_df):
+    lst = _to_list(long_df)
+    as_str = lst.assign(experts=lst["experts"].map(lambda v: " ".join(map(str, v))))
+    with pytest.raises(InputError, match=r"bad.csv: \$\[4\]\.experts: a token must activate at least one expert, "
+                                         r"got an empty list"):
+        trace_from_frame(as_str.assign(experts=as_str["experts"].where(as_str.index != 4, "[]")), file="bad.csv")
+    with pytest.raises(InputError, match=r"bad.csv: \$\[2\]\.experts: a token must activate at least one expert"):
+        trace_from_frame(lst.assign(experts=lst["experts"].where(lst.index != 2, None).map(
+            lambda v: [] if v is None else v)), file="bad.csv")
+    with pytest.raises(InputError, match=r"bad.csv: \$\[6\]\.expert: expert must be an integer, got 'x'"):
+        trace_from_frame(as_str.assign(experts=as_str["experts"].where(as_str.index != 6, "1 x")), file="bad.csv")

@@ -120,24 +120,27 @@ def trace_from_frame(df: pd.DataFrame, *, file: str = "<trace>", user_column: st
     df = df.reset_index(drop=True)
     if fmt == "list":
         ex = df["experts"]
-        if ex.map(lambda v: isinstance(v, str)).any():
+        if isinstance(ex.iloc[0], str):
+            # CSV: "[3, 7]", "3 7" or "3;7" -> lists, with pandas' string methods (no Python loop)
             ex = ex.astype(str).str.strip().str.strip("[](){}").str.strip().str.split(r"[,;\s]+", regex=True)
-        ex = ex.map(lambda v: list(v) if v is not None and not isinstance(v, float) else [])
-        empty = ex.map(len) == 0
-        if empty.any():
-            i = int(np.flatnonzero(empty.to_numpy())[0])
-            raise InputError(file, (f"$[{i}].experts", "a token must activate at least one expert, got an "
-                                                       "empty list"))
         long = df[[user_column, "token", "layer"]].assign(expert=ex).explode("expert")
-        long = long[long["expert"].astype(str).str.len() > 0]
+        e = long["expert"]
+        bad = pd.to_numeric(e, errors="coerce").isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            v = e.iloc[i]
+            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v):
+                raise InputError(file, (f"$[{long.index[i]}].experts",
+                                        "a token must activate at least one expert, got an empty list"))
     else:
         long = df[[user_column, "token", "layer", "expert"]]
     token = _int_column(file, long, "token")
     layer = _int_column(file, long, "layer") - int(layer_base)
     expert = _int_column(file, long, "expert")
     src_row = long.index.to_numpy(dtype=np.int64)
-    ucodes, unames = pd.factorize(long[user_column].astype(str), sort=False)
-    return _group(file, ucodes.astype(np.int64), tuple(unames), token, layer, expert, src_row, fmt, user_column)
+    ucodes, unames = pd.factorize(long[user_column], sort=False)
+    names = tuple(str(x) for x in unames)
+    return _group(file, ucodes.astype(np.int64), names, token, layer, expert, src_row, fmt, user_column)
 
 
 def _group(file: str, user: np.ndarray, user_names: tuple, token: np.ndarray, layer: np.ndarray,
