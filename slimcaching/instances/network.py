@@ -28,7 +28,7 @@ and only its user reaches it.  The presets' ranges, and why, are in
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
