@@ -168,7 +168,8 @@ def test_generation_is_seeded():
     assert a["metadata"]["sampled_tokens_per_distribution"] == [[64, 64], [64, 64]]
 
 
-def test_suite_command(tmp_path, capsys):
+def test_suite_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["suite", "list"]) == 0
     out = capsys.readouterr().out
     for s in SUITES:
@@ -176,6 +177,7 @@ def test_suite_command(tmp_path, capsys):
     assert main(["suite", "generate", "tiny", "--out", str(tmp_path / "t")]) == 0
     assert (tmp_path / "t" / "tiny-000.json").read_bytes() == (ROOT / "tiny" / "tiny-000.json").read_bytes()
     assert main(["suite", "generate", "huge"]) == 2
+    assert not (tmp_path / "instances").exists()
     assert capsys.readouterr().err.strip() == ("suite: unknown suite 'huge'; valid: tiny, small, paper, "
                                                "mixed-precision")
     assert main(["suite", "generate"]) == 2

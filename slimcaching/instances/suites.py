@@ -497,10 +497,11 @@ def generate_suite(name: str, out: str | os.PathLike, *, only: Sequence[str] | N
 
     ``only`` restricts to those entry names (the index is then not rewritten).
     """
+    specs = suite_specs(name)                  # an unknown name fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written, index = [], []
-    for e in suite_specs(name):
+    for e in specs:
         if only is not None and e.name not in only:
             continue
         inst = _build(e)
