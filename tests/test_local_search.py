@@ -352,7 +352,9 @@ def test_best_registry_guarantees_and_bad_parameter():
     assert [g.ratio for g in guarantees_of("best")] == [g.ratio for g in guarantees_of("successive")]
     assert guarantees_of("polish") == ()
     inst = random_instance(layers=2, experts=4, top_k=2, nodes=2, users=2, seed=0)
-    with pytest.raises(InputError, match=r"unknown parameter 'speed' for best; valid: eps, layer_solver"):
+    with pytest.raises(InputError, match=r"unknown parameter 'speed' for best; valid: eps, extra_starts, layer_solver"):
         best(inst, speed=3)
+    with pytest.raises(InputError, match=r"extra_starts must name registered algorithms other than best; got 'best'"):
+        best(inst, extra_starts="independent,best")
     res = best(inst, time_limit=0.0)
     assert res.status == Status.TIME_LIMIT and res.feasible

@@ -177,7 +177,7 @@ def spread_candidates(instance: Instance, placement: Placement, max_sets: int = 
 
 
 class _Neighbourhood:
-    """The add / drop / swap / move neighbourhood of the placement held by ``ev``.
+    """The step kinds of :func:`polish` around the placement held by ``ev``.
 
     Keeps ``G[n, l, e]``, the gain of adding each element on its own, up to
     date layer by layer: a change of ``(n, l, e)`` only touches the routing
@@ -215,16 +215,10 @@ class _Neighbourhood:
         members = self.sets[l]
         if len(members) == 0:
             return
-        x = self.ev.x
-        for n in range(self.ev.instance.N):
-            for j, row in enumerate(members):
-                miss = [int(e) for e in row if e >= 0 and not x[n, l, e]]
-                self.need[l][n, j] = len(miss)
-                if len(miss) >= 2:
-                    self.H[l][n, j] = self.ev.gain_of(add=[(n, l, e) for e in miss])
-                    self.queries += 1
-                else:
-                    self.H[l][n, j] = -np.inf
+        # members missing at each node; gains are computed lazily in best_set (NaN = not yet)
+        present = np.where(members[None, :, :] >= 0, self.ev.x[:, l, :][:, np.maximum(members, 0)], True)
+        self.need[l] = (~present).sum(axis=2)
+        self.H[l] = np.where(self.need[l] >= 2, np.nan, -np.inf)
 
     def best_spread(self) -> tuple[float, list[tuple[int, int, int]] | None]:
         """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
@@ -248,8 +242,12 @@ class _Neighbourhood:
         for l, members in enumerate(self.sets):
             if len(members) == 0:
                 continue
-            fits = ev.used[:, None] + self.size[l] * self.need[l] <= self.cap[:, None]
-            g = np.where(fits & (self.need[l] >= 2), self.H[l], -np.inf)
+            fits = (ev.used[:, None] + self.size[l] * self.need[l] <= self.cap[:, None]) & (self.need[l] >= 2)
+            for n, j in zip(*np.nonzero(fits & np.isnan(self.H[l]))):
+                self.H[l][n, j] = ev.gain_of(add=[(int(n), l, int(e)) for e in members[j]
+                                                  if e >= 0 and not ev.x[n, l, e]])
+                self.queries += 1
+            g = np.where(fits, self.H[l], -np.inf)
             i = int(np.argmax(g))
             if g.flat[i] > best_g:
                 n, j = np.unravel_index(i, g.shape)
@@ -275,56 +273,72 @@ class _Neighbourhood:
         i = int(np.argmax(g))
         return float(g.flat[i]), tuple(int(v) for v in np.unravel_index(i, g.shape))
 
-    def exchange(self, deadline: float) -> tuple[float, str, list, list] | None:
-        """First improving drop / swap / move, scanning cached elements in random order.
+    def sweep(self, deadline: float, budget: int | None) -> tuple[dict[str, int], float, bool]:
+        """One pass of drop / swap / move over the cached elements, then exchanges if nothing moved.
 
-        For each cached ``d = (n, l, e)`` the batch is: dropping ``d``; every
-        swap of ``d`` for an uncached ``(n, l', e')`` that fits once ``d`` is
-        gone; every move of ``d`` to a node ``m`` without it, evicting at most
-        one cached ``b`` of ``m`` (none if ``d`` fits).  Values are exact:
-        with ``Y = x - d``, gains of additions in ``Y`` come from one batch
+        Elements are visited in a seeded random order.  For the visited
+        ``d = (n, l, e)`` the candidates are: dropping ``d``; every swap of
+        ``d`` for an uncached ``(n, l', e')`` that fits once ``d`` is gone;
+        every move of ``d`` to a node ``m`` without it, evicting at most one
+        cached ``b`` of ``m`` (none if ``d`` fits).  Values are exact: with
+        ``Y = x - d``, gains of additions in ``Y`` come from one batch
         evaluation with ``d`` removed; the loss of an element of another layer
         than ``d``'s is the same in ``x`` and ``Y`` (disjoint routing rows),
         so swaps into other layers are ``G[n, l', e'] - loss(d)`` and
         evictions of other-layer ``b`` cost ``loss(b)``; same-layer evictions
         are evaluated jointly, only when the bound ``gain_Y(m, l, e) - loss(d)``
-        (``R`` is monotone) could beat the best so far.
-        Returns the best move of the first batch that improves ``R`` by more
-        than ``tol``, ``None`` if no batch does, or ``"time"`` as kind when the
-        deadline passed mid-scan.
+        (``R`` is monotone) could beat the best so far.  The best candidate of
+        ``d`` is applied at once if it improves ``R`` by more than ``tol``
+        and the pass continues from the new placement.
+
+        Returns the steps applied per kind, their total gain and whether the
+        deadline passed.
         """
         ev, tol = self.ev, self.tol
-        cached = np.argwhere(ev.x)
-        if len(cached) == 0:
-            return None
-        loss = ev.losses(cached)
-        self.queries += len(cached)
-        if "drop" in self.kinds:
-            i = int(np.argmin(loss))
-            if -loss[i] > tol:  # cannot happen for monotone R beyond rounding; checked for exactness
-                d = tuple(int(v) for v in cached[i])
-                return float(-loss[i]), "drop", [], [d]
-        do_swap, do_move, do_pair = "swap" in self.kinds, "move" in self.kinds, "exchange" in self.kinds
-        if not (do_swap or do_move or do_pair):
-            return None
-        free = self.cap - ev.used
-        el_size = self.size[cached[:, 1]]
-        reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
-        for i in self.rng.permutation(len(cached)):
+        applied = {k: 0 for k in self.kinds}
+        gained = 0.0
+        do_drop, do_swap, do_move, do_pair = (k in self.kinds for k in ("drop", "swap", "move", "exchange"))
+        # With add and swap enabled a move cannot improve once they cannot (R is monotone):
+        # move(d -> m) <= add(m, l, e), and move(d -> m, evicting b) <= swap(b -> (m, l, e)) at m,
+        # which this pass checks when it visits b.  So moves are only evaluated without them.
+        eval_move = do_move and not ("add" in self.kinds and do_swap)
+        if not (do_drop or do_swap or do_move or do_pair):
+            return applied, gained, False
+        order = [tuple(int(v) for v in r) for r in np.argwhere(ev.x)]
+        order = [order[i] for i in self.rng.permutation(len(order))]
+        stale = True
+        reloc = None
+        for d in order:
+            if budget is not None and sum(applied.values()) >= budget:
+                return applied, gained, False
             if time.perf_counter() > deadline:
-                return 0.0, "time", [], []
-            n, l, e = (int(v) for v in cached[i])
-            d = (n, l, e)
+                return applied, gained, True
+            if not ev.x[d]:
+                continue
+            if stale:  # the placement changed: refresh the cached elements, their losses, the free space
+                cached = np.argwhere(ev.x)
+                loss = ev.losses(cached)
+                self.queries += len(cached)
+                index = {tuple(int(v) for v in r): k for k, r in enumerate(cached)}
+                free = self.cap - ev.used
+                el_size = self.size[cached[:, 1]]
+                reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
+                stale = False
+            i = index[d]
+            n, l, e = d
             room = free[n] + self.size[l]
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
+            if do_drop:
+                best_g, best = 0.0, ("drop", [], [])
             if do_swap:
                 ok = ~ev.x[n] & self.valid & (self.size[:, None] <= room)
                 ok[l] = False
                 if ok.any():
                     g = np.where(ok, self.G[n], -np.inf)
                     j = int(np.argmax(g))
-                    l2, e2 = np.unravel_index(j, g.shape)
-                    best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
+                    if g.flat[j] > best_g:
+                        l2, e2 = np.unravel_index(j, g.shape)
+                        best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
             batch = []
             if do_swap:
                 batch += [(n, l, int(e2)) for e2 in np.nonzero(~ev.x[n, l] & self.valid[l])[0]]
@@ -332,20 +346,39 @@ class _Neighbourhood:
             if do_move or do_pair:
                 batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
             if batch:
-                best_g, best, g = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move)
+                best_g, best, g = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size, eval_move)
                 if do_pair:
-                    ms = [m for m, _, _ in batch[n_swap:]]
-                    reloc[i, ms] = g[n_swap:] - loss[i]
+                    reloc[i, [m for m, _, _ in batch[n_swap:]]] = g[n_swap:] - loss[i]
             if best is not None and best_g - loss[i] > tol:
                 kind, add, remove = best
-                return best_g - float(loss[i]), kind, add, [d] + remove
-        if do_pair:
-            return self._pairs(cached, reloc, free, el_size, deadline)
-        return None
+                gained += self.apply(add, [d] + remove)
+                applied[kind] += 1
+                stale = True
+        if do_pair and not stale and reloc is not None and time.perf_counter() <= deadline:
+            for g_val, add, remove in self._pairs(cached, reloc, free, el_size, deadline):
+                if budget is not None and sum(applied.values()) >= budget:
+                    break
+                if not all(ev.x[r] for r in remove) or any(ev.x[a] for a in add) or not self._fits(add, remove):
+                    continue
+                g_now = ev.gain_of(add=add, remove=remove)  # exact again: earlier exchanges touched other layers
+                self.queries += 1
+                if g_now > tol:
+                    gained += self.apply(add, remove)
+                    applied["exchange"] += 1
+        return applied, gained, time.perf_counter() > deadline
+
+    def _fits(self, add: list, remove: list) -> bool:
+        used = self.ev.used.copy()
+        for n, l, _ in remove:
+            used[n] -= self.size[l]
+        for n, l, _ in add:
+            used[n] += self.size[l]
+        return bool(np.all(used <= self.cap))
 
     def _pairs(self, cached: np.ndarray, reloc: np.ndarray, free: np.ndarray, el_size: np.ndarray,
-               deadline: float) -> tuple[float, str, list, list] | None:
-        """Best *exchange*: cached ``a`` on ``n1`` and ``b`` on ``n2`` trade places.
+               deadline: float) -> list[tuple[float, list, list]]:
+        """Improving *exchanges* (cached ``a`` on ``n1`` and ``b`` on ``n2`` trade places), best first,
+        greedily restricted to pairwise disjoint layer sets so their values stay exact when applied in turn.
 
         ``reloc[i, m]`` is the exact change of ``R`` when cached element ``i``
         alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
@@ -358,12 +391,9 @@ class _Neighbourhood:
         fit = free[nodes][:, None] + el_size[:, None] - el_size[None, :] >= 0  # room at a's node for b
         ok = (nodes[:, None] != nodes[None, :]) & (layers[:, None] != layers[None, :]) & fit & fit.T
         val = reloc[:, nodes]  # val[i, k] = reloc[i, node of k]
-        tot = np.where(ok, val + val.T, -np.inf)
-        best_g, best = -np.inf, None
-        if tot.size:
-            j = int(np.argmax(tot))
-            i, k = np.unravel_index(j, tot.shape)
-            best_g, best = float(tot[i, k]), (int(i), int(k))
+        tot = np.triu(np.where(ok, val + val.T, -np.inf), 1)
+        tot[np.tril_indices_from(tot)] = -np.inf
+        cands = [(float(tot[i, k]), int(i), int(k)) for i, k in zip(*np.nonzero(tot > tol))]
         x = ev.x
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
@@ -372,16 +402,22 @@ class _Neighbourhood:
                 if n1 == n2 or e1 == e2 or x[n1, l, e2] or x[n2, l, e1]:
                     continue
                 if time.perf_counter() > deadline:
-                    return 0.0, "time", [], []
+                    break
                 g = ev.gain_of(add=[(int(n1), int(l), int(e2)), (int(n2), int(l), int(e1))],
                                remove=[tuple(int(v) for v in cached[a]), tuple(int(v) for v in cached[b])])
                 self.queries += 1
-                if g > best_g:
-                    best_g, best = g, (int(a), int(b))
-        if best is None or best_g <= tol:
-            return None
-        (n1, l1, e1), (n2, l2, e2) = (tuple(int(v) for v in cached[t]) for t in best)
-        return best_g, "exchange", [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]
+                if g > tol:
+                    cands.append((g, int(a), int(b)))
+        cands.sort(key=lambda c: -c[0])
+        out, taken = [], set()
+        for g, a, b in cands:
+            ls = {int(layers[a]), int(layers[b])}
+            if ls & taken:
+                continue
+            taken |= ls
+            (n1, l1, e1), (n2, l2, e2) = (tuple(int(v) for v in cached[t]) for t in (a, b))
+            out.append((g, [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]))
+        return out
 
     def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
         """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
@@ -457,16 +493,17 @@ def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: floa
                 counts["spread"] += 1
                 continue
         scans += 1
-        found = nb.exchange(deadline)
-        if found is None:
-            break
-        _, kind, add, remove = found
-        if kind == "time":
+        budget = None if max_moves is None else max_moves - sum(counts.values())
+        applied, g, timed_out = nb.sweep(deadline, budget)
+        gained += g
+        for k, v in applied.items():
+            counts[k] += v
+        if timed_out:
             stopped = "time_limit"
             break
-        gained += nb.apply(add, remove)
-        counts[kind] += 1
-    return {"moves": counts, "exchange_scans": scans, "gain_queries": nb.queries,
+        if not any(applied.values()):
+            break
+    return {"moves": counts, "sweeps": scans, "gain_queries": nb.queries,
             "gain": gained, "stopped": stopped}
 
 
@@ -757,18 +794,24 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
 
 
 # --------------------------------------------------------------------- best
-def best(instance: Instance, *, seed: int | None = None, time_limit: float | None = None, **params) -> Result:
-    """Our strongest heuristic: ``successive``, then :func:`cyclic`, then :func:`polish`.
+def best(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
+         extra_starts: Any = ("independent",), **params) -> Result:
+    """Our strongest heuristic: ``successive``, then :func:`cyclic`, then :func:`polish` (plus restarts).
 
     Problem: maximise ``R(x)`` subject to the node capacities
-    (``MODEL.md`` section 1).  Each stage starts from the previous stage's
-    placement and accepts only strict improvements.
+    (``MODEL.md`` section 1).  The main chain runs ``successive``, then
+    :func:`cyclic` from its placement, then :func:`polish` from that; each
+    stage accepts only strict improvements.  The same cyclic + polish chain
+    is then run from each algorithm in ``extra_starts`` (default the
+    co-activation-blind ``independent`` baseline, whose placements spread
+    experts over nodes and land in other basins), and the placement with the
+    lowest latency is returned (the main chain's on ties).
 
-    Guarantee: ``R(best) >= R(cyclic stage) >= R(successive)``, hence every
-    approximation guarantee of ``successive`` holds for ``best`` in the same
-    regime (reported in ``Result.guarantee``), and none beyond it.  On
-    return without a time limit the placement is a local optimum of the
-    add / drop / swap / move neighbourhood of :func:`polish`.
+    Guarantee: ``R(best) >= R(main chain) >= R(cyclic stage) >= R(successive)``,
+    hence every approximation guarantee of ``successive`` holds for ``best``
+    in the same regime (reported in ``Result.guarantee``), and none beyond
+    it.  On return without a time limit the placement is a local optimum of
+    the neighbourhood of :func:`polish`.
 
     Parameters
     ----------
@@ -776,8 +819,12 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     seed : int, optional
         Passed to every stage (recorded).
     time_limit : float, optional
-        Seconds for all stages together; a stage that starts after the limit
-        returns its input unchanged and the result has status ``time_limit``.
+        Seconds for all stages together, the main chain first; a stage that
+        starts after the limit returns its input unchanged and the result
+        has status ``time_limit``.
+    extra_starts : sequence of str or comma-separated str
+        Registered algorithms whose placements also start a cyclic + polish
+        chain (not ``best``); empty for the main chain only.
     **params
         ``layer_solver``, ``max_enumerate``, ``eps`` (successive and
         cyclic), ``order``, ``max_passes`` (cyclic), ``moves``,
@@ -786,8 +833,9 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     Returns
     -------
     Result
-        ``info["stages"]``: for each stage its algorithm, latency, status,
-        runtime and the stage's own ``info``.
+        ``info["stages"]``: the main chain's stages (algorithm, latency,
+        status, runtime, the stage's own ``info``); ``info["restarts"]``: per
+        extra start its stages; ``info["chosen"]``: which chain won.
 
     Raises
     ------
@@ -796,9 +844,9 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
 
     Notes
     -----
-    Cost is the sum of the stages': ``successive`` (``N`` single-node DPs),
+    Cost is the sum of the chains': ``successive`` (``N`` single-node DPs),
     a few ``cyclic`` passes (``N`` single-node DPs each) and the polish
-    scans (see :func:`polish`).
+    scans (see :func:`polish`), once per start.
 
     References
     ----------
@@ -807,13 +855,22 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     .. [2] E. Aarts and J. K. Lenstra (eds.), "Local Search in Combinatorial
        Optimization", Wiley, 1997.
     """
+    from . import REGISTRY, get_algorithm
+
     t0 = time.perf_counter()
     deadline = _deadline(time_limit, t0)
     valid = set(_SINGLE_NODE_KEYS) | {"order", "max_passes", "moves", "max_moves", "max_sets", "tol"}
     unknown = sorted(set(params) - valid)
     if unknown:
         raise InputError("--param", (unknown[0], f"unknown parameter {unknown[0]!r} for best; valid: "
-                                                 f"{', '.join(sorted(valid))}"))
+                                                 f"{', '.join(sorted(valid | {'extra_starts'}))}"))
+    if isinstance(extra_starts, str):
+        extra_starts = [v.strip() for v in extra_starts.split(",") if v.strip()]
+    extra_starts = list(extra_starts or ())
+    bad = [v for v in extra_starts if v not in REGISTRY or v == "best"]
+    if bad:
+        raise InputError("--param", ("extra_starts", f"extra_starts must name registered algorithms other than "
+                                                     f"best; got {bad[0]!r}"))
     single = _single_node_kwargs(params)
     cyc = {k: params[k] for k in ("order", "max_passes", "tol") if k in params}
     pol = {k: params[k] for k in ("moves", "max_moves", "max_sets", "tol") if k in params}
@@ -821,19 +878,30 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     def left() -> float | None:
         return None if time_limit is None else max(0.0, deadline - time.perf_counter())
 
-    stages = []
+    def chain(first: Result) -> list[Result]:
+        r2 = cyclic(instance, seed=seed, time_limit=left(), start=first.placement, **cyc, **single)
+        r3 = polish(instance, start=r2.placement, seed=seed, time_limit=left(), **pol)
+        return [first, r2, r3]
+
+    def report(stages: list[Result]) -> list[dict]:
+        return [{"algorithm": r.algorithm, "latency": r.latency, "status": str(r.status),
+                 "runtime_s": r.runtime_s, "info": r.info} for r in stages]
+
     r1 = _successive.successive(instance, seed=seed, time_limit=left(), **single,
-                    **({"order": params["order"]} if "order" in params else {}))
-    stages.append(r1)
-    r2 = cyclic(instance, seed=seed, time_limit=left(), start=r1.placement, **cyc, **single)
-    stages.append(r2)
-    r3 = polish(instance, start=r2.placement, seed=seed, time_limit=left(), **pol)
-    stages.append(r3)
-    info = {"stages": [{"algorithm": r.algorithm, "latency": r.latency, "status": str(r.status),
-                        "runtime_s": r.runtime_s, "info": r.info} for r in stages]}
-    timed_out = any(r.status == Status.TIME_LIMIT for r in stages)
-    run_params = {**r1.params, "cyclic": r2.params, "polish": r3.params, "seed": seed}
-    return make_result(instance, r3.placement, algorithm="best",
+                                **({"order": params["order"]} if "order" in params else {}))
+    main = chain(r1)
+    chosen, final, timed_out = "successive", main[-1], any(r.status == Status.TIME_LIMIT for r in main)
+    restarts = []
+    for name in extra_starts:
+        stages = chain(get_algorithm(name)(instance, seed=seed, time_limit=left()))
+        restarts.append({"start": name, "stages": report(stages)})
+        timed_out = timed_out or any(r.status == Status.TIME_LIMIT for r in stages)
+        if stages[-1].latency < final.latency:
+            chosen, final = name, stages[-1]
+    info = {"stages": report(main), "restarts": restarts, "chosen": chosen}
+    run_params = {**r1.params, "cyclic": main[1].params, "polish": main[2].params,
+                  "extra_starts": extra_starts, "seed": seed}
+    return make_result(instance, final.placement, algorithm="best",
                        status=Status.TIME_LIMIT if timed_out else Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params=run_params, seed=seed,
                        guarantee=_applicable(best.guarantees, instance, run_params), info=info)
