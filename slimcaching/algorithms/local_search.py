@@ -1,13 +1,16 @@
 """Our algorithms beyond the paper: local search on top of the successive decomposition.
 
-* :func:`polish` -- first-improvement local search with *add*, *drop*, *swap*
-  and *move* steps on any starting placement, driven by the incremental
-  evaluator; stops at a local optimum of that neighbourhood (or a limit).
+* :func:`polish` -- first-improvement local search on any starting placement
+  with *add*, *set* (a whole activated set at one node), *spread* (a set
+  across nodes), *drop*, *swap*, *move* and *exchange* (two nodes trade
+  elements) steps, driven by the incremental evaluator; stops at a local
+  optimum of that neighbourhood (or a limit).
 * :func:`cyclic` -- cyclic re-optimisation (block-coordinate ascent over
   nodes): re-solve one node's single-node problem with every other node
   fixed, accept strict improvements, sweep the nodes until a whole pass
   improves nothing.
-* :func:`best` -- ``successive``, then :func:`cyclic`, then :func:`polish`.
+* :func:`best` -- ``successive``, then :func:`cyclic`, then :func:`polish`;
+  the same chain from the ``independent`` placement; the better of the two.
 
 None of them has an approximation guarantee of its own.  Each accepts only
 moves that strictly increase ``R``, so its result is never worse than its
@@ -536,20 +539,22 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
       (``used_m - s_b + s_l <= Q_m``; no eviction if ``used_m + s_l <= Q_m``).
       Because ``R`` is monotone, a move is never better than the add of
       ``(m, l, e)`` (no eviction) or the swap of ``b`` for ``(m, l, e)`` at
-      ``m`` (eviction), and a drop never improves; both kinds are checked
-      anyway so the local-optimality claim below covers them exactly;
+      ``m`` (eviction), so with *add* and *swap* enabled moves are covered by
+      those checks and not evaluated separately; a drop never improves but
+      is checked.  The local-optimality claim below covers both exactly;
     * *exchange*: cached ``(n1, l1, e1)`` and ``(n2, l2, e2)``, ``n1 != n2``,
       trade nodes (if both fit and neither node already has the other's
       expert).  This is the move between nodes that monotonicity does not
       make redundant.
 
     Each iteration applies the best improving add if there is one, else the
-    best improving set, else the best improving spread; otherwise it scans
-    the cached elements in a seeded random order and applies the best drop /
-    swap / move of the first element that has an improving one (first
-    improvement over elements), and if none has, the best improving
-    exchange.  A step is improving when it increases ``R`` by more than
-    ``tol``.
+    best improving set, else the best improving spread; otherwise it sweeps
+    the cached elements in a seeded random order, applying for each the best
+    of its drop / swap / move steps as soon as it improves (first
+    improvement over elements); if the sweep changed nothing, it applies the
+    improving exchanges, best first, among pairwise layer-disjoint ones.
+    The search stops when a sweep and its exchanges change nothing.  A step
+    is improving when it increases ``R`` by more than ``tol``.
 
     Guarantee: ``R(polish(x0)) >= R(x0)`` for every start ``x0``, and on
     return with ``info["stopped"] == "local_optimum"`` no step of the enabled
@@ -593,8 +598,9 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     Add gains of all ``N L E`` elements are kept in an array and refreshed
     only for the layers a move touches (one vectorised
     :meth:`~slimcaching.objective.IncrementalEvaluator.gains` call per layer,
-    ``O(N E r K)`` for ``r`` routing rows per expert).  A full exchange scan
-    costs one vectorised ``losses`` call plus, per cached element, an
+    ``O(N E r K)`` for ``r`` routing rows per expert).  A sweep costs one
+    vectorised ``losses`` call (again after each applied step) plus, per
+    cached element, an
     ``O(N L E)`` mask for swaps into other layers (exact by separability of
     ``T`` over layers) and one evaluation with the element removed of its
     ``E_l + N`` same-layer swaps and moves; evictions from another layer are
