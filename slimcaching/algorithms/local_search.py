@@ -32,7 +32,11 @@ from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
 from . import successive as _successive
 
-__all__ = ["polish", "cyclic", "best", "candidate_sets", "spread_candidates", "MOVE_KINDS"]
+__all__ = ["polish", "cyclic", "best", "candidate_sets", "spread_candidates", "MOVE_KINDS",
+           "AUTO_RESTART_ELEMENTS"]
+
+#: ``best(restarts="auto")`` adds random restarts up to this many elements ``N sum_l E_l``.
+AUTO_RESTART_ELEMENTS = 1000
 
 #: The step kinds :func:`polish` implements, in the order it tries them.
 MOVE_KINDS: tuple[str, ...] = ("add", "set", "spread", "drop", "swap", "move", "exchange")
@@ -568,7 +572,8 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     start : Placement, optional
         Feasible starting placement; the empty placement when omitted.
     seed : int, optional
-        Seeds the order in which cached elements are scanned.
+        Seeds the order in which cached elements are scanned (``None``: 0,
+        so runs are reproducible by default).
     time_limit : float, optional
         Seconds; when reached the current (never worse) placement is returned
         with status ``time_limit``.
@@ -630,8 +635,8 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     ev = IncrementalEvaluator(instance, start)
     tol_ = _check_tol(tol, ev)
     start_latency = ev.latency
-    info = _local_search(ev, kinds=kinds, tol=tol_, rng=np.random.default_rng(seed), deadline=deadline,
-                         max_moves=max_moves, max_sets=max_sets)
+    info = _local_search(ev, kinds=kinds, tol=tol_, rng=np.random.default_rng(0 if seed is None else seed),
+                         deadline=deadline, max_moves=max_moves, max_sets=max_sets)
     info["start_latency"] = start_latency
     status = Status.TIME_LIMIT if info["stopped"] == "time_limit" else Status.HEURISTIC
     params = {"moves": list(kinds), "max_moves": max_moves, "max_sets": max_sets, "tol": tol_,
@@ -801,7 +806,7 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
 
 # --------------------------------------------------------------------- best
 def best(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-         extra_starts: Any = ("independent",), **params) -> Result:
+         extra_starts: Any = ("independent",), restarts: int | str = "auto", **params) -> Result:
     """Our strongest heuristic: ``successive``, then :func:`cyclic`, then :func:`polish` (plus restarts).
 
     Problem: maximise ``R(x)`` subject to the node capacities
@@ -810,8 +815,9 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     stage accepts only strict improvements.  The same cyclic + polish chain
     is then run from each algorithm in ``extra_starts`` (default the
     co-activation-blind ``independent`` baseline, whose placements spread
-    experts over nodes and land in other basins), and the placement with the
-    lowest latency is returned (the main chain's on ties).
+    experts over nodes and land in other basins) and from ``restarts``
+    seeded random placements (the ``random`` baseline), and the placement
+    with the lowest latency is returned (the main chain's on ties).
 
     Guarantee: ``R(best) >= R(main chain) >= R(cyclic stage) >= R(successive)``,
     hence every approximation guarantee of ``successive`` holds for ``best``
@@ -823,14 +829,21 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     ----------
     instance : Instance
     seed : int, optional
-        Passed to every stage (recorded).
+        Passed to every stage and seeds the random restarts (``None``: 0);
+        recorded.
     time_limit : float, optional
         Seconds for all stages together, the main chain first; a stage that
         starts after the limit returns its input unchanged and the result
         has status ``time_limit``.
     extra_starts : sequence of str or comma-separated str
         Registered algorithms whose placements also start a cyclic + polish
-        chain (not ``best``); empty for the main chain only.
+        chain (not ``best``); empty for none.
+    restarts : int or "auto"
+        Random starts (seeds drawn from ``seed``), each followed by cyclic +
+        polish; 0 for none.  ``"auto"`` (default): 4 when the instance has
+        at most :data:`AUTO_RESTART_ELEMENTS` elements ``N sum_l E_l``, else
+        0, so large instances stay fast.  ``extra_starts=(), restarts=0``
+        runs the main chain only.
     **params
         ``layer_solver``, ``max_enumerate``, ``eps`` (successive and
         cyclic), ``order``, ``max_passes`` (cyclic), ``moves``,
@@ -841,7 +854,7 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     Result
         ``info["stages"]``: the main chain's stages (algorithm, latency,
         status, runtime, the stage's own ``info``); ``info["restarts"]``: per
-        extra start its stages; ``info["chosen"]``: which chain won.
+        extra or random start its stages; ``info["chosen"]``: which chain won.
 
     Raises
     ------
@@ -852,7 +865,8 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     -----
     Cost is the sum of the chains': ``successive`` (``N`` single-node DPs),
     a few ``cyclic`` passes (``N`` single-node DPs each) and the polish
-    scans (see :func:`polish`), once per start.
+    scans (see :func:`polish`), once per start: ``1 + len(extra_starts) +
+    restarts`` chains (a random start costs the most polish steps).
 
     References
     ----------
@@ -869,7 +883,7 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     unknown = sorted(set(params) - valid)
     if unknown:
         raise InputError("--param", (unknown[0], f"unknown parameter {unknown[0]!r} for best; valid: "
-                                                 f"{', '.join(sorted(valid | {'extra_starts'}))}"))
+                                                 f"{', '.join(sorted(valid | {'extra_starts', 'restarts'}))}"))
     if isinstance(extra_starts, str):
         extra_starts = [v.strip() for v in extra_starts.split(",") if v.strip()]
     extra_starts = list(extra_starts or ())
@@ -877,6 +891,9 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
     if bad:
         raise InputError("--param", ("extra_starts", f"extra_starts must name registered algorithms other than "
                                                      f"best; got {bad[0]!r}"))
+    if restarts == "auto":
+        restarts = 4 if instance.N * int(instance.experts.sum()) <= AUTO_RESTART_ELEMENTS else 0
+    restarts = _check_count("restarts", restarts, 0)
     single = _single_node_kwargs(params)
     cyc = {k: params[k] for k in ("order", "max_passes", "tol") if k in params}
     pol = {k: params[k] for k in ("moves", "max_moves", "max_sets", "tol") if k in params}
@@ -897,16 +914,19 @@ def best(instance: Instance, *, seed: int | None = None, time_limit: float | Non
                                 **({"order": params["order"]} if "order" in params else {}))
     main = chain(r1)
     chosen, final, timed_out = "successive", main[-1], any(r.status == Status.TIME_LIMIT for r in main)
-    restarts = []
-    for name in extra_starts:
-        stages = chain(get_algorithm(name)(instance, seed=seed, time_limit=left()))
-        restarts.append({"start": name, "stages": report(stages)})
+    starts = [(name, name, seed) for name in extra_starts]
+    starts += [(f"random(seed={int(s)})", "random", int(s))
+               for s in np.random.default_rng(0 if seed is None else seed).integers(0, 2**31 - 1, size=restarts)]
+    others = []
+    for label, name, s in starts:
+        stages = chain(get_algorithm(name)(instance, seed=s, time_limit=left()))
+        others.append({"start": label, "stages": report(stages)})
         timed_out = timed_out or any(r.status == Status.TIME_LIMIT for r in stages)
         if stages[-1].latency < final.latency:
-            chosen, final = name, stages[-1]
-    info = {"stages": report(main), "restarts": restarts, "chosen": chosen}
+            chosen, final = label, stages[-1]
+    info = {"stages": report(main), "restarts": others, "chosen": chosen}
     run_params = {**r1.params, "cyclic": main[1].params, "polish": main[2].params,
-                  "extra_starts": extra_starts, "seed": seed}
+                  "extra_starts": extra_starts, "restarts": restarts, "seed": seed}
     return make_result(instance, final.placement, algorithm="best",
                        status=Status.TIME_LIMIT if timed_out else Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params=run_params, seed=seed,
