@@ -110,19 +110,21 @@ def run(sizes: list[str], ks: list[int], *, time_limit: float, seed: int = 0, re
                     print(f"# {size} K={k} {f}: {row}", flush=True)
             best = min(r.latency for r in group)
             for r in group:
-                r.root_gap = max(0.0, (best - r.lp) / best) if best > 0 else 0.0
+                if r.lp == r.lp and best == best:  # not nan: both were solved
+                    r.root_gap = max(0.0, (best - r.lp) / best) if best > 0 else 0.0
             rows.extend(group)
     return rows
 
 
 def table(rows: list[Row]) -> str:
     lines = ["| size | K | sets | formulation | vars | cons | build | LP bound | LP time | root gap | status "
-             "| T(best) | bound | HiGHS time | total |",
+             "| T(incumbent) | bound | HiGHS time | total |",
              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         bound = "" if r.bound is None else f"{r.bound:.6g}"
+        gap = "" if r.root_gap is None else f"{100 * r.root_gap:.3f} %"
         lines.append(f"| {r.size} | {r.k} | {r.sets} | {r.formulation} | {r.n_variables} | {r.n_constraints} "
-                     f"| {r.build_s:.3f} s | {r.lp:.6g} | {r.lp_s:.2f} s | {100 * (r.root_gap or 0):.3f} % "
+                     f"| {r.build_s:.3f} s | {r.lp:.6g} | {r.lp_s:.2f} s | {gap} "
                      f"| {r.status} | {r.latency:.6g} | {bound} | {r.highs_s:.2f} s | {r.total_s:.2f} s |")
     return "\n".join(lines)
 
