@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 import pytest
+from hypothesis import given, settings, strategies as st
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from reference import latency_from_definition, random_instance_dict
@@ -246,6 +247,7 @@ class _FakeResults:
         self.incumbent_objective = None
         self.objective_bound = None
         self.extra_info = type("E", (), {"mip_node_count": None})()
+        self.timing_info = type("T", (), {"highs_time": 0.0})()
 
 
 class _FakeSolver:
@@ -286,3 +288,31 @@ def test_loose_mip_gap_keeps_bounds_honest(seed):
     assert res.bound <= opt * (1 + 1e-9)
     if res.status is Status.OPTIMAL:
         assert res.gap <= 1e-6
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_formulations_agree_on_random_instances(seed):
+    """Larger random instances than the brute force allows: same optimum, ordered LP bounds."""
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=5, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    lv = exact(inst, formulation="level")
+    asg = exact(inst, formulation="assignment")
+    assert lv.status is Status.OPTIMAL and asg.status is Status.OPTIMAL
+    assert lv.latency == pytest.approx(asg.latency, rel=RTOL)
+    assert capacity_free_bound(inst) <= lv.latency * (1 + 1e-12)
+    lp_a, lp_l = lp_bound(inst, "assignment"), lp_bound(inst, "level")
+    assert lp_a <= lp_l + 1e-9 * lv.latency and lp_l <= lv.latency * (1 + 1e-9)
+
+
+def test_node_named_cloud_keeps_places_distinct():
+    d = tiny_dict(7)
+    d["nodes"][0]["name"] = "cloud"
+    for u in d["users"]:
+        if "n0" in u["latency"]:
+            u["latency"]["cloud"] = u["latency"].pop("n0")
+    inst = instance_from_dict(d)
+    m = build_assignment_model(inst)
+    places = {k[3] for k in m.y}
+    assert "cloud*" in places
+    assert exact(inst, formulation="assignment").latency == pytest.approx(brute_force(d), rel=RTOL)

@@ -255,8 +255,18 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     A heuristic incumbent may carry non-optimal continuous variables, so its
     solver objective can exceed ``T(x)``; the reported latency is always the
     evaluator's.  The run time is exponential in the worst case (the problem
-    is NP-hard already for ``K = 1``, which contains the knapsack problem);
-    see ``docs/formulations.md`` for measured sizes and times.
+    is NP-hard already for ``K = 1``, one node and one user, which is the 0-1
+    knapsack problem [3]); building is linear in the number of nonzeros.  See
+    ``docs/formulations.md`` for measured sizes and times.
+
+    References
+    ----------
+    .. [1] Q. Chen, X. Chen, K. Huang, "SlimCaching: Edge Caching of
+       Mixture-of-Experts for Distributed Inference", arXiv:2507.06567, 2025.
+    .. [2] Q. Huangfu, J. A. J. Hall, "Parallelizing the dual revised simplex
+       method", Mathematical Programming Computation 10(1), 2018 (HiGHS).
+    .. [3] M. R. Garey, D. S. Johnson, "Computers and Intractability",
+       W. H. Freeman, 1979.
     """
     t0 = time.perf_counter()
     build = _check_formulation(formulation)
