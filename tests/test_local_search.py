@@ -14,7 +14,7 @@ from slimcaching.instances.model import Placement
 from slimcaching.instances.validate import instance_from_dict
 from slimcaching.objective import IncrementalEvaluator, latency
 from slimcaching.algorithms.local_search import (MOVE_KINDS, best, candidate_sets, cyclic, polish,
-                                                 spread_candidates)
+                                                 replace_candidates, spread_candidates)
 from slimcaching.result import Status
 
 seeds = st.integers(0, 2**32 - 1)
@@ -70,6 +70,15 @@ def _neighbours(inst, x: np.ndarray, max_sets: int):
                 and used[n1] - size[l1] + size[l2] <= cap[n1] and used[n2] - size[l2] + size[l1] <= cap[n2]:
             y = x.copy(); y[n1, l1, e1] = y[n2, l2, e2] = False; y[n1, l2, e2] = y[n2, l1, e1] = True
             yield "exchange", y
+    for add, remove in replace_candidates(inst, Placement(x), max_sets):  # replace
+        y = x.copy()
+        for n, l, e in remove:
+            assert y[n, l, e] and l != add[0][1]
+            y[n, l, e] = False
+        for n, l, e in add:
+            y[n, l, e] = True
+        assert (y.sum(axis=2) * size[None, :]).sum(axis=1)[add[0][0]] <= cap[add[0][0]]
+        yield "replace", y
     for n, l, e in cached:
         y = x.copy(); y[n, l, e] = False
         yield "drop", y
@@ -229,7 +238,7 @@ def test_polish_bad_input_messages():
     with pytest.raises(InputError, match=r"layer 0 has 2 experts, expert 3 does not exist"):
         polish(inst3, start=Placement(y))
     with pytest.raises(InputError, match=r"moves must be a non-empty subset of add, set, spread, drop, swap, move, "
-                                         r"exchange; got jump"):
+                                         r"exchange, replace; got jump"):
         polish(inst, moves="add,jump")
     with pytest.raises(InputError, match=r"max_moves must be an integer >= 0, got -1"):
         polish(inst, max_moves=-1)
@@ -240,7 +249,7 @@ def test_polish_bad_input_messages():
 
 
 def test_move_kinds_constant():
-    assert MOVE_KINDS == ("add", "set", "spread", "drop", "swap", "move", "exchange")
+    assert MOVE_KINDS == ("add", "set", "spread", "drop", "swap", "move", "exchange", "replace")
 
 
 # ------------------------------------------------------------------- cyclic

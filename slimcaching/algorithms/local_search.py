@@ -2,15 +2,16 @@
 
 * :func:`polish` -- first-improvement local search on any starting placement
   with *add*, *set* (a whole activated set at one node), *spread* (a set
-  across nodes), *drop*, *swap*, *move* and *exchange* (two nodes trade
-  elements) steps, driven by the incremental evaluator; stops at a local
+  across nodes), *drop*, *swap*, *move*, *exchange* (two nodes trade
+  elements) and *replace* (a set in place of a node's cheapest elements) steps, driven by the incremental evaluator; stops at a local
   optimum of that neighbourhood (or a limit).
 * :func:`cyclic` -- cyclic re-optimisation (block-coordinate ascent over
   nodes): re-solve one node's single-node problem with every other node
   fixed, accept strict improvements, sweep the nodes until a whole pass
   improves nothing.
 * :func:`best` -- ``successive``, then :func:`cyclic`, then :func:`polish`;
-  the same chain from the ``independent`` placement; the better of the two.
+  the same cyclic + polish chain from the ``independent`` placement and from
+  seeded random placements; the best of the chains.
 
 None of them has an approximation guarantee of its own.  Each accepts only
 moves that strictly increase ``R``, so its result is never worse than its
@@ -32,14 +33,14 @@ from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
 from . import successive as _successive
 
-__all__ = ["polish", "cyclic", "best", "candidate_sets", "spread_candidates", "MOVE_KINDS",
+__all__ = ["polish", "cyclic", "best", "candidate_sets", "spread_candidates", "replace_candidates", "MOVE_KINDS",
            "AUTO_RESTART_ELEMENTS"]
 
 #: ``best(restarts="auto")`` adds random restarts up to this many elements ``N sum_l E_l``.
 AUTO_RESTART_ELEMENTS = 1000
 
 #: The step kinds :func:`polish` implements, in the order it tries them.
-MOVE_KINDS: tuple[str, ...] = ("add", "set", "spread", "drop", "swap", "move", "exchange")
+MOVE_KINDS: tuple[str, ...] = ("add", "set", "spread", "drop", "swap", "move", "exchange", "replace")
 
 
 # ----------------------------------------------------------------- helpers
@@ -106,8 +107,9 @@ def candidate_sets(instance: Instance, max_sets: int) -> list[np.ndarray]:
     """Per layer, the ``max_sets`` activated sets of two or more experts with the largest mass.
 
     Mass of a set ``S`` of layer ``l`` is ``sum_u w_u p[u,l,S]`` (sets equal
-    as sets are merged); ties broken by the sorted member ids.  Returns one
-    ``int64 (m_l, Kmax)`` array of sorted members padded with ``-1`` per layer.
+    as sets are merged); ties broken by the member ids.  Returns one
+    ``int64 (m_l, Kmax)`` array per layer, members in descending order
+    padded with ``-1``.
     """
     return [m for m, _ in _sets_with_mass(instance, max_sets)]
 
@@ -177,6 +179,43 @@ def _spread(x: np.ndarray, used: np.ndarray, instance: Instance, sets: list[tupl
     return out
 
 
+def _replace(x: np.ndarray, used: np.ndarray, loss: np.ndarray, cached: np.ndarray, instance: Instance,
+             sets: list[np.ndarray]) -> list[tuple[list, list]]:
+    """The *replace* candidates ``(add, remove)``: a candidate set in place of a node's cheapest elements.
+
+    For each node ``n``, layer ``l`` and candidate set of ``l`` with two or
+    more members missing at ``n`` that do not fit in ``n``'s free space:
+    evict ``n``'s cached elements of other layers in increasing order of
+    their current loss (``loss``, aligned with ``cached``; ties by element
+    order) until the missing members fit, and add them.  Nodes without
+    enough such elements give no candidate.
+    """
+    size, cap = instance.expert_size, instance.capacity
+    out = []
+    for n in range(instance.N):
+        mine = np.nonzero(cached[:, 0] == n)[0]
+        mine = mine[np.argsort(loss[mine], kind="stable")]
+        free = int(cap[n] - used[n])
+        for l, members in enumerate(sets):
+            others = mine[cached[mine, 1] != l]
+            freed = np.cumsum(size[cached[others, 1]])
+            for row in members:
+                miss = [int(e) for e in row if e >= 0 and not x[n, l, e]]
+                short = len(miss) * int(size[l]) - free
+                if len(miss) < 2 or short <= 0 or not len(freed) or freed[-1] < short:
+                    continue
+                k = int(np.searchsorted(freed, short)) + 1
+                out.append(([(n, l, e) for e in miss], [tuple(int(v) for v in cached[i]) for i in others[:k]]))
+    return out
+
+
+def replace_candidates(instance: Instance, placement: Placement, max_sets: int = 64) -> list[tuple[list, list]]:
+    """The ``(add, remove)`` pairs :func:`polish`'s *replace* step considers at ``placement``."""
+    ev = IncrementalEvaluator(instance, placement)
+    cached = np.argwhere(placement.x)
+    return _replace(placement.x, ev.used, ev.losses(cached), cached, instance, candidate_sets(instance, max_sets))
+
+
 def spread_candidates(instance: Instance, placement: Placement, max_sets: int = 64) -> list[list[tuple[int, int, int]]]:
     """The element lists :func:`polish`'s *spread* step considers at ``placement``."""
     sets = _sets_with_mass(instance, max_sets)
@@ -203,7 +242,8 @@ class _Neighbourhood:
         self.layer_elements = [grid[grid[:, 1] == l] for l in range(L)]
         self.G = np.zeros((N, L, E))
         self.queries = 0
-        with_mass = _sets_with_mass(inst, max_sets if ("set" in kinds or "spread" in kinds) else 0)
+        with_mass = _sets_with_mass(inst, max_sets if {"set", "spread", "replace"} & set(kinds) else 0)
+        self.replace_sets = [m for m, _ in with_mass] if "replace" in kinds else []
         self.sets = [m for m, _ in with_mass] if "set" in kinds else [np.zeros((0, 0), np.int64)] * L
         self.spread_sets = with_mass if "spread" in kinds else []
         self.spread_scores = _set_node_scores(inst, self.spread_sets)
@@ -226,6 +266,21 @@ class _Neighbourhood:
         present = np.where(members[None, :, :] >= 0, self.ev.x[:, l, :][:, np.maximum(members, 0)], True)
         self.need[l] = (~present).sum(axis=2)
         self.H[l] = np.where(self.need[l] >= 2, np.nan, -np.inf)
+
+    def best_replace(self, deadline: float) -> tuple[float, list | None, list | None]:
+        """Best *replace* candidate, every one evaluated exactly (used only at a local optimum of the rest)."""
+        ev = self.ev
+        cached = np.argwhere(ev.x)
+        loss = ev.losses(cached)
+        best_g, best = -np.inf, (None, None)
+        for add, remove in _replace(ev.x, ev.used, loss, cached, ev.instance, self.replace_sets):
+            if time.perf_counter() > deadline:
+                break
+            g = ev.gain_of(add=add, remove=remove)
+            self.queries += 1
+            if g > best_g:
+                best_g, best = g, (add, remove)
+        return best_g, best[0], best[1]
 
     def best_spread(self) -> tuple[float, list[tuple[int, int, int]] | None]:
         """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
@@ -508,8 +563,17 @@ def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: floa
         if timed_out:
             stopped = "time_limit"
             break
-        if not any(applied.values()):
-            break
+        if any(applied.values()):
+            continue
+        if "replace" in kinds and (max_moves is None or sum(counts.values()) < max_moves):
+            g, add, remove = nb.best_replace(deadline)
+            if add is not None and g > tol:
+                gained += nb.apply(add, remove)
+                counts["replace"] += 1
+                continue
+        if time.perf_counter() > deadline:
+            stopped = "time_limit"
+        break
     return {"moves": counts, "sweeps": scans, "gain_queries": nb.queries,
             "gain": gained, "stopped": stopped}
 
@@ -517,7 +581,7 @@ def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: floa
 def polish(instance: Instance, *, start: Placement | None = None, seed: int | None = None,
            time_limit: float | None = None, moves: Any = MOVE_KINDS, max_moves: int | None = None,
            max_sets: int = 64, tol: float | None = None) -> Result:
-    """Local search from a placement to a local optimum of seven step kinds.
+    """Local search from a placement to a local optimum of eight step kinds.
 
     Problem: minimise ``T(x)`` (maximise ``R(x)``) subject to
     ``sum_{l,e} s_l x[n,l,e] <= Q_n`` (``MODEL.md`` section 1), starting from
@@ -549,15 +613,20 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     * *exchange*: cached ``(n1, l1, e1)`` and ``(n2, l2, e2)``, ``n1 != n2``,
       trade nodes (if both fit and neither node already has the other's
       expert).  This is the move between nodes that monotonicity does not
-      make redundant.
+      make redundant;
+    * *replace*: at one node, a candidate set's two or more missing members
+      in place of the node's cheapest elements of other layers
+      (:func:`replace_candidates`), for full nodes where single swaps gain
+      nothing because a set needs several members at once.
 
     Each iteration applies the best improving add if there is one, else the
     best improving set, else the best improving spread; otherwise it sweeps
     the cached elements in a seeded random order, applying for each the best
     of its drop / swap / move steps as soon as it improves (first
     improvement over elements); if the sweep changed nothing, it applies the
-    improving exchanges, best first, among pairwise layer-disjoint ones.
-    The search stops when a sweep and its exchanges change nothing.  A step
+    improving exchanges, best first, among pairwise layer-disjoint ones;
+    if those change nothing either, the best improving replace.  The search
+    stops when none of this changes anything.  A step
     is improving when it increases ``R`` by more than ``tol``.
 
     Guarantee: ``R(polish(x0)) >= R(x0)`` for every start ``x0``, and on
@@ -582,7 +651,8 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     max_moves : int, optional
         Stop after this many accepted moves (status ``heuristic``).
     max_sets : int
-        Candidate sets per layer for the *set* and *spread* steps (default 64).
+        Candidate sets per layer for the *set*, *spread* and *replace* steps
+        (default 64).
     tol : float, optional
         Improvement threshold in seconds; default ``1e-12 T(empty)``.
 
@@ -615,7 +685,9 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     layers the value of an exchange is the sum of two relocations (disjoint
     routing rows), an ``O(C^2)`` array operation for ``C`` cached elements;
     same-layer pairs (about ``C^2 / L``) are evaluated one by one.  *set* and
-    *spread* gains are cached per layer until that layer changes.  Every
+    *spread* gains are cached per layer until that layer changes; *replace*
+    is evaluated (``N L max_sets`` exact gains) only at a local optimum of
+    the other kinds.  Every
     accepted step increases ``R`` by more than ``tol``, so the search
     terminates.
 
