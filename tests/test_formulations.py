@@ -316,3 +316,14 @@ def test_node_named_cloud_keeps_places_distinct():
     places = {k[3] for k in m.y}
     assert "cloud*" in places
     assert exact(inst, formulation="assignment").latency == pytest.approx(brute_force(d), rel=RTOL)
+
+
+def test_regression_start_values_not_mixed_with_a_better_objective():
+    """HiGHS 1.16 once returned a MIP start's columns with a better solution's objective
+    on this instance; the placement must be the optimum, not the start."""
+    d = random_instance_dict(1, max_layers=3, max_experts=5, max_k=3, max_nodes=3, max_users=3, max_cap=6)
+    inst = instance_from_dict(d)
+    for formulation in ("assignment", "level"):
+        res = exact(inst, formulation=formulation)
+        assert res.status is Status.OPTIMAL
+        assert res.latency == pytest.approx(brute_force(d), rel=RTOL)

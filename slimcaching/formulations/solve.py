@@ -57,6 +57,17 @@ incumbent or when the closed gap is larger than the default tolerance (a user
 DEFAULT_MIP_GAP = 1e-9
 """Relative gap HiGHS must close before it reports an optimum (HiGHS's own default is 1e-4)."""
 
+DUAL_TOLERANCE = 1e-10
+"""HiGHS dual feasibility tolerance (its default is 1e-7).
+
+Objective coefficients ``w p D_j`` are tiny (down to 1e-9 s) and a level model
+has tens of thousands of them: with the default tolerance HiGHS's simplex
+stopped with an LP value about 5e-6 (relative) *above* the true LP optimum on a
+16 x 16, ``K = 2`` instance, and a level "optimum" 4.8e-6 above ``T(opt)`` on a
+32 x 64, ``K = 1`` instance, i.e. an invalid lower bound.  1e-10 (the smallest
+HiGHS accepts) removes both without slowing the solves we measured.
+"""
+
 OPTIMAL_GAP = 1e-6
 """A result is called ``optimal`` only if ``(latency - bound) / latency`` is at most this."""
 
@@ -101,25 +112,20 @@ def _validate(time_limit: Any, mip_gap: Any, threads: Any, params: dict) -> None
         raise InputError(problems[0][0], [("", rule) for _, rule in problems])
 
 
-def _highs(start: dict[int, float] | None = None, deadline: float | None = None):
-    """Pyomo's HiGHS interface, handing HiGHS a (partial) MIP start just before it runs.
+def _highs(deadline: float | None = None):
+    """Pyomo's HiGHS interface; ``deadline`` (a ``time.perf_counter()`` value) sets
+    HiGHS's time limit after Pyomo has passed the model over, so that the
+    transfer counts against the limit.
 
-    ``start`` maps ``id(pyomo var) -> value``; HiGHS completes the continuous
-    variables itself.  Pyomo's interface has no warm-start option, so this
-    uses its variable map, the one private detail relied on.  ``deadline``
-    (a ``time.perf_counter()`` value) sets HiGHS's time limit after Pyomo has
-    passed the model over, so that transfer counts against the limit.
+    No MIP start is handed to HiGHS: with HiGHS 1.16, ``setSolution`` followed
+    by a solve that ends at the root returned the start's column values with
+    the objective of a better solution (caught by :func:`_check_objective` on a
+    3-node instance).  The start is used as a fallback incumbent instead.
     """
     from pyomo.contrib.solver.solvers.highs import Highs
 
     class _Highs(Highs):
         def _solve(self):
-            if start:
-                cols = self._pyomo_var_to_solver_var_map
-                idx = np.array([cols[k] for k in start if k in cols], dtype=np.int32)
-                val = np.array([v for k, v in start.items() if k in cols], dtype=np.float64)
-                if len(idx):
-                    self._solver_model.setSolution(len(idx), idx, val)
             if deadline is not None:
                 self._active_config.time_limit = max(0.01, deadline - time.perf_counter())
             return super()._solve()
@@ -163,18 +169,13 @@ def start_placement(instance: Instance) -> Placement:
     return Placement(x)
 
 
-def _start_values(instance: Instance, model: pyo.ConcreteModel, placement: Placement) -> dict[int, float]:
-    sup = support(instance)
-    on = placement.x[sup.elements[:, 0], sup.elements[:, 1], sup.elements[:, 2]] if len(sup.elements) else []
-    return {id(v): float(b) for v, b in zip(model.x.values(), np.asarray(on, dtype=bool).tolist())}
-
-
 def _run(model: pyo.ConcreteModel, *, time_limit: float | None, mip_gap: float | None,
-         threads: int | None, seed: int | None, start: dict[int, float] | None = None):
+         threads: int | None, seed: int | None):
     """Solve with HiGHS without loading anything; returns (pyomo results, solver)."""
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    solver = _highs(start, deadline)
-    options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False}
+    solver = _highs(deadline)
+    options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False,
+                               "dual_feasibility_tolerance": DUAL_TOLERANCE}
     if seed is not None:
         options["random_seed"] = int(seed) % 2147483647
     results = solver.solve(
@@ -220,8 +221,9 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     threads : int, optional
         HiGHS threads.
     warm_start : bool, default True
-        Hand HiGHS the placement of :func:`start_placement` as a MIP start, so
-        a time limit always returns at least that incumbent.
+        Compute :func:`start_placement` and return it when HiGHS stops (time
+        limit) without an incumbent at least as good, so a time limit always
+        returns a real placement.
 
     Returns
     -------
@@ -290,8 +292,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     left = None if time_limit is None else max(0.01, float(time_limit) - t_build)
     t1 = time.perf_counter()
     start = start_placement(instance) if warm_start else None
-    results, solver = _run(model, time_limit=left, mip_gap=mip_gap, threads=threads, seed=seed,
-                           start=None if start is None else _start_values(instance, model, start))
+    results, solver = _run(model, time_limit=left, mip_gap=mip_gap, threads=threads, seed=seed)
     t_solve = time.perf_counter() - t1
     tc = results.termination_condition
     status = TERMINATION.get(tc, Status.UNKNOWN)
@@ -316,7 +317,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         if status in (Status.OPTIMAL, Status.FEASIBLE):
             status = Status.UNKNOWN
     if start is not None and latency(instance, start) < latency(instance, placement) * (1 - 1e-12):
-        placement, source = start, "warm start"  # HiGHS stopped before it used the start
+        placement, source = start, "warm start"  # HiGHS stopped before it found anything as good
     if source != "highs":
         message += f"; no better incumbent from HiGHS, returning the {source} placement"
     bound, bound_source = _finite(results.objective_bound), "highs"
