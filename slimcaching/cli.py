@@ -235,19 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Callable]:
-    """Command groups defined next to their library code (analysis, instances, MoE²)."""
-    import importlib
+    """Command groups defined in their own modules (instances, analysis, MoE²)."""
+    from . import cli_analysis, cli_instances, cli_moe2
 
-    out = []
-    for mod in ("slimcaching.cli_instances", "slimcaching.cli_analysis", "slimcaching.cli_moe2"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-            continue
-        out.append(m.register)
-    return out
+    return [cli_instances.register, cli_analysis.register, cli_moe2.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
