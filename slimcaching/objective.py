@@ -202,6 +202,18 @@ class IncrementalEvaluator:
             np.minimum(col, inst.latency[:, nodes, l].min(axis=1), out=col)
         return col
 
+    def _expand(self, el: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For elements ``el (k, 3)``: every routing row containing each element's
+        ``(l, e)`` as flat arrays ``owner`` (index into ``el``), ``rows``, ``cols``."""
+        keys = el[:, 1] * self._E + el[:, 2]
+        starts = self._ptr[keys]
+        counts = self._ptr[keys + 1] - starts
+        total = int(counts.sum())
+        owner = np.repeat(np.arange(len(el)), counts)
+        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        idx = np.repeat(starts, counts) + offs
+        return owner, self._rows[idx], self._cols[idx]
+
     # -- single-element gain (hot path)
     def gain(self, n: int, l: int, e: int) -> float:
         """Increase of ``R`` from adding ``(n, l, e)`` (0 if already cached)."""
@@ -220,18 +232,10 @@ class IncrementalEvaluator:
         """Vectorised :meth:`gain` for ``elements int (k, 3)`` of ``(n, l, e)``; ``float64 (k,)``."""
         el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
         k = len(el)
-        if k == 0:
-            return np.zeros(0)
-        keys = el[:, 1] * self._E + el[:, 2]
-        starts, ends = self._ptr[keys], self._ptr[keys + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
+        owner, rows, cols = self._expand(el)
+        if len(rows) == 0:
             return np.zeros(k)
-        owner = np.repeat(np.arange(k), counts)
-        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        idx = np.repeat(starts, counts) + offs
-        rows, cols = self._rows[idx], self._cols[idx]
+        total = len(rows)
         users = self.instance.set_user[rows]
         n, l, e = el[owner, 0], el[owner, 1], el[owner, 2]
         new = np.minimum(self.tau[users, l, e], self.instance.latency[users, n, l])
@@ -247,18 +251,10 @@ class IncrementalEvaluator:
         own; ``float64 (k,)``, ``>= 0`` (0 for elements not cached)."""
         el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
         k = len(el)
-        if k == 0:
-            return np.zeros(0)
-        keys = el[:, 1] * self._E + el[:, 2]
-        starts, ends = self._ptr[keys], self._ptr[keys + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
+        owner, rows, cols = self._expand(el)
+        if len(rows) == 0:
             return np.zeros(k)
-        owner = np.repeat(np.arange(k), counts)
-        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        idx = np.repeat(starts, counts) + offs
-        rows, cols = self._rows[idx], self._cols[idx]
+        total = len(rows)
         users = self.instance.set_user[rows]
         n, l, e = el[owner, 0], el[owner, 1], el[owner, 2]
         others = self.x[:, l, e].T.copy()  # (total, N): nodes caching the key
