@@ -21,29 +21,18 @@ HiGHS and repeats every solve once).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
 from ..instances.generators import random_instance
+from .timing import machine, median_time
 
 __all__ = ["main", "run", "instances"]
 
 
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def _median(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+_median = median_time
 
 
 def instances(seed: int = 0) -> dict:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import tempfile
 import time
 
@@ -20,21 +18,15 @@ import numpy as np
 from ..instances.generators import random_instance
 from ..instances.io import read_instance, write_instance
 from ..objective import IncrementalEvaluator, latency
+from .timing import machine, median_time, target_table
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "machine"]
+
+
 
 
 def _median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return median_time(fn, repeat)[0]
 
 
 def run(seed: int = 0, repeat: int = 30) -> list[tuple[str, float, float, str]]:
@@ -78,13 +70,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--repeat", type=int, default=30)
     args = ap.parse_args(argv)
     rows = run(args.seed, args.repeat)
-    lines = [f"### Foundation (machine: {machine()})", "",
-             "| measure | median | target | met | note |", "|---|---:|---:|:---:|---|"]
-    for name, t, target, note in rows:
-        met = "" if target != target else ("yes" if t <= target else "NO")
-        tt = "" if target != target else f"{target * 1e3:.1f} ms"
-        lines.append(f"| {name} | {t * 1e3:.3f} ms | {tt} | {met} | {note} |")
-    out = "\n".join(lines)
+    out = target_table("Foundation", rows, unit="ms")
     print(out)
     return out
 

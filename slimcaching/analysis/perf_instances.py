@@ -17,31 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import tempfile
-import time
 
 import numpy as np
 
 from ..instances.io import write_instance
 from ..instances.suites import model_instance
 from ..instances.traces import instance_from_trace, read_trace, sample_trace, trace_from_frame, write_trace
+from .timing import median_time, target_table
 
 __all__ = ["main", "run"]
 
 
 def _median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return median_time(fn, repeat)[0]
 
 
 def run(seed: int = 0, repeat: int = 3, rows: int = 1_000_000) -> list[tuple[str, float, float, str]]:
@@ -84,13 +73,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--rows", type=int, default=1_000_000, help="activated-expert rows in the trace")
     args = ap.parse_args(argv)
     rows = run(args.seed, args.repeat, args.rows)
-    lines = [f"### Instances (machine: {machine()})", "",
-             "| measure | median | target | met | note |", "|---|---:|---:|:---:|---|"]
-    for name, t, target, note in rows:
-        met = "" if target != target else ("yes" if t <= target else "NO")
-        tt = "" if target != target else f"{target:.1f} s"
-        lines.append(f"| {name} | {t:.3f} s | {tt} | {met} | {note} |")
-    out = "\n".join(lines)
+    out = target_table("Instances", rows)
     print(out)
     return out
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from ..algorithms import REGISTRY, run as run_algorithm
 from ..instances.generators import random_instance
 from ..instances.model import Instance
 from ..result import Status
-from .perf_foundation import machine
+from .timing import machine
 
 __all__ = ["main", "instances", "optimum", "quality", "scale", "GOAL"]
 
