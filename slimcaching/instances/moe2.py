@@ -37,7 +37,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InputError, Problem
+from ..errors import InputError
+from .validate import _Collector, _is_num
 
 __all__ = [
     "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "SELECTION_FORMAT", "MAX_EXPERTS", "MONOTONE_TOL",
@@ -244,42 +245,6 @@ class Moe2Instance:
 
 
 # ------------------------------------------------------------------ validation
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, path: str, rule: str) -> None:
-        self.problems.append((path, rule))
-
-    def field(self, obj: dict, key: str, path: str, kind, what: str) -> Any:
-        if key not in obj:
-            self.add(f"{path}.{key}", f"missing required field '{key}'")
-            return None
-        v = obj[key]
-        if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
-            self.add(f"{path}.{key}", f"must be {what}, got {type(v).__name__}")
-            return None
-        return v
-
-    def number(self, obj: dict, key: str, path: str, *, positive: bool) -> float | None:
-        if key not in obj:
-            self.add(f"{path}.{key}", f"missing required field '{key}'")
-            return None
-        v = obj[key]
-        if not _is_num(v):
-            self.add(f"{path}.{key}", f"must be a number, got {type(v).__name__}")
-            return None
-        v = float(v)
-        if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, got {v}")
-            return None
-        return v
-
-
 def _names(c: _Collector, items: list, path: str) -> list[str | None]:
     out: list[str | None] = []
     seen: set[str] = set()

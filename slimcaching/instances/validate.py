@@ -35,6 +35,8 @@ def _is_num(v: Any) -> bool:
 
 
 class _Collector:
+    """Collects ``(json_path, rule)`` problems while a validator walks a document."""
+
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
@@ -47,9 +49,23 @@ class _Collector:
             self.add(f"{path}.{key}", f"missing required field '{key}'")
             return None
         v = obj[key]
-        ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
-        if not ok:
+        if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
             self.add(f"{path}.{key}", f"must be {what}, got {type(v).__name__}")
+            return None
+        return v
+
+    def number(self, obj: dict, key: str, path: str, *, positive: bool) -> float | None:
+        """Return ``obj[key]`` as a finite float (``> 0`` or ``>= 0``), else record and return None."""
+        if key not in obj:
+            self.add(f"{path}.{key}", f"missing required field '{key}'")
+            return None
+        v = obj[key]
+        if not _is_num(v):
+            self.add(f"{path}.{key}", f"must be a number, got {type(v).__name__}")
+            return None
+        v = float(v)
+        if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, got {v}")
             return None
         return v
 
