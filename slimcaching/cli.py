@@ -21,6 +21,11 @@ EXAMPLES = {
     "evaluate": "slimcaching evaluate inst.json placement.json",
     "solve": "slimcaching solve inst.json --algorithm successive --output placement.json",
     "export": "slimcaching export inst.json --formulation level --format mps --output model.mps",
+    "models": "slimcaching models --json",
+    "from-trace": ("slimcaching from-trace instances/traces/sample-trace.csv --model mixtral-8x7b "
+                   "--network wifi-rtx --seed 0 -o from-trace.json"),
+    "suite": "slimcaching suite generate tiny --out /tmp/tiny",
+    "moe2": "slimcaching moe2 generate --seed 1 --output moe2.json && slimcaching moe2 solve moe2.json --algorithm dmo",
 }
 
 
