@@ -185,6 +185,7 @@ def test_time_limit_returns_incumbent_and_bound():
     assert 0 < res.gap < 1
     assert res.info["termination_condition"] == "maxTimeLimit"
     assert res.latency <= latency(inst, start_placement(inst)) + 1e-15
+    assert res.info["warm_start_source"] in ("fill", "best")
 
 
 @pytest.mark.parametrize("seed", range(6))
