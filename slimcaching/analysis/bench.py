@@ -25,7 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["available", "run_benchmarks", "main"]
+__all__ = ["available", "run_benchmarks", "main", "STANDARD_ARGS"]
+
+#: Arguments of the standard run (``make bench``, about 20 minutes on 2 cores);
+#: ``--full`` runs every module with its own defaults (hours for formulations).
+STANDARD_ARGS: dict[str, list[str]] = {
+    "formulations": ["--sizes", "tiny", "small", "medium", "--time-limit", "120", "--repeat", "1"],
+    "moe2": ["--sizes", "4,6,8,10,12,14,16", "--seeds", "2"],
+}
 
 
 def available() -> list[str]:
@@ -49,8 +56,12 @@ class _Tee(io.TextIOBase):
             st.flush()
 
 
-def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True) -> tuple[str, list[str]]:
-    """Run the chosen benchmarks; return the combined markdown and the failed areas."""
+def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True,
+                   full: bool = False) -> tuple[str, list[str]]:
+    """Run the chosen benchmarks; return the combined markdown and the failed areas.
+
+    Each module runs with :data:`STANDARD_ARGS` unless ``full`` is true.
+    """
     from ..errors import InputError
 
     avail = available()
@@ -66,7 +77,7 @@ def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True) -> 
         sink = _Tee(buf, sys.stdout) if echo else buf
         t0 = time.perf_counter()
         argv = sys.argv
-        sys.argv = [f"perf_{area}"]
+        sys.argv = [f"perf_{area}"] + ([] if full else STANDARD_ARGS.get(area, []))
         try:
             with contextlib.redirect_stdout(sink):
                 mod = importlib.import_module(f"slimcaching.analysis.perf_{area}")
@@ -91,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated areas (default: all); see --list")
     p.add_argument("--list", action="store_true", help="list the available benchmarks and exit")
     p.add_argument("--output", "-o", default="bench-results.md", help="markdown file (default bench-results.md)")
+    p.add_argument("--full", action="store_true",
+                   help="run every benchmark with its own defaults (formulations up to the largest size: hours)")
     args = p.parse_args(argv)
     if args.list:
         print("\n".join(available()))
@@ -98,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import InputError
 
     try:
-        text, failed = run_benchmarks(args.only.split(",") if args.only else None)
+        text, failed = run_benchmarks(args.only.split(",") if args.only else None, full=args.full)
     except InputError as exc:
         print(exc.one_line(), file=sys.stderr)
         return 2
