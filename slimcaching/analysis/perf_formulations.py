@@ -16,8 +16,6 @@ Run with ``python -m slimcaching.analysis.perf_formulations`` (all sizes,
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -25,8 +23,10 @@ from dataclasses import dataclass
 from ..formulations.solve import build_model, exact, lp_bound
 from ..instances.generators import random_instance
 from ..instances.model import Instance
+from ..objective import empty_latency
+from .timing import machine
 
-__all__ = ["SIZES", "main", "run", "instance_for"]
+__all__ = ["SIZES", "main", "run", "instance_for", "lp_comparison"]
 
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(layers=2, experts=4, nodes=2, users=2),
@@ -36,10 +36,6 @@ SIZES: dict[str, dict[str, int]] = {
     "xlarge": dict(layers=32, experts=64, nodes=6, users=6),
 }
 """Instance sizes (``random_instance`` arguments); ``large`` is the build-target instance."""
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def instance_for(size: str, k: int, seed: int = 0) -> Instance:
@@ -129,6 +125,39 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def lp_comparison(paths: list[str], *, time_limit: float, seed: int = 0) -> str:
+    """LP bounds of both formulations on instance files (e.g. the ``paper`` suite).
+
+    The reference upper value is the latency of the ``best`` heuristic, so
+    ``gap = (T_best - LP) / T_best`` over-states the true root gap by at most
+    ``best``'s own gap; the last column is the share of the assignment LP's
+    gap that the level LP closes.
+    """
+    from ..algorithms.local_search import best
+    from ..instances.io import read_instance
+
+    lines = ["| instance | K | sets | T(empty) | T(best) | LP assignment | gap | LP level | gap | level closes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        inst = read_instance(path)
+        ub = best(inst, seed=seed).latency
+        vals = {}
+        for f in ("assignment", "level"):
+            t0 = time.perf_counter()
+            try:
+                vals[f] = (lp_bound(inst, f, time_limit=time_limit), time.perf_counter() - t0)
+            except RuntimeError:
+                vals[f] = (float("nan"), time.perf_counter() - t0)
+        (la, ta), (ll, tl) = vals["assignment"], vals["level"]
+        ga, gl = (ub - la) / ub, (ub - ll) / ub
+        closes = (ll - la) / (ub - la) if ub > la else float("nan")
+        lines.append(f"| {inst.name} | {inst.max_top_k} | {inst.n_sets} | {empty_latency(inst):.6g} | {ub:.6g} "
+                     f"| {la:.6g} ({ta:.1f} s) | {100 * ga:.3f} % | {ll:.6g} ({tl:.1f} s) | {100 * gl:.3f} % "
+                     f"| {100 * closes:.1f} % |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
@@ -139,7 +168,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--formulations", nargs="+", choices=["assignment", "level"], default=["assignment", "level"])
     ap.add_argument("--build-only", action="store_true", help="sizes and build times only")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--files", nargs="+", metavar="INSTANCE",
+                    help="instead: compare the two LP bounds on these instance files (e.g. instances/paper/*)")
     args = ap.parse_args(argv)
+    if args.files:
+        out = "\n".join([f"### LP bounds on instance files (machine: {machine()}; LP limit {args.time_limit:g} s)",
+                         "", lp_comparison(args.files, time_limit=args.time_limit, seed=args.seed)])
+        print(out)
+        return out
     rows = run(args.sizes, args.k, time_limit=args.time_limit, seed=args.seed, repeat=args.repeat,
                formulations=tuple(args.formulations), verbose=not args.quiet, build_only=args.build_only)
     out = "\n".join([f"### Exact formulations (machine: {machine()}; time limit {args.time_limit:g} s, "
