@@ -41,10 +41,10 @@ def test_exported_mps_and_lp_have_the_same_optimum(tmp_path, seed, formulation):
         assert _highs_optimum(path) == pytest.approx(opt, rel=1e-7)
 
 
-def test_worked_example_exports(tmp_path, shared_examples):
+def test_worked_example_exports(tmp_path, worked_example):
     from slimcaching.instances.io import read_instance
 
-    inst = read_instance(shared_examples / "tiny.json")
+    inst = read_instance(worked_example / "tiny.json")
     for formulation in ("level", "assignment"):
         path = export_model(inst, formulation=formulation, fmt="mps", path=tmp_path / "m.mps")
         assert _highs_optimum(path) == pytest.approx(9.172273055346421, rel=1e-9)

@@ -96,10 +96,10 @@ def test_brute_force_covers_the_regimes():
     assert any(isinstance(v, list) for d in ds for u in d["users"] for v in u["latency"].values())
 
 
-def test_worked_example(shared_examples):
+def test_worked_example(worked_example):
     from slimcaching.instances.io import read_instance
 
-    inst = read_instance(shared_examples / "tiny.json")
+    inst = read_instance(worked_example / "tiny.json")
     for formulation in ("level", "assignment"):
         res = solve_exact(inst, formulation)
         assert res.status is Status.OPTIMAL

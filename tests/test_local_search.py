@@ -373,11 +373,11 @@ def test_best_registry_guarantees_and_bad_parameter():
     assert res.status == Status.TIME_LIMIT and res.feasible
 
 
-def test_best_restarts_reach_the_worked_example_optimum(shared_examples):
+def test_best_restarts_reach_the_worked_example_optimum(worked_example):
     """The main chain stops in a basin caching layer 0; a random restart finds the optimum (layer 1)."""
     from slimcaching.instances.io import read_instance
 
-    inst = read_instance(shared_examples / "tiny.json")
+    inst = read_instance(worked_example / "tiny.json")
     main_only = best(inst, extra_starts=(), restarts=0)
     assert main_only.latency > 9.5
     res = best(inst)

@@ -28,11 +28,11 @@ def test_evaluator_equals_definition(seed):
     assert empty_latency(inst) == pytest.approx(latency_from_definition(d, {}), rel=1e-12)
 
 
-def test_worked_example(shared_examples):
+def test_worked_example(worked_example):
     from slimcaching.instances.io import read_instance, read_placement
 
-    inst = read_instance(shared_examples / "tiny.json")
-    pl, extra = read_placement(shared_examples / "tiny.optimal.json", inst)
+    inst = read_instance(worked_example / "tiny.json")
+    pl, extra = read_placement(worked_example / "tiny.optimal.json", inst)
     ev = evaluate(inst, pl)
     assert ev.latency == pytest.approx(9.172273055346421, rel=1e-12)
     assert ev.empty_latency == pytest.approx(13.648378615658398, rel=1e-12)
