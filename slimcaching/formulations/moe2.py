@@ -26,23 +26,14 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from ..errors import InputError
 from ..instances.moe2 import Moe2Instance, within
 from ..result import Status
+from .solve import translate_status
 
-__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets", "MOE2_TERMINATION"]
+__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets"]
 
-MOE2_TERMINATION: dict[TerminationCondition, Status] = {
-    TerminationCondition.convergenceCriteriaSatisfied: Status.OPTIMAL,
-    TerminationCondition.maxTimeLimit: Status.TIME_LIMIT,
-    TerminationCondition.iterationLimit: Status.FEASIBLE,
-    TerminationCondition.interrupted: Status.FEASIBLE,
-    TerminationCondition.provenInfeasible: Status.INFEASIBLE,
-    TerminationCondition.infeasibleOrUnbounded: Status.INFEASIBLE,
-}
-"""Pyomo termination condition -> :class:`Status`; anything else is ``unknown`` (raw name in the message)."""
 
 FEAS_TOL = 1e-9
 
@@ -164,12 +155,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     results = solver.solve(model, load_solutions=False, raise_exception_on_nonoptimal_result=False,
                            time_limit=left, rel_gap=1e-9, threads=threads, solver_options=options)
     t_solve = time.perf_counter() - t1
-    tc = results.termination_condition
-    status = MOE2_TERMINATION.get(tc, Status.UNKNOWN)
-    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
-    message = f"HiGHS: {tc.name}, solution {results.solution_status.name}"
-    if status is Status.UNKNOWN:
-        message = f"unrecognised termination condition {tc!r}; " + message
+    status, has_solution, message = translate_status(results)
     if has_solution:
         results.solution_loader.load_vars()
         masks = extract_selection(instance, model)
@@ -181,7 +167,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     bound = results.objective_bound
     bound = float(bound) if bound is not None and math.isfinite(float(bound)) else None
     info = {"build_time_s": t_build, "solve_time_s": t_solve, "solver": "highs",
-            "solver_version": ".".join(map(str, solver.version())), "termination_condition": tc.name,
+            "solver_version": ".".join(map(str, solver.version())), "termination_condition": results.termination_condition.name,
             "solution_status": results.solution_status.name, "n_binaries": len(model.z),
             "solver_objective": None if results.incumbent_objective is None else float(results.incumbent_objective)}
     res = _finish(instance, masks, algorithm="exact", status=status, t0=t0, oracle=oracle, params=record,

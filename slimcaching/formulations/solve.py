@@ -29,7 +29,7 @@ from ..result import Result, Status, make_result
 from .assignment import build_assignment_model, support
 from .level import build_level_model
 
-__all__ = ["FORMULATIONS", "TERMINATION", "build_model", "exact", "solve_exact", "lp_bound",
+__all__ = ["FORMULATIONS", "TERMINATION", "translate_status", "build_model", "exact", "solve_exact", "lp_bound",
            "extract_placement", "start_placement", "capacity_free_bound", "ObjectiveMismatch"]
 
 FORMULATIONS: dict[str, Callable[..., pyo.ConcreteModel]] = {
@@ -112,6 +112,22 @@ def _validate(time_limit: Any, mip_gap: Any, threads: Any, params: dict) -> None
         problems.append(("--param threads", f"must be an integer >= 1, got {threads!r}"))
     if problems:
         raise InputError(problems[0][0], [("", rule) for _, rule in problems])
+
+
+def translate_status(results) -> tuple[Status, bool, str]:
+    """Pyomo/HiGHS results -> (``Status`` through :data:`TERMINATION`, has a solution, message).
+
+    The message keeps the raw termination condition and solution status; an
+    unrecognised condition becomes ``unknown``.  Used by every HiGHS solve of
+    the project (both caching MILPs and the MoE² MILP).
+    """
+    tc = results.termination_condition
+    status = TERMINATION.get(tc, Status.UNKNOWN)
+    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    message = f"HiGHS: {tc.name}, solution {results.solution_status.name}"
+    if status is Status.UNKNOWN:
+        message = f"unrecognised termination condition {tc!r}; " + message
+    return status, has_solution, message
 
 
 def _highs(deadline: float | None = None):
@@ -312,11 +328,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     results, solver = _run(model, time_limit=left, mip_gap=mip_gap, threads=threads, seed=seed)
     t_solve = time.perf_counter() - t1
     tc = results.termination_condition
-    status = TERMINATION.get(tc, Status.UNKNOWN)
-    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
-    message = f"HiGHS: {tc.name}, solution {results.solution_status.name}"
-    if status is Status.UNKNOWN:
-        message = f"unrecognised termination condition {tc!r}; " + message
+    status, has_solution, message = translate_status(results)
     info.update(solve_time_s=t_solve, solver_version=".".join(map(str, solver.version())),
                 termination_condition=tc.name, solution_status=results.solution_status.name,
                 solver_objective=_finite(results.incumbent_objective),
