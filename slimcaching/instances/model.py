@@ -23,8 +23,9 @@ import numpy as np
 __all__ = ["Instance", "Placement"]
 
 
-def _ro(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+def _ro(a: np.ndarray, dtype=None) -> np.ndarray:
+    """A read-only contiguous copy-or-view of ``a`` (cast to ``dtype`` when given)."""
+    a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
     a.setflags(write=False)
     return a
 

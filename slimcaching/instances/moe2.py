@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .model import _ro
 from .validate import _Collector, _is_num
 
 __all__ = [
@@ -121,12 +122,6 @@ def subset_max(values: np.ndarray, empty: float = 0.0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ data model
-def _ro(a: np.ndarray, dtype) -> np.ndarray:
-    a = np.ascontiguousarray(np.asarray(a, dtype=dtype))
-    a.setflags(write=False)
-    return a
-
-
 @dataclass(frozen=True, eq=False)
 class Moe2Instance:
     """A MoE² expert-selection instance (``MODEL.md`` section 2).
