@@ -195,6 +195,17 @@ def _trivial(instance: Moe2Instance, name: str, t0: float, params: dict, seed: i
                    message=NOTHING_FITS)
 
 
+def _begin(instance: Moe2Instance, name: str, params: dict, time_limit: Any, seed: int | None, *,
+           valid: tuple[str, ...] = (), **record: Any) -> tuple[float, dict, Moe2Result | None]:
+    """Common start of every MoE² method: check the options, start the clock, and
+    return ``(t0, recorded parameters, the nothing-fits result or None)``."""
+    _no_params(name, params, valid)
+    _check_time_limit(time_limit)
+    t0 = time.perf_counter()
+    record = {"time_limit": time_limit, **record}
+    return t0, record, _trivial(instance, name, t0, record, seed)
+
+
 def _submasks(mask: int, M: int) -> np.ndarray:
     """``int64``: every subset of ``mask`` (ascending)."""
     allm = np.arange(1 << M, dtype=np.int64)
@@ -221,11 +232,7 @@ def exhaustive(instance: Moe2Instance, *, seed: int | None = None, time_limit: f
     the last two categories (chunks of at most ``2**21`` pairs), so practical
     for ``M * C`` up to about 30.
     """
-    _no_params("exhaustive", params)
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit}
-    triv = _trivial(instance, "exhaustive", t0, record, seed)
+    t0, record, triv = _begin(instance, "exhaustive", params, time_limit, seed)
     if triv is not None:
         return triv
     oracle = CountingOracle(instance)
@@ -350,11 +357,7 @@ def dmo(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | 
     """
     if master not in ("mckp", "joint"):
         raise InputError("--param master", ("", f"must be 'mckp' or 'joint', got {master!r}"))
-    _no_params("dmo", params, ("master",))
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit, "master": master}
-    triv = _trivial(instance, "dmo", t0, record, seed)
+    t0, record, triv = _begin(instance, "dmo", params, time_limit, seed, valid=("master",), master=master)
     if triv is not None:
         return triv
     oracle = CountingOracle(instance)
@@ -606,11 +609,7 @@ def greedy(instance: Moe2Instance, *, seed: int | None = None, time_limit: float
     .. [2] M. Sviridenko, "A note on maximizing a submodular set function
        subject to a knapsack constraint", Operations Research Letters 32(1), 2004.
     """
-    _no_params("greedy", params)
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit}
-    triv = _trivial(instance, "greedy", t0, record, seed)
+    t0, record, triv = _begin(instance, "greedy", params, time_limit, seed)
     if triv is not None:
         return triv
     oracle = CountingOracle(instance)
@@ -671,11 +670,7 @@ def fastest(instance: Moe2Instance, *, seed: int | None = None, time_limit: floa
     ---------
     None (status ``heuristic``).  ``O(C M log M)``, no oracle calls.
     """
-    _no_params("fastest", params)
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit}
-    triv = _trivial(instance, "fastest", t0, record, seed)
+    t0, record, triv = _begin(instance, "fastest", params, time_limit, seed)
     if triv is not None:
         return triv
     allowed = instance.allowed_masks()
@@ -701,17 +696,10 @@ def random_selection(instance: Moe2Instance, *, seed: int | None = None, time_li
     None (status ``heuristic``).  ``O(C M)``, no oracle calls; the seed is
     recorded (``None`` draws fresh entropy, recorded in ``info``).
     """
-    _no_params("random", params)
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    if seed is None:
-        seed_used = int(np.random.SeedSequence().entropy % (2 ** 63))
-    else:
-        seed_used = int(seed)
-    record = {"time_limit": time_limit}
-    triv = _trivial(instance, "random", t0, record, seed)
+    t0, record, triv = _begin(instance, "random", params, time_limit, seed)
     if triv is not None:
         return triv
+    seed_used = int(np.random.SeedSequence().entropy % (2 ** 63)) if seed is None else int(seed)
     rng = np.random.default_rng(seed_used)
     allowed = instance.allowed_masks()
     pairs = [(k, i) for k in range(instance.C) for i in ids_of(int(allowed[k]))]

@@ -128,16 +128,12 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
         ``algorithm="exact"``; ``info`` holds build/solve times, HiGHS version,
         termination condition and model size.
     """
-    from ..algorithms.moe2 import CountingOracle, _finish, _trivial
+    from ..algorithms.moe2 import CountingOracle, _begin, _finish, _no_params
 
-    if params:
-        raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for exact; "
-                                         "valid: threads"))
+    _no_params("exact", params, ("threads",))
     if threads is not None and not (isinstance(threads, int) and threads >= 1):
         raise InputError("--param threads", ("", f"must be an integer >= 1, got {threads!r}"))
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit, "threads": threads}
-    triv = _trivial(instance, "exact", t0, record, seed)
+    t0, record, triv = _begin(instance, "exact", params, time_limit, seed, valid=("threads",), threads=threads)
     if triv is not None:
         return triv
     oracle = CountingOracle(instance)
