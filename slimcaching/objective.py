@@ -214,6 +214,13 @@ class IncrementalEvaluator:
         idx = np.repeat(starts, counts) + offs
         return owner, self._rows[idx], self._cols[idx]
 
+    def _replaced(self, rows: np.ndarray, cols: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Latency of each routing row in ``rows`` if its member in column ``cols``
+        were served at ``new`` (everything else as now)."""
+        memb = self.tau_flat[self._flat[rows]]
+        memb[np.arange(len(rows)), cols] = new
+        return memb.max(axis=1)
+
     # -- single-element gain (hot path)
     def gain(self, n: int, l: int, e: int) -> float:
         """Increase of ``R`` from adding ``(n, l, e)`` (0 if already cached)."""
@@ -224,9 +231,7 @@ class IncrementalEvaluator:
             return 0.0
         users = self.instance.set_user[rows]
         new = np.minimum(self.tau[users, l, e], self.instance.latency[users, n, l])
-        memb = self.tau_flat[self._flat[rows]]
-        memb[np.arange(len(rows)), cols] = new
-        return float(self._coef[rows] @ (self.setlat[rows] - memb.max(axis=1)))
+        return float(self._coef[rows] @ (self.setlat[rows] - self._replaced(rows, cols, new)))
 
     def gains(self, elements: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`gain` for ``elements int (k, 3)`` of ``(n, l, e)``; ``float64 (k,)``."""
@@ -235,13 +240,10 @@ class IncrementalEvaluator:
         owner, rows, cols = self._expand(el)
         if len(rows) == 0:
             return np.zeros(k)
-        total = len(rows)
         users = self.instance.set_user[rows]
         n, l, e = el[owner, 0], el[owner, 1], el[owner, 2]
         new = np.minimum(self.tau[users, l, e], self.instance.latency[users, n, l])
-        memb = self.tau_flat[self._flat[rows]]
-        memb[np.arange(total), cols] = new
-        diff = self._coef[rows] * (self.setlat[rows] - memb.max(axis=1))
+        diff = self._coef[rows] * (self.setlat[rows] - self._replaced(rows, cols, new))
         out = np.bincount(owner, weights=diff, minlength=k)
         out[self.x[el[:, 0], el[:, 1], el[:, 2]]] = 0.0
         return out
@@ -261,9 +263,7 @@ class IncrementalEvaluator:
         others[np.arange(total), n] = False
         via = np.where(others, self.instance.latency[users, :, l], np.inf).min(axis=1)
         new = np.minimum(self.instance.cloud_latency[users, l], via)
-        memb = self.tau_flat[self._flat[rows]]
-        memb[np.arange(total), cols] = new
-        diff = self._coef[rows] * (memb.max(axis=1) - self.setlat[rows])
+        diff = self._coef[rows] * (self._replaced(rows, cols, new) - self.setlat[rows])
         out = np.bincount(owner, weights=diff, minlength=k)
         out[~self.x[el[:, 0], el[:, 1], el[:, 2]]] = 0.0
         return out
