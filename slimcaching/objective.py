@@ -25,7 +25,7 @@ import numpy as np
 from .instances.model import Instance, Placement
 
 __all__ = ["Evaluation", "evaluate", "latency", "empty_latency", "tau", "set_latency",
-           "IncrementalEvaluator"]
+           "member_index", "IncrementalEvaluator"]
 
 
 # ----------------------------------------------------------------- helpers
@@ -37,7 +37,7 @@ def _cached(instance: Instance, key: str, build):
     return v
 
 
-def _set_flat(instance: Instance) -> np.ndarray:
+def member_index(instance: Instance) -> np.ndarray:
     """``int64 (S, Kmax)``: index of each set member in ``tau.ravel()``; padding
     points at one sentinel slot past the end (holding 0, latencies are > 0)."""
     def build():
@@ -48,7 +48,7 @@ def _set_flat(instance: Instance) -> np.ndarray:
         flat = np.where(se >= 0, flat, sentinel).astype(np.int64)
         flat.setflags(write=False)
         return flat
-    return _cached(instance, "_set_flat", build)
+    return _cached(instance, "_member_index", build)
 
 
 def _inverse(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,7 +83,7 @@ def set_latency(instance: Instance, tau_arr: np.ndarray) -> np.ndarray:
     ext = np.append(tau_arr.ravel(), 0.0)
     if instance.n_sets == 0:
         return np.zeros(0)
-    return ext[_set_flat(instance)].max(axis=1)
+    return ext[member_index(instance)].max(axis=1)
 
 
 def empty_latency(instance: Instance) -> float:
@@ -160,7 +160,7 @@ class IncrementalEvaluator:
         self.instance = instance
         self.x = (placement.x.copy() if placement is not None
                   else np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool))
-        self._flat = _set_flat(instance)
+        self._flat = member_index(instance)
         self._ptr, self._rows, self._cols = _inverse(instance)
         self._coef = instance.coef
         self._E = instance.max_experts

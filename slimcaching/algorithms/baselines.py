@@ -11,6 +11,7 @@ import numpy as np
 
 from ..instances.generators import assemble
 from ..instances.model import Instance, Placement
+from ..objective import member_index
 from ..result import Result, Status, make_result
 from .greedy import greedy
 from .maxconv import reject_unknown
@@ -104,11 +105,9 @@ def random_placement(instance: Instance, *, seed: int | None = None, time_limit:
 
 def activation_marginals(instance: Instance) -> np.ndarray:
     """``float64 (U, L, Emax)``: ``q[u,l,e] = sum_{S containing e} p[u,l,S]``."""
-    q = np.zeros(instance.U * instance.L * instance.max_experts + 1)
-    se = instance.set_experts
-    flat = (instance.set_user[:, None] * instance.L + instance.set_layer[:, None]) * instance.max_experts + se
-    flat = np.where(se >= 0, flat, len(q) - 1)
-    np.add.at(q, flat.ravel(), np.repeat(instance.set_prob, se.shape[1]))
+    q = np.zeros(instance.U * instance.L * instance.max_experts + 1)  # last slot: padding sentinel
+    flat = member_index(instance)
+    np.add.at(q, flat.ravel(), np.repeat(instance.set_prob, flat.shape[1]))
     return q[:-1].reshape(instance.U, instance.L, instance.max_experts)
 
 

@@ -159,12 +159,10 @@ def start_placement(instance: Instance) -> Placement:
     earlier node being skipped.  ``O(U L Emax N + N L Emax log(L Emax))``.
     """
     sup = support(instance)
-    U, L, E, N = instance.U, instance.L, instance.max_experts, instance.N
-    marg = np.zeros(U * L * E)
-    rows, cols = np.nonzero(instance.set_experts >= 0)
-    keys = (instance.set_user[rows] * L + instance.set_layer[rows]) * E + instance.set_experts[rows, cols]
-    np.add.at(marg, keys, instance.coef[rows])
-    marg = marg.reshape(U, L, E)
+    from ..algorithms.baselines import activation_marginals
+
+    L, E, N = instance.L, instance.max_experts, instance.N
+    marg = instance.weight[:, None, None] * activation_marginals(instance)  # w_u P[e activated at (u,l)]
     saving = np.where(np.isfinite(instance.latency),
                       np.maximum(instance.cloud_latency[:, None, :] - instance.latency, 0.0), 0.0)  # (U,N,L)
     score = np.einsum("ule,unl->nle", marg, saving) / instance.expert_size[None, :, None]
