@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m slimcaching.analysis.bench
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

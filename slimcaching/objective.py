@@ -1,4 +1,4 @@
-"""The one evaluator of the objective ``T(x)`` (``MODEL.md`` section 1).
+"""The one evaluator of the objective ``T(x)`` (``docs/model.md`` section 1).
 
 .. math::
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from .instances.model import Instance, Placement
 
-__all__ = ["Evaluation", "evaluate", "latency", "empty_latency", "tau", "set_latency",
+__all__ = ["Evaluation", "evaluate", "latency", "empty_latency", "tau", "set_latency", "activation_marginals",
            "member_index", "IncrementalEvaluator"]
 
 
@@ -49,6 +49,14 @@ def member_index(instance: Instance) -> np.ndarray:
         flat.setflags(write=False)
         return flat
     return _cached(instance, "_member_index", build)
+
+
+def activation_marginals(instance: Instance) -> np.ndarray:
+    """``float64 (U, L, Emax)``: ``q[u,l,e] = sum_{S containing e} p[u,l,S]``."""
+    q = np.zeros(instance.U * instance.L * instance.max_experts + 1)  # last slot: padding sentinel
+    flat = member_index(instance)
+    np.add.at(q, flat.ravel(), np.repeat(instance.set_prob, flat.shape[1]))
+    return q[:-1].reshape(instance.U, instance.L, instance.max_experts)
 
 
 def _inverse(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

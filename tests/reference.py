@@ -1,4 +1,4 @@
-"""Test-only references written straight from MODEL.md, loop by loop.
+"""Test-only references written straight from docs/model.md, loop by loop.
 
 `random_instance_dict` draws small instances that exercise every feature of
 the format: per-layer and single-number latencies, unreachable nodes, device

@@ -1,4 +1,4 @@
-"""The two MILPs against a brute force written from MODEL.md, their LP bounds, and the solver wrapper."""
+"""The two MILPs against a brute force written from docs/model.md, their LP bounds, and the solver wrapper."""
 from __future__ import annotations
 
 import itertools

@@ -1,105 +1,17 @@
-"""(max,+) convolutions: exact DP = brute force, approximate >= (1 - eps) exact, concave merge exact."""
+"""maxconv: the successive decomposition with approximate (max,+) convolutions, within eps of the optimum."""
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from slimcaching.algorithms.bruteforce import brute_force
-from slimcaching.algorithms.maxconv import (approx_tables_dp, concave_tables_merge, exact_tables_dp, is_concave,
-                                            maxconv, solve_tables)
+from slimcaching.algorithms.knapsack import approx_tables_dp
+from slimcaching.algorithms.maxconv import maxconv
 from slimcaching.errors import InputError
 from slimcaching.instances.validate import instance_from_dict
 
 from reference import random_instance_dict
-
-
-def random_tables(rng: np.random.Generator, L: int, mmax: int, concave: bool = False):
-    tables = []
-    for _ in range(L):
-        m = int(rng.integers(0, mmax + 1))
-        inc = rng.exponential(1.0, size=m) * (rng.random(m) < 0.8)
-        if concave:
-            inc = np.sort(inc)[::-1]
-        tables.append(np.concatenate([[0.0], np.cumsum(inc)]))
-    return tables
-
-
-def brute_tables(weights, tables, Q):
-    best = 0.0
-    for counts in itertools.product(*[range(len(h)) for h in tables]):
-        if sum(c * w for c, w in zip(counts, weights)) <= Q:
-            best = max(best, sum(h[c] for h, c in zip(tables, counts)))
-    return best
-
-
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10**6), L=st.integers(1, 4), Q=st.integers(0, 25))
-def test_exact_dp_equals_brute_force(seed, L, Q):
-    rng = np.random.default_rng(seed)
-    tables = random_tables(rng, L, 4)
-    w = rng.integers(1, 6, size=L)
-    sol = exact_tables_dp(w, tables, Q)
-    assert sol.weight <= Q
-    assert sol.value == pytest.approx(sum(tables[l][c] for l, c in enumerate(sol.counts)))
-    assert sol.value == pytest.approx(brute_tables(w, tables, Q), abs=1e-12)
-
-
-@settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 10**6), L=st.integers(1, 8), eps=st.sampled_from([0.5, 0.3, 0.1, 0.05, 0.01]),
-       Q=st.integers(0, 400))
-def test_approx_at_least_one_minus_eps_of_exact(seed, L, eps, Q):
-    rng = np.random.default_rng(seed)
-    tables = random_tables(rng, L, 8)
-    w = rng.integers(1, 40, size=L)
-    ex = exact_tables_dp(w, tables, Q)
-    ap = approx_tables_dp(w, tables, Q, eps)
-    assert ap.weight <= Q
-    assert ap.value <= ex.value + 1e-9
-    assert ap.value >= (1 - eps) * ex.value - 1e-12
-
-
-def test_approx_is_not_trivially_exact():
-    """With a coarse eps the scaled DP does lose value on some inputs (the test above can fail)."""
-    rng = np.random.default_rng(7)
-    lost = 0
-    for _ in range(200):
-        tables = random_tables(rng, 6, 6)
-        w = rng.integers(1, 30, size=6)
-        Q = int(rng.integers(10, 100))
-        lost += approx_tables_dp(w, tables, Q, 0.5).value < exact_tables_dp(w, tables, Q).value - 1e-12
-    assert lost > 0
-
-
-def test_approx_state_count_independent_of_capacity():
-    rng = np.random.default_rng(3)
-    tables = random_tables(rng, 10, 8)
-    w = rng.integers(1, 5, size=10)
-    a = approx_tables_dp(w * 1000, tables, 10**9, 0.1)
-    b = approx_tables_dp(w * 1000, tables, 10**12, 0.1)
-    assert a.info["states"] == b.info["states"] <= 10 * 10 / 0.1 + 1
-    assert a.value == b.value == pytest.approx(sum(h[-1] for h in tables))
-
-
-@settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 10**6), L=st.integers(1, 6), Q=st.integers(0, 30), w=st.integers(1, 4))
-def test_concave_merge_is_exact(seed, L, Q, w):
-    rng = np.random.default_rng(seed)
-    tables = random_tables(rng, L, 6, concave=True)
-    assert all(is_concave(h) for h in tables)
-    mg = concave_tables_merge([w] * L, tables, Q)
-    assert mg.weight <= Q
-    assert mg.value == pytest.approx(exact_tables_dp([w] * L, tables, Q).value, abs=1e-12)
-    assert solve_tables([w] * L, tables, Q).method == "concave"
-
-
-def test_concave_merge_rejects_non_concave():
-    with pytest.raises(ValueError, match="equal weights and concave"):
-        concave_tables_merge([1, 2], [np.array([0.0, 1.0]), np.array([0.0, 1.0])], 5)
-    with pytest.raises(ValueError, match="equal weights and concave"):
-        concave_tables_merge([1], [np.array([0.0, 1.0, 3.0])], 5)
 
 
 @pytest.mark.parametrize("eps", [0.0, 1.0, -0.2, 2])

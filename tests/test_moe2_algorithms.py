@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slimcaching.algorithms.moe2 import (
-    MOE2_ALGORITHMS, NOTHING_FITS, CountingOracle, Moe2Result, dmo, exhaustive, get_moe2_algorithm, greedy,
-)
 from slimcaching.errors import InputError
-from slimcaching.formulations.moe2 import build_moe2_milp, candidate_subsets
-from slimcaching.instances.moe2 import Moe2Instance, evaluate_moe2, generate_moe2
+from slimcaching.moe2.algorithms import MOE2_ALGORITHMS, dmo, exhaustive, get_moe2_algorithm, greedy
+from slimcaching.moe2.common import NOTHING_FITS, CountingOracle, Moe2Result
+from slimcaching.moe2.generator import generate_moe2
+from slimcaching.moe2.instance import Moe2Instance, evaluate_moe2
+from slimcaching.moe2.milp import build_moe2_milp, candidate_subsets
 from slimcaching.result import Status
 
 TOL = 1e-9
@@ -27,7 +27,7 @@ def _tol(b: float) -> float:
 
 
 def brute_force(inst: Moe2Instance) -> float:
-    """``MODEL.md`` section 2 from the definition: every subset of every category, every combination."""
+    """``docs/model.md`` section 2 from the definition: every subset of every category, every combination."""
     best = -math.inf
     subsets = [list(itertools.chain.from_iterable(itertools.combinations(range(inst.M), r)
                                                   for r in range(inst.M + 1)))] * inst.C

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from slimcaching.algorithms.moe2 import MOE2_ALGORITHMS
+from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
 from slimcaching.cli import main
-from slimcaching.instances.moe2 import SELECTION_FORMAT, read_moe2_instance
+from slimcaching.moe2.instance import SELECTION_FORMAT, read_moe2_instance
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slimcaching.errors import InputError
-from slimcaching.instances.moe2 import (
-    MOE2_FORMAT, SELECTION_FORMAT, evaluate_moe2, generate_moe2, mask_of, moe2_from_dict, parse_subset_key,
+from slimcaching.moe2.generator import generate_moe2
+from slimcaching.moe2.instance import (
+    MOE2_FORMAT, SELECTION_FORMAT, evaluate_moe2, mask_of, moe2_from_dict, parse_subset_key,
     read_moe2_instance, read_selection, selection_from_dict, selection_to_dict, subset_key, subset_max,
     subset_sums, write_moe2_instance,
 )
@@ -201,7 +202,7 @@ def test_generator_rejects_bad_sizes():
 
 # ------------------------------------------------------------------ evaluator vs the definition
 def _definition(inst, sel):
-    """``MODEL.md`` section 2 transcribed with loops."""
+    """``docs/model.md`` section 2 transcribed with loops."""
     obj = energy = 0.0
     lat_ok = True
     for k, ids in enumerate(sel):

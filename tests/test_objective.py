@@ -1,4 +1,4 @@
-"""The evaluator against a loop-by-loop transcription of MODEL.md, and its structure."""
+"""The evaluator against a loop-by-loop transcription of docs/model.md, and its structure."""
 from __future__ import annotations
 
 import numpy as np

@@ -11,7 +11,8 @@ import pytest
 from slimcaching.cli import main
 from slimcaching.errors import InputError
 from slimcaching.instances.io import read_instance
-from slimcaching.instances.suites import SAMPLE_TRACE, model_instance, write_sample_trace
+from slimcaching.instances.suites import model_instance
+from slimcaching.instances.traces import SAMPLE_TRACE, write_sample_trace
 from slimcaching.instances.traces import (instance_from_trace, read_trace, sample_trace, trace_distributions,
                                           trace_from_frame, write_trace)
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from ..instances.generators import assemble
 from ..instances.model import Instance, Placement
-from ..objective import member_index
+from ..objective import activation_marginals
 from ..result import Result, Status, make_result
 from .greedy import greedy
-from .maxconv import reject_unknown
+from .common import reject_unknown
 from .successive import node_order
 
 __all__ = ["cloud", "random_placement", "popularity", "independent", "activation_marginals",
@@ -101,14 +101,6 @@ def random_placement(instance: Instance, *, seed: int | None = None, time_limit:
         _fill(instance, x, n, pairs[rng.permutation(len(pairs))], int(instance.capacity[n]))
     return make_result(instance, Placement(x), algorithm="random", status=Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params={"seed": seed}, seed=seed)
-
-
-def activation_marginals(instance: Instance) -> np.ndarray:
-    """``float64 (U, L, Emax)``: ``q[u,l,e] = sum_{S containing e} p[u,l,S]``."""
-    q = np.zeros(instance.U * instance.L * instance.max_experts + 1)  # last slot: padding sentinel
-    flat = member_index(instance)
-    np.add.at(q, flat.ravel(), np.repeat(instance.set_prob, flat.shape[1]))
-    return q[:-1].reshape(instance.U, instance.L, instance.max_experts)
 
 
 def popularity(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,

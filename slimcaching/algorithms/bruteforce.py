@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import InputError
 from ..instances.model import Instance, Placement
 from ..objective import latency
-from ..result import Status, make_result
+from ..result import Result, Status, make_result
 
 __all__ = ["brute_force", "maximal_node_caches"]
 

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..instances.model import Instance, Placement
 from ..objective import IncrementalEvaluator
 from ..result import Guarantee, Result, Status, make_result
-from .maxconv import reject_unknown
+from .common import reject_unknown
 
 __all__ = ["greedy", "candidate_elements"]
 
@@ -138,7 +138,7 @@ def greedy(instance: Instance, *, seed: int | None = None, time_limit: float | N
     """Lazy density greedy with best-single-element comparison and partial enumeration.
 
     Problem: maximise ``R(x) = T(empty) - T(x)`` subject to
-    ``sum_{l,e} s_l x[n,l,e] <= Q_n`` for every node (``MODEL.md`` section 1).
+    ``sum_{l,e} s_l x[n,l,e] <= Q_n`` for every node (``docs/model.md`` section 1).
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 The nodes are visited one at a time; for the current node ``n``, with every
 other node's cache fixed, the *single-node subproblem* "which experts maximise
 the extra reduction of ``T`` within ``Q_n``" is solved and committed
-(``MODEL.md`` section 1).
+(``docs/model.md`` section 1).
 
 Single-node subproblem.  Let ``tau`` be the serving latencies with node ``n``
 empty.  Caching a set ``A`` of layer-``l`` experts at ``n`` lowers
@@ -22,14 +22,14 @@ a non-negative weighted count of *prefix sets* contained in ``A``.  Summing
 over the rows of layer ``l`` gives ``g_l(A) = sum_P W_P [P subseteq A]``.  The
 per-layer table is ``h_l(c) = max_{|A| = c} g_l(A)``; the node's extra
 reduction is ``sum_l g_l(A_l)``, so the best choice is a (max,+) convolution
-of the tables over storage (:mod:`slimcaching.algorithms.maxconv`).
+of the tables over storage (:mod:`slimcaching.algorithms.knapsack`).
 
 Per-layer tables.  Only the ``m_l`` *useful* experts (improvable in some row)
 matter.  When ``m_l <= max_enumerate`` the table is exact: the prefix weights
 are accumulated on bitmasks and ``g_l`` on all ``2^{m_l}`` subsets is their
 subset-sum (zeta) transform, ``O(m_l 2^{m_l})`` vectorised, after which the
 best subset of every size is one sort.  Otherwise a documented heuristic
-builds a nested chain of sets (:func:`_heuristic_chain`).
+builds a nested chain of sets (:func:`slimcaching.algorithms.knapsack._heuristic_chain`).
 """
 from __future__ import annotations
 
@@ -44,15 +44,14 @@ from ..errors import InputError
 from ..instances.model import Instance
 from ..objective import IncrementalEvaluator, latency as _latency, tau as _tau
 from ..result import Guarantee, Result, Status, make_result
-from .maxconv import reject_unknown, solve_tables
+from .common import reject_unknown
+from .knapsack import ENUMERATE_HARD_LIMIT, LayerTable, layer_table, one_node_exact_tables, solve_tables
 
 __all__ = ["SingleNodeSolution", "LayerTable", "layer_table", "solve_single_node", "node_order",
            "successive"]
 
 LAYER_SOLVERS = ("auto", "enumerate", "heuristic")
 ORDERS = ("latency", "capacity", "given")
-HEURISTIC_ROWS = 2048  # rows the chain heuristic looks at per step (values stay exact)
-ENUMERATE_HARD_LIMIT = 22  # 2^22 subsets x 8 bytes = 32 MiB per table: the most "enumerate" accepts
 
 
 @dataclass
@@ -82,183 +81,6 @@ class SingleNodeSolution:
     layer_methods: list[str]
     exact: bool
     info: dict = field(default_factory=dict)
-
-
-@dataclass
-class LayerTable:
-    """``h_l(c)`` for ``c = 0..len(h)-1`` and a set achieving each entry.
-
-    Attributes
-    ----------
-    h : float64 (cmax + 1,)   non-decreasing, ``h[0] = 0``.
-    sets : list of int64 arrays, ``sets[c]`` has at most ``c`` expert ids.
-    method : str              ``"enumerate"`` or ``"heuristic"``.
-    useful : int              ``m_l``.
-    """
-
-    h: np.ndarray
-    sets: list[np.ndarray]
-    method: str
-    useful: int
-
-
-# ------------------------------------------------------------ row data
-def _rows_by_layer(instance: Instance) -> list[np.ndarray]:
-    v = instance.__dict__.get("_rows_by_layer")
-    if v is None:
-        order = np.argsort(instance.set_layer, kind="stable")
-        bounds = np.searchsorted(instance.set_layer[order], np.arange(instance.L + 1))
-        v = [order[bounds[l]:bounds[l + 1]] for l in range(instance.L)]
-        object.__setattr__(instance, "_rows_by_layer", v)
-    return v
-
-
-def _prefix_data(instance: Instance, tau0: np.ndarray, n: int, l: int):
-    """Rows of layer ``l`` with an improvable member, members sorted by decreasing ``tau``.
-
-    Returns ``members int64 (r, K)``, ``imp bool (r, K)`` (improvable, a prefix
-    of each row after sorting), ``vals float64 (r, K+1)`` (``v_1..v_k`` then
-    ``t[u,n,l]`` repeated) and ``coef (r,)``.
-    """
-    rows = _rows_by_layer(instance)[l]
-    M = instance.set_experts[rows]
-    u = instance.set_user[rows]
-    tn = instance.latency[u, n, l]
-    valid = M >= 0
-    tv = np.where(valid, tau0[u[:, None], l, np.maximum(M, 0)], -np.inf)
-    imp = valid & (tv > tn[:, None])
-    keep = imp.any(axis=1)
-    M, tv, imp, tn, rows = M[keep], tv[keep], imp[keep], tn[keep], rows[keep]
-    order = np.argsort(np.where(imp, -tv, np.inf), axis=1, kind="stable")
-    v = np.take_along_axis(np.where(imp, tv, tn[:, None]), order, axis=1)
-    M = np.take_along_axis(M, order, axis=1)
-    imp = np.take_along_axis(imp, order, axis=1)
-    vals = np.concatenate([v, tn[:, None]], axis=1)
-    return M, imp, vals, instance.coef[rows]
-
-
-def layer_table(instance: Instance, tau0: np.ndarray, n: int, l: int, *, cmax: int,
-                layer_solver: str = "auto", max_enumerate: int = 16) -> LayerTable:
-    """The table ``h_l(c)``, ``c = 0..min(cmax, m_l)``, for node ``n`` given latencies ``tau0``.
-
-    Parameters
-    ----------
-    instance : Instance
-    tau0 : float64 (U, L, Emax)
-        Serving latencies of the other nodes' caches (node ``n`` empty).
-    n, l : int
-    cmax : int
-        Largest count of interest (``Q_n // s_l``).
-    layer_solver : {"auto", "enumerate", "heuristic"}
-    max_enumerate : int
-        ``auto`` enumerates when ``m_l <= max_enumerate``.
-    """
-    M, imp, vals, coef = _prefix_data(instance, tau0, n, l)
-    useful = np.unique(M[imp])
-    m = len(useful)
-    cmax = int(min(cmax, m))
-    if cmax <= 0:
-        return LayerTable(np.zeros(1), [np.zeros(0, dtype=np.int64)],
-                          "heuristic" if layer_solver == "heuristic" else "enumerate", m)
-    enumerate_ = (layer_solver == "enumerate") or (layer_solver == "auto" and m <= max_enumerate)
-    if enumerate_ and m > ENUMERATE_HARD_LIMIT:
-        raise InputError("--layer-solver", ("", f"layer {l} has {m} useful experts at node {n}; "
-                                                f"'enumerate' handles at most {ENUMERATE_HARD_LIMIT}"))
-    loc = np.searchsorted(useful, np.where(imp, M, useful[0]))
-    dw = coef[:, None] * (vals[:, :-1] - vals[:, 1:])      # (r, K), 0 past the improvable prefix
-    if enumerate_:
-        return _enumerate_table(loc, imp, dw, useful, cmax)
-    return _heuristic_chain(loc, imp, vals, coef, useful, cmax)
-
-
-def _enumerate_table(loc, imp, dw, useful, cmax) -> LayerTable:
-    """Exact ``h_l`` by the subset-sum transform over all ``2^m`` subsets."""
-    m = len(useful)
-    bits = np.where(imp, np.left_shift(np.int64(1), loc), 0)
-    prefix = np.bitwise_or.accumulate(bits, axis=1)
-    g = np.bincount(prefix[imp], weights=dw[imp], minlength=1 << m)
-    for j in range(m):                                    # zeta transform: g(A) = sum_{P subset A} W_P
-        v = g.reshape(-1, 2, 1 << j)
-        v[:, 1, :] += v[:, 0, :]
-    pc = np.bitwise_count(np.arange(1 << m, dtype=np.int64)).astype(np.int64)
-    order = np.lexsort((-g, pc))
-    first = order[np.searchsorted(pc[order], np.arange(cmax + 1))]
-    h = np.maximum.accumulate(g[first])                  # monotone anyway (W_P >= 0); guards rounding
-    sets = [useful[(int(a) >> np.arange(m)) & 1 == 1] for a in first]
-    return LayerTable(h, sets, "enumerate", m)
-
-
-def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = None) -> LayerTable:
-    """Nested chain of sets grown by whole missing prefix parts (heuristic ``h_l``).
-
-    Starting from ``A = {}``, every row proposes the missing members of each of
-    its prefixes ``{e_1..e_j}`` (cut just before the next missing member, so a
-    proposal completes as much of the row as it pays for).  Proposals with
-    the same missing set are pooled (their gains add); the pooled proposal with
-    the best gain per added expert that still fits in ``cmax`` is added to
-    ``A``.  This grows ``A`` by whole missing parts of co-activated sets, so a
-    pair whose members are worthless alone is still found.
-
-    The choices look only at the ``max_rows`` rows of largest potential
-    ``w p (v_1 - t[u,n,l])``; the table entries are nevertheless the *exact*
-    values ``g_l`` of the chain sets over all rows (one telescoped pass: the
-    prefix ``{e_1..e_j}`` of a row is complete from the step at which its
-    last member joins).  ``h(c)`` is the value of the largest chain set of
-    size ``<= c``, a lower bound of the true ``h_l``.  Cost: at most ``cmax``
-    steps of ``O(R K log(R K))``, ``R = min(r, max_rows)``, plus ``O(r K)``.
-    """
-    m = len(useful)
-    max_rows = HEURISTIC_ROWS if max_rows is None else max_rows
-    all_loc, all_imp, all_dw = loc, imp, coef[:, None] * (vals[:, :-1] - vals[:, 1:])
-    if len(coef) > max_rows:
-        top = np.argpartition(-(coef * (vals[:, 0] - vals[:, -1])), max_rows - 1)[:max_rows]
-        loc, imp, vals, coef = loc[top], imp[top], vals[top], coef[top]
-    rng = np.random.default_rng(0x5EED)                   # fixed Zobrist keys: deterministic pooling
-    zob = rng.integers(1, np.iinfo(np.int64).max, size=m, dtype=np.int64)
-    inA = np.zeros(m, dtype=bool)
-    step_of = np.full(m, np.iinfo(np.int64).max // 2, dtype=np.int64)   # chain step adding each expert
-    sizes = [0]
-    r = len(coef)
-    while sizes[-1] < cmax and r:
-        missing = imp & ~inA[loc]
-        live = missing.any(axis=1)
-        if not live.all():
-            loc, imp, vals, coef, missing = loc[live], imp[live], vals[live], coef[live], missing[live]
-            r = len(coef)
-            if r == 0:
-                break
-        cnt = np.cumsum(missing, axis=1)
-        first = np.argmax(missing, axis=1)
-        ends = np.concatenate([missing[:, 1:] | ~imp[:, 1:], np.ones((r, 1), bool)], axis=1)
-        cand = imp & ends & (cnt >= 1) & (cnt <= cmax - sizes[-1])
-        ri, ji = np.nonzero(cand)
-        if len(ri) == 0:
-            break
-        gain = coef[ri] * (vals[ri, first[ri]] - vals[ri, ji + 1])
-        key = np.bitwise_xor.accumulate(np.where(missing, zob[loc], 0), axis=1)[ri, ji]
-        uk, inv = np.unique(key, return_inverse=True)
-        pooled = np.bincount(inv, weights=gain, minlength=len(uk))
-        cost = np.zeros(len(uk))
-        cost[inv] = cnt[ri, ji]
-        best = int(np.argmax(pooled / cost))
-        if pooled[best] <= 0:
-            break
-        k = int(np.argmax(inv == best))
-        row, j = int(ri[k]), int(ji[k])
-        new = loc[row, : j + 1][missing[row, : j + 1]]
-        inA[new] = True
-        step_of[new] = len(sizes)
-        sizes.append(sizes[-1] + len(new))
-    # exact values of the chain sets over all rows: prefix j of a row completes at the
-    # step its slowest member joins; g(step t) = sum of prefix weights completed by t
-    done_at = np.maximum.accumulate(np.where(all_imp, step_of[all_loc], 0), axis=1)
-    ok = all_imp & (done_at < len(sizes))
-    values = np.cumsum(np.bincount(done_at[ok], weights=all_dw[ok], minlength=len(sizes)))
-    idx = np.searchsorted(np.asarray(sizes), np.arange(cmax + 1), side="right") - 1
-    h = np.maximum.accumulate(values[idx])
-    order = np.argsort(step_of, kind="stable")
-    sets = [useful[order[: sizes[i]]] for i in idx]
-    return LayerTable(h, sets, "heuristic", m)
 
 
 # ------------------------------------------------------------ one node
@@ -388,19 +210,13 @@ def node_order(instance: Instance, order: str | Sequence = "latency") -> list[in
     return out
 
 
-def _one_node_exact_tables(inst: Instance, params: dict) -> bool:
-    if inst.N != 1 or params.get("layer_solver", "auto") == "heuristic":
-        return False
-    return int(inst.experts.max(initial=0)) <= int(params.get("max_enumerate", 16))
-
-
 def successive(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
                order: str | Sequence = "latency", layer_solver: str = "auto", max_enumerate: int = 16,
                eps: float | None = None, _name: str = "successive", **unknown) -> Result:
     """Successive greedy decomposition over nodes with an exact DP per node.
 
     Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``
-    (``MODEL.md`` section 1).  Nodes are visited in ``order``; each solves the
+    (``docs/model.md`` section 1).  Nodes are visited in ``order``; each solves the
     single-node subproblem (:func:`solve_single_node`) with the earlier nodes'
     caches fixed and later nodes empty, and commits its cache.
 
@@ -494,6 +310,6 @@ successive.guarantees = (
         ratio=1.0,
         regime="one node, every layer enumerated exactly (E_l <= max_enumerate), exact DP (eps = None)",
         reference="exact per-layer subset enumeration + knapsack DP over layers (Bellman 1957)",
-        applies=lambda inst, params: _one_node_exact_tables(inst, params) and params.get("eps") is None,
+        applies=lambda inst, params: one_node_exact_tables(inst, params) and params.get("eps") is None,
     ),
 )

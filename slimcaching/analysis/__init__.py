@@ -2,7 +2,7 @@
 
 Modules
 -------
-families    problem-family adapters (expert caching, MoE²): read, run, row
+families    problem-family adapters (expert caching here, MoE² in ``slimcaching.moe2.family``)
 store       the SQLite results store (one row per run, keyed by content, WAL)
 runner      resumable sweeps, locally, in a process pool or on dask
 report      empirical-ratio and formulation tables (markdown, LaTeX, CSV)
@@ -11,7 +11,8 @@ worstcase   hill-climbing search for instances with a small ratio
 figures     latency / ratio / runtime-scaling figures (PNG and PDF)
 sweeps      instance grids where one parameter varies
 demo        ``slimcaching demo``
-bench       ``make bench``: every ``perf_*`` benchmark module
+
+The performance benchmarks live outside the package, in ``benchmarks/``.
 
 Submodules are imported on use, so importing this package stays cheap.
 """

@@ -21,7 +21,8 @@ import time
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InputError
-from ..instances.io import read_json
+from ..fileio import read_json
+from ..moe2.family import Moe2Family
 
 __all__ = ["Family", "CachingFamily", "Moe2Family", "FAMILIES", "detect", "load", "get_family"]
 
@@ -54,7 +55,7 @@ class Family(Protocol):
 
 
 class CachingFamily:
-    """Expert caching (``MODEL.md`` section 1), algorithms from :data:`slimcaching.algorithms.REGISTRY`.
+    """Expert caching (``docs/model.md`` section 1), algorithms from :data:`slimcaching.algorithms.REGISTRY`.
 
     Besides the registry it runs ``lp-bound`` (parameter ``formulation``): the
     LP relaxation bound of a MILP formulation, for the formulation table.
@@ -123,67 +124,6 @@ class CachingFamily:
             "runtime_s": float(info.get("solve_s", info.get("runtime_s", runtime))), "feasible": True,
             "placement": None, "info": info, "message": "LP relaxation bound",
         }
-
-
-class Moe2Family:
-    """MoE² expert selection (``MODEL.md`` section 2), via :mod:`slimcaching.algorithms.moe2`."""
-
-    name = "moe2"
-    exact_names = ("exact", "exhaustive")
-
-    def accepts(self, fmt: str) -> bool:
-        try:
-            from ..instances import moe2
-        except ImportError:
-            return False
-        tags = {getattr(moe2, n) for n in ("MOE2_FORMAT", "FORMAT") if hasattr(moe2, n)}
-        return fmt in tags if tags else fmt.lower().startswith("moe2")
-
-    def from_dict(self, data: Any, file: str) -> Any:
-        from ..instances.moe2 import moe2_from_dict
-
-        return moe2_from_dict(data, file)
-
-    def algorithm_names(self) -> list[str]:
-        from ..algorithms.moe2 import MOE2_ALGORITHMS
-
-        return list(MOE2_ALGORITHMS)
-
-    def describe(self, instance: Any) -> dict[str, Any]:
-        M = _first_attr(instance, ("M", "experts", "n_experts"))
-        C = _first_attr(instance, ("C", "categories", "n_categories"))
-        M = len(M) if hasattr(M, "__len__") else M
-        C = len(C) if hasattr(C, "__len__") else C
-        return {
-            "instance_hash": instance.content_hash(), "instance_name": getattr(instance, "name", ""),
-            "L": None, "N": None if M is None else int(M), "U": None if C is None else int(C),
-            "top_k": None, "cap_frac": None, "size": None if M is None else int(M),
-            "meta": dict(getattr(instance, "metadata", {}) or {}),
-        }
-
-    def run(self, instance: Any, algorithm: str, *, seed: int | None, time_limit: float | None,
-            params: dict[str, Any]) -> dict[str, Any]:
-        from ..algorithms.moe2 import MOE2_ALGORITHMS
-
-        if algorithm not in MOE2_ALGORITHMS:
-            raise InputError("--algorithms", ("", f"unknown MoE² algorithm {algorithm!r}; valid: "
-                                                  f"{', '.join(MOE2_ALGORITHMS)}"))
-        res = MOE2_ALGORITHMS[algorithm](instance, seed=seed, time_limit=time_limit, **params)
-        return {
-            "status": str(getattr(res.status, "value", res.status)), "gain": float(res.objective),
-            "gain_upper": None if res.bound is None else float(res.bound), "objective": float(res.objective),
-            "energy": float(res.energy), "runtime_s": float(res.runtime_s), "feasible": bool(res.feasible),
-            "oracle_calls": int(res.oracle_calls), "placement": [list(map(int, s)) for s in res.selection],
-            "info": res.info, "message": res.message,
-        }
-
-
-def _first_attr(obj: Any, names: tuple[str, ...]) -> Any:
-    for n in names:
-        v = getattr(obj, n, None)
-        if v is not None:
-            return v
-    return None
 
 
 FAMILIES: dict[str, Family] = {"caching": CachingFamily(), "moe2": Moe2Family()}

@@ -1,7 +1,7 @@
-"""Exact formulations of expert caching (``MODEL.md`` section 1): two MILPs, solving, export.
+"""Exact formulations of expert caching (``docs/model.md`` section 1): two MILPs, solving, export.
 
 * :func:`build_assignment_model`, :func:`build_level_model`: Pyomo models with
-  the component names of ``MODEL.md``;
+  the component names of ``docs/model.md``;
 * :func:`exact` / :func:`solve_exact`: optimal placement with HiGHS, with a
   time limit, a bound and the evaluator's latency;
 * :func:`lp_bound`: the LP relaxation value, a lower bound on ``T(opt)``;

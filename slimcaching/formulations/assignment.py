@@ -1,4 +1,4 @@
-"""The *assignment* MILP (``MODEL.md`` section 1) and the index sets both MILPs share.
+"""The *assignment* MILP (``docs/model.md`` section 1) and the index sets both MILPs share.
 
 .. math::
 
@@ -10,7 +10,7 @@
                                                                                         && \\text{z\\_tau}[u,l,S,e] \\\\
     & x \\in \\{0,1\\},\\ y \\in [0,1],\\ z \\ge 0.
 
-Component names follow ``MODEL.md``.  Indices are readable: ``x[edge-0,3,17]``
+Component names follow ``docs/model.md``.  Indices are readable: ``x[edge-0,3,17]``
 (node name, layer, expert), ``y[user-0,3,17,edge-0]`` (user name, layer,
 expert, place, the cloud being ``cloud``), ``z[user-0,3,5]`` (user name, layer,
 position of the set in that user's layer-3 routing list).
@@ -173,7 +173,7 @@ def _csr(owner: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ model
 def build_assignment_model(instance: Instance, *, relax: bool = False) -> pyo.ConcreteModel:
-    """The assignment MILP of ``MODEL.md`` section 1 as a Pyomo ``ConcreteModel``.
+    """The assignment MILP of ``docs/model.md`` section 1 as a Pyomo ``ConcreteModel``.
 
     Parameters
     ----------

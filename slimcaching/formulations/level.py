@@ -1,4 +1,4 @@
-"""The *level* MILP (``MODEL.md`` section 1), the tighter of the two.
+"""The *level* MILP (``docs/model.md`` section 1), the tighter of the two.
 
 For each ``(u, l)`` let ``theta_1 < ... < theta_m`` be the distinct latencies
 ``t[u,n,l]`` of the useful nodes (reachable, faster than the cloud, the expert
@@ -58,7 +58,7 @@ def levels(instance: Instance) -> dict[tuple[int, int], np.ndarray]:
 
 
 def build_level_model(instance: Instance, *, relax: bool = False) -> pyo.ConcreteModel:
-    """The level MILP of ``MODEL.md`` section 1 as a Pyomo ``ConcreteModel``.
+    """The level MILP of ``docs/model.md`` section 1 as a Pyomo ``ConcreteModel``.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Build, solve and extract are separate steps:
 
-* :func:`build_model` builds either MILP of ``MODEL.md`` section 1;
+* :func:`build_model` builds either MILP of ``docs/model.md`` section 1;
 * :func:`exact` (registered as ``"exact"``) solves it with a time limit and a
   gap, extracts the placement, re-evaluates it with the project's evaluator
   and checks it against the solver's objective;
@@ -20,12 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+from pyomo.contrib.solver.common.results import TerminationCondition
 
 from ..errors import InputError
 from ..instances.model import Instance, Placement
-from ..objective import empty_latency, latency
+from ..objective import activation_marginals, empty_latency, latency
 from ..result import Result, Status, make_result
+from ..solvers import TERMINATION, highs, translate_status
 from .assignment import build_assignment_model, support
 from .level import build_level_model
 
@@ -36,23 +37,6 @@ FORMULATIONS: dict[str, Callable[..., pyo.ConcreteModel]] = {
     "level": build_level_model,
     "assignment": build_assignment_model,
 }
-
-TERMINATION: dict[TerminationCondition, Status] = {
-    TerminationCondition.convergenceCriteriaSatisfied: Status.OPTIMAL,
-    TerminationCondition.maxTimeLimit: Status.TIME_LIMIT,
-    TerminationCondition.iterationLimit: Status.FEASIBLE,
-    TerminationCondition.objectiveLimit: Status.FEASIBLE,
-    TerminationCondition.interrupted: Status.FEASIBLE,
-    TerminationCondition.provenInfeasible: Status.INFEASIBLE,
-    TerminationCondition.locallyInfeasible: Status.INFEASIBLE,
-    TerminationCondition.infeasibleOrUnbounded: Status.INFEASIBLE,
-}
-"""Pyomo termination condition -> :class:`Status`; anything else is ``unknown``.
-
-A ``FEASIBLE`` or ``OPTIMAL`` status is downgraded below when there is no
-incumbent or when the closed gap is larger than the default tolerance (a user
-``mip_gap``); ``FEASIBLE`` always comes with the solver's bound.
-"""
 
 DEFAULT_MIP_GAP = 1e-9
 """Relative gap HiGHS must close before it reports an optimum (HiGHS's own default is 1e-4)."""
@@ -114,43 +98,6 @@ def _validate(time_limit: Any, mip_gap: Any, threads: Any, params: dict) -> None
         raise InputError(problems[0][0], [("", rule) for _, rule in problems])
 
 
-def translate_status(results) -> tuple[Status, bool, str]:
-    """Pyomo/HiGHS results -> (``Status`` through :data:`TERMINATION`, has a solution, message).
-
-    The message keeps the raw termination condition and solution status; an
-    unrecognised condition becomes ``unknown``.  Used by every HiGHS solve of
-    the project (both caching MILPs and the MoE² MILP).
-    """
-    tc = results.termination_condition
-    status = TERMINATION.get(tc, Status.UNKNOWN)
-    has_solution = results.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
-    message = f"HiGHS: {tc.name}, solution {results.solution_status.name}"
-    if status is Status.UNKNOWN:
-        message = f"unrecognised termination condition {tc!r}; " + message
-    return status, has_solution, message
-
-
-def _highs(deadline: float | None = None):
-    """Pyomo's HiGHS interface; ``deadline`` (a ``time.perf_counter()`` value) sets
-    HiGHS's time limit after Pyomo has passed the model over, so that the
-    transfer counts against the limit.
-
-    No MIP start is handed to HiGHS: with HiGHS 1.16, ``setSolution`` followed
-    by a solve that ends at the root returned the start's column values with
-    the objective of a better solution (caught by :func:`_check_objective` on a
-    3-node instance).  The start is used as a fallback incumbent instead.
-    """
-    from pyomo.contrib.solver.solvers.highs import Highs
-
-    class _Highs(Highs):
-        def _solve(self):
-            if deadline is not None:
-                self._active_config.time_limit = max(0.01, deadline - time.perf_counter())
-            return super()._solve()
-
-    return _Highs()
-
-
 def start_placement(instance: Instance) -> Placement:
     """A quick feasible start: fill each node with the elements of best marginal saving per size.
 
@@ -159,7 +106,6 @@ def start_placement(instance: Instance) -> Placement:
     earlier node being skipped.  ``O(U L Emax N + N L Emax log(L Emax))``.
     """
     sup = support(instance)
-    from ..algorithms.baselines import activation_marginals
 
     L, E, N = instance.L, instance.max_experts, instance.N
     marg = instance.weight[:, None, None] * activation_marginals(instance)  # w_u P[e activated at (u,l)]
@@ -189,7 +135,7 @@ def _run(model: pyo.ConcreteModel, *, time_limit: float | None, mip_gap: float |
          threads: int | None, seed: int | None):
     """Solve with HiGHS without loading anything; returns (pyomo results, solver)."""
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    solver = _highs(deadline)
+    solver = highs(deadline)
     options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False,
                                "dual_feasibility_tolerance": DUAL_TOLERANCE}
     if seed is not None:
@@ -216,8 +162,8 @@ def _finite(v: Any) -> float | None:
 
 def exact(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
           formulation: str = "level", mip_gap: float | None = None, threads: int | None = None,
-          warm_start: bool = True, **params) -> Result:
-    """Optimal placement by solving a MILP of ``MODEL.md`` section 1 with HiGHS.
+          warm_start: bool = True, heuristic: Callable[[float], Result] | None = None, **params) -> Result:
+    """Optimal placement by solving a MILP of ``docs/model.md`` section 1 with HiGHS.
 
     Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``.
 
@@ -239,10 +185,15 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     warm_start : bool, default True
         Compute a start and return it when HiGHS stops (time limit) without an
         incumbent at least as good, so a time limit always returns a real
-        placement.  The start is :func:`start_placement`; with a time limit,
-        also the ``best`` heuristic run on ``WARM_START_SHARE`` (20 %) of the
-        budget, whichever is better (``info["warm_start_source"]``).  It is
-        not handed to HiGHS (see :func:`_highs`).
+        placement.  The start is :func:`start_placement`; with a time limit
+        and a ``heuristic``, also that heuristic run on ``WARM_START_SHARE``
+        (20 %) of the budget, whichever is better
+        (``info["warm_start_source"]``).  It is not handed to HiGHS (see
+        :func:`slimcaching.solvers.highs`).
+    heuristic : callable (seconds) -> Result, optional
+        The caller's heuristic for the warm start, given its share of the
+        budget.  The registered ``exact`` (:mod:`slimcaching.algorithms.exact`)
+        passes the ``best`` heuristic; this module imports no algorithm.
 
     Returns
     -------
@@ -311,15 +262,13 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     start, start_source = None, None
     if warm_start:
         start, start_source = start_placement(instance), "fill"
-        if time_limit is not None:
+        if time_limit is not None and heuristic is not None:
             # Under a limit HiGHS may stop with a weak incumbent, so spend a share
-            # of the budget on the best heuristic and keep whichever is better.
-            from ..algorithms.local_search import best
-
+            # of the budget on the caller's heuristic and keep whichever is better.
             share = WARM_START_SHARE * max(0.0, float(time_limit) - t_build)
-            heur = best(instance, seed=seed, time_limit=max(0.01, share))
+            heur = heuristic(max(0.01, share))
             if heur.latency < latency(instance, start):
-                start, start_source = heur.placement, "best"
+                start, start_source = heur.placement, heur.algorithm
         info["warm_start_source"] = start_source
     left = None if time_limit is None else max(0.01, float(time_limit) - (time.perf_counter() - t0))
     t1 = time.perf_counter()

@@ -1,7 +1,7 @@
 """The in-memory data model: :class:`Instance` and :class:`Placement`.
 
 Everything is stored as flat numpy arrays so the evaluator and the algorithms
-can vectorise over them.  Symbols follow ``MODEL.md`` section 1.
+can vectorise over them.  Symbols follow ``docs/model.md`` section 1.
 
 Routing sets of all ``(u, l)`` pairs are stored in one flat table:
 
@@ -13,26 +13,20 @@ Routing sets of all ``(u, l)`` pairs are stored in one flat table:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..fileio import content_hash
+from ..validation import readonly
+
 __all__ = ["Instance", "Placement"]
-
-
-def _ro(a: np.ndarray, dtype=None) -> np.ndarray:
-    """A read-only contiguous copy-or-view of ``a`` (cast to ``dtype`` when given)."""
-    a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
 class Instance:
-    """An expert-caching instance (``MODEL.md`` section 1).
+    """An expert-caching instance (``docs/model.md`` section 1).
 
     Attributes
     ----------
@@ -75,13 +69,13 @@ class Instance:
     def __post_init__(self) -> None:
         for name in ("experts", "expert_size", "top_k", "capacity", "set_experts",
                      "set_user", "set_layer", "offsets"):
-            object.__setattr__(self, name, _ro(np.asarray(getattr(self, name), dtype=np.int64)))
+            object.__setattr__(self, name, readonly(np.asarray(getattr(self, name), dtype=np.int64)))
         for name in ("weight", "latency", "cloud_latency", "set_prob"):
-            object.__setattr__(self, name, _ro(np.asarray(getattr(self, name), dtype=np.float64)))
+            object.__setattr__(self, name, readonly(np.asarray(getattr(self, name), dtype=np.float64)))
         object.__setattr__(self, "node_names", tuple(self.node_names))
         object.__setattr__(self, "user_names", tuple(self.user_names))
         if self.set_experts.ndim != 2:
-            object.__setattr__(self, "set_experts", _ro(self.set_experts.reshape(len(self.set_prob), -1)))
+            object.__setattr__(self, "set_experts", readonly(self.set_experts.reshape(len(self.set_prob), -1)))
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -138,7 +132,7 @@ class Instance:
         """``float64 (S,)``: ``w_u * p[u,l,S]`` for each routing row."""
         c = self.__dict__.get("_coef")
         if c is None:
-            c = _ro(self.weight[self.set_user] * self.set_prob)
+            c = readonly(self.weight[self.set_user] * self.set_prob)
             object.__setattr__(self, "_coef", c)
         return c
 
@@ -196,11 +190,7 @@ class Instance:
         """
         h = self.__dict__.get("_hash")
         if h is None:
-            d = self.to_dict()
-            d.pop("name", None)
-            d.pop("metadata", None)
-            blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
-            h = hashlib.sha256(blob).hexdigest()[:16]
+            h = content_hash(self.to_dict())
             object.__setattr__(self, "_hash", h)
         return h
 

@@ -33,8 +33,7 @@ from .network import EdgeNetwork, get_preset, latency_tables, sample_network
 from .routing import RoutingModel, layer_routing
 
 __all__ = ["model_instance", "physical_model", "Physical", "mixed_precision_bits", "parse_capacity", "SUITES",
-           "SuiteEntry", "suite_specs", "generate_suite", "suite_names", "placements_bound", "build_entry",
-           "SAMPLE_TRACE", "write_sample_trace"]
+           "SuiteEntry", "suite_specs", "generate_suite", "suite_names", "placements_bound", "build_entry"]
 
 GENERATOR = "slimcaching.instances.suites.model_instance"
 
@@ -471,25 +470,6 @@ def build_entry(suite: str, name: str) -> Instance:
         if e.name == name:
             return _build(e)
     raise InputError("suite", ("", f"suite {suite!r} has no entry {name!r}"))
-
-
-#: The shipped sample trace ``instances/traces/sample-trace.csv``: Mixtral-8x7B
-#: routing (first 4 MoE layers, 3 users), 300 tokens per user.
-SAMPLE_TRACE = {"instance": dict(model="Mixtral-8x7B", network="wifi-rtx", nodes=2, users=3, layers=4, seed=7,
-                                 topics=2, name="sample-trace-source"),
-                "tokens": 300, "seed": 8}
-
-
-def write_sample_trace(path: str | os.PathLike) -> Path:
-    """Write the shipped sample trace (long CSV) from :data:`SAMPLE_TRACE`; returns its path."""
-    from .traces import sample_trace, write_trace
-
-    inst = model_instance(**SAMPLE_TRACE["instance"])
-    df = sample_trace(inst, SAMPLE_TRACE["tokens"], np.random.default_rng(SAMPLE_TRACE["seed"]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_trace(df, path)
-    return path
 
 
 def generate_suite(name: str, out: str | os.PathLike, *, only: Sequence[str] | None = None) -> list[Path]:

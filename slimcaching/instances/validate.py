@@ -3,7 +3,8 @@
 Each function walks a decoded JSON object, collects every violation as a
 ``(json_path, rule)`` pair and raises one :class:`~slimcaching.errors.InputError`
 naming the file; on success it returns normalised arrays / model objects.
-The rules are those of ``MODEL.md`` section 3.
+The rules are those of ``docs/model.md`` section 3; the collector is
+:class:`slimcaching.validation.Collector`, shared with the MoE² family.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, Problem
+from ..errors import InputError
+from ..validation import Collector, is_int, is_num
 from .model import Instance, Placement
 
 __all__ = ["instance_from_dict", "placement_from_dict", "INSTANCE_FORMAT", "PLACEMENT_FORMAT", "SUM_TOL"]
@@ -22,57 +24,9 @@ PLACEMENT_FORMAT = "slimcaching-placement/1"
 SUM_TOL = 1e-6
 
 
-def _is_int(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return True
-    return isinstance(v, float) and math.isfinite(v) and v.is_integer()
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-class _Collector:
-    """Collects ``(json_path, rule)`` problems while a validator walks a document."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, path: str, rule: str) -> None:
-        self.problems.append((path, rule))
-
-    def field(self, obj: dict, key: str, path: str, kind: type | tuple, what: str) -> Any:
-        """Return ``obj[key]`` if present and of the right JSON type, else record and return None."""
-        if key not in obj:
-            self.add(f"{path}.{key}", f"missing required field '{key}'")
-            return None
-        v = obj[key]
-        if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
-            self.add(f"{path}.{key}", f"must be {what}, got {type(v).__name__}")
-            return None
-        return v
-
-    def number(self, obj: dict, key: str, path: str, *, positive: bool) -> float | None:
-        """Return ``obj[key]`` as a finite float (``> 0`` or ``>= 0``), else record and return None."""
-        if key not in obj:
-            self.add(f"{path}.{key}", f"missing required field '{key}'")
-            return None
-        v = obj[key]
-        if not _is_num(v):
-            self.add(f"{path}.{key}", f"must be a number, got {type(v).__name__}")
-            return None
-        v = float(v)
-        if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, got {v}")
-            return None
-        return v
-
-
-def _positive_latency(c: _Collector, v: Any, path: str, L: int) -> list[float] | None:
+def _positive_latency(c: Collector, v: Any, path: str, L: int) -> list[float] | None:
     """A latency value: one positive finite number or a list of L of them."""
-    if _is_num(v):
+    if is_num(v):
         vals = [float(v)]
         paths = [path]
     elif isinstance(v, list):
@@ -81,7 +35,7 @@ def _positive_latency(c: _Collector, v: Any, path: str, L: int) -> list[float] |
             return None
         vals, paths = [], []
         for i, x in enumerate(v):
-            if not _is_num(x):
+            if not is_num(x):
                 c.add(f"{path}[{i}]", f"latency must be a number, got {type(x).__name__}")
                 return None
             vals.append(float(x))
@@ -107,7 +61,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
     InputError
         Listing every violation with its JSON path.
     """
-    c = _Collector()
+    c = Collector()
     if not isinstance(data, dict):
         raise InputError(file, ("$", f"top level must be a JSON object, got {type(data).__name__}"))
     fmt = data.get("format")
@@ -144,7 +98,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                 vals.append(1)
                 continue
             v = lay[key]
-            if not _is_int(v) or v <= 0:
+            if not is_int(v) or v <= 0:
                 c.add(f"{p}.{key}", f"must be a {rule}, got {v!r}")
                 vals.append(1)
             else:
@@ -168,7 +122,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
         if "capacity" not in nd:
             c.add(f"{p}.capacity", "missing required field 'capacity'")
             cap = 0
-        elif not _is_int(cap) or cap < 0:
+        elif not is_int(cap) or cap < 0:
             c.add(f"{p}.capacity", f"must be a non-negative integer, got {cap!r}")
             cap = 0
         if nm is not None:
@@ -201,7 +155,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
         w = us.get("weight")
         if "weight" not in us:
             c.add(f"{p}.weight", "missing required field 'weight'")
-        elif not _is_num(w) or not math.isfinite(w) or w <= 0:
+        elif not is_num(w) or not math.isfinite(w) or w <= 0:
             c.add(f"{p}.weight", f"must be a positive number, got {w!r}")
         else:
             weights[u] = float(w)
@@ -243,7 +197,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                 if "p" not in st:
                     c.add(f"{ps}.p", "missing required field 'p'")
                     pr = None
-                elif not _is_num(pr) or not math.isfinite(pr) or pr <= 0:
+                elif not is_num(pr) or not math.isfinite(pr) or pr <= 0:
                     c.add(f"{ps}.p", f"probability must be > 0, got {pr!r}")
                     pr = None
                 if ex is None:
@@ -255,7 +209,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                     c.add(f"{ps}.experts", f"set of {len(ex)} experts exceeds top_k = {K[l]} of layer {l}")
                 bad = False
                 for k, e in enumerate(ex):
-                    if not _is_int(e):
+                    if not is_int(e):
                         c.add(f"{ps}.experts[{k}]", f"expert id must be an integer, got {e!r}")
                         bad = True
                     elif not 0 <= e < E[l]:
@@ -309,7 +263,7 @@ def placement_from_dict(data: Any, instance: Instance, file: str = "<input>") ->
     Capacity is *not* checked here: an over-capacity placement is valid input
     whose evaluation reports ``feasible: false``.
     """
-    c = _Collector()
+    c = Collector()
     if not isinstance(data, dict):
         raise InputError(file, ("$", f"top level must be a JSON object, got {type(data).__name__}"))
     fmt = data.get("format")
@@ -332,7 +286,7 @@ def placement_from_dict(data: Any, instance: Instance, file: str = "<input>") ->
         good = []
         for i, pair in enumerate(pairs):
             pp = f"{p}[{i}]"
-            if not (isinstance(pair, list) and len(pair) == 2 and all(_is_int(v) for v in pair)):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(is_int(v) for v in pair)):
                 c.add(pp, f"must be a [layer, expert] pair of integers, got {pair!r}")
                 continue
             l, e = int(pair[0]), int(pair[1])

@@ -12,7 +12,7 @@ Goal for ``best``: mean ratio >= 0.99 and minimum >= 0.95.  A second table
 times ``best`` and its stages at Mixtral scale (32 layers x 8 experts, top-2,
 6 nodes, 4 users).
 
-Run with ``python -m slimcaching.analysis.perf_quality`` (``--count``,
+Run with ``python -m benchmarks.perf_quality`` (``--count``,
 ``--seed``, ``--time-limit``, ``--no-scale``).
 """
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..algorithms import REGISTRY, run as run_algorithm
-from ..instances.generators import random_instance
-from ..instances.model import Instance
-from ..result import Status
-from .timing import machine
+from slimcaching.algorithms import REGISTRY, run as run_algorithm
+from slimcaching.instances.generators import random_instance
+from slimcaching.instances.model import Instance
+from slimcaching.result import Status
+from benchmarks.timing import machine
 
 __all__ = ["main", "instances", "optimum", "quality", "scale", "GOAL"]
 

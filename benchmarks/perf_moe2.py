@@ -14,7 +14,7 @@ Prints two markdown tables (medians over seeds): oracle calls and runtime of
 the exact methods, and the ratio ``objective(alg) / objective(opt)`` of the
 baselines; then the machine.
 
-Run with ``python -m slimcaching.analysis.perf_moe2`` (add ``--quick`` for a
+Run with ``python -m benchmarks.perf_moe2`` (add ``--quick`` for a
 small grid).
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ import statistics
 import time
 from typing import Any
 
-from ..algorithms.moe2 import MOE2_ALGORITHMS
-from ..instances.moe2 import generate_moe2
-from ..result import Status, versions
+from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
+from slimcaching.moe2.generator import generate_moe2
+from slimcaching.result import Status, versions
 
 __all__ = ["main", "run", "machine"]
 
@@ -137,7 +137,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m slimcaching.analysis.perf_moe2", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf_moe2", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="4,6,8,10,11,12,13,14,15,16", help="comma-separated M values")
     ap.add_argument("--categories", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)

@@ -1,4 +1,4 @@
-"""Algorithms for MoE² edge LLM expert selection (``MODEL.md`` section 2).
+"""Algorithms for MoE² edge LLM expert selection (``docs/model.md`` section 2).
 
 Problem: choose ``S_k`` within the latency-feasible experts ``A_k`` of every
 category ``k`` to maximise ``f(S) = sum_k lambda_k q_k(S_k)`` subject to
@@ -9,13 +9,13 @@ non-decreasing and is only accessed through a counting oracle.
   (best-first branch-reduce-and-bound over the binary box), exact;
 * :func:`exhaustive` every feasible subset of every category, every combination, exact;
 * :func:`exact`      the subset-choice MILP solved by HiGHS
-  (:mod:`slimcaching.formulations.moe2`), exact;
+  (:mod:`slimcaching.moe2.milp`), exact;
 * :func:`greedy`, :func:`fastest`, :func:`random_selection`: baselines.
 
 Every function has the signature ``f(instance, *, seed=None, time_limit=None,
 **params) -> Moe2Result`` and is listed in :data:`MOE2_ALGORITHMS`.  Objective,
 energy and feasibility in a result always come from the family's one evaluator,
-:func:`slimcaching.instances.moe2.evaluate_moe2`.
+:func:`slimcaching.moe2.instance.evaluate_moe2`.
 
 When no expert fits (no ``(k, i)`` with ``d_i + a <= D_k`` and
 ``lambda_k e_i <= E``), the empty selection is the only feasible one: every
@@ -27,184 +27,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
-from ..instances.moe2 import Moe2Instance, evaluate_moe2, ids_of, within
-from ..result import Status, _jsonable
+from ..result import Status
+from .common import NOTHING_FITS, CountingOracle, Moe2Result, _begin, _check_time_limit, _finish, _usable
+from .instance import Moe2Instance, ids_of, within
+from .milp import solve_moe2_milp
 
 __all__ = [
     "Moe2Result", "CountingOracle", "MOE2_ALGORITHMS", "get_moe2_algorithm",
     "dmo", "exhaustive", "exact", "greedy", "fastest", "random_selection", "NOTHING_FITS",
 ]
-
-NOTHING_FITS = ("no expert fits: every expert misses its category's latency budget or the energy budget, "
-                "so the empty selection is the only feasible one")
-
-
-# ------------------------------------------------------------------ result and oracle
-@dataclass
-class Moe2Result:
-    """What every MoE² algorithm returns.
-
-    Attributes
-    ----------
-    algorithm : str
-    status : Status              ``optimal`` for exact methods (and whenever only the
-                                 empty selection is feasible), ``heuristic`` for
-                                 baselines, ``time_limit`` with the incumbent.
-    selection : list of list of int   sorted expert ids, one list per category.
-    objective : float            ``sum_k lambda_k q_k(S_k)`` (evaluator), maximised.
-    energy : float               ``sum_k lambda_k sum_{i in S_k} e_i`` (evaluator).
-    feasible : bool              both budgets hold (evaluator).
-    oracle_calls : int           distinct evaluations of some ``q_k(S)``.
-    runtime_s : float
-    bound : float or None        proven upper bound on the optimum objective.
-    params : dict
-    seed : int or None
-    info : dict                  what the method did (nodes, oracle queries, ...).
-    message : str
-    categories : list of str     category names (keys of ``selection`` in :meth:`to_dict`).
-    instance : str               instance name.
-    instance_hash : str
-    """
-
-    algorithm: str
-    status: Status
-    selection: list[list[int]]
-    objective: float
-    energy: float
-    feasible: bool
-    oracle_calls: int
-    runtime_s: float
-    bound: float | None = None
-    params: dict = field(default_factory=dict)
-    seed: int | None = None
-    info: dict = field(default_factory=dict)
-    message: str = ""
-    categories: list[str] = field(default_factory=list)
-    instance: str = ""
-    instance_hash: str = ""
-
-    @property
-    def gap(self) -> float | None:
-        """``(bound - objective) / bound`` when a positive bound exists."""
-        if self.bound is None or self.bound <= 0:
-            return None
-        return max(0.0, (self.bound - self.objective) / self.bound)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object printed by ``slimcaching moe2 solve``; also a valid ``moe2-selection/1`` file."""
-        from ..instances.moe2 import SELECTION_FORMAT
-
-        names = self.categories or [str(k) for k in range(len(self.selection))]
-        return _jsonable({
-            "format": SELECTION_FORMAT, "instance": self.instance, "instance_hash": self.instance_hash,
-            "algorithm": self.algorithm, "status": str(self.status),
-            "selection": {n: list(s) for n, s in zip(names, self.selection)},
-            "objective": self.objective, "energy": self.energy, "feasible": self.feasible,
-            "oracle_calls": self.oracle_calls, "runtime_s": self.runtime_s, "bound": self.bound,
-            "gap": self.gap, "params": self.params, "seed": self.seed, "info": self.info,
-            "message": self.message,
-        })
-
-
-class CountingOracle:
-    """Memoised access to ``q_k(S)`` that counts evaluations.
-
-    ``calls`` counts distinct ``(k, S)`` evaluated (what an expensive
-    measurement of a mixture's quality would cost); ``queries`` counts every
-    lookup, repeats included.
-    """
-
-    def __init__(self, instance: Moe2Instance):
-        self._q = instance.quality
-        self._seen = np.zeros(self._q.shape, dtype=bool)
-        self.calls = 0
-        self.queries = 0
-
-    def __call__(self, k: int, mask: int) -> float:
-        self.queries += 1
-        if not self._seen[k, mask]:
-            self._seen[k, mask] = True
-            self.calls += 1
-        return float(self._q[k, mask])
-
-    def many(self, k: int, masks: np.ndarray) -> np.ndarray:
-        """``q_k`` of every mask in ``masks`` (vectorised, counted)."""
-        masks = np.asarray(masks, dtype=np.int64)
-        self.queries += len(masks)
-        new = ~self._seen[k, masks]
-        self.calls += int(np.unique(masks[new]).size)
-        self._seen[k, masks] = True
-        return self._q[k, masks].astype(float)
-
-
-def _no_params(name: str, params: dict, valid: tuple[str, ...] = ()) -> None:
-    if params:
-        raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for {name}; "
-                                         f"valid: {', '.join(valid) if valid else 'none'}"))
-
-
-def _check_time_limit(time_limit: Any) -> None:
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
-                                       and time_limit > 0):
-        raise InputError("--time-limit", ("", f"must be a number > 0, got {time_limit!r}"))
-
-
-def _finish(instance: Moe2Instance, masks: Any, *, algorithm: str, status: Status, t0: float,
-            oracle: CountingOracle | None, params: dict | None = None, seed: int | None = None,
-            bound: float | None = None, info: dict | None = None, message: str = "") -> Moe2Result:
-    """Build the result with the evaluator's numbers (the only way algorithms report)."""
-    masks = np.asarray(masks, dtype=np.int64)
-    ev = evaluate_moe2(instance, masks)
-    info = dict(info or {})
-    if oracle is not None:
-        info["oracle_queries"] = oracle.queries
-    return Moe2Result(
-        algorithm=algorithm, status=Status(status), selection=[ids_of(int(m)) for m in masks],
-        objective=ev.objective, energy=ev.energy, feasible=ev.feasible,
-        oracle_calls=0 if oracle is None else oracle.calls, runtime_s=time.perf_counter() - t0,
-        bound=bound, params=dict(params or {}), seed=seed, info=info, message=message,
-        categories=list(instance.category_names), instance=instance.name, instance_hash=instance.content_hash(),
-    )
-
-
-def _usable(instance: Moe2Instance) -> np.ndarray:
-    """``int64 (C,)``: experts fitting category ``k``'s latency budget whose energy alone fits ``E``."""
-    allowed = instance.allowed_masks()
-    out = np.zeros(instance.C, dtype=np.int64)
-    for k in range(instance.C):
-        for i in ids_of(int(allowed[k])):
-            if within(instance.weight[k] * instance.energy[i], instance.energy_budget):
-                out[k] |= 1 << i
-    return out
-
-
-def _trivial(instance: Moe2Instance, name: str, t0: float, params: dict, seed: int | None) -> Moe2Result | None:
-    """The result when nothing fits (empty selection, optimal), else ``None``."""
-    if np.any(_usable(instance)):
-        return None
-    oracle = CountingOracle(instance)
-    value = sum(instance.weight[k] * oracle(k, 0) for k in range(instance.C))
-    return _finish(instance, np.zeros(instance.C, dtype=np.int64), algorithm=name, status=Status.OPTIMAL, t0=t0,
-                   oracle=oracle, params=params, seed=seed, bound=float(value), info={"nothing_fits": True},
-                   message=NOTHING_FITS)
-
-
-def _begin(instance: Moe2Instance, name: str, params: dict, time_limit: Any, seed: int | None, *,
-           valid: tuple[str, ...] = (), **record: Any) -> tuple[float, dict, Moe2Result | None]:
-    """Common start of every MoE² method: check the options, start the clock, and
-    return ``(t0, recorded parameters, the nothing-fits result or None)``."""
-    _no_params(name, params, valid)
-    _check_time_limit(time_limit)
-    t0 = time.perf_counter()
-    record = {"time_limit": time_limit, **record}
-    return t0, record, _trivial(instance, name, t0, record, seed)
-
 
 def _submasks(mask: int, M: int) -> np.ndarray:
     """``int64``: every subset of ``mask`` (ascending)."""
@@ -573,9 +409,7 @@ def _dmo_joint(instance: Moe2Instance, oracle: CountingOracle, deadline: float |
 # ------------------------------------------------------------------ exact: MILP
 def exact(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
           **params) -> Moe2Result:
-    """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.formulations.moe2`)."""
-    from ..formulations.moe2 import solve_moe2_milp
-
+    """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.moe2.milp`)."""
     _check_time_limit(time_limit)
     return solve_moe2_milp(instance, seed=seed, time_limit=time_limit, **params)
 
@@ -593,7 +427,7 @@ def greedy(instance: Moe2Instance, *, seed: int | None = None, time_limit: float
     Guarantee
     ---------
     None for general monotone ``q_k`` (status ``heuristic``).  When every
-    ``q_k`` is submodular (as in :func:`~slimcaching.instances.moe2.generate_moe2`)
+    ``q_k`` is submodular (as in :func:`~slimcaching.moe2.generator.generate_moe2`)
     the objective is monotone submodular under one knapsack constraint and this
     rule gives ``f(S) >= (1 - 1/e) / 2 * OPT`` [1, 2].
 

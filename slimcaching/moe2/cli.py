@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from typing import Callable
+
+from ..cli.common import add_command, emit, int_at_least, parse_params, positive_float
 
 __all__ = ["register"]
 
@@ -23,22 +25,13 @@ _EXAMPLES = {
 }
 
 
-def _emit(obj: Any, output: str | None) -> None:
-    if output:
-        from .instances.io import write_json
-
-        write_json(obj, output)
-    else:
-        sys.stdout.write(json.dumps(obj) + "\n")
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .instances.moe2 import generate_moe2
+    from .generator import generate_moe2
 
     inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
                          energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction)
     if args.output:
-        from .instances.moe2 import write_moe2_instance
+        from .instance import write_moe2_instance
 
         write_moe2_instance(inst, args.output)
     else:
@@ -48,19 +41,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .algorithms.moe2 import get_moe2_algorithm
-    from .cli import _parse_params
-    from .instances.moe2 import read_moe2_instance
+    from .algorithms import get_moe2_algorithm
+    from .instance import read_moe2_instance
 
     inst = read_moe2_instance(args.instance)
     fn = get_moe2_algorithm(args.algorithm)
-    res = fn(inst, seed=args.seed, time_limit=args.time_limit, **_parse_params(args.param))
-    _emit(res.to_dict(), args.output)
+    res = fn(inst, seed=args.seed, time_limit=args.time_limit, **parse_params(args.param))
+    emit(res.to_dict(), args.output, indent=None)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .instances.moe2 import evaluate_moe2, read_moe2_instance, read_selection
+    from .instance import evaluate_moe2, read_moe2_instance, read_selection
 
     inst = read_moe2_instance(args.instance)
     masks = read_selection(args.selection, inst)
@@ -69,12 +61,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if ev.feasible else 1
 
 
-def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
+def register(sub) -> None:
     """Add the ``moe2`` command (sub-actions generate / solve / evaluate) to the top-level subparsers."""
-    from .algorithms.moe2 import MOE2_ALGORITHMS
-    from .cli import _int_at_least, _positive_float
+    from .algorithms import MOE2_ALGORITHMS
 
-    p = add(sub, "moe2", "MoE² edge LLM expert selection: generate, solve, evaluate", lambda a: 2)
+    p = add_command(sub, "moe2", "MoE² edge LLM expert selection: generate, solve, evaluate", lambda a: 2,
+                    "slimcaching moe2 generate --seed 1 --output moe2.json && "
+                    "slimcaching moe2 solve moe2.json --algorithm dmo")
     acts = p.add_subparsers(dest="moe2_command", required=True, parser_class=type(p))
 
     def action(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -86,11 +79,11 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     q = action("generate", "generate a seeded MoE² instance (Jetson AGX Orin and RTX 4090 class servers)",
                cmd_generate)
     q.add_argument("--seed", type=int, required=True)
-    q.add_argument("--experts", type=_int_at_least("--experts", 1), default=8, metavar="M",
+    q.add_argument("--experts", type=int_at_least("--experts", 1), default=8, metavar="M",
                    help="number of LLM experts, at most 16 (default 8)")
-    q.add_argument("--categories", type=_int_at_least("--categories", 1), default=3, metavar="C",
+    q.add_argument("--categories", type=int_at_least("--categories", 1), default=3, metavar="C",
                    help="number of application categories (default 3)")
-    q.add_argument("--energy-fraction", type=_positive_float("--energy-fraction"), default=0.3,
+    q.add_argument("--energy-fraction", type=positive_float("--energy-fraction"), default=0.3,
                    help="energy budget as a fraction of the energy of all latency-feasible experts (default 0.3)")
     q.add_argument("--orin-fraction", type=float, default=0.5,
                    help="share of Jetson AGX Orin class servers (default 0.5)")
@@ -101,7 +94,7 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     q.add_argument("instance")
     q.add_argument("--algorithm", required=True, choices=list(MOE2_ALGORITHMS), metavar="NAME",
                    help="one of: " + ", ".join(MOE2_ALGORITHMS))
-    q.add_argument("--time-limit", type=_positive_float("--time-limit"), default=None, metavar="S")
+    q.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S")
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra algorithm parameter")
     q.add_argument("--output", "-o", help="result file; stdout when omitted")

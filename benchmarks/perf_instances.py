@@ -11,7 +11,7 @@ Targets (medians), at DeepSeek-V3 scale (58 MoE layers x 256 experts, top-8):
 * generating the ``paper`` DeepSeek-V3 instance (8 nodes, 4 users, 512
   sampled tokens per user and layer): <= 10 s.
 
-Run with ``python -m slimcaching.analysis.perf_instances``.
+Run with ``python -m benchmarks.perf_instances``.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import tempfile
 
 import numpy as np
 
-from ..instances.io import write_instance
-from ..instances.suites import model_instance
-from ..instances.traces import instance_from_trace, read_trace, sample_trace, trace_from_frame, write_trace
-from .timing import median_time, target_table
+from slimcaching.instances.io import write_instance
+from slimcaching.instances.suites import model_instance
+from slimcaching.instances.traces import instance_from_trace, read_trace, sample_trace, trace_from_frame, write_trace
+from benchmarks.timing import median_time, target_table
 
 __all__ = ["main", "run"]
 

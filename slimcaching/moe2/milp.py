@@ -1,4 +1,4 @@
-"""The MoE² subset-choice MILP (``MODEL.md`` section 2), built with Pyomo and solved by HiGHS.
+"""The MoE² subset-choice MILP (``docs/model.md`` section 2), built with Pyomo and solved by HiGHS.
 
 One binary ``z[k, S]`` per category ``k`` and *candidate* subset ``S``: a
 subset of the latency-feasible experts ``A_k`` whose energy alone fits,
@@ -11,7 +11,7 @@ subset of the latency-feasible experts ``A_k`` whose energy alone fits,
 
 The energy row is scaled by ``max(1, E)`` and HiGHS's feasibility tolerances
 are set to ``1e-9``, matching the relative tolerance of
-:func:`slimcaching.instances.moe2.within`.  Building the model queries ``q_k``
+:func:`slimcaching.moe2.instance.within`.  Building the model queries ``q_k``
 on every candidate, counted like any other oracle use.
 
 Build, solve and extract are separate steps: :func:`build_moe2_milp`,
@@ -28,9 +28,10 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..errors import InputError
-from ..instances.moe2 import Moe2Instance, within
 from ..result import Status
-from .solve import translate_status
+from ..solvers import highs, translate_status
+from .common import CountingOracle, _begin, _finish, _no_params
+from .instance import Moe2Instance, within
 
 __all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets"]
 
@@ -83,8 +84,6 @@ def build_moe2_milp(instance: Moe2Instance, oracle: Any = None) -> pyo.ConcreteM
         Used (and counted) for the ``q_k`` values; a fresh one when omitted.
         Available afterwards as ``model.oracle``.
     """
-    from ..algorithms.moe2 import CountingOracle
-
     oracle = oracle if oracle is not None else CountingOracle(instance)
     cands = candidate_subsets(instance)
     values = [oracle.many(k, c) for k, c in enumerate(cands)]
@@ -128,8 +127,6 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
         ``algorithm="exact"``; ``info`` holds build/solve times, HiGHS version,
         termination condition and model size.
     """
-    from ..algorithms.moe2 import CountingOracle, _begin, _finish, _no_params
-
     _no_params("exact", params, ("threads",))
     if threads is not None and not (isinstance(threads, int) and threads >= 1):
         raise InputError("--param threads", ("", f"must be an integer >= 1, got {threads!r}"))
@@ -139,9 +136,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     oracle = CountingOracle(instance)
     model = build_moe2_milp(instance, oracle)
     t_build = time.perf_counter() - t0
-    from pyomo.contrib.solver.solvers.highs import Highs
-
-    solver = Highs()
+    solver = highs()
     options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False, "mip_feasibility_tolerance": FEAS_TOL,
                                "primal_feasibility_tolerance": FEAS_TOL}
     if seed is not None:

@@ -4,7 +4,7 @@ Targets (DeepSeek-V3 scale: 58 layers x 256 experts, top-8, 8 nodes, 4 users,
 about 512 sets per user and layer): one full evaluation <= 50 ms, one
 incremental gain <= 0.5 ms, loading the JSON <= 2 s (medians).
 
-Run with ``python -m slimcaching.analysis.perf_foundation``.
+Run with ``python -m benchmarks.perf_foundation``.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from ..instances.generators import random_instance
-from ..instances.io import read_instance, write_instance
-from ..objective import IncrementalEvaluator, latency
-from .timing import machine, median_time, target_table
+from slimcaching.instances.generators import random_instance
+from slimcaching.instances.io import read_instance, write_instance
+from slimcaching.objective import IncrementalEvaluator, latency
+from benchmarks.timing import machine, median_time, target_table
 
 __all__ = ["main", "run", "machine"]
 

@@ -15,7 +15,7 @@ Only the solves are timed (instances are generated first).  HiGHS runs once
 with a time limit; when it does not prove optimality within it, the reported
 speed-up is a lower bound (``>=``).
 
-Run with ``python -m slimcaching.analysis.perf_algorithms`` (``--quick`` skips
+Run with ``python -m benchmarks.perf_algorithms`` (``--quick`` skips
 HiGHS and repeats every solve once).
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from ..instances.generators import random_instance
-from .timing import machine, median_time
+from slimcaching.instances.generators import random_instance
+from benchmarks.timing import machine, median_time
 
 __all__ = ["main", "run", "instances"]
 
@@ -52,9 +52,9 @@ def instances(seed: int = 0) -> dict:
 def run(seed: int = 0, repeat: int = 3, highs_limit: float = 120.0, quick: bool = False
         ) -> list[tuple[str, float, str, str]]:
     """Return rows ``(measure, median seconds, target, note)``."""
-    from ..algorithms.greedy import greedy
-    from ..algorithms.maxconv import maxconv
-    from ..algorithms.successive import successive
+    from slimcaching.algorithms.greedy import greedy
+    from slimcaching.algorithms.maxconv import maxconv
+    from slimcaching.algorithms.successive import successive
 
     inst = instances(seed)
     rep = 1 if quick else repeat
@@ -65,7 +65,7 @@ def run(seed: int = 0, repeat: int = 3, highs_limit: float = 120.0, quick: bool 
     rows.append(("successive, Mixtral scale", t_succ, "<= 5 s",
                  f"{m.n_sets} sets; T = {r_succ.latency:.6f}"))
     if not quick:
-        from ..formulations.solve import exact
+        from slimcaching.formulations.solve import exact
 
         t0 = time.perf_counter()
         r_ex = exact(m, time_limit=highs_limit)
@@ -108,7 +108,7 @@ def heuristic_quality(seeds: int = 5) -> list[tuple[str, float, float, float, fl
     rows ``(setting, min ratio, median ratio, median s enumerate, median s heuristic)``
     of ``R(heuristic tables) / R(enumerated tables)``.
     """
-    from ..algorithms.successive import successive
+    from slimcaching.algorithms.successive import successive
 
     rows = []
     for k in (2, 4):
@@ -131,7 +131,7 @@ def heuristic_quality(seeds: int = 5) -> list[tuple[str, float, float, float, fl
 
 def family_on_mixtral(seed: int = 0) -> list[tuple[str, float, float, float]]:
     """Every algorithm of this family on the Mixtral-scale instance: ``(name, seconds, T, R)``."""
-    from ..algorithms import run as run_algorithm
+    from slimcaching.algorithms import run as run_algorithm
 
     inst = instances(seed)["mixtral"]
     rows = []

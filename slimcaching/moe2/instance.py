@@ -1,4 +1,4 @@
-"""MoE² edge LLM expert selection (``MODEL.md`` section 2): data model, validation, I/O, evaluator, generator.
+"""MoE² edge LLM expert selection (``docs/model.md`` section 2): data model, validation, I/O, evaluator.
 
 ``M`` heterogeneous LLM experts run on edge servers; expert ``i`` costs energy
 ``e_i`` (J) and latency ``d_i`` (s) per request.  Each application category
@@ -28,8 +28,6 @@ feasibility is decided, so every algorithm, the MILP and the evaluator agree.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -38,15 +36,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .model import _ro
-from .validate import _Collector, _is_num
+from ..fileio import content_hash
+from ..validation import Collector, is_num, readonly
 
 __all__ = [
     "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "SELECTION_FORMAT", "MAX_EXPERTS", "MONOTONE_TOL",
     "within", "subset_key", "parse_subset_key", "mask_of", "ids_of", "subset_sums", "subset_max",
     "moe2_from_dict", "read_moe2_instance", "write_moe2_instance",
     "selection_from_dict", "read_selection", "selection_to_dict", "normalise_selection",
-    "evaluate_moe2", "generate_moe2", "SERVER_PROFILES",
+    "evaluate_moe2",
 ]
 
 MOE2_FORMAT = "moe2-instance/1"
@@ -124,7 +122,7 @@ def subset_max(values: np.ndarray, empty: float = 0.0) -> np.ndarray:
 # ------------------------------------------------------------------ data model
 @dataclass(frozen=True, eq=False)
 class Moe2Instance:
-    """A MoE² expert-selection instance (``MODEL.md`` section 2).
+    """A MoE² expert-selection instance (``docs/model.md`` section 2).
 
     Attributes
     ----------
@@ -163,10 +161,10 @@ class Moe2Instance:
     def __post_init__(self) -> None:
         for n in ("server_names", "server_kinds", "expert_names", "category_names"):
             object.__setattr__(self, n, tuple(getattr(self, n)))
-        object.__setattr__(self, "expert_server", _ro(self.expert_server, np.int64))
+        object.__setattr__(self, "expert_server", readonly(self.expert_server, np.int64))
         for n in ("server_power", "energy", "latency", "weight", "latency_budget"):
-            object.__setattr__(self, n, _ro(getattr(self, n), np.float64))
-        q = _ro(self.quality, np.float64)
+            object.__setattr__(self, n, readonly(getattr(self, n), np.float64))
+        q = readonly(self.quality, np.float64)
         if q.shape != (len(self.category_names), 1 << len(self.expert_names)):
             raise ValueError(f"quality must have shape (C, 2**M) = ({len(self.category_names)}, "
                              f"{1 << len(self.expert_names)}), got {q.shape}")
@@ -198,7 +196,7 @@ class Moe2Instance:
         """``float64 (2**M,)``: ``sum_{i in S} e_i`` per mask (cached)."""
         v = self.__dict__.get("_subset_energy")
         if v is None:
-            v = _ro(subset_sums(self.energy), np.float64)
+            v = readonly(subset_sums(self.energy), np.float64)
             object.__setattr__(self, "_subset_energy", v)
         return v
 
@@ -227,11 +225,7 @@ class Moe2Instance:
         """SHA-256 (hex, first 16 chars) of the problem data, independent of ``name`` and ``metadata``."""
         h = self.__dict__.get("_hash")
         if h is None:
-            d = self.to_dict()
-            d.pop("name", None)
-            d.pop("metadata", None)
-            blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
-            h = hashlib.sha256(blob).hexdigest()[:16]
+            h = content_hash(self.to_dict())
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -240,7 +234,7 @@ class Moe2Instance:
 
 
 # ------------------------------------------------------------------ validation
-def _names(c: _Collector, items: list, path: str) -> list[str | None]:
+def _names(c: Collector, items: list, path: str) -> list[str | None]:
     out: list[str | None] = []
     seen: set[str] = set()
     for j, it in enumerate(items):
@@ -257,7 +251,7 @@ def _names(c: _Collector, items: list, path: str) -> list[str | None]:
     return out
 
 
-def _quality_table(c: _Collector, q: Any, path: str, M: int) -> np.ndarray | None:
+def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None:
     """Parse one category's table: every subset present once, canonical keys, finite values, monotone."""
     if not isinstance(q, dict):
         c.add(path, f"must be an object mapping subset keys to numbers, got {type(q).__name__}")
@@ -272,7 +266,7 @@ def _quality_table(c: _Collector, q: Any, path: str, M: int) -> np.ndarray | Non
                                       f"commas, each in 0..{M - 1} (\"\" for the empty set)")
             ok = False
             continue
-        if not _is_num(v) or not math.isfinite(float(v)):
+        if not is_num(v) or not math.isfinite(float(v)):
             c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {v!r}")
             ok = False
             continue
@@ -311,7 +305,7 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
     InputError
         naming ``file``, the JSON path and the rule for every violation found.
     """
-    c = _Collector()
+    c = Collector()
     if not isinstance(d, dict):
         raise InputError(file, ("$", f"must be a JSON object, got {type(d).__name__}"))
     fmt = d.get("format")
@@ -398,14 +392,14 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
 
 def read_moe2_instance(path: str | os.PathLike) -> Moe2Instance:
     """Read and validate a ``moe2-instance/1`` file (``.json`` or ``.json.gz``)."""
-    from .io import read_json
+    from ..fileio import read_json
 
     return moe2_from_dict(read_json(path), file=str(path))
 
 
 def write_moe2_instance(instance: Moe2Instance, path: str | os.PathLike) -> None:
     """Write ``instance`` as ``moe2-instance/1`` (gzip when the name ends in ``.gz``)."""
-    from .io import write_json
+    from ..fileio import write_json
 
     write_json(instance.to_dict(), path, indent=None)
 
@@ -476,7 +470,7 @@ def selection_from_dict(d: Any, instance: Moe2Instance, file: str = "<selection>
 
 def read_selection(path: str | os.PathLike, instance: Moe2Instance) -> np.ndarray:
     """Read a ``moe2-selection/1`` file; return ``int64 (C,)`` masks."""
-    from .io import read_json
+    from ..fileio import read_json
 
     return selection_from_dict(read_json(path), instance, file=str(path))
 
@@ -537,97 +531,3 @@ def evaluate_moe2(instance: Moe2Instance, selection: Any) -> Moe2Evaluation:
     return Moe2Evaluation(objective=float(np.dot(instance.weight, quality)), energy=energy,
                           feasible=bool(e_ok and lat_ok.all()), energy_ok=e_ok, latency=latency,
                           latency_ok=lat_ok, quality=quality)
-
-
-# ------------------------------------------------------------------ generator
-# Server classes.  ``bw``: memory bandwidth (GB/s), which bounds LLM decoding;
-# ``tflops``: *achieved* dense fp16 throughput in prefill (well below the peak
-# on the data sheet); ``power``: board draw under LLM load (W).  Reasons in docs/moe2.md.
-SERVER_PROFILES: dict[str, dict[str, tuple[float, float] | float]] = {
-    "jetson-agx-orin": {"bw": 204.8, "tflops": (5.0, 15.0), "power": (30.0, 60.0), "memory_gb": 64.0},
-    "rtx-4090": {"bw": 1008.0, "tflops": (40.0, 80.0), "power": (300.0, 450.0), "memory_gb": 24.0},
-}
-
-
-def generate_moe2(seed: int, experts: int = 8, categories: int = 3, *, orin_fraction: float = 0.5,
-                  experts_per_server: int = 2, params_b: tuple[float, float] = (1.0, 13.0),
-                  prompt_tokens: int = 256, output_tokens: int = 128,
-                  aggregation_delay: tuple[float, float] = (0.02, 0.08),
-                  budget_quantile: tuple[float, float] = (0.4, 1.0), energy_fraction: float = 0.3,
-                  name: str | None = None) -> Moe2Instance:
-    """A seeded instance of heterogeneous edge LLMs on Jetson-AGX-Orin-class and RTX-4090-class servers.
-
-    Parameters
-    ----------
-    seed : int
-    experts, categories : int          ``M`` (1..16) and ``C``.
-    orin_fraction : float              share of servers of the Jetson AGX Orin class.
-    experts_per_server : int           experts hosted by one server.
-    params_b : (float, float)          model size range, billions of parameters (log-uniform).
-    prompt_tokens, output_tokens : int tokens per request (prefill, decode).
-    aggregation_delay : (float, float) range of ``a`` in seconds.
-    budget_quantile : (float, float)   ``D_k - a`` is this quantile range of the expert latencies.
-    energy_fraction : float            ``E`` as a fraction of ``sum_k lambda_k sum_{i fits k} e_i``.
-    name : str, optional               default ``moe2-s{seed}-m{M}-c{C}``.
-
-    Returns
-    -------
-    Moe2Instance
-        Quality ``q_k(S) = c_k (1 - prod_{i in S} (1 - a_{k,i}))``: the chance
-        that at least one selected expert answers well, monotone with
-        diminishing returns; ``a_{k,i}`` is the expert's general strength (grows
-        with log model size, lower for 4-bit) times a category affinity.
-    """
-    if not 1 <= experts <= MAX_EXPERTS:
-        raise InputError("--experts", ("", f"must be in 1..{MAX_EXPERTS}, got {experts}"))
-    if categories < 1:
-        raise InputError("--categories", ("", f"must be >= 1, got {categories}"))
-    rng = np.random.default_rng(seed)
-    M, C = int(experts), int(categories)
-    n_servers = max(1, -(-M // max(1, experts_per_server)))
-    kinds = np.where(rng.random(n_servers) < orin_fraction, "jetson-agx-orin", "rtx-4090")
-    if n_servers >= 2 and len(set(kinds)) == 1:  # keep the fleet heterogeneous
-        kinds[-1] = "rtx-4090" if kinds[0] == "jetson-agx-orin" else "jetson-agx-orin"
-    power = np.array([rng.uniform(*SERVER_PROFILES[k]["power"]) for k in kinds])
-    tflops = np.array([rng.uniform(*SERVER_PROFILES[k]["tflops"]) for k in kinds])
-    host = np.arange(M) % n_servers
-    rng.shuffle(host)
-    lo, hi = np.log(params_b[0]), np.log(params_b[1])
-    params = np.exp(rng.uniform(lo, hi, M))                       # billions
-    bits = np.where(rng.random(M) < 0.7, 4, 8)
-    model_gb = params * (bits + 0.5) / 8                          # quantised weights + scales
-    eta = rng.uniform(0.5, 0.8, M)                                # achieved fraction of memory bandwidth
-    bw = np.array([SERVER_PROFILES[kinds[s]]["bw"] for s in host])
-    decode_s = output_tokens * model_gb / (eta * bw)
-    prefill_s = prompt_tokens * 2 * params * 1e9 / (tflops[host] * 1e12)
-    network_s = rng.uniform(0.005, 0.03, M)                       # edge RTT + request upload
-    latency = prefill_s + decode_s + network_s
-    energy = power[host] * (prefill_s + decode_s)
-    agg = float(rng.uniform(*aggregation_delay))
-    weight = rng.dirichlet(np.full(C, 2.0))
-    weight = np.maximum(weight, 1e-3)
-    weight /= weight.sum()
-    budgets = agg + np.quantile(latency, rng.uniform(*budget_quantile, C))
-    budgets = np.maximum(budgets, agg + latency.min())
-    strength = 0.25 + 0.4 * (np.log(params) - lo) / max(hi - lo, 1e-9) - 0.03 * (bits == 4)
-    affinity = rng.uniform(0.5, 1.3, (C, M))
-    a = np.clip(strength[None, :] * affinity, 0.02, 0.95)
-    ceiling = rng.uniform(0.85, 1.0, C)
-    miss = np.ones((C, 1 << M))
-    for i in range(M):
-        miss[:, 1 << i: 2 << i] = miss[:, : 1 << i] * (1 - a[:, i: i + 1])
-    quality = ceiling[:, None] * (1 - miss)
-    fits = np.array([within(latency + agg, float(b)) for b in budgets], dtype=float)  # (C, M)
-    energy_budget = energy_fraction * float(np.dot(weight, fits @ energy))
-    server_names = [f"{'orin' if k == 'jetson-agx-orin' else 'rtx4090'}-{s}" for s, k in enumerate(kinds)]
-    expert_names = [f"llm{i}-{params[i]:.1f}b-q{bits[i]}" for i in range(M)]
-    cat_names = [f"cat{k}" for k in range(C)]
-    meta = {"generator": "generate_moe2", "seed": int(seed), "experts": M, "categories": C,
-            "orin_fraction": orin_fraction, "experts_per_server": experts_per_server,
-            "params_b": list(params_b), "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
-            "energy_fraction": energy_fraction, "budget_quantile": list(budget_quantile)}
-    return Moe2Instance(
-        name=name or f"moe2-s{seed}-m{M}-c{C}", server_names=server_names, server_kinds=[str(k) for k in kinds],
-        server_power=power, expert_names=expert_names, expert_server=host, energy=energy, latency=latency,
-        category_names=cat_names, weight=weight, latency_budget=budgets, quality=quality,
-        energy_budget=energy_budget, aggregation_delay=agg, metadata=meta)

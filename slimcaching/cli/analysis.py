@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
-
-from .cli import _int_at_least, _parse_params, _positive_float
-from .errors import InputError
+from ..errors import InputError
+from .common import add_command, int_at_least, parse_params, positive_float
 
 __all__ = ["register"]
 
@@ -42,8 +40,8 @@ def _seeds(s: str) -> list[int | None]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .analysis.report import format_table, load_frame, ratio_table, with_ratios
-    from .analysis.runner import run_sweep
+    from ..analysis.report import format_table, load_frame, ratio_table, with_ratios
+    from ..analysis.runner import run_sweep
 
     if args.executor == "local" and args.address:
         raise InputError("--address", ("", "only valid with --executor dask"))
@@ -57,7 +55,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .analysis.report import report
+    from ..analysis.report import report
 
     text = report(args.db, fmt=args.format, group_by=args.group_by.split(","),
                   formulations=not args.no_formulations, table=args.table)
@@ -70,8 +68,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check_guarantees(args: argparse.Namespace) -> int:
-    from .analysis.guarantees import check_guarantees
-    from .analysis.report import format_table
+    from ..analysis.guarantees import check_guarantees
+    from ..analysis.report import format_table
 
     table, files, notes = check_guarantees(args.db, out_dir=args.out)
     sys.stdout.write(format_table(table, args.format))
@@ -85,14 +83,14 @@ def cmd_check_guarantees(args: argparse.Namespace) -> int:
 def cmd_worst_case(args: argparse.Namespace) -> int:
     import json
 
-    from .algorithms import REGISTRY
-    from .analysis.worstcase import worst_case, write_worst_case
+    from ..algorithms import REGISTRY
+    from ..analysis.worstcase import worst_case, write_worst_case
 
     for name in (args.algorithm, args.reference):
         if name not in REGISTRY:
             raise InputError("--algorithm", ("", f"unknown algorithm {name!r}; valid: {', '.join(REGISTRY)}"))
     wc = worst_case(args.algorithm, top_k=args.top_k, evals=args.evals, seed=args.seed,
-                    params=_parse_params(args.param), reference=args.reference, restart_after=args.restart_after,
+                    params=parse_params(args.param), reference=args.reference, restart_after=args.restart_after,
                     max_layers=args.max_layers, max_experts=args.max_experts, max_nodes=args.max_nodes,
                     max_users=args.max_users, max_size=args.max_size, time_limit=args.time_limit,
                     progress=not args.no_progress)
@@ -108,7 +106,7 @@ def cmd_worst_case(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from .analysis.figures import make_figures
+    from ..analysis.figures import make_figures
 
     files = make_figures(args.db, args.out)
     for f in files:
@@ -119,7 +117,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_sweeps(args: argparse.Namespace) -> int:
-    from .analysis.sweeps import standard_sweeps
+    from ..analysis.sweeps import standard_sweeps
 
     grids = standard_sweeps(args.out, seeds=[s for s in args.seeds if s is not None])
     for name, files in grids.items():
@@ -128,18 +126,18 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .analysis.demo import demo
+    from ..analysis.demo import demo
 
     demo(args.out, suites=args.suites.split(","), jobs=args.jobs, exact_time_limit=args.exact_time_limit,
          progress=not args.no_progress)
     return 0
 
 
-def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add the analysis commands to the ``slimcaching`` sub-parsers (``add`` is ``cli._add``)."""
-    from .cli import EXAMPLES as CLI_EXAMPLES
+def register(sub) -> None:
+    """Add the analysis commands to the ``slimcaching`` sub-parsers."""
+    def add(sub, name, help, func):
+        return add_command(sub, name, help, func, EXAMPLES[name])
 
-    CLI_EXAMPLES.update(EXAMPLES)
     ncpu = os.cpu_count() or 1
 
     p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench)
@@ -148,15 +146,15 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--algorithms", default=None, metavar="LIST",
                    help="comma-separated names, parameters as name[k=v,...] (default: the family's standard set)")
     p.add_argument("--exact", action="store_true", help="also run the exact reference")
-    p.add_argument("--time-limit", type=_positive_float("--time-limit"), default=None, metavar="S",
+    p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds per run")
-    p.add_argument("--jobs", type=_int_at_least("--jobs", 1), default=ncpu, metavar="J",
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=ncpu, metavar="J",
                    help=f"local worker processes (default {ncpu})")
     p.add_argument("--seeds", type=_seeds, default=[0], metavar="LIST", help="comma-separated seeds (default 0)")
     p.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
     p.add_argument("--executor", choices=["local", "dask"], default="local")
     p.add_argument("--address", default=None, metavar="tcp://HOST:PORT", help="dask scheduler (with --executor dask; without it an in-process local cluster)")
-    p.add_argument("--limit", type=_int_at_least("--limit", 0), default=None, help="stop after this many runs")
+    p.add_argument("--limit", type=int_at_least("--limit", 0), default=None, help="stop after this many runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="do not print the ratio table at the end")
 
@@ -178,18 +176,18 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = add(sub, "worst-case", "search tiny instances minimising an algorithm's empirical ratio", cmd_worst_case)
     p.add_argument("--algorithm", required=True, metavar="NAME")
-    p.add_argument("--top-k", type=_int_at_least("--top-k", 1), default=1)
-    p.add_argument("--evals", type=_int_at_least("--evals", 1), default=300)
+    p.add_argument("--top-k", type=int_at_least("--top-k", 1), default=1)
+    p.add_argument("--evals", type=int_at_least("--evals", 1), default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="algorithm parameter")
     p.add_argument("--reference", default="brute-force", help="exact reference (brute-force or exact)")
-    p.add_argument("--restart-after", type=_int_at_least("--restart-after", 1), default=60)
-    p.add_argument("--max-layers", type=_int_at_least("--max-layers", 1), default=2)
-    p.add_argument("--max-experts", type=_int_at_least("--max-experts", 1), default=4)
-    p.add_argument("--max-nodes", type=_int_at_least("--max-nodes", 1), default=2)
-    p.add_argument("--max-users", type=_int_at_least("--max-users", 1), default=2)
-    p.add_argument("--max-size", type=_int_at_least("--max-size", 1), default=2)
-    p.add_argument("--time-limit", type=_positive_float("--time-limit"), default=None, metavar="S",
+    p.add_argument("--restart-after", type=int_at_least("--restart-after", 1), default=60)
+    p.add_argument("--max-layers", type=int_at_least("--max-layers", 1), default=2)
+    p.add_argument("--max-experts", type=int_at_least("--max-experts", 1), default=4)
+    p.add_argument("--max-nodes", type=int_at_least("--max-nodes", 1), default=2)
+    p.add_argument("--max-users", type=int_at_least("--max-users", 1), default=2)
+    p.add_argument("--max-size", type=int_at_least("--max-size", 1), default=2)
+    p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds for the whole search")
     p.add_argument("--output", "-o", default=None, help="certificate file (default worst-<alg>-k<K>-s<seed>.json)")
     p.add_argument("--no-progress", action="store_true")
@@ -206,6 +204,6 @@ def register(sub, add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add(sub, "demo", "all algorithms and the exact solver on the tiny and small suites", cmd_demo)
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--suites", default="tiny,small")
-    p.add_argument("--jobs", type=_int_at_least("--jobs", 1), default=None)
-    p.add_argument("--exact-time-limit", type=_positive_float("--exact-time-limit"), default=20.0, metavar="S")
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=None)
+    p.add_argument("--exact-time-limit", type=positive_float("--exact-time-limit"), default=20.0, metavar="S")
     p.add_argument("--no-progress", action="store_true")

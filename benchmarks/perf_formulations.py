@@ -9,9 +9,9 @@ best latency found by either MILP (the optimum when one of them proves it).
 Build target: a medium instance (16 layers x 16 experts, K = 2, 4 nodes,
 4 users) builds in at most a few seconds.
 
-Run with ``python -m slimcaching.analysis.perf_formulations`` (all sizes,
+Run with ``python -m benchmarks.perf_formulations`` (all sizes,
 10-minute limit per MILP; hours) or e.g.
-``python -m slimcaching.analysis.perf_formulations --sizes tiny small medium --time-limit 120``.
+``python -m benchmarks.perf_formulations --sizes tiny small medium --time-limit 120``.
 """
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from ..formulations.solve import build_model, exact, lp_bound
-from ..instances.generators import random_instance
-from ..instances.model import Instance
-from ..objective import empty_latency
-from .timing import machine
+from slimcaching.algorithms.exact import exact
+from slimcaching.formulations.solve import build_model, lp_bound
+from slimcaching.instances.generators import random_instance
+from slimcaching.instances.model import Instance
+from slimcaching.objective import empty_latency
+from benchmarks.timing import machine
 
 __all__ = ["SIZES", "main", "run", "instance_for", "lp_comparison"]
 
@@ -133,8 +134,8 @@ def lp_comparison(paths: list[str], *, time_limit: float, seed: int = 0) -> str:
     ``best``'s own gap; the last column is the share of the assignment LP's
     gap that the level LP closes.
     """
-    from ..algorithms.local_search import best
-    from ..instances.io import read_instance
+    from slimcaching.algorithms.local_search import best
+    from slimcaching.instances.io import read_instance
 
     lines = ["| instance | K | sets | T(empty) | T(best) | LP assignment | gap | LP level | gap | level closes |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -1,6 +1,6 @@
 """``make bench``: run every performance benchmark and collect their markdown.
 
-Each ``slimcaching/analysis/perf_<area>.py`` module has a ``main()`` that
+Each ``benchmarks/perf_<area>.py`` script has a ``main()`` that
 prints a markdown table of medians and the machine.  This entry point runs
 them (all, or those chosen with ``--only``), echoes their output and writes
 it to one markdown file.  A failing benchmark is reported and the others
@@ -8,7 +8,7 @@ still run; the exit code is 1 if any failed.
 
 Usage::
 
-    python -m slimcaching.analysis.bench [--only foundation,algorithms] [--list] [--output FILE]
+    python -m benchmarks.run [--only foundation,algorithms] [--list] [--output FILE]   # from the repository root
 """
 from __future__ import annotations
 
@@ -37,9 +37,8 @@ STANDARD_ARGS: dict[str, list[str]] = {
 
 def available() -> list[str]:
     """Areas with a ``perf_<area>`` module, sorted."""
-    import slimcaching.analysis as pkg
-
-    return sorted(m.name[len("perf_"):] for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("perf_"))
+    here = [str(Path(__file__).resolve().parent)]
+    return sorted(m.name[len("perf_"):] for m in pkgutil.iter_modules(here) if m.name.startswith("perf_"))
 
 
 class _Tee(io.TextIOBase):
@@ -62,7 +61,7 @@ def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True,
 
     Each module runs with :data:`STANDARD_ARGS` unless ``full`` is true.
     """
-    from ..errors import InputError
+    from slimcaching.errors import InputError
 
     avail = available()
     areas = list(areas) if areas else avail
@@ -80,7 +79,7 @@ def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True,
         sys.argv = [f"perf_{area}"] + ([] if full else STANDARD_ARGS.get(area, []))
         try:
             with contextlib.redirect_stdout(sink):
-                mod = importlib.import_module(f"slimcaching.analysis.perf_{area}")
+                mod = importlib.import_module(f"benchmarks.perf_{area}")
                 mod.main()
             status = ""
         except (Exception, SystemExit) as exc:  # one broken benchmark must not stop the others
@@ -98,7 +97,7 @@ def run_benchmarks(areas: Sequence[str] | None = None, *, echo: bool = True,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m slimcaching.analysis.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--only", help="comma-separated areas (default: all); see --list")
     p.add_argument("--list", action="store_true", help="list the available benchmarks and exit")
     p.add_argument("--output", "-o", default="bench-results.md", help="markdown file (default bench-results.md)")
@@ -108,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         print("\n".join(available()))
         return 0
-    from ..errors import InputError
+    from slimcaching.errors import InputError
 
     try:
         text, failed = run_benchmarks(args.only.split(",") if args.only else None, full=args.full)

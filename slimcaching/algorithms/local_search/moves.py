@@ -1,0 +1,497 @@
+"""The move kinds of :func:`~slimcaching.algorithms.local_search.polish` and the neighbourhood driver.
+
+*add*, *set* (a whole activated set at one node), *spread* (a set across
+nodes), *drop*, *swap*, *move*, *exchange* (two nodes trade elements) and
+*replace* (a set in place of a node's cheapest elements), scanned by
+:class:`_Neighbourhood` and applied first-improvement by :func:`_local_search`,
+all through the incremental evaluator.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+
+from ...instances.model import Instance, Placement
+from ...objective import IncrementalEvaluator
+
+__all__ = ["MOVE_KINDS", "candidate_sets", "spread_candidates", "replace_candidates"]
+
+#: The step kinds :func:`polish` implements, in the order it tries them.
+MOVE_KINDS: tuple[str, ...] = ("add", "set", "spread", "drop", "swap", "move", "exchange", "replace")
+
+
+def candidate_sets(instance: Instance, max_sets: int) -> list[np.ndarray]:
+    """Per layer, the ``max_sets`` activated sets of two or more experts with the largest mass.
+
+    Mass of a set ``S`` of layer ``l`` is ``sum_u w_u p[u,l,S]`` (sets equal
+    as sets are merged); ties broken by the member ids.  Returns one
+    ``int64 (m_l, Kmax)`` array per layer, members in descending order
+    padded with ``-1``.
+    """
+    return [m for m, _ in _sets_with_mass(instance, max_sets)]
+
+
+def _sets_with_mass(instance: Instance, max_sets: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`candidate_sets` and, per set, each user's mass ``w_u p[u,l,S]`` (``float64 (m_l, U)``)."""
+    out = []
+    se = np.sort(np.where(instance.set_experts >= 0, instance.set_experts, -1), axis=1)[:, ::-1]
+    size = (se >= 0).sum(axis=1)
+    U = instance.U
+    for l in range(instance.L):
+        rows = np.nonzero((instance.set_layer == l) & (size >= 2))[0]
+        if len(rows) == 0 or max_sets == 0:
+            out.append((np.zeros((0, se.shape[1]), dtype=np.int64), np.zeros((0, U))))
+            continue
+        uniq, inv = np.unique(se[rows], axis=0, return_inverse=True)
+        inv = inv.ravel()
+        mass = np.bincount(inv, weights=instance.coef[rows], minlength=len(uniq))
+        keep = np.argsort(-mass, kind="stable")[:max_sets]
+        per_user = np.bincount(inv * U + instance.set_user[rows], weights=instance.coef[rows],
+                               minlength=len(uniq) * U).reshape(len(uniq), U)
+        out.append((uniq[keep].astype(np.int64), per_user[keep]))
+    return out
+
+
+def _set_node_scores(instance: Instance, sets: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Per layer ``float64 (m_l, N)``: ``sum_u m_u(S) min(t[u,n,l], c[u,l])``, lower is better."""
+    out = []
+    for l, (_, mass) in enumerate(sets):
+        t = np.minimum(instance.latency[:, :, l], instance.cloud_latency[:, l, None])  # (U, N)
+        out.append(mass @ t)
+    return out
+
+
+def _spread(x: np.ndarray, used: np.ndarray, instance: Instance, sets: list[tuple[np.ndarray, np.ndarray]],
+            scores: list[np.ndarray]) -> list[list[tuple[int, int, int]]]:
+    """The *spread* candidates: for each candidate set, its members placed across nodes.
+
+    Nodes are ranked by the set's score (:func:`_set_node_scores`, ties by
+    index).  Each member ``e`` (ascending id) goes to the best-ranked node that
+    has room (counting this candidate's earlier placements) and scores
+    strictly better than every node already caching ``(l, e)``; a member with
+    no such node is left out.  Candidates placing fewer than two elements are
+    omitted (one element is an *add*).
+    """
+    size, cap = instance.expert_size, instance.capacity
+    out = []
+    for l, (members, _) in enumerate(sets):
+        sl = int(size[l])
+        for j, row in enumerate(members):
+            sc = scores[l][j]
+            order = np.argsort(sc, kind="stable")
+            room = cap - used
+            chosen = []
+            for e in sorted(int(v) for v in row if v >= 0):
+                have = x[:, l, e]
+                cur = sc[have].min() if have.any() else np.inf
+                for n in order:
+                    if sc[n] >= cur:
+                        break
+                    if room[n] >= sl:
+                        chosen.append((int(n), l, e))
+                        room[n] -= sl
+                        break
+            if len(chosen) >= 2:
+                out.append(chosen)
+    return out
+
+
+def _replace(x: np.ndarray, used: np.ndarray, loss: np.ndarray, cached: np.ndarray, instance: Instance,
+             sets: list[np.ndarray]) -> list[tuple[list, list]]:
+    """The *replace* candidates ``(add, remove)``: a candidate set in place of a node's cheapest elements.
+
+    For each node ``n``, layer ``l`` and candidate set of ``l`` with two or
+    more members missing at ``n`` that do not fit in ``n``'s free space:
+    evict ``n``'s cached elements of other layers in increasing order of
+    their current loss (``loss``, aligned with ``cached``; ties by element
+    order) until the missing members fit, and add them.  Nodes without
+    enough such elements give no candidate.
+    """
+    size, cap = instance.expert_size, instance.capacity
+    out = []
+    for n in range(instance.N):
+        mine = np.nonzero(cached[:, 0] == n)[0]
+        mine = mine[np.argsort(loss[mine], kind="stable")]
+        free = int(cap[n] - used[n])
+        for l, members in enumerate(sets):
+            others = mine[cached[mine, 1] != l]
+            freed = np.cumsum(size[cached[others, 1]])
+            for row in members:
+                miss = [int(e) for e in row if e >= 0 and not x[n, l, e]]
+                short = len(miss) * int(size[l]) - free
+                if len(miss) < 2 or short <= 0 or not len(freed) or freed[-1] < short:
+                    continue
+                k = int(np.searchsorted(freed, short)) + 1
+                out.append(([(n, l, e) for e in miss], [tuple(int(v) for v in cached[i]) for i in others[:k]]))
+    return out
+
+
+def replace_candidates(instance: Instance, placement: Placement, max_sets: int = 64) -> list[tuple[list, list]]:
+    """The ``(add, remove)`` pairs :func:`polish`'s *replace* step considers at ``placement``."""
+    ev = IncrementalEvaluator(instance, placement)
+    cached = np.argwhere(placement.x)
+    return _replace(placement.x, ev.used, ev.losses(cached), cached, instance, candidate_sets(instance, max_sets))
+
+
+def spread_candidates(instance: Instance, placement: Placement, max_sets: int = 64) -> list[list[tuple[int, int, int]]]:
+    """The element lists :func:`polish`'s *spread* step considers at ``placement``."""
+    sets = _sets_with_mass(instance, max_sets)
+    return _spread(placement.x, placement.storage_used(instance), instance, sets, _set_node_scores(instance, sets))
+
+
+class _Neighbourhood:
+    """The step kinds of :func:`polish` around the placement held by ``ev``.
+
+    Keeps ``G[n, l, e]``, the gain of adding each element on its own, up to
+    date layer by layer: a change of ``(n, l, e)`` only touches the routing
+    rows of layer ``l``, so only that layer's gains are recomputed.
+    """
+
+    def __init__(self, ev: IncrementalEvaluator, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
+                 max_sets: int):
+        inst = ev.instance
+        self.ev, self.kinds, self.tol, self.rng = ev, kinds, tol, rng
+        self.size = inst.expert_size
+        self.cap = inst.capacity
+        self.valid = inst.valid_mask()  # (L, Emax)
+        N, L, E = inst.N, inst.L, inst.max_experts
+        grid = np.argwhere(np.broadcast_to(self.valid[None], (N, L, E)))  # sorted by (n, l, e)
+        self.layer_elements = [grid[grid[:, 1] == l] for l in range(L)]
+        self.G = np.zeros((N, L, E))
+        self.queries = 0
+        with_mass = _sets_with_mass(inst, max_sets if {"set", "spread", "replace"} & set(kinds) else 0)
+        self.replace_sets = [m for m, _ in with_mass] if "replace" in kinds else []
+        self.sets = [m for m, _ in with_mass] if "set" in kinds else [np.zeros((0, 0), np.int64)] * L
+        self.spread_sets = with_mass if "spread" in kinds else []
+        self.spread_scores = _set_node_scores(inst, self.spread_sets)
+        self.spread_cache: list[dict] = [{} for _ in range(L)]  # elements -> gain; valid until layer l changes
+        self.H = [np.full((N, len(m)), -np.inf) for m in self.sets]  # gain of each set-add
+        self.need = [np.zeros((N, len(m)), dtype=np.int64) for m in self.sets]  # members missing
+        for l in range(L):
+            self._refresh(l)
+
+    def _refresh(self, l: int) -> None:
+        self.spread_cache[l].clear()
+        el = self.layer_elements[l]
+        if len(el):
+            self.G[el[:, 0], el[:, 1], el[:, 2]] = self.ev.gains(el)
+            self.queries += len(el)
+        members = self.sets[l]
+        if len(members) == 0:
+            return
+        # members missing at each node; gains are computed lazily in best_set (NaN = not yet)
+        present = np.where(members[None, :, :] >= 0, self.ev.x[:, l, :][:, np.maximum(members, 0)], True)
+        self.need[l] = (~present).sum(axis=2)
+        self.H[l] = np.where(self.need[l] >= 2, np.nan, -np.inf)
+
+    def best_replace(self, deadline: float) -> tuple[float, list | None, list | None]:
+        """Best *replace* candidate, every one evaluated exactly (used only at a local optimum of the rest)."""
+        ev = self.ev
+        cached = np.argwhere(ev.x)
+        loss = ev.losses(cached)
+        best_g, best = -np.inf, (None, None)
+        for add, remove in _replace(ev.x, ev.used, loss, cached, ev.instance, self.replace_sets):
+            if time.perf_counter() > deadline:
+                break
+            g = ev.gain_of(add=add, remove=remove)
+            self.queries += 1
+            if g > best_g:
+                best_g, best = g, (add, remove)
+        return best_g, best[0], best[1]
+
+    def best_spread(self) -> tuple[float, list[tuple[int, int, int]] | None]:
+        """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
+        ev = self.ev
+        best_g, best = -np.inf, None
+        for cand in _spread(ev.x, ev.used, ev.instance, self.spread_sets, self.spread_scores):
+            l = cand[0][1]
+            key = tuple(cand)
+            g = self.spread_cache[l].get(key)
+            if g is None:
+                g = self.spread_cache[l][key] = ev.gain_of(add=cand)
+                self.queries += 1
+            if g > best_g:
+                best_g, best = g, cand
+        return best_g, best
+
+    def best_set(self) -> tuple[float, list[tuple[int, int, int]] | None]:
+        """Best addition of the missing members (two or more) of one candidate set at one node."""
+        ev = self.ev
+        best_g, best = -np.inf, None
+        for l, members in enumerate(self.sets):
+            if len(members) == 0:
+                continue
+            fits = (ev.used[:, None] + self.size[l] * self.need[l] <= self.cap[:, None]) & (self.need[l] >= 2)
+            for n, j in zip(*np.nonzero(fits & np.isnan(self.H[l]))):
+                self.H[l][n, j] = ev.gain_of(add=[(int(n), l, int(e)) for e in members[j]
+                                                  if e >= 0 and not ev.x[n, l, e]])
+                self.queries += 1
+            g = np.where(fits, self.H[l], -np.inf)
+            i = int(np.argmax(g))
+            if g.flat[i] > best_g:
+                n, j = np.unravel_index(i, g.shape)
+                best_g = float(g.flat[i])
+                best = [(int(n), l, int(e)) for e in members[j] if e >= 0 and not ev.x[n, l, e]]
+        return best_g, best
+
+    def apply(self, add: list[tuple[int, int, int]], remove: list[tuple[int, int, int]]) -> float:
+        g = self.ev.apply(add=add, remove=remove)
+        for l in sorted({l for _, l, _ in add + remove}):
+            self._refresh(l)
+        return g
+
+    # -- the step kinds
+    def best_add(self) -> tuple[float, tuple[int, int, int] | None]:
+        """Best single addition that fits (gain, element)."""
+        ev = self.ev
+        fits = (ev.used[:, None] + self.size[None, :] <= self.cap[:, None])  # (N, L)
+        ok = ~ev.x & self.valid[None] & fits[:, :, None]
+        if not ok.any():
+            return -np.inf, None
+        g = np.where(ok, self.G, -np.inf)
+        i = int(np.argmax(g))
+        return float(g.flat[i]), tuple(int(v) for v in np.unravel_index(i, g.shape))
+
+    def sweep(self, deadline: float, budget: int | None) -> tuple[dict[str, int], float, bool]:
+        """One pass of drop / swap / move over the cached elements, then exchanges if nothing moved.
+
+        Elements are visited in a seeded random order.  For the visited
+        ``d = (n, l, e)`` the candidates are: dropping ``d``; every swap of
+        ``d`` for an uncached ``(n, l', e')`` that fits once ``d`` is gone;
+        every move of ``d`` to a node ``m`` without it, evicting at most one
+        cached ``b`` of ``m`` (none if ``d`` fits).  Values are exact: with
+        ``Y = x - d``, gains of additions in ``Y`` come from one batch
+        evaluation with ``d`` removed; the loss of an element of another layer
+        than ``d``'s is the same in ``x`` and ``Y`` (disjoint routing rows),
+        so swaps into other layers are ``G[n, l', e'] - loss(d)`` and
+        evictions of other-layer ``b`` cost ``loss(b)``; same-layer evictions
+        are evaluated jointly, only when the bound ``gain_Y(m, l, e) - loss(d)``
+        (``R`` is monotone) could beat the best so far.  The best candidate of
+        ``d`` is applied at once if it improves ``R`` by more than ``tol``
+        and the pass continues from the new placement.
+
+        Returns the steps applied per kind, their total gain and whether the
+        deadline passed.
+        """
+        ev, tol = self.ev, self.tol
+        applied = {k: 0 for k in self.kinds}
+        gained = 0.0
+        do_drop, do_swap, do_move, do_pair = (k in self.kinds for k in ("drop", "swap", "move", "exchange"))
+        # With add and swap enabled a move cannot improve once they cannot (R is monotone):
+        # move(d -> m) <= add(m, l, e), and move(d -> m, evicting b) <= swap(b -> (m, l, e)) at m,
+        # which this pass checks when it visits b.  So moves are only evaluated without them.
+        eval_move = do_move and not ("add" in self.kinds and do_swap)
+        if not (do_drop or do_swap or do_move or do_pair):
+            return applied, gained, False
+        order = [tuple(int(v) for v in r) for r in np.argwhere(ev.x)]
+        order = [order[i] for i in self.rng.permutation(len(order))]
+        stale = True
+        reloc = None
+        for d in order:
+            if budget is not None and sum(applied.values()) >= budget:
+                return applied, gained, False
+            if time.perf_counter() > deadline:
+                return applied, gained, True
+            if not ev.x[d]:
+                continue
+            if stale:  # the placement changed: refresh the cached elements, their losses, the free space
+                cached = np.argwhere(ev.x)
+                loss = ev.losses(cached)
+                self.queries += len(cached)
+                index = {tuple(int(v) for v in r): k for k, r in enumerate(cached)}
+                free = self.cap - ev.used
+                el_size = self.size[cached[:, 1]]
+                reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
+                stale = False
+            i = index[d]
+            n, l, e = d
+            room = free[n] + self.size[l]
+            best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
+            if do_drop:
+                best_g, best = 0.0, ("drop", [], [])
+            if do_swap:
+                ok = ~ev.x[n] & self.valid & (self.size[:, None] <= room)
+                ok[l] = False
+                if ok.any():
+                    g = np.where(ok, self.G[n], -np.inf)
+                    j = int(np.argmax(g))
+                    if g.flat[j] > best_g:
+                        l2, e2 = np.unravel_index(j, g.shape)
+                        best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
+            batch = []
+            if do_swap:
+                batch += [(n, l, int(e2)) for e2 in np.nonzero(~ev.x[n, l] & self.valid[l])[0]]
+            n_swap = len(batch)
+            if do_move or do_pair:
+                batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
+            if batch:
+                best_g, best, g = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size, eval_move)
+                if do_pair:
+                    reloc[i, [m for m, _, _ in batch[n_swap:]]] = g[n_swap:] - loss[i]
+            if best is not None and best_g - loss[i] > tol:
+                kind, add, remove = best
+                gained += self.apply(add, [d] + remove)
+                applied[kind] += 1
+                stale = True
+        if do_pair and not stale and reloc is not None and time.perf_counter() <= deadline:
+            for g_val, add, remove in self._pairs(cached, reloc, free, el_size, deadline):
+                if budget is not None and sum(applied.values()) >= budget:
+                    break
+                if not all(ev.x[r] for r in remove) or any(ev.x[a] for a in add) or not self._fits(add, remove):
+                    continue
+                g_now = ev.gain_of(add=add, remove=remove)  # exact again: earlier exchanges touched other layers
+                self.queries += 1
+                if g_now > tol:
+                    gained += self.apply(add, remove)
+                    applied["exchange"] += 1
+        return applied, gained, time.perf_counter() > deadline
+
+    def _fits(self, add: list, remove: list) -> bool:
+        used = self.ev.used.copy()
+        for n, l, _ in remove:
+            used[n] -= self.size[l]
+        for n, l, _ in add:
+            used[n] += self.size[l]
+        return bool(np.all(used <= self.cap))
+
+    def _pairs(self, cached: np.ndarray, reloc: np.ndarray, free: np.ndarray, el_size: np.ndarray,
+               deadline: float) -> list[tuple[float, list, list]]:
+        """Improving *exchanges* (cached ``a`` on ``n1`` and ``b`` on ``n2`` trade places), best first,
+        greedily restricted to pairwise disjoint layer sets so their values stay exact when applied in turn.
+
+        ``reloc[i, m]`` is the exact change of ``R`` when cached element ``i``
+        alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
+        For ``a`` and ``b`` of different layers the exchange changes disjoint
+        routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
+        (vectorised over all pairs); same-layer pairs are evaluated jointly.
+        """
+        ev, tol = self.ev, self.tol
+        nodes, layers, experts = cached[:, 0], cached[:, 1], cached[:, 2]
+        fit = free[nodes][:, None] + el_size[:, None] - el_size[None, :] >= 0  # room at a's node for b
+        ok = (nodes[:, None] != nodes[None, :]) & (layers[:, None] != layers[None, :]) & fit & fit.T
+        val = reloc[:, nodes]  # val[i, k] = reloc[i, node of k]
+        tot = np.triu(np.where(ok, val + val.T, -np.inf), 1)
+        tot[np.tril_indices_from(tot)] = -np.inf
+        cands = [(float(tot[i, k]), int(i), int(k)) for i, k in zip(*np.nonzero(tot > tol))]
+        x = ev.x
+        for l in np.unique(layers):
+            idx = np.nonzero(layers == l)[0]
+            for a, b in itertools.combinations(idx, 2):
+                n1, n2, e1, e2 = nodes[a], nodes[b], experts[a], experts[b]
+                if n1 == n2 or e1 == e2 or x[n1, l, e2] or x[n2, l, e1]:
+                    continue
+                if time.perf_counter() > deadline:
+                    break
+                g = ev.gain_of(add=[(int(n1), int(l), int(e2)), (int(n2), int(l), int(e1))],
+                               remove=[tuple(int(v) for v in cached[a]), tuple(int(v) for v in cached[b])])
+                self.queries += 1
+                if g > tol:
+                    cands.append((g, int(a), int(b)))
+        cands.sort(key=lambda c: -c[0])
+        out, taken = [], set()
+        for g, a, b in cands:
+            ls = {int(layers[a]), int(layers[b])}
+            if ls & taken:
+                continue
+            taken |= ls
+            (n1, l1, e1), (n2, l2, e2) = (tuple(int(v) for v in cached[t]) for t in (a, b))
+            out.append((g, [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]))
+        return out
+
+    def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
+        """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
+
+        Returns the best gain over ``x - d``, its move, and the batch's gains over ``x - d``.
+        """
+        ev = self.ev
+        n, l, e = d
+        ev.apply(remove=[d])
+        try:
+            g = ev.gains(np.asarray(batch))
+            self.queries += len(batch)
+            if n_swap:
+                j = int(np.argmax(g[:n_swap]))
+                if g[j] > best_g:
+                    best_g, best = float(g[j]), ("swap", [batch[j]], [])
+            for j in range(n_swap if do_move else len(batch), len(batch)):
+                m = batch[j][0]
+                a = batch[j]
+                if g[j] <= best_g:  # R monotone: no eviction at m beats adding a alone
+                    continue
+                if free[m] >= self.size[l]:
+                    best_g, best = float(g[j]), ("move", [a], [])
+                    continue
+                on_m = np.nonzero((cached[:, 0] == m) & (free[m] + el_size >= self.size[l]))[0]
+                other = on_m[cached[on_m, 1] != l]
+                if len(other):
+                    k = other[int(np.argmin(loss[other]))]
+                    if g[j] - loss[k] > best_g:
+                        best_g, best = float(g[j] - loss[k]), ("move", [a], [tuple(int(v) for v in cached[k])])
+                for k in on_m[cached[on_m, 1] == l]:
+                    b = tuple(int(v) for v in cached[k])
+                    gb = ev.gain_of(add=[a], remove=[b])
+                    self.queries += 1
+                    if gb > best_g:
+                        best_g, best = float(gb), ("move", [a], [b])
+        finally:
+            ev.apply(add=[d])
+        return best_g, best, g
+
+
+def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
+                  deadline: float, max_moves: int | None, max_sets: int) -> dict:
+    """Run :func:`polish`'s loop on ``ev`` in place; returns what it did."""
+    nb = _Neighbourhood(ev, kinds, tol, rng, max_sets)
+    counts = {k: 0 for k in kinds}
+    gained = 0.0
+    scans = 0
+    stopped = "local_optimum"
+    while True:
+        if time.perf_counter() > deadline:
+            stopped = "time_limit"
+            break
+        if max_moves is not None and sum(counts.values()) >= max_moves:
+            stopped = "max_moves"
+            break
+        if "add" in kinds:
+            g, a = nb.best_add()
+            if a is not None and g > tol:
+                gained += nb.apply([a], [])
+                counts["add"] += 1
+                continue
+        if "set" in kinds:
+            g, members = nb.best_set()
+            if members is not None and g > tol:
+                gained += nb.apply(members, [])
+                counts["set"] += 1
+                continue
+        if "spread" in kinds:
+            g, members = nb.best_spread()
+            if members is not None and g > tol:
+                gained += nb.apply(members, [])
+                counts["spread"] += 1
+                continue
+        scans += 1
+        budget = None if max_moves is None else max_moves - sum(counts.values())
+        applied, g, timed_out = nb.sweep(deadline, budget)
+        gained += g
+        for k, v in applied.items():
+            counts[k] += v
+        if timed_out:
+            stopped = "time_limit"
+            break
+        if any(applied.values()):
+            continue
+        if "replace" in kinds and (max_moves is None or sum(counts.values()) < max_moves):
+            g, add, remove = nb.best_replace(deadline)
+            if add is not None and g > tol:
+                gained += nb.apply(add, remove)
+                counts["replace"] += 1
+                continue
+        if time.perf_counter() > deadline:
+            stopped = "time_limit"
+        break
+    return {"moves": counts, "sweeps": scans, "gain_queries": nb.queries,
+            "gain": gained, "stopped": stopped}

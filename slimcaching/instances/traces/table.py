@@ -1,0 +1,22 @@
+"""``long`` and ``list`` traces: CSV or Parquet tables (llama.cpp-style logs once exploded, list columns)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ...errors import InputError
+
+__all__ = ["read_table"]
+
+
+def read_table(path: str) -> pd.DataFrame:
+    low = path.lower()
+    try:
+        if low.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True)
+    except FileNotFoundError:
+        raise InputError(path, ("", "file not found")) from None
+    except pd.errors.EmptyDataError:
+        raise InputError(path, ("", "empty trace: no rows")) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise InputError(path, ("", f"cannot read trace: {str(exc).splitlines()[0]}")) from None

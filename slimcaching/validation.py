@@ -1,0 +1,72 @@
+"""The validation collector shared by every reader (both problem families).
+
+A validator walks a decoded JSON document, records every violation as a
+``(json_path, rule)`` pair in a :class:`Collector`, and raises one
+:class:`~slimcaching.errors.InputError` at the end, so a user can fix a file
+in one pass.  Normalised arrays leave validation read-only (:func:`readonly`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import Problem
+
+__all__ = ["Collector", "is_int", "is_num", "readonly"]
+
+
+def is_int(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    return isinstance(v, float) and math.isfinite(v) and v.is_integer()
+
+
+def is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class Collector:
+    """Collects ``(json_path, rule)`` problems while a validator walks a document."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, rule: str) -> None:
+        self.problems.append((path, rule))
+
+    def field(self, obj: dict, key: str, path: str, kind: type | tuple, what: str) -> Any:
+        """Return ``obj[key]`` if present and of the right JSON type, else record and return None."""
+        if key not in obj:
+            self.add(f"{path}.{key}", f"missing required field '{key}'")
+            return None
+        v = obj[key]
+        if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+            self.add(f"{path}.{key}", f"must be {what}, got {type(v).__name__}")
+            return None
+        return v
+
+    def number(self, obj: dict, key: str, path: str, *, positive: bool) -> float | None:
+        """Return ``obj[key]`` as a finite float (``> 0`` or ``>= 0``), else record and return None."""
+        if key not in obj:
+            self.add(f"{path}.{key}", f"missing required field '{key}'")
+            return None
+        v = obj[key]
+        if not is_num(v):
+            self.add(f"{path}.{key}", f"must be a number, got {type(v).__name__}")
+            return None
+        v = float(v)
+        if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, got {v}")
+            return None
+        return v
+
+
+def readonly(a: np.ndarray, dtype=None) -> np.ndarray:
+    """A read-only contiguous copy-or-view of ``a`` (cast to ``dtype`` when given)."""
+    a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
+    a.setflags(write=False)
+    return a
