@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["read_json", "write_json", "content_hash"]
+__all__ = ["read_json", "write_json", "write_text", "write_bytes", "content_hash"]
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -38,20 +38,29 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(path, ("", f"cannot read file: {exc}")) from None
 
 
-def write_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 1) -> None:
-    """Write JSON (gzip when the name ends in ``.gz``), atomically via a temp file."""
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` to ``path`` atomically via a temporary file (the one output path of the project)."""
     path = Path(path)
-    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
-    data = text.encode("utf-8")
-    if path.suffix == ".gz":
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
-            gz.write(data)
-        data = buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write UTF-8 ``text`` to ``path`` (gzip when the name ends in ``.gz``) through :func:`write_bytes`."""
+    data = text.encode("utf-8")
+    if str(path).endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    write_bytes(data, path)
+
+
+def write_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 1) -> None:
+    """Write JSON (gzip when the name ends in ``.gz``) through :func:`write_text`."""
+    write_text(json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n", path)
 
 
 def content_hash(doc: dict, *, ignore: tuple[str, ...] = ("name", "metadata")) -> str:
