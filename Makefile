@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-slow check-latex bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+# Compile every kind of table (and demo-output/*.tex after `make demo`) in a minimal IEEEtran
+# document; installs TeX Live and poppler from Debian's packages when pdflatex or pdftoppm is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+check-latex: $(STAMP)
+	@command -v pdflatex >/dev/null && command -v pdftoppm >/dev/null || \
+	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y texlive-latex-extra texlive-science \
+	   texlive-publishers poppler-utils)
+	SLIMCACHING_LATEX_OUT=latex-check $(BIN)/python -m pytest -m "slow or not slow" -rs tests/test_latex.py
+	@echo "compiled tables and a PNG of each page: latex-check/"
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output latex-check .pytest_cache

@@ -113,8 +113,15 @@ def test_unproven_reference_gives_certified_lower_bound(tmp_path):
     assert df.loc[("C", "greedy")]["ratio"] == 1.0  # R(opt) = 0
     assert np.isnan(df.loc[("B", "cloud")]["ratio"]) and np.isnan(df.loc[("B", "random")]["ratio"])
     t = ratio_table(with_ratios(load_frame(tmp_path / "syn.sqlite")), ["algorithm"]).set_index("algorithm")
-    assert t.loc["greedy", "instances"] == 3 and t.loc["greedy", "proven"] == 2
-    assert t.loc["greedy", "mean_ratio"] == pytest.approx((0.5 + 0.8 + 1.0) / 3)
+    assert t.loc["greedy", "instances"] == 3 and t.loc["greedy", "proven"] == 2 and t.loc["greedy", "certified"] == 1
+    # exact ratios and certified lower bounds are kept apart, never averaged together
+    assert t.loc["greedy", "mean_ratio"] == pytest.approx((0.8 + 1.0) / 2)
+    assert t.loc["greedy", "min_ratio"] == pytest.approx(0.8)
+    assert t.loc["greedy", "mean_latency_ratio"] == pytest.approx((6 / 5 + 10 / 10) / 2)
+    assert t.loc["greedy", "cert_mean_ratio"] == pytest.approx(0.5) and t.loc["greedy", "cert_min_ratio"] == 0.5
+    assert t.loc["greedy", "cert_mean_latency_ratio"] == pytest.approx(8.0 / 6.0)
+    assert not np.isclose(t.loc["greedy"].drop(["runs", "instances", "proven", "certified", "failed"])
+                          .astype(float), (0.5 + 0.8 + 1.0) / 3).any()
     assert t.loc["cloud", "failed"] == 1 and t.loc["random", "failed"] == 1
     assert "lp-bound" not in t.index
 
@@ -139,9 +146,10 @@ def test_formats(db):
     md = format_table(t, "markdown")
     lines = md.strip().splitlines()
     assert len(lines) == 2 + len(t) and lines[1].startswith("|---|")
-    tex = format_table(t, "latex", caption="ratios_x & y")
-    for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrrrrr}", r"ratios\_x \& y",
-                r"brute-force"):
+    tex = format_table(t, "latex", caption="ratios $x$", label="tab:x")
+    for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\label{tab:x}", r"\caption{ratios $x$}",
+                r"brute-force", r"\begin{tabular}{llS[table-format=1]S[table-format=1]S[table-format=1]"
+                r"S[table-format=1.4]"):
         assert cmd in tex
     back = pd.read_csv(io.StringIO(format_table(t, "csv")))
     assert np.allclose(back["mean_ratio"], t["mean_ratio"]) and list(back.columns) == list(t.columns)

@@ -1,12 +1,13 @@
-"""Tables from a results store: empirical ratios and formulation comparisons.
+"""Tables from a results store: empirical ratios, proofs and formulation comparisons.
 
-The *reference* of an instance is taken from its exact-reference rows (the
-family's ``exact_names``, any parameters or seed):
+The *reference* of an instance is taken from the rows of the store:
 
-* when one of them is proven ``optimal``: ``gain(opt)`` is its gain (the
-  largest among optimal rows) and ratios are **exact**;
-* otherwise the smallest stored upper bound ``gain_upper`` over all rows of
-  the instance (time-limited exact runs, LP bounds) is used and the ratio
+* when one of its exact-reference rows (the family's ``exact_names``, any
+  parameters or seed) is proven ``optimal``: ``gain(opt)`` is its gain (the
+  largest among optimal rows) and the instance's ratios are **exact**;
+* otherwise the smallest stored upper bound ``gain_upper`` over *all* rows of
+  the instance (exact runs stopped by a work or time limit, LP bounds,
+  decomposition and certification methods) is used, and the ratio
   ``gain(alg) / gain_upper`` is a **certified lower bound** on the true ratio.
 
 For caching, ``gain = R(x) = T(empty) - T(x)`` and ``gain_upper = T(empty) -
@@ -16,14 +17,26 @@ T_lb``; the latency ratio ``T(alg) / T(opt)`` is exact on proven rows and
 and the ratio is defined as 1.  Infeasible and failed runs get no ratio and
 are counted separately.
 
-Table columns: number of rows (``runs``) and distinct instances, how many
-instances have a proven optimum, mean / minimum / 5th-percentile empirical
-ratio (numpy's linear interpolation), mean latency ratio, median runtime.
+The ratio table keeps the two kinds apart and never averages them together:
+per group, the ``proven`` instances with the mean / minimum / 5th-percentile
+exact ratio (numpy's linear interpolation) and the mean latency ratio, then
+the ``certified`` instances (bound only) with the mean and minimum certified
+lower bound and the mean latency-ratio upper bound; then the median runtime
+and the failed runs.  :func:`proof_table` says, per instance, where its
+reference came from and whether any run of it was stopped by a wall clock
+(the only load-dependent outcome).
+
+Tables render as markdown, CSV (full precision) or LaTeX through
+:meth:`pandas.io.formats.style.Styler.to_latex`: booktabs rules, a
+``\\label``, siunitx ``S`` columns (decimal-aligned), header groups with
+``\\cmidrule``, row groups separated by ``\\midrule``, captions with math,
+and ``table*`` when the estimated width exceeds one IEEE column (252 pt).
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,20 +47,66 @@ from ..errors import InputError
 from .families import FAMILIES
 from .store import ResultStore
 
-__all__ = ["GROUP_COLUMNS", "load_frame", "with_ratios", "ratio_table", "formulation_table",
-           "format_table", "report"]
+__all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "BOUND_ONLY", "WALL_STOPS", "latex_escape",
+           "algorithm_label", "load_frame", "with_ratios", "ratio_table", "proof_table", "formulation_table", "select_columns",
+           "ratio_caption", "FORMULATION_CAPTION", "PROOF_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
 
 #: Columns a ratio table may be grouped by.
 GROUP_COLUMNS = ("family", "suite", "algorithm", "name", "params", "top_k", "L", "N", "U", "cap_frac",
                  "seed", "instance_name")
 
+#: Value columns of :func:`ratio_table`, in order (``median_oracle_calls`` follows when counted).
+RATIO_COLUMNS = ("runs", "instances", "proven", "mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio",
+                 "certified", "cert_mean_ratio", "cert_min_ratio", "cert_mean_latency_ratio",
+                 "median_runtime_s", "failed")
+
+#: Named column choices of ``report --columns`` (the group columns always come first).
+COLUMN_SETS: dict[str, tuple[str, ...]] = {
+    "all": RATIO_COLUMNS,
+    "paper": ("proven", "mean_ratio", "min_ratio", "certified", "cert_mean_ratio", "cert_min_ratio",
+              "median_runtime_s"),
+    "proven": ("proven", "mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "median_runtime_s"),
+    "certified": ("certified", "cert_mean_ratio", "cert_min_ratio", "cert_mean_latency_ratio"),
+}
+
 #: Pseudo-algorithms that produce bounds, not placements (kept out of ratio tables).
 BOUND_ONLY = ("lp-bound",)
 
+#: Row statuses that mean a wall clock stopped the run: its outcome depends on machine speed.
+WALL_STOPS = ("time_limit", "timeout")
+
 _ZERO = 1e-12
 
+#: Relative tolerance of the consistency check between bounds and achieved gains (the exact solver's
+#: optimality tolerance, :data:`slimcaching.formulations.solve.OPTIMAL_GAP`).
+CONSISTENCY_RTOL = 1e-6
 
-def _label(name: str, params: str) -> str:
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+    ">": r"\textgreater{}", "|": r"\textbar{}", "\"": "''", "\u00b2": r"\textsuperscript{2}",
+    "\u00b3": r"\textsuperscript{3}", "\u00d7": r"\texttimes{}", "\u2264": r"\ensuremath{\leq}",
+    "\u2265": r"\ensuremath{\geq}", "\u2212": "-", "\u2013": r"\textendash{}", "\u2014": r"\textemdash{}",
+    "\u2026": r"\ldots{}",
+}
+
+
+def latex_escape(text: Any) -> str:
+    """``text`` as LaTeX that prints it literally (the one escape helper of the project).
+
+    Escapes the ten special characters (``\\ & % $ # _ { } ~ ^``), the
+    characters OT1 fonts print wrongly (``< > | "``), a few Unicode symbols
+    (``² ³ × ≤ ≥ − – — …``), breaks ``--`` ligatures and protects a leading
+    ``[`` (read as an optional argument after ``\\\\``).
+    """
+    out = "".join(_LATEX_SPECIALS.get(c, c) for c in str(text))
+    while "--" in out:
+        out = out.replace("--", "-{}-")
+    return "{[}" + out[1:] if out.startswith("[") else out
+
+
+def algorithm_label(name: str, params: Any) -> str:
+    """``name[k=v,...]`` (parameters sorted), or ``name`` without parameters: how tables name a run."""
     p = json.loads(params) if isinstance(params, str) else dict(params or {})
     if not p:
         return name
@@ -66,7 +125,7 @@ def load_frame(db: str | Any) -> pd.DataFrame:
             df = st.frame()
     df = df.copy()
     df["name"] = df["algorithm"]
-    df["algorithm"] = [_label(a, p) for a, p in zip(df["name"], df["params"])]
+    df["algorithm"] = [algorithm_label(a, p) for a, p in zip(df["name"], df["params"])]
     df["suite"] = [Path(p).parent.name if isinstance(p, str) else "" for p in df["instance_path"]]
     for c in ("gain", "gain_upper", "latency", "bound", "empty_latency", "runtime_s", "cap_frac"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -77,36 +136,41 @@ def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Add the reference and ratio columns to every row.
 
     Added columns: ``gain_ref`` (``gain(opt)`` or the best upper bound),
-    ``proven`` (the reference is a proven optimum), ``ratio`` (empirical ratio,
-    exact when ``proven`` else a certified lower bound), ``latency_ratio``
-    (caching only), ``best_gain`` (largest gain of any feasible row of the instance).
+    ``proven`` (the reference is a proven optimum), ``ref_source`` (the
+    algorithm label of the row the reference comes from), ``ratio`` (empirical
+    ratio, exact when ``proven`` else a certified lower bound), ``certified``
+    (the row has a ratio against a bound only), ``latency_ratio`` (caching
+    only), ``best_gain`` (largest gain of any feasible row of the instance).
     """
     df = df.copy()
     ok = (df["status"] != "error") & (df["feasible"].fillna(0).astype(int) == 1) & df["gain"].notna()
-    refs: dict[str, tuple[float, bool, float | None]] = {}
+    refs: dict[str, tuple[float, bool, float | None, str]] = {}
     for h, g in df.groupby("instance_hash"):
         fam = FAMILIES.get(str(g["family"].iloc[0]))
         exact_names = fam.exact_names if fam is not None else ()
         opt = g[g["name"].isin(exact_names) & (g["status"] == "optimal") & g["gain"].notna()]
-        if len(opt):
-            gref = float(opt["gain"].max())
+        if len(opt):  # the largest optimal gain; among ties the shortest label (the default parameters)
+            top = opt.assign(_n=opt["algorithm"].str.len()).sort_values(["gain", "_n"], ascending=[False, True]).iloc[0]
             tref = float(opt["latency"].min()) if opt["latency"].notna().any() else None
-            refs[h] = (gref, True, tref)
+            refs[h] = (float(top["gain"]), True, tref, str(top["algorithm"]))
         elif g["gain_upper"].notna().any():
-            gref = float(g["gain_upper"].min())
+            top = g.loc[g["gain_upper"].idxmin()]
+            gref = float(top["gain_upper"])
             tlb = None
             if g["empty_latency"].notna().any():
                 tlb = float(g["empty_latency"].dropna().iloc[0]) - gref
-            refs[h] = (gref, False, tlb)
+            refs[h] = (gref, False, tlb, str(top["algorithm"]))
     gain_ref = np.full(len(df), np.nan)
     proven = np.zeros(len(df), dtype=bool)
     t_ref = np.full(len(df), np.nan)
+    source = np.full(len(df), None, dtype=object)
     for i, h in enumerate(df["instance_hash"]):
         if h in refs:
-            gain_ref[i], proven[i] = refs[h][0], refs[h][1]
+            gain_ref[i], proven[i], source[i] = refs[h][0], refs[h][1], refs[h][3]
             t_ref[i] = np.nan if refs[h][2] is None else refs[h][2]
     df["gain_ref"] = gain_ref
     df["proven"] = proven
+    df["ref_source"] = source
     gain = df["gain"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(gain_ref > _ZERO, gain / gain_ref, np.where(proven | (gain_ref <= _ZERO), 1.0, np.nan))
@@ -114,6 +178,7 @@ def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
         lratio = np.where(t_ref > 0, lat / t_ref, np.nan)
     ratio = np.where(ok.to_numpy() & ~np.isnan(gain_ref), ratio, np.nan)
     df["ratio"] = ratio
+    df["certified"] = ~proven & ~np.isnan(ratio)
     df["latency_ratio"] = np.where(ok.to_numpy(), lratio, np.nan)
     df["best_gain"] = df.assign(_g=np.where(ok, df["gain"], np.nan)).groupby("instance_hash")["_g"].transform("max")
     return df
@@ -129,13 +194,28 @@ def _check_group(group_by: Sequence[str]) -> list[str]:
     return cols
 
 
+def _stats(r: np.ndarray, lr: np.ndarray) -> tuple[float, float, float, float]:
+    """mean, min, 5th percentile of ratios ``r``; mean of latency ratios ``lr`` (NaN when empty)."""
+    if not len(r):
+        return math.nan, math.nan, math.nan, float(lr.mean()) if len(lr) else math.nan
+    return (float(r.mean()), float(r.min()), float(np.percentile(r, 5)),
+            float(lr.mean()) if len(lr) else math.nan)
+
+
 def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorithm")) -> pd.DataFrame:
     """The ratio table, one row per group (rows of :func:`with_ratios`).
 
-    Columns: ``runs``, ``instances``, ``proven`` (instances with a proven
-    optimum), ``mean_ratio``, ``min_ratio``, ``p5_ratio``, ``mean_latency_ratio``,
-    ``median_runtime_s``, ``failed`` (error or infeasible rows), and
-    ``median_oracle_calls`` when any row counts oracle calls (MoE² methods).
+    Columns (:data:`RATIO_COLUMNS`): ``runs``; ``instances`` with a ratio;
+    against a proven optimum: ``proven`` (instances), ``mean_ratio``,
+    ``min_ratio``, ``p5_ratio`` (exact ratios ``R(alg) / R(opt)`` over the
+    runs on those instances) and ``mean_latency_ratio`` (``T(alg) / T(opt)``);
+    against a bound only: ``certified`` (instances), ``cert_mean_ratio``,
+    ``cert_min_ratio`` (``R(alg) / R_upper``, lower bounds on the true
+    ratios, so their mean and minimum are lower bounds on the true mean and
+    minimum over those runs) and ``cert_mean_latency_ratio`` (``T(alg) / T_lb``,
+    an upper bound); ``median_runtime_s``; ``failed`` (error or infeasible rows);
+    and ``median_oracle_calls`` when any row counts oracle calls (MoE² methods).
+    The two kinds are never averaged together.
     """
     cols = _check_group(group_by)
     if "ratio" not in df.columns:
@@ -145,27 +225,92 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
     out = []
     for key, g in df.groupby(cols, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        r = g["ratio"].dropna().to_numpy(dtype=float)
-        lr = g["latency_ratio"].dropna().to_numpy(dtype=float)
+        rated = g[g["ratio"].notna()]
+        exact, cert = rated[rated["proven"]], rated[~rated["proven"]]
+        mean, low, p5, lat = _stats(exact["ratio"].to_numpy(dtype=float),
+                                    exact["latency_ratio"].dropna().to_numpy(dtype=float))
+        c_mean, c_low, _, c_lat = _stats(cert["ratio"].to_numpy(dtype=float),
+                                         cert["latency_ratio"].dropna().to_numpy(dtype=float))
         rt = g.loc[g["status"] != "error", "runtime_s"].dropna().to_numpy(dtype=float)
         failed = int(((g["status"] == "error") | (g["feasible"].fillna(0).astype(int) == 0)).sum())
-        rated = g[g["ratio"].notna()]
         out.append({
             **dict(zip(cols, key)),
             "runs": int(len(g)),
             "instances": int(rated["instance_hash"].nunique()),
-            "proven": int(rated.loc[rated["proven"], "instance_hash"].nunique()),
-            "mean_ratio": float(r.mean()) if len(r) else math.nan,
-            "min_ratio": float(r.min()) if len(r) else math.nan,
-            "p5_ratio": float(np.percentile(r, 5)) if len(r) else math.nan,
-            "mean_latency_ratio": float(lr.mean()) if len(lr) else math.nan,
+            "proven": int(exact["instance_hash"].nunique()),
+            "mean_ratio": mean, "min_ratio": low, "p5_ratio": p5, "mean_latency_ratio": lat,
+            "certified": int(cert["instance_hash"].nunique()),
+            "cert_mean_ratio": c_mean, "cert_min_ratio": c_low, "cert_mean_latency_ratio": c_lat,
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
         })
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
             out[-1]["median_oracle_calls"] = float(np.median(oc)) if len(oc) else math.nan
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=[*cols, *RATIO_COLUMNS, *(["median_oracle_calls"] if oracle else [])])
+
+
+def _stop(info: Any, status: str) -> str:
+    """Why an exact-reference run stopped: ``solved``, ``work limit``, ``time limit`` or the raw reason."""
+    if status in WALL_STOPS:
+        return "time limit"
+    tc = info.get("termination_condition") if isinstance(info, dict) else None
+    if tc in (None, "convergenceCriteriaSatisfied", "trivial") and status == "optimal":
+        return "solved"
+    if tc == "convergenceCriteriaSatisfied":
+        return "solved, gap above tolerance"
+    if tc == "iterationLimit":
+        return "work limit"
+    if tc == "maxTimeLimit":
+        return "time limit"
+    return str(tc or status)
+
+
+def proof_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per instance: where its reference comes from and what stopped its exact runs.
+
+    Columns: ``family``, ``suite``, ``instance``, ``instance_hash``,
+    ``reference`` (``optimum``, ``bound`` or ``none``), ``source`` (label of the
+    row that gives it), ``gain_ref``, ``best_gain`` (best feasible gain of any
+    row), ``gap`` (``(gain_ref - best_gain) / gain_ref``: the certified gap left
+    open, 0 when proven), ``exact_stop`` (how each exact-reference run
+    stopped: ``solved``, ``work limit``, ``time limit``; several are joined by
+    ``;`` in label order), ``nodes`` (largest branch-and-bound node count of
+    those runs), ``wall_stopped`` (runs of the instance, of any algorithm,
+    stopped by a wall clock: their outcome depends on machine speed) and
+    ``consistent`` (no feasible gain exceeds the reference by more than
+    :data:`CONSISTENCY_RTOL`; ``False`` means a bound or an optimality claim
+    is wrong).
+    """
+    if "ratio" not in df.columns:
+        df = with_ratios(df)
+    out = []
+    for h, g in df.groupby("instance_hash", sort=False):
+        fam = FAMILIES.get(str(g["family"].iloc[0]))
+        exact_names = fam.exact_names if fam is not None else ()
+        ex = g[g["name"].isin(exact_names)].sort_values("algorithm")
+        first = g.iloc[0]
+        proven, gref, best = bool(first["proven"]), float(first["gain_ref"]), float(first["best_gain"])
+        has_ref = not math.isnan(gref)
+        tol = CONSISTENCY_RTOL * max(abs(gref), _ZERO) if has_ref else 0.0
+        nodes = [n for n in (i.get("mip_node_count") if isinstance(i, dict) else None for i in ex["info"])
+                 if n is not None]
+        out.append({
+            "family": first["family"], "suite": first["suite"], "instance": first["instance_name"],
+            "instance_hash": h,
+            "reference": "optimum" if proven else "bound" if has_ref else "none",
+            "source": first["ref_source"] if has_ref else None,
+            "gain_ref": gref, "best_gain": best,
+            "gap": (0.0 if proven else max(0.0, (gref - best) / gref) if has_ref and gref > _ZERO
+                    and not math.isnan(best) else math.nan),
+            "exact_stop": "; ".join(_stop(i, st) for i, st in zip(ex["info"], ex["status"])) or None,
+            "nodes": max(nodes) if nodes else None,
+            "wall_stopped": int(g["status"].isin(WALL_STOPS).sum()),
+            "consistent": bool(not has_ref or math.isnan(best) or best <= gref + tol),
+        })
+    cols = ["family", "suite", "instance", "instance_hash", "reference", "source", "gain_ref", "best_gain", "gap",
+            "exact_stop", "nodes", "wall_stopped", "consistent"]
+    return pd.DataFrame(out, columns=cols).sort_values(["family", "suite", "instance"]).reset_index(drop=True)
 
 
 def formulation_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -230,19 +375,99 @@ _HEADERS = {
     "top_k": "top-k", "L": "L", "N": "N", "U": "U", "cap_frac": "capacity", "seed": "seed",
     "instance_name": "instance", "runs": "runs", "instances": "instances", "proven": "proven opt.",
     "mean_ratio": "mean ratio", "min_ratio": "min ratio", "p5_ratio": "5th pct ratio",
-    "mean_latency_ratio": "mean T/T*", "median_runtime_s": "median time (s)", "failed": "failed",
-    "median_oracle_calls": "median oracle calls",
+    "mean_latency_ratio": "mean T/T*", "certified": "bound only", "cert_mean_ratio": "cert. mean ratio",
+    "cert_min_ratio": "cert. min ratio", "cert_mean_latency_ratio": "cert. mean T/T_lb",
+    "median_runtime_s": "median time (s)", "failed": "failed", "median_oracle_calls": "median oracle calls",
     "formulation": "formulation", "lp_over_opt": "LP / T*", "root_gap": "root gap",
     "r_gap": "R gap", "median_lp_s": "median LP (s)", "exact_runs": "MILP runs",
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
     "regime": "regime", "claimed": "claimed", "checked": "checked", "margin": "margin",
     "violations": "violations", "inconclusive": "inconclusive", "reference": "reference",
+    "instance": "instance", "instance_hash": "hash", "source": "source", "gain_ref": "reference gain",
+    "best_gain": "best gain", "gap": "open gap", "exact_stop": "exact stopped by", "nodes": "B&B nodes",
+    "wall_stopped": "wall-clock stops", "consistent": "consistent",
 }
-_RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap",
-               "claimed", "margin", "ratio", "latency_ratio")
+_RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "cert_mean_ratio", "cert_min_ratio",
+               "cert_mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap", "claimed", "min_ratio", "margin",
+               "ratio", "latency_ratio", "gap")
+_COUNT_COLS = ("runs", "instances", "proven", "certified", "failed", "exact_runs", "exact_optimal", "checked",
+               "violations", "inconclusive", "nodes", "wall_stopped", "median_oracle_calls")
+
+#: LaTeX header of a column: (header group, header); a group spans its neighbours with a \cmidrule.
+_LATEX_HEADERS: dict[str, dict[str, tuple[str, str]]] = {
+    "ratios": {
+        "runs": ("", "runs"), "instances": ("", "inst."),
+        "proven": ("proven optimum", "$n$"), "mean_ratio": ("proven optimum", "mean"),
+        "min_ratio": ("proven optimum", "min"), "p5_ratio": ("proven optimum", r"5\,\%"),
+        "mean_latency_ratio": ("proven optimum", "$T/T^*$"),
+        "certified": ("bound only", "$n$"), "cert_mean_ratio": ("bound only", "mean"),
+        "cert_min_ratio": ("bound only", "min"), "cert_mean_latency_ratio": ("bound only", r"$T/\underline{T}$"),
+        "median_runtime_s": ("", "time (s)"), "failed": ("", "failed"), "median_oracle_calls": ("", "oracle calls"),
+    },
+    "formulations": {
+        "formulation": ("", "formulation"), "instances": ("", "$n$"),
+        "lp_over_opt": ("LP relaxation", r"$T_{\mathrm{LP}}/T^*$"), "root_gap": ("LP relaxation", "root gap"),
+        "r_gap": ("LP relaxation", "$R$ gap"), "median_lp_s": ("LP relaxation", "time (s)"),
+        "exact_runs": ("MILP", "runs"), "exact_optimal": ("MILP", "opt."), "median_exact_s": ("MILP", "time (s)"),
+    },
+    "guarantees": {
+        "algorithm": ("", "algorithm"), "regime": ("", "regime"), "claimed": ("", "claim"),
+        "checked": ("", "runs"), "proven": ("", "proven"), "min_ratio": ("", "min ratio"),
+        "margin": ("", "margin"), "violations": ("", "viol."), "inconclusive": ("", "incon."),
+        "reference": ("", "reference"),
+    },
+}
+
+#: Widths of an IEEE two-column page (IEEEtran, 10 pt): one column and the full text width, in points.
+COLUMN_PT, PAGE_PT = 252.0, 516.0
+#: Table body font (``\footnotesize`` in a 10 pt document) and the column padding used by :func:`format_table`.
+TABLE_FONT_PT, TABCOLSEP_PT = 8.0, 4.0
+#: Prose columns (cells with spaces) longer than this many characters wrap in a ``p`` column this many points wide.
+WRAP_CHARS, WRAP_PT, MIN_WRAP_PT = 28, 150.0, 60.0
+#: The width estimate is multiplied by this: measured against pdflatex it was within 1 % (never above).
+WIDTH_MARGIN = 1.02
+
+_TIMES: dict[str, float] = {}
 
 
-def _cell(col: str, v: Any) -> str:
+def _times_widths() -> dict[str, float]:
+    """Advance widths (em) of Times Roman, the text font of IEEEtran, from the AFM file matplotlib ships."""
+    if not _TIMES:
+        import matplotlib
+
+        afm = Path(matplotlib.get_data_path()) / "fonts" / "pdfcorefonts" / "Times-Roman.afm"
+        for line in afm.read_text(encoding="latin-1").splitlines():
+            m = re.match(r"C (\d+) ; WX (\d+) ;", line)
+            if m and 32 <= int(m.group(1)) < 127:
+                _TIMES[chr(int(m.group(1)))] = int(m.group(2)) / 1000.0
+    return _TIMES
+
+
+def _text_pt(text: str, size: float = TABLE_FONT_PT) -> float:
+    """Width of ``text`` (LaTeX source; commands, braces and ``$`` dropped) in Times at ``size`` points."""
+    widths = _times_widths()
+    plain = re.sub(r"\\[a-zA-Z]+\*?|[{}$^\\]", "", text)
+    return size * sum(widths.get(c, 0.5) for c in plain)
+
+
+def _total(widths: Sequence[float]) -> float:
+    """Estimated width of a tabular: the columns, their padding and a safety margin."""
+    return WIDTH_MARGIN * (sum(widths) + 2 * TABCOLSEP_PT * len(widths))
+
+
+def _kind(col: str, series: pd.Series, group: bool) -> str:
+    if group:
+        return "text"
+    if col in _COUNT_COLS:
+        return "count"
+    if col in _RATIO_COLS:
+        return "ratio"
+    if col.endswith("_s"):
+        return "time"
+    return "number" if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) else "text"
+
+
+def _cell(col: str, v: Any, decimals: int = 4) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, (bool, np.bool_)):
@@ -251,7 +476,7 @@ def _cell(col: str, v: Any) -> str:
         return str(int(v))
     if isinstance(v, (float, np.floating)):
         if col in _RATIO_COLS:
-            return f"{v:.4f}"
+            return f"{v:.{decimals}f}"
         if col.endswith("_s"):
             return f"{v:.3g}"
         if float(v).is_integer():
@@ -260,74 +485,275 @@ def _cell(col: str, v: Any) -> str:
     return str(v)
 
 
-def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        s = s.replace(a, b)
-    return s
+def _fixed(v: float, figures: int = 2, max_decimals: int = 3) -> str:
+    """``v`` in fixed point with ``figures`` significant figures (at most ``max_decimals`` decimals)."""
+    if v == 0:
+        return "0"
+    d = min(max_decimals, max(0, figures - 1 - math.floor(math.log10(abs(v)))))
+    return f"{v:.{d}f}"
 
 
-def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | None = None) -> str:
-    """Render a table as ``markdown`` (pipe table), ``latex`` (booktabs) or ``csv`` (raw values)."""
+def _s_column(kind: str, values: list[float | None], decimals: int) -> tuple[str, list[str], float, float]:
+    """A siunitx ``S`` column for numbers: its spec, the cells (``{--}`` for a missing value), the
+    estimated width in points of its widest number, and the scale applied (1000 for times in ms)."""
+    finite = [v for v in values if v is not None]
+    scale = 1.0
+    if kind == "time":
+        scale = 1.0 if finite and min(finite) >= 0.1 else 1000.0
+        text = [_fixed(v * scale) for v in finite]
+    elif kind == "number":
+        text = [_fixed(v, figures=4, max_decimals=6) for v in finite]
+    else:
+        dec = decimals if kind == "ratio" else 0
+        text = [f"{v:.{dec}f}" for v in finite]
+    ints = max([len(t.lstrip("-").split(".")[0]) for t in text] or [1])
+    dec = max([len(t.split(".")[1]) if "." in t else 0 for t in text] or [0])
+    sign = "-" if any(t.startswith("-") for t in text) else ""
+    spec = f"S[table-format={sign}{ints}.{dec}]" if dec else f"S[table-format={sign}{ints}]"
+    digit = _text_pt("0")
+    # siunitx typesets numbers in math mode; 1.2 pt per column covers the difference to Times text
+    # (measured against pdflatex on IEEEtran documents)
+    width = (ints + dec + bool(sign)) * digit + (_text_pt(".") if dec else 0.0) + 1.2
+    it = iter(text)
+    return spec, [next(it) if v is not None else "{--}" for v in values], width, scale
+
+
+def _table_kind(cols: Sequence[str]) -> str | None:
+    if "regime" in cols:
+        return "guarantees"
+    if "formulation" in cols and "lp_over_opt" in cols:
+        return "formulations"
+    if set(cols) & set(RATIO_COLUMNS):
+        return "ratios"
+    return None
+
+
+def _groups(table: pd.DataFrame, group_cols: Sequence[str]) -> list[int] | None:
+    """Indices of the rows that start a new value of the first group column (row groups), or
+    ``None`` when no group has two rows (then there is nothing to group)."""
+    if not group_cols or len(table) < 2:
+        return None
+    first = table[group_cols[0]].tolist()
+    starts = [i for i in range(1, len(first)) if first[i] != first[i - 1]]
+    return starts if len(starts) + 1 < len(first) else None
+
+
+def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decimals: int,
+           group_cols: Sequence[str]) -> str:
+    """LaTeX through :meth:`Styler.to_latex`; see :func:`format_table`."""
+    cols = list(table.columns)
+    heads = _LATEX_HEADERS.get(_table_kind(cols) or "", {})
+    specs, columns, widths = [], [], []
+    cells: dict[str, list[str]] = {}
+    starts = _groups(table, group_cols)
+    for c in cols:
+        group, head = heads.get(c, ("", latex_escape(_HEADERS.get(c, c))))
+        kind = _kind(c, table[c], c in group_cols)
+        if kind == "text":
+            text = [latex_escape(_cell(c, v, decimals)) if v is not None else "--" for v in table[c]]
+            if starts is not None and c == group_cols[0]:
+                text = [t if i == 0 or i in starts else "" for i, t in enumerate(text)]
+            plain = [_cell(c, v) for v in table[c]]
+            if max([len(t) for t in plain] or [0]) > WRAP_CHARS and any(" " in t for t in plain):
+                specs.append(f"p{{{WRAP_PT:g}pt}}")
+                widths.append(WRAP_PT)
+            else:
+                specs.append("l")
+                widths.append(max([_text_pt(t) for t in text] or [0.0]))
+            cells[c] = text
+        else:
+            values = [None if pd.isna(v) else float(v) for v in table[c]]
+            spec, text, w, scale = _s_column(kind, values, decimals)
+            if scale == 1000.0:
+                head = head.replace("(s)", "(ms)")
+            specs.append(spec)
+            widths.append(w)
+            cells[c] = text
+        widths[-1] = max(widths[-1], _text_pt(head))
+        columns.append((group, "{" + head + "}"))
+    # a header group is at least as wide as its header
+    spans: list[tuple[str, int, int]] = []
+    for k, (group, _) in enumerate(columns):
+        if group and spans and spans[-1][0] == group and spans[-1][2] == k:
+            spans[-1] = (group, spans[-1][1], k + 1)
+        elif group:
+            spans.append((group, k, k + 1))
+    for group, a, b in spans:
+        need = _text_pt(group) - sum(widths[a:b]) - 2 * TABCOLSEP_PT * (b - a - 1)
+        if need > 0:
+            widths[b - 1] += need
+    wrap = [k for k, sp in enumerate(specs) if sp.startswith("p{")]
+    total = _total(widths)
+    if wrap and total > PAGE_PT:  # narrow the prose columns until the table fits the page
+        each = max(MIN_WRAP_PT, (PAGE_PT / WIDTH_MARGIN - (total - sum(widths[k] for k in wrap))) / len(wrap))
+        for k in wrap:
+            widths[k], specs[k] = each, f"p{{{each:.0f}pt}}"
+        total = _total(widths)
+    env = "table" if total <= COLUMN_PT else "table*"
+    grouped = bool(spans)
+    frame = pd.DataFrame({k: cells[c] for k, c in enumerate(cols)})
+    frame.columns = (pd.MultiIndex.from_tuples([(g, h) for g, h in columns]) if grouped
+                     else [h for _, h in columns])
+    tex = frame.style.hide(axis="index").to_latex(
+        column_format="".join(specs), hrules=True, multicol_align="c", caption=caption, label=label,
+        position="t", position_float="centering", environment=env)
+    lines = tex.splitlines()
+    # the body font and padding, right after \centering
+    k = lines.index(r"\centering")
+    lines[k + 1:k + 1] = [r"\footnotesize", rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}"]
+    top = lines.index(r"\toprule")
+    if grouped:
+        lines[top + 1] = re.sub(r"\\multicolumn\{(\d+)\}\{c\}\{\}", lambda m: " & ".join([""] * int(m.group(1))),
+                                lines[top + 1]).replace("  ", " ")
+        rules = "".join(rf"\cmidrule(lr){{{a + 1}-{b}}}" for _, a, b in spans)
+        lines.insert(top + 2, rules)
+    mid = lines.index(r"\midrule", top)
+    for n, i in enumerate(starts or []):
+        lines.insert(mid + 1 + i + n, r"\midrule")
+    width = f"{total:.0f} pt estimated at {TABLE_FONT_PT:g} pt; one IEEE column is {COLUMN_PT:g} pt"
+    head = [r"% requires \usepackage{booktabs,siunitx}", f"% {width}"]
+    if total > PAGE_PT:
+        head.append(f"% WARNING: wider than a page ({PAGE_PT:g} pt): choose fewer columns")
+    return "\n".join(head + lines) + "\n"
+
+
+def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | None = None,
+                 label: str | None = None, decimals: int = 4, group_cols: Sequence[str] = ()) -> str:
+    r"""Render a table as ``markdown`` (pipe table), ``latex`` or ``csv`` (raw values, full precision).
+
+    LaTeX goes through :meth:`pandas.io.formats.style.Styler.to_latex`: a
+    ``table`` (or ``table*`` when the estimated width exceeds
+    :data:`COLUMN_PT`) with booktabs rules, ``caption`` (LaTeX source: escape
+    any user text in it with :func:`latex_escape`) and ``\label{label}`` above
+    the tabular, ``\footnotesize`` body, siunitx ``S`` columns for numbers
+    (ratios with ``decimals`` decimals, times to two significant figures),
+    header groups (e.g. *proven optimum* / *bound only*) with ``\cmidrule``
+    and, when the first of ``group_cols`` repeats a value on consecutive rows,
+    row groups: its repeated values left blank and a ``\midrule`` between
+    groups.  Every
+    cell goes through :func:`latex_escape`.  Needs
+    ``\usepackage{booktabs,siunitx}``.
+    """
     if fmt == "csv":
         return table.to_csv(index=False)
+    if fmt == "latex":
+        return _latex(table, caption=caption, label=label, decimals=decimals, group_cols=list(group_cols))
+    if fmt != "markdown":
+        raise InputError("--format", ("", f"unknown format {fmt!r}; valid: markdown, latex, csv"))
     cols = list(table.columns)
     heads = [_HEADERS.get(c, c) for c in cols]
-    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in cols]
-    body = [[_cell(c, v) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(heads) + " |",
-                 "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
-        return "\n".join(lines) + "\n"
-    if fmt == "latex":
-        spec = "".join("r" if n else "l" for n in numeric)
-        lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering"]
-        if caption:
-            lines.append(r"\caption{" + _latex_escape(caption) + "}")
-        lines += [r"\begin{tabular}{" + spec + "}", r"\toprule",
-                  " & ".join(_latex_escape(h) for h in heads) + r" \\", r"\midrule"]
-        lines += [" & ".join(_latex_escape(x) for x in r) + r" \\" for r in body]
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        return "\n".join(lines) + "\n"
-    raise InputError("--format", ("", f"unknown format {fmt!r}; valid: markdown, latex, csv"))
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and c not in group_cols for c in cols]
+    body = [[_cell(c, v, decimals) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(heads) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"
+
+
+def select_columns(table: pd.DataFrame, group_cols: Sequence[str], columns: str | Sequence[str] | None) -> pd.DataFrame:
+    """The group columns, then the value columns ``columns`` of a ratio table.
+
+    ``columns`` is a name of :data:`COLUMN_SETS` (``all``, ``paper``, ``proven``,
+    ``certified``), a comma-separated string or a list of column names; ``None``
+    means ``all``.  ``paper`` drops the *proven* or the *bound only* columns
+    when no row has such instances.
+    """
+    if columns is None:
+        columns = "all"
+    if isinstance(columns, str):
+        if columns in COLUMN_SETS:
+            chosen = [c for c in COLUMN_SETS[columns] if c in table.columns]
+            if columns == "paper":
+                for count, group in (("proven", COLUMN_SETS["proven"][:5]),
+                                     ("certified", COLUMN_SETS["certified"])):
+                    if count in table.columns and not (table[count] > 0).any():
+                        chosen = [c for c in chosen if c not in group]
+            if columns == "all" and "median_oracle_calls" in table.columns:
+                chosen.append("median_oracle_calls")
+            columns = chosen
+        else:
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+    valid = [c for c in table.columns if c not in group_cols]
+    bad = [c for c in columns if c not in valid]
+    if bad:
+        raise InputError("--columns", ("", f"unknown column {bad[0]!r}; valid: {', '.join(COLUMN_SETS)} "
+                                           f"or a comma-separated list of {', '.join(valid)}"))
+    if not columns:
+        raise InputError("--columns", ("", "no column chosen"))
+    return table[[*group_cols, *columns]]
+
+
+def ratio_caption(columns: Sequence[str], family: str | None = None) -> str:
+    """The LaTeX caption of a ratio table, explaining exactly the columns shown."""
+    gain = r"R" if family != "moe2" else r"F"
+    parts = [rf"Empirical ratio ${gain}(\mathrm{{alg}})/{gain}(\mathrm{{opt}})$ on the instances with a proven "
+             r"optimum"]
+    if any(c.startswith("cert_") or c == "certified" for c in columns):
+        parts.append(rf" and, on the others, the certified lower bound ${gain}(\mathrm{{alg}})/\bar{{{gain}}}$ "
+                     rf"with $\bar{{{gain}}}$ the smallest proven upper bound on ${gain}(\mathrm{{opt}})$ from any "
+                     r"run (never averaged together)")
+    parts.append(r"; $n$: instances")
+    if "mean_latency_ratio" in columns:
+        parts.append(r"; $T/T^*$: mean latency ratio")
+    if "cert_mean_latency_ratio" in columns:
+        parts.append(r"; $T/\underline{T}$: mean upper bound on it from the proven lower bound "
+                     r"$\underline{T}$")
+    if "p5_ratio" in columns:
+        parts.append(r"; 5\,\%: 5th percentile")
+    if "median_runtime_s" in columns:
+        parts.append("; time: median solve time in seconds (wall clock)")
+    return "".join(parts) + "."
+
+
+#: Columns of the proof table in LaTeX (the others are kept in markdown and CSV).
+PROOF_LATEX_COLUMNS = ("suite", "instance", "reference", "source", "gap", "exact_stop", "nodes", "wall_stopped")
+PROOF_CAPTION = (r"Reference of each instance: a proven optimum, or the smallest proven upper bound on "
+                 r"$R(\mathrm{opt})$ from any run (source) with the gap it leaves open; how the exact runs "
+                 r"stopped, their branch-and-bound nodes and the runs stopped by a wall clock.")
+
+FORMULATION_CAPTION = (r"MILP formulations on the instances with a proven optimum $T^*$: LP relaxation bound "
+                       r"$T_{\mathrm{LP}}/T^*$, root gap $(T^*-T_{\mathrm{LP}})/T^*$, overestimate of the "
+                       r"reduction $(R_{\mathrm{LP}}-R^*)/R^*$ and median LP time; MILP runs, proven optima "
+                       r"and their median solve time (seconds, wall clock).")
 
 
 def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family", "algorithm"),
-           formulations: bool = True, table: str = "all") -> str:
+           formulations: bool = True, table: str = "all", columns: str | Sequence[str] | None = None,
+           label: str = "tab:ratios", decimals: int = 4) -> str:
     """The text ``slimcaching report`` prints.
 
-    ``table`` is ``"ratios"``, ``"formulations"`` or ``"all"`` (the ratio table,
-    then the formulation table when there is one, separated by a blank line).
+    ``table`` is ``"ratios"``, ``"formulations"``, ``"proofs"`` (one row per
+    instance, :func:`proof_table`) or ``"all"`` (the ratio table, then the
+    formulation table when there is one, separated by a blank line).
+    ``columns`` picks the ratio table's value columns (:func:`select_columns`;
+    default ``all``, for LaTeX ``paper``).  ``label`` is the ratio table's
+    LaTeX label; the formulation table gets ``tab:formulations``, the proof
+    table ``tab:proofs``.
     """
-    if table not in ("all", "ratios", "formulations"):
-        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations"))
+    if table not in ("all", "ratios", "formulations", "proofs"):
+        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations, proofs"))
     df = with_ratios(load_frame(db))
     if df.empty:
         raise InputError(str(db), ("", "the results database holds no runs"))
+    if table == "proofs":
+        pt = proof_table(df)
+        if fmt == "latex":
+            pt = pt[list(PROOF_LATEX_COLUMNS)]
+        return format_table(pt, fmt, caption=PROOF_CAPTION, label="tab:proofs", decimals=decimals,
+                            group_cols=["suite"])
+    ft = formulation_table(df)
     if table == "formulations":
-        ft = formulation_table(df)
         if not len(ft):
             raise InputError(str(db), ("", "no lp-bound runs next to a proven optimum: run "
                                            "lp-bound[formulation=level] and exact first"))
-        return format_table(ft, fmt, caption="MILP formulations: LP relaxation bounds, root gaps, solve times."
-                            if fmt == "latex" else None)
-    formulations = formulations and table == "all"
-    parts = []
-    rt = ratio_table(df, group_by)
-    cap = ("Empirical ratio R(alg)/R(opt) (exact where proven optimal, certified lower bound "
-           "R(alg)/R_upper otherwise) and latency ratio T(alg)/T(opt).")
-    if fmt == "markdown":
-        parts.append(format_table(rt, fmt))
-    else:
-        parts.append(format_table(rt, fmt, caption=cap))
-    ft = formulation_table(df)
-    if formulations and len(ft):
-        if fmt == "markdown":
-            parts.append(format_table(ft, fmt))
-        elif fmt == "latex":
-            parts.append(format_table(ft, fmt, caption="MILP formulations: LP relaxation bounds, root gaps, "
-                                                       "solve times."))
-        else:
-            parts.append(format_table(ft, fmt))
+        return format_table(ft, fmt, caption=FORMULATION_CAPTION, label="tab:formulations", decimals=decimals)
+    cols = _check_group(group_by)
+    rt = select_columns(ratio_table(df, cols), cols,
+                        columns if columns is not None else "paper" if fmt == "latex" else "all")
+    fams = set(df["family"])
+    cap = ratio_caption(list(rt.columns), next(iter(fams)) if len(fams) == 1 else None)
+    parts = [format_table(rt, fmt, caption=cap, label=label, decimals=decimals, group_cols=cols)]
+    if formulations and table == "all" and len(ft):
+        parts.append(format_table(ft, fmt, caption=FORMULATION_CAPTION, label="tab:formulations",
+                                  decimals=decimals))
     return "\n".join(parts)
