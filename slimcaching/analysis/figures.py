@@ -122,20 +122,28 @@ def _bin(x: np.ndarray, bins: int, *, log: bool) -> np.ndarray:
 def styles(algorithms: list[str]) -> dict[str, dict[str, Any]]:
     """One fixed (colour, marker, line style) per algorithm label, distinct among ``algorithms``.
 
-    Known algorithms keep their style in every figure; others (parameter
-    variants, MoE² methods) take the unused colour/marker pairs in sorted
-    order.  The optimum is black.
+    Known algorithms (or, without the plain name, their first parameter
+    variant) keep their style in every figure; others (further variants,
+    MoE² methods) take the unused colour/marker pairs in sorted order.  The
+    optimum and the exact references are black.
     """
     out: dict[str, dict[str, Any]] = {OPTIMUM: {"color": "black", "marker": "", "linestyle": "--"}}
     used: set[tuple[str, str]] = set()
-    for a in algorithms:
-        if a in _BLACK:
-            c, m, ls = _BLACK[a]
-            out[a] = {"color": c, "marker": m, "linestyle": ls}
-        elif a in _KNOWN:
-            k = _KNOWN.index(a)
-            out[a] = {"color": PALETTE[k], "marker": MARKERS[k], "linestyle": _KNOWN_LINE[a]}
-            used.add((PALETTE[k], MARKERS[k]))
+    taken: set[str] = set()
+    for a in sorted(algorithms, key=lambda a: (len(a), a)):  # a known name, else its first variant
+        base = a.split("[")[0]
+        if base in taken:
+            continue
+        if base in _BLACK:
+            c, m, ls = _BLACK[base]
+        elif base in _KNOWN:
+            k = _KNOWN.index(base)
+            c, m, ls = PALETTE[k], MARKERS[k], _KNOWN_LINE[base]
+        else:
+            continue
+        out[a] = {"color": c, "marker": m, "linestyle": ls}
+        used.add((c, m))
+        taken.add(base)
     k = 0
     for a in sorted(set(algorithms) - set(out)):
         while (PALETTE[k % len(PALETTE)], MARKERS[k % len(MARKERS)]) in used:
@@ -147,9 +155,10 @@ def styles(algorithms: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _order(algorithms: list[str]) -> list[str]:
-    """Known algorithms in their fixed order, then the others sorted."""
+    """Known algorithms (and their variants) in their fixed order, then the others sorted."""
     known = _KNOWN + tuple(_BLACK)
-    return [a for a in known if a in algorithms] + sorted(a for a in algorithms if a not in known)
+    rank = {a: (known.index(a.split("[")[0]) if a.split("[")[0] in known else len(known), a) for a in algorithms}
+    return sorted(algorithms, key=rank.__getitem__)
 
 
 def _usable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -238,21 +247,24 @@ def scaling_points(frame: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = BOO
 
 
 # ---------------------------------------------------------------- drawing
-def _figure(plt, width: str, height: float):
-    return plt.subplots(figsize=(WIDTHS[width], height), layout="constrained")
+def _figure(plt, width: str, nrows: int = 1, ncols: int = 1, **kw):
+    """A figure ``width`` wide; its height is set by :func:`_finish` once the legend is known."""
+    return plt.subplots(nrows, ncols, figsize=(WIDTHS[width], 3.0), layout="constrained", **kw)
 
 
-def _legend(fig, axes, width: str) -> None:
-    """One legend for the figure, below the axes (outside the data), the optimum first."""
+def _finish(fig, axes, width: str, *, panel_in: float = 1.9, nrows: int = 1, title: str | None = None) -> None:
+    """One legend for the figure, below the axes (outside the data), the optimum first; the figure is
+    made tall enough for ``nrows`` panels of ``panel_in`` inches plus the legend."""
     handles: dict[str, Any] = {}
     for ax in np.atleast_1d(axes).flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    if not handles:
-        return
     labels = sorted(handles, key=lambda a: a != OPTIMUM)
-    fig.legend([handles[a] for a in labels], labels, loc="outside lower center",
-               ncols=_ncol(width, labels))
+    ncol = _ncol(width, labels) if labels else 1
+    rows = math.ceil(len(labels) / ncol) + (1 if title else 0)
+    fig.set_size_inches(WIDTHS[width], nrows * panel_in + 0.5 + (0.16 * rows + 0.08 if labels else 0.0))
+    if labels:
+        fig.legend([handles[a] for a in labels], labels, loc="outside lower center", ncols=ncol, title=title)
 
 
 def _ncol(width: str, labels: list[str]) -> int:
@@ -261,8 +273,16 @@ def _ncol(width: str, labels: list[str]) -> int:
     return max(1, min(len(labels), int(WIDTHS[width] * 72 // entry)))
 
 
+def _names(algorithms: list[str]) -> dict[str, str]:
+    """Legend names: an algorithm's name without its parameters when no other label in the figure
+    shares the name (``exact[node_limit=10000]`` -> ``exact``), the full label otherwise."""
+    base = [a.split("[")[0] for a in algorithms]
+    return {a: b if base.count(b) == 1 else a for a, b in zip(algorithms, base)}
+
+
 def _draw_lines(ax, pts: pd.DataFrame, axis: str, sty: dict[str, dict[str, Any]]) -> None:
     algs = [a for a in _order(sorted(set(pts["algorithm"]) - {OPTIMUM}))]
+    names = {**_names(algs), OPTIMUM: OPTIMUM}
     if axis in DISCRETE:
         xs = sorted(set(pts["x"]))
         pos = {x: i for i, x in enumerate(xs)}
@@ -278,7 +298,7 @@ def _draw_lines(ax, pts: pd.DataFrame, axis: str, sty: dict[str, dict[str, Any]]
             px = np.array([pos[x] for x in p["x"]]) + off
             s = sty[a]
             ax.errorbar(px, p["mean"], yerr=[p["mean"] - p["lo"], p["hi"] - p["mean"]], fmt=s["marker"],
-                        color=s["color"], ms=3.5, elinewidth=0.8, label=a, linestyle="none")
+                        color=s["color"], ms=3.5, elinewidth=0.8, label=names[a], linestyle="none")
         ax.set_xticks(range(len(xs)), [f"{int(x)}" if float(x).is_integer() else f"{x:g}" for x in xs])
         ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.grid(axis="x", visible=False)
@@ -291,7 +311,7 @@ def _draw_lines(ax, pts: pd.DataFrame, axis: str, sty: dict[str, dict[str, Any]]
         p = pts[pts["algorithm"] == a].sort_values("x")
         s = sty[a]
         ax.plot(p["x"], p["mean"], color=s["color"], marker=s["marker"], linestyle=s["linestyle"], ms=3.5,
-                label=a, zorder=3 if a == OPTIMUM else 2)
+                label=names[a], zorder=3 if a == OPTIMUM else 2)
         if bands:
             ax.fill_between(p["x"], p["lo"], p["hi"], color=s["color"], alpha=0.15, linewidth=0)
         elif a != OPTIMUM:
@@ -368,12 +388,12 @@ def _latency_figures(plt, df, out, width, sty) -> list[Path]:
             if pts.empty:
                 continue
             w = _width("column", width)
-            fig, ax = _figure(plt, w, 2.9 if w == "column" else 2.6)
+            fig, ax = _figure(plt, w)
             _draw_lines(ax, pts, axis, sty)
             binned = axis not in DISCRETE and g[axis].nunique() > MAX_POINTS
             ax.set_xlabel(label + (" (binned)" if binned else ""))
             ax.set_ylabel(r"mean latency $T/T_{\mathrm{cloud}}$")
-            _legend(fig, ax, w)
+            _finish(fig, ax, w)
             written += _save(fig, out, f"latency_vs_{axis}_{suite}")
             plt.close(fig)
     return written
@@ -393,13 +413,13 @@ def _ecdf_figures(plt, df, out, width, sty) -> list[Path]:
         w = _width("page" if len(panels) > 1 else "column", width)
         ncols = min(len(panels), 3 if w == "page" else 1)
         nrows = math.ceil(len(panels) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTHS[w], 2.1 * nrows + 0.6), layout="constrained",
-                                 squeeze=False, sharey=True)
+        fig, axes = _figure(plt, w, nrows, ncols, squeeze=False, sharey=True)
         for ax, (suite, m) in zip(axes.flat, panels):
+            names = _names(list(m.columns))
             for j, a in enumerate(_order(list(m.columns))):
                 x, y = ecdf(m[a].to_numpy())
-                _steps(ax, np.r_[min(0.0, x.min()), x], np.r_[0.0, y], sty[a], a, j, m.shape[1], (0.0, 1.0),
-                       log=False)
+                _steps(ax, np.r_[min(0.0, x.min()), x], np.r_[0.0, y], sty[a], names[a], j, m.shape[1],
+                       (0.0, 1.0), log=False)
             what = r"$R(\mathrm{alg})/R(\mathrm{opt})$" if fam == "caching" else "objective ratio"
             ax.set_xlabel(f"{what} on {suite} ($n={len(m)}$)")
             ax.set_xlim(-0.02, 1.02)
@@ -407,7 +427,7 @@ def _ecdf_figures(plt, df, out, width, sty) -> list[Path]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel("fraction of instances")
-        _legend(fig, axes, w)
+        _finish(fig, axes, w, nrows=nrows)
         written += _save(fig, out, f"ratio_ecdf_{fam}")
         plt.close(fig)
     return written
@@ -428,9 +448,10 @@ def _profile_figures(plt, df, out, width, sty) -> list[Path]:
             top = max(2.0, 1.25 * float(finite.max())) if len(finite) else 2.0
             rho = performance_profile(r, np.unique(np.r_[np.geomspace(1.0, top, 400), finite]))
             w = _width("column", width)
-            fig, ax = _figure(plt, w, 2.9)
+            fig, ax = _figure(plt, w)
+            names = _names(list(rho.columns))
             for j, a in enumerate(_order(list(rho.columns))):
-                _steps(ax, rho.index.to_numpy(), rho[a].to_numpy(), sty[a], a, j, rho.shape[1], (1.0, top),
+                _steps(ax, rho.index.to_numpy(), rho[a].to_numpy(), sty[a], names[a], j, rho.shape[1], (1.0, top),
                        log=True)
             ax.set_xscale("log", base=2)
             ax.set_xlim(1.0, top)
@@ -438,7 +459,7 @@ def _profile_figures(plt, df, out, width, sty) -> list[Path]:
             what = {"runtime": "runtime", "latency": "latency $T$", "inverse_gain": "objective"}[measure]
             ax.set_xlabel(rf"$\tau$: within a factor $\tau$ of the best {what}")
             ax.set_ylabel(rf"fraction of instances ($n={len(costs)}$)")
-            _legend(fig, ax, w)
+            _finish(fig, ax, w)
             written += _save(fig, out, f"{stem}_{fam}")
             plt.close(fig)
     return written
@@ -453,21 +474,22 @@ def _scaling_figures(plt, df, out, width, sty) -> list[Path]:
         if pts.empty or pts["x"].nunique() < 2:
             continue
         w = _width("column", width)
-        fig, ax = _figure(plt, w, 3.1)
+        fig, ax = _figure(plt, w)
+        names = _names(sorted(set(pts["algorithm"])))
         for a in _order(sorted(set(pts["algorithm"]))):
             p = pts[pts["algorithm"] == a].sort_values("x")
             slope = fit_slope(p["x"].to_numpy(), p["median"].to_numpy())
             s = sty[a]
             ax.errorbar(p["x"], p["median"], yerr=[p["median"] - p["lo"], p["hi"] - p["median"]],
                         color=s["color"], marker=s["marker"], linestyle=s["linestyle"], ms=3.5, elinewidth=0.7,
-                        label=f"{a} ({slope:.2f})")
+                        label=f"{names[a]} ({slope:.2f})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"problem size $N\sum_l E_l$" if fam == "caching" else "experts")
         ax.set_ylabel("median runtime (s)")
-        _legend(fig, ax, w)
+        _finish(fig, ax, w, title="algorithm (slope of log runtime on log size)")
         written += _save(fig, out, f"runtime_scaling_{fam}")
         plt.close(fig)
     return written
