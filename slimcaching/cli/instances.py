@@ -115,26 +115,30 @@ def register(sub) -> None:
     p = add_command(sub, "generate", "generate a seeded instance: synthetic, or a real architecture (--model) "
                     "on an edge-network preset (--network)", cmd_generate, EXAMPLES["generate"])
     p.add_argument("--model", default=None, metavar="NAME",
-                   help="catalog architecture, case-insensitive (see `slimcaching models`)")
+                   help="catalog architecture, case-insensitive (see `slimcaching models`) "
+                        "(default: none, a synthetic instance)")
     p.add_argument("--network", default="wifi-rtx", metavar="PRESET",
                    help="with --model: wifi-rtx, 5g-mec, wifi-jetson or 5g-device")
     p.add_argument("--layers", type=int_at_least("--layers", 1), default=None,
-                   help="MoE layers (default 4; with --model: keep only the first LAYERS)")
+                   help="MoE layers; with --model: keep only the first LAYERS (default: 4; with --model all)")
     p.add_argument("--experts", type=int_at_least("--experts", 1), default=None,
-                   help="experts per layer (default 8; with --model: keep only the first EXPERTS)")
+                   help="experts per layer; with --model: keep only the first EXPERTS "
+                        "(default: 8; with --model all)")
     p.add_argument("--top-k", type=int_at_least("--top-k", 1), default=None,
-                   help="Top-K (default 2; with --model: the model's, or lower)")
+                   help="Top-K; with --model: the model's, or lower (default: 2; with --model the model's)")
     p.add_argument("--nodes", type=int_at_least("--nodes", 1), default=3, help="edge servers")
-    p.add_argument("--users", type=int_at_least("--users", 1), default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--users", type=int_at_least("--users", 1), default=3,
+                   help="users (token sources with their own latencies and routing)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice of the generator")
     p.add_argument("--capacity", default=None,
                    help="with --model: per-server storage as a fraction (0.25, 25%%), size units (1008) "
-                        "or bytes (24GiB); default: the preset's storage")
+                        "or bytes (24GiB) (default: the preset's storage)")
     p.add_argument("--device-capacity", default=None,
-                   help="with --model and devices: device storage, same forms as --capacity")
+                   help="with --model and devices: device storage, same forms as --capacity "
+                        "(default: the preset's)")
     p.add_argument("--precision", default="bf16", help="with --model: bf16, int8, int4 or mixed (per layer)")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
-                   help="with --model: add (or drop) one device node per user")
+                   help="with --model: add (or drop) one device node per user (default: the preset's choice)")
     p.add_argument("--capacity-fraction", type=positive_float("--capacity-fraction"), default=0.25,
                    help="without --model: each node stores this fraction of the model")
     p.add_argument("--expert-size", type=int_at_least("--expert-size", 1), default=1,
@@ -148,11 +152,11 @@ def register(sub) -> None:
     p.add_argument("--topic-strength", type=float, default=2.0, help="with --model: log-boost of a topic's experts")
     p.add_argument("--tokens", type=int_at_least("--tokens", 1), default=4096,
                    help="sampled tokens per (user, layer) when exact enumeration is too large")
-    p.add_argument("--name", default=None, help="instance name")
-    p.add_argument("-o", "--output", help="output file (.json or .json.gz); stdout when omitted")
+    p.add_argument("--name", default=None, help="instance name (default: derived from the parameters)")
+    p.add_argument("-o", "--output", help="output file, .json or .json.gz (default: stdout)")
 
     p = add_command(sub, "validate", "check an instance file against the format", cmd_validate, EXAMPLES["validate"])
-    p.add_argument("instance")
+    p.add_argument("instance", help="instance file (.json or .json.gz)")
 
     p = add_command(sub, "models", "list the MoE architectures of the catalog (public config.json facts)",
                     cmd_models, EXAMPLES["models"])
@@ -160,16 +164,18 @@ def register(sub) -> None:
 
     p = add_command(sub, "from-trace", "build an instance from a router trace (CSV, Parquet, npy, JSON lines)",
                     cmd_from_trace, EXAMPLES["from-trace"])
-    p.add_argument("trace")
+    p.add_argument("trace", help="trace file or folder")
     p.add_argument("--model", required=True, help="catalog name, see `slimcaching models`")
     p.add_argument("--network", default="wifi-rtx", help="network preset")
     p.add_argument("--nodes", type=int, default=4, help="edge servers")
-    p.add_argument("--capacity", default=None, help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
-    p.add_argument("--device-capacity", default=None, help="device storage, same forms as --capacity")
+    p.add_argument("--capacity", default=None,
+                   help="fraction (0.25, 25%%), size units, or bytes (24GiB) (default: the preset's storage)")
+    p.add_argument("--device-capacity", default=None,
+                   help="device storage, same forms as --capacity (default: the preset's)")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
-                   help="add (or drop) one device node per user")
+                   help="add (or drop) one device node per user (default: the preset's choice)")
     p.add_argument("--precision", default="bf16", help="bf16, int8, int4 or mixed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (sampling, network draws)")
     p.add_argument("--format", default="auto",
                    choices=["auto", "long", "list", "npy", "jsonl", "fiddler", "counts-npy"],
                    help="trace layout (auto: from the extension and columns; .json = Fiddler popularity). "
@@ -178,11 +184,11 @@ def register(sub) -> None:
                    help="marginal-only sources: tokens sampled per (user, layer) when sets cannot be enumerated")
     p.add_argument("--user-column", default="user", help="column that identifies a user (request, task, ...)")
     p.add_argument("--layer-base", type=int, default=0, help="id of the first MoE layer in the trace (0 or 1)")
-    p.add_argument("--name", default=None, help="instance name")
-    p.add_argument("-o", "--output", help="instance file (.json or .json.gz); stdout when omitted")
+    p.add_argument("--name", default=None, help="instance name (default: derived from the trace and model)")
+    p.add_argument("-o", "--output", help="instance file, .json or .json.gz (default: stdout)")
 
     p = add_command(sub, "suite", "benchmark suites: `suite list`, `suite generate NAME [--out DIR]`", cmd_suite,
                     EXAMPLES["suite"])
-    p.add_argument("action", choices=["list", "generate"])
-    p.add_argument("name", nargs="?")
-    p.add_argument("--out", default=None, help="output folder (default instances/NAME)")
+    p.add_argument("action", choices=["list", "generate"], help="list the suites, or generate one")
+    p.add_argument("name", nargs="?", help="suite name (for generate)")
+    p.add_argument("--out", default=None, help="output folder (default: instances/NAME)")

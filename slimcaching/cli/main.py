@@ -16,7 +16,16 @@ from typing import Sequence
 from ..errors import InputError
 from .common import Parser
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "version_text"]
+
+
+def version_text() -> str:
+    """``slimcaching X.Y.Z (Python ..., numpy ..., pyomo ..., highspy ...)``: what a results section cites."""
+    from ..result import versions
+
+    v = versions()
+    deps = ", ".join(f"{k} {v[k]}" for k in ("numpy", "pyomo", "highspy"))
+    return f"slimcaching {v['slimcaching']} (Python {v['python']}, {deps})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import analysis, instances, solve
 
     parser = Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print the versions of slimcaching and its numerical back ends, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in (instances, solve, analysis, moe2_cli):
         group.register(sub)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .common import add_command, emit, parse_params, positive_float
 
-__all__ = ["register"]
+__all__ = ["register", "summary_line"]
 
 EXAMPLES = {
     "evaluate": "slimcaching evaluate inst.json placement.json",
@@ -42,7 +43,24 @@ def cmd_solve(args: argparse.Namespace) -> int:
             params[opt] = v
     res = run(inst, args.algorithm, seed=args.seed, time_limit=args.time_limit, polish=args.polish, **params)
     emit(res.to_placement_dict(inst), args.output)
+    if not args.quiet:
+        print(summary_line(res, args.output), file=sys.stderr)
     return 0
+
+
+def summary_line(res, output: str | None = None) -> str:
+    """One line for a person: algorithm, latency, reduction, status, gap, time (and where the placement went).
+
+    ``gap`` is the proven relative gap ``(T - bound) / T`` when the method has a
+    bound, ``-`` otherwise.
+    """
+    share = res.reduction / res.empty_latency if res.empty_latency > 0 else 0.0
+    gap = ("-" if res.gap is None else "0" if res.gap == 0 else f"{res.gap:.2%}" if res.gap >= 1e-4
+           else f"{res.gap:.1e}")
+    where = f"; placement in {output}" if output else ""
+    feasible = "" if res.feasible else " INFEASIBLE (over capacity)"
+    return (f"{res.algorithm}: latency {res.latency:.6g} s, reduction {res.reduction:.6g} s ({share:.1%} of "
+            f"cloud-only), status {res.status}{feasible}, gap {gap}, time {res.runtime_s:.3g} s{where}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -60,26 +78,33 @@ def register(sub) -> None:
 
     p = add_command(sub, "solve", "run an algorithm and write the placement", cmd_solve,
                     EXAMPLES["solve"])
-    p.add_argument("instance")
+    p.add_argument("instance", help="instance file (.json or .json.gz)")
     p.add_argument("--algorithm", required=True, metavar="NAME",
                    help="one of: " + ", ".join(algorithm_names()))
-    p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
+                   help="seconds for the solve; the best placement found so far is returned (default: no limit)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the method's random choices (default: none, the method's fixed order)")
     p.add_argument("--formulation", choices=["level", "assignment"], default=None,
-                   help="for --algorithm exact (default level)")
-    p.add_argument("--mip-gap", type=float, default=None, metavar="G", help="for --algorithm exact")
-    p.add_argument("--eps", type=positive_float("--eps"), default=None, help="for --algorithm maxconv")
+                   help="MILP for --algorithm exact (default: level)")
+    p.add_argument("--mip-gap", type=float, default=None, metavar="G",
+                   help="relative gap at which --algorithm exact stops (default: 1e-9)")
+    p.add_argument("--eps", type=positive_float("--eps"), default=None,
+                   help="approximation of the max-convolutions for --algorithm maxconv (default: 0.05)")
     p.add_argument("--polish", action="store_true", help="finish with local search (add/drop/swap/move)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra algorithm parameter")
-    p.add_argument("--output", "-o", help="placement file; stdout when omitted")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="extra algorithm parameter, repeatable (default: none)")
+    p.add_argument("--output", "-o", help="placement file (default: stdout)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no summary line on stderr (algorithm, latency, reduction, status, gap, time)")
 
     p = add_command(sub, "evaluate", "evaluate a placement: latency, reduction, feasibility (exit 1 if over capacity)",
                     cmd_evaluate, EXAMPLES["evaluate"])
-    p.add_argument("instance")
-    p.add_argument("placement")
+    p.add_argument("instance", help="instance file")
+    p.add_argument("placement", help="placement file (slimcaching-placement/1)")
 
     p = add_command(sub, "export", "write a MILP formulation for any solver", cmd_export, EXAMPLES["export"])
-    p.add_argument("instance")
-    p.add_argument("--formulation", choices=["assignment", "level"], required=True)
-    p.add_argument("--format", choices=["lp", "mps", "nl", "gms"], required=True)
-    p.add_argument("--output", "-o", required=True)
+    p.add_argument("instance", help="instance file")
+    p.add_argument("--formulation", choices=["assignment", "level"], required=True, help="which MILP")
+    p.add_argument("--format", choices=["lp", "mps", "nl", "gms"], required=True, help="file format")
+    p.add_argument("--output", "-o", required=True, help="model file")

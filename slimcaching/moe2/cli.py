@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Callable
 
-from ..cli.common import add_command, emit, int_at_least, parse_params, positive_float
+from ..cli.common import HelpFormatter, add_command, emit, int_at_least, parse_params, positive_float
 
 __all__ = ["register"]
 
@@ -72,34 +72,36 @@ def register(sub) -> None:
 
     def action(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         q = acts.add_parser(name, help=help, description=help, epilog=f"example:\n  {_EXAMPLES[name]}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=HelpFormatter)
         q.set_defaults(func=func)
         return q
 
     q = action("generate", "generate a seeded MoE² instance (Jetson AGX Orin and RTX 4090 class servers)",
                cmd_generate)
-    q.add_argument("--seed", type=int, required=True)
+    q.add_argument("--seed", type=int, required=True, help="seed of every random choice of the generator")
     q.add_argument("--experts", type=int_at_least("--experts", 1), default=8, metavar="M",
-                   help="number of LLM experts, at most 16 (default 8)")
+                   help="number of LLM experts, at most 16")
     q.add_argument("--categories", type=int_at_least("--categories", 1), default=3, metavar="C",
-                   help="number of application categories (default 3)")
+                   help="number of application categories")
     q.add_argument("--energy-fraction", type=positive_float("--energy-fraction"), default=0.3,
-                   help="energy budget as a fraction of the energy of all latency-feasible experts (default 0.3)")
+                   help="energy budget as a fraction of the energy of all latency-feasible experts")
     q.add_argument("--orin-fraction", type=float, default=0.5,
-                   help="share of Jetson AGX Orin class servers (default 0.5)")
-    q.add_argument("--output", "-o", help="instance file (.json or .json.gz); stdout when omitted")
+                   help="share of Jetson AGX Orin class servers")
+    q.add_argument("--output", "-o", help="instance file, .json or .json.gz (default: stdout)")
 
     q = action("solve", "select experts per category; prints one JSON object (also a moe2-selection/1 file)",
                cmd_solve)
-    q.add_argument("instance")
+    q.add_argument("instance", help="MoE² instance file")
     q.add_argument("--algorithm", required=True, choices=list(MOE2_ALGORITHMS), metavar="NAME",
                    help="one of: " + ", ".join(MOE2_ALGORITHMS))
-    q.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S")
-    q.add_argument("--seed", type=int, default=None)
-    q.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra algorithm parameter")
-    q.add_argument("--output", "-o", help="result file; stdout when omitted")
+    q.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
+                   help="seconds for the solve (default: no limit)")
+    q.add_argument("--seed", type=int, default=None, help="seed of the method's random choices (default: none)")
+    q.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="extra algorithm parameter, repeatable (default: none)")
+    q.add_argument("--output", "-o", help="result file (default: stdout)")
 
     q = action("evaluate", "objective, energy, per-category latency of a selection (exit 1 if a budget is violated)",
                cmd_evaluate)
-    q.add_argument("instance")
-    q.add_argument("selection")
+    q.add_argument("instance", help="MoE² instance file")
+    q.add_argument("selection", help="selection file (moe2-selection/1)")
