@@ -74,12 +74,20 @@ def test_latex_escape():
 
 
 def _body(tex: str) -> list[list[str]]:
-    """Cells of the body rows (between the header \\midrule and \\bottomrule), group rules dropped."""
+    """Cells of the body rows (between the header \\midrule and \\bottomrule), each preceded by the
+    heading of its row group ('' without groups); group rules and heading rows dropped."""
     lines = tex.splitlines()
     top = lines.index(r"\toprule")
     mid = lines.index(r"\midrule", top)
     end = lines.index(r"\bottomrule")
-    return [[c.strip() for c in ln.rstrip("\\ ").split(" & ")] for ln in lines[mid + 1:end] if ln != r"\midrule"]
+    rows, group = [], ""
+    for ln in lines[mid + 1:end]:
+        m = re.fullmatch(r"\\multicolumn\{\d+\}\{@\{\}l\}\{\\textit\{(.*)\}\} \\\\", ln)
+        if m:
+            group = m.group(1)
+        elif ln != r"\midrule":
+            rows.append([group, *(c.strip() for c in ln.rstrip("\\ ").split(" & "))])
+    return rows
 
 
 def _header(tex: str) -> list[str]:
@@ -97,9 +105,8 @@ def test_latex_rows_reproduce_the_raw_store(store):
                  columns="proven,mean_ratio,min_ratio,failed")
     body = _body(tex)
     assert len(body) == 2 * len(ALGS)
-    top_k = None
     for cells in body:
-        top_k = cells[0] or top_k  # repeated group values are left blank
+        top_k = re.fullmatch(r"top-k = (\d+)", cells[0]).group(1)  # the row group's heading
         alg = cells[1]
         mine = [r for r in rows if r["algorithm"] == alg and r["top_k"] == int(top_k)]
         ratios = np.array([r["reduction"] / opt[r["instance_hash"]] if opt[r["instance_hash"]] > 1e-12 else 1.0
@@ -113,13 +120,13 @@ def test_label_columns_and_groups_as_chosen(store):
     tex = report(str(store), fmt="latex", group_by=["suite", "algorithm"], table="ratios",
                  columns="proven,min_ratio,median_runtime_s", label="tab:mine")
     assert r"\label{tab:mine}" in tex and tex.count(r"\begin{table") == 1
-    assert _header(tex) == ["{suite}", "{algorithm}", "{$n$}", "{min}", "{time (ms)}"]
+    assert _header(tex) == ["{algorithm}", "{$n$}", "{min}", "{time (ms)}"]  # the suites head row groups
     spec = re.search(r"\\begin\{tabular\}\{(.*)\}", tex).group(1)
-    assert spec.startswith("ll") and spec.count("S[") == 3
-    assert r"\cmidrule(lr){3-4}" in tex  # the 'proven optimum' header group
+    assert spec.startswith("lS") and spec.count("S[") == 3
+    assert r"\cmidrule(lr){2-3}" in tex  # the 'proven optimum' header group
     body = _body(tex)
-    firsts = [c[0] for c in body]
-    assert firsts == ["odd\\_suite\\&50\\%", "", "", "", "plain", "", "", ""]  # escaped, grouped
+    assert [c[0] for c in body] == ["odd\\_suite\\&50\\%"] * 4 + ["plain"] * 4  # escaped, grouped
+    assert [c[1] for c in body] == sorted(ALGS) * 2
     lines = tex.splitlines()
     assert lines.count(r"\midrule") == 2  # under the header, and between the two suites
     md = report(str(store), fmt="markdown", group_by=["suite", "algorithm"], table="ratios",
@@ -133,10 +140,10 @@ def test_certified_and_proven_columns_are_separate_and_captioned(mixed):
     tex = report(str(mixed), fmt="latex", group_by=["algorithm"], table="ratios", columns="paper")
     assert r"$R(\mathrm{alg})/R(\mathrm{opt})$" in tex and r"$R(\mathrm{alg})/\bar{R}$" in tex
     assert r"\multicolumn{3}{c}{proven optimum}" in tex and r"\multicolumn{3}{c}{bound only}" in tex
-    greedy = next(c for c in _body(tex) if c[0] == "greedy")
+    greedy = next(c for c in _body(tex) if c[1] == "greedy")
     # proven: B and C, ratio 4/5; bound only: A, against the best bound of any row: the level LP's
     # 10 - 4.5 = 5.5 beats the exact run's 6
-    assert greedy[1:7] == ["2", "0.8000", "0.8000", "1", "0.7273", "0.7273"]
+    assert greedy[2:8] == ["2", "0.8000", "0.8000", "1", "0.7273", "0.7273"]
     proofs = proof_table(with_ratios(load_frame(mixed))).set_index("instance_hash")
     assert proofs.loc["A", "source"] == "lp-bound[formulation=level]" and proofs.loc["A", "reference"] == "bound"
     assert proofs.loc["A", "gap"] == pytest.approx((5.5 - 5.0) / 5.5)

@@ -450,6 +450,11 @@ def _text_pt(text: str, size: float = TABLE_FONT_PT) -> float:
     return size * sum(widths.get(c, 0.5) for c in plain)
 
 
+def _prose(width: float) -> str:
+    """A ragged-right paragraph column ``width`` points wide (``>{...}`` comes with siunitx's ``array``)."""
+    return rf">{{\raggedright\arraybackslash}}p{{{width:.0f}pt}}"
+
+
 def _total(widths: Sequence[float]) -> float:
     """Estimated width of a tabular: the columns, their padding and a safety margin."""
     return WIDTH_MARGIN * (sum(widths) + 2 * TABCOLSEP_PT * len(widths))
@@ -546,16 +551,23 @@ def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decim
     specs, columns, widths = [], [], []
     cells: dict[str, list[str]] = {}
     starts = _groups(table, group_cols)
+    headings: list[str] = []
+    if starts is not None:  # the first group column becomes a heading row above each group
+        g = group_cols[0]
+        name = latex_escape(_HEADERS.get(g, g))
+        for i in [0, *starts]:
+            v = table[g].iloc[i]
+            text = latex_escape(_cell(g, v, decimals))
+            headings.append(text if isinstance(v, str) else f"{name} = {text}")
+        cols.remove(g)
     for c in cols:
         group, head = heads.get(c, ("", latex_escape(_HEADERS.get(c, c))))
         kind = _kind(c, table[c], c in group_cols)
         if kind == "text":
             text = [latex_escape(_cell(c, v, decimals)) if v is not None else "--" for v in table[c]]
-            if starts is not None and c == group_cols[0]:
-                text = [t if i == 0 or i in starts else "" for i, t in enumerate(text)]
             plain = [_cell(c, v) for v in table[c]]
             if max([len(t) for t in plain] or [0]) > WRAP_CHARS and any(" " in t for t in plain):
-                specs.append(f"p{{{WRAP_PT:g}pt}}")
+                specs.append(_prose(WRAP_PT))
                 widths.append(WRAP_PT)
             else:
                 specs.append("l")
@@ -582,13 +594,14 @@ def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decim
         need = _text_pt(group) - sum(widths[a:b]) - 2 * TABCOLSEP_PT * (b - a - 1)
         if need > 0:
             widths[b - 1] += need
-    wrap = [k for k, sp in enumerate(specs) if sp.startswith("p{")]
+    wrap = [k for k, sp in enumerate(specs) if "}p{" in sp]
     total = _total(widths)
     if wrap and total > PAGE_PT:  # narrow the prose columns until the table fits the page
         each = max(MIN_WRAP_PT, (PAGE_PT / WIDTH_MARGIN - (total - sum(widths[k] for k in wrap))) / len(wrap))
         for k in wrap:
-            widths[k], specs[k] = each, f"p{{{each:.0f}pt}}"
+            widths[k], specs[k] = each, _prose(each)
         total = _total(widths)
+    total = max([total, *(WIDTH_MARGIN * _text_pt(h) for h in headings)])
     env = "table" if total <= COLUMN_PT else "table*"
     grouped = bool(spans)
     frame = pd.DataFrame({k: cells[c] for k, c in enumerate(cols)})
@@ -607,9 +620,14 @@ def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decim
                                 lines[top + 1]).replace("  ", " ")
         rules = "".join(rf"\cmidrule(lr){{{a + 1}-{b}}}" for _, a, b in spans)
         lines.insert(top + 2, rules)
-    mid = lines.index(r"\midrule", top)
-    for n, i in enumerate(starts or []):
-        lines.insert(mid + 1 + i + n, r"\midrule")
+    mid, end = lines.index(r"\midrule", top), lines.index(r"\bottomrule")
+    heading = dict(zip([0, *(starts or [])], headings))
+    body = []
+    for i, row in enumerate(lines[mid + 1:end]):
+        if i in heading:
+            body += ([r"\midrule"] if i else []) + [rf"\multicolumn{{{len(cols)}}}{{@{{}}l}}{{\textit{{{heading[i]}}}}} \\"]
+        body.append(row)
+    lines[mid + 1:end] = body
     width = f"{total:.0f} pt estimated at {TABLE_FONT_PT:g} pt; one IEEE column is {COLUMN_PT:g} pt"
     head = [r"% requires \usepackage{booktabs,siunitx}", f"% {width}"]
     if total > PAGE_PT:
@@ -629,9 +647,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     (ratios with ``decimals`` decimals, times to two significant figures),
     header groups (e.g. *proven optimum* / *bound only*) with ``\cmidrule``
     and, when the first of ``group_cols`` repeats a value on consecutive rows,
-    row groups: its repeated values left blank and a ``\midrule`` between
-    groups.  Every
-    cell goes through :func:`latex_escape`.  Needs
+    row groups: that column becomes an italic heading row above each group
+    (``small``; ``top-k = 2`` for a number), with a ``\midrule`` between
+    groups.  Every cell goes through :func:`latex_escape`.  Needs
     ``\usepackage{booktabs,siunitx}``.
     """
     if fmt == "csv":
