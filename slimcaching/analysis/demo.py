@@ -224,7 +224,9 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
     if len(ft):
         log(format_table(ft, "markdown"))
         put("formulations_md", "formulations.md", format_table(ft, "markdown"))
-        put("formulations_tex", "formulations.tex", format_table(ft, "latex", caption=FORMULATION_CAPTION + limit,
+        nodes = (f" Every MILP run stops at {node_limit} branch-and-bound nodes." if node_limit is not None
+                 else "")
+        put("formulations_tex", "formulations.tex", format_table(ft, "latex", caption=FORMULATION_CAPTION + nodes,
                                                                  label="tab:formulations"))
     gt, cex, notes = check_guarantees(str(db), out_dir=out / "counterexamples", df=own)
     put("guarantees_md", "guarantees.md", format_table(gt, "markdown") + "".join(f"\n- {n}" for n in notes) + "\n")

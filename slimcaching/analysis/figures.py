@@ -252,9 +252,12 @@ def _figure(plt, width: str, nrows: int = 1, ncols: int = 1, **kw):
     return plt.subplots(nrows, ncols, figsize=(WIDTHS[width], 3.0), layout="constrained", **kw)
 
 
-def _finish(fig, axes, width: str, *, panel_in: float = 1.9, nrows: int = 1, title: str | None = None) -> None:
-    """One legend for the figure, below the axes (outside the data), the optimum first; the figure is
-    made tall enough for ``nrows`` panels of ``panel_in`` inches plus the legend."""
+def _finish(fig, axes, width: str, out: Path, stem: str, *, panel_in: float = 1.9, nrows: int = 1,
+            title: str | None = None) -> list[Path]:
+    """Add one legend below the axes (outside the data, the optimum first), make the figure tall
+    enough for ``nrows`` panels of ``panel_in`` inches plus the legend, save it as ``stem`` and close it."""
+    import matplotlib.pyplot as plt
+
     handles: dict[str, Any] = {}
     for ax in np.atleast_1d(axes).flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
@@ -265,6 +268,9 @@ def _finish(fig, axes, width: str, *, panel_in: float = 1.9, nrows: int = 1, tit
     fig.set_size_inches(WIDTHS[width], nrows * panel_in + 0.5 + (0.16 * rows + 0.08 if labels else 0.0))
     if labels:
         fig.legend([handles[a] for a in labels], labels, loc="outside lower center", ncols=ncol, title=title)
+    paths = _save(fig, out, stem)
+    plt.close(fig)
+    return paths
 
 
 def _ncol(width: str, labels: list[str]) -> int:
@@ -393,9 +399,7 @@ def _latency_figures(plt, df, out, width, sty) -> list[Path]:
             binned = axis not in DISCRETE and g[axis].nunique() > MAX_POINTS
             ax.set_xlabel(label + (" (binned)" if binned else ""))
             ax.set_ylabel(r"mean latency $T/T_{\mathrm{cloud}}$")
-            _finish(fig, ax, w)
-            written += _save(fig, out, f"latency_vs_{axis}_{suite}")
-            plt.close(fig)
+            written += _finish(fig, ax, w, out, f"latency_vs_{axis}_{suite}")
     return written
 
 
@@ -427,9 +431,7 @@ def _ecdf_figures(plt, df, out, width, sty) -> list[Path]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel("fraction of instances")
-        _finish(fig, axes, w, nrows=nrows)
-        written += _save(fig, out, f"ratio_ecdf_{fam}")
-        plt.close(fig)
+        written += _finish(fig, axes, w, out, f"ratio_ecdf_{fam}", nrows=nrows)
     return written
 
 
@@ -459,9 +461,7 @@ def _profile_figures(plt, df, out, width, sty) -> list[Path]:
             what = {"runtime": "runtime", "latency": "latency $T$", "inverse_gain": "objective"}[measure]
             ax.set_xlabel(rf"$\tau$: within a factor $\tau$ of the best {what}")
             ax.set_ylabel(rf"fraction of instances ($n={len(costs)}$)")
-            _finish(fig, ax, w)
-            written += _save(fig, out, f"{stem}_{fam}")
-            plt.close(fig)
+            written += _finish(fig, ax, w, out, f"{stem}_{fam}")
     return written
 
 
@@ -489,7 +489,6 @@ def _scaling_figures(plt, df, out, width, sty) -> list[Path]:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"problem size $N\sum_l E_l$" if fam == "caching" else "experts")
         ax.set_ylabel("median runtime (s)")
-        _finish(fig, ax, w, title="algorithm (slope of log runtime on log size)")
-        written += _save(fig, out, f"runtime_scaling_{fam}")
-        plt.close(fig)
+        written += _finish(fig, ax, w, out, f"runtime_scaling_{fam}",
+                           title="algorithm (slope of log runtime on log size)")
     return written
