@@ -188,6 +188,13 @@ def test_figures_cli(figure_store, tmp_path, capsys):
 
     assert main(["figures", str(figure_store), "--out", str(tmp_path / "f"), "--width", "column"]) == 0
     assert "ratio_ecdf_caching.pdf" in capsys.readouterr().out
+    # a subset of the lines: the optimum still comes from the brute-force runs left out of the plot
+    files = make_figures(str(figure_store), tmp_path / "g", algorithms=["greedy", "successive"])
+    assert {"latency_vs_top_k_topk.pdf", "profile_runtime_caching.pdf"} <= {f.name for f in files}
+    df = with_ratios(load_frame(figure_store))
+    sub = df[df["name"].isin(["greedy", "successive"])]
+    pts = latency_points(sub[sub["suite"] == "topk"], "top_k", n_boot=50)
+    assert set(pts["algorithm"]) == {"greedy", "successive", OPTIMUM}
     with pytest.raises(SystemExit) as exc:
         main(["figures", str(figure_store), "--out", str(tmp_path / "f"), "--width", "huge"])
     assert exc.value.code == 2 and "invalid choice: 'huge'" in capsys.readouterr().err

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -352,12 +352,15 @@ def _width(default: str, width: str) -> str:
     return default if width == "auto" else width
 
 
-def make_figures(db: Any, out_dir: str | Path, *, width: str = "auto") -> list[Path]:
+def make_figures(db: Any, out_dir: str | Path, *, width: str = "auto",
+                 algorithms: Sequence[str] | None = None) -> list[Path]:
     """Write every figure the data supports; return the files written.
 
     ``db`` is a results database (path or store) or a frame of its rows
     (:func:`~.report.load_frame`).  ``width``: ``column`` (3.5 in), ``page``
     (7.16 in) or ``auto`` (line plots one column, multi-panel figures a page).
+    ``algorithms`` keeps only those lines (names or labels with parameters);
+    the references (proven optima, bounds) still come from every row.
     """
     import matplotlib
 
@@ -371,6 +374,9 @@ def make_figures(db: Any, out_dir: str | Path, *, width: str = "auto") -> list[P
     df = db if isinstance(db, pd.DataFrame) else load_frame(db)
     if "ratio" not in df.columns:
         df = with_ratios(df)
+    if algorithms:
+        keep = set(algorithms)
+        df = df[df["algorithm"].isin(keep) | df["name"].isin(keep)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -118,7 +118,8 @@ def cmd_worst_case(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from ..analysis.figures import make_figures
 
-    files = make_figures(args.db, args.out, width=args.width)
+    files = make_figures(args.db, args.out, width=args.width,
+                         algorithms=[a for a in (args.algorithms or "").split(",") if a] or None)
     for f in files:
         print(f)
     if not files:
@@ -227,6 +228,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--width", choices=[*WIDTHS, "auto"], default="auto",
                    help="figure width: column (3.5 in) or page (7.16 in); auto: each figure's own")
+    p.add_argument("--algorithms", default=None, metavar="LIST",
+                   help="comma-separated algorithms to draw, names or labels with parameters (default: all; "
+                        "the optimum and bounds still come from every run)")
 
     p = add(sub, "sweeps", "write the instance grids behind the figures (capacity, top-k, nodes, scaling)",
             cmd_sweeps)
