@@ -341,10 +341,18 @@ def _steps(ax, x: np.ndarray, y: np.ndarray, style: dict[str, Any], label: str, 
 
 
 def _save(fig, out: Path, stem: str) -> list[Path]:
+    """Write ``stem.pdf`` (no creation date, so the same data give the same bytes) and ``stem.png``
+    (300 dpi) through :func:`slimcaching.fileio.write_bytes`."""
+    import io
+
+    from ..fileio import write_bytes
+
     paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
     for p in paths:
-        fig.savefig(p, dpi=300 if p.suffix == ".png" else None, metadata={"CreationDate": None}
-                    if p.suffix == ".pdf" else None)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=p.suffix[1:], dpi=300 if p.suffix == ".png" else None,
+                    metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
+        write_bytes(buf.getvalue(), p)
     return paths
 
 
