@@ -29,8 +29,8 @@ def _suite(folder, cases):
 
 def test_demo_specs_pass_the_work_limit_to_every_exact_run():
     s = demo_specs(500)
-    assert s["exact"] == "exact[node_limit=500,warm_start=false]"
-    assert s["formulations"].endswith("exact[formulation=assignment,node_limit=500,warm_start=false]")
+    assert s["exact"] == "exact[node_limit=500]"
+    assert s["formulations"].endswith("exact[formulation=assignment,node_limit=500]")
     assert "exact" not in s["heuristics"].split(",") and "brute-force" not in s["heuristics"].split(",")
     assert demo_specs(None)["exact"] == "exact"
 

@@ -251,9 +251,15 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
 
 
 def _stop(info: Any, status: str) -> str:
-    """Why an exact-reference run stopped: ``solved``, ``work limit``, ``time limit`` or the raw reason."""
-    if status in WALL_STOPS:
+    """Why an exact-reference run stopped: ``solved``, ``work limit``, ``time limit``, ``interrupted`` or
+    the raw reason (from the solver's ``info["stopped_by"]`` when it has one, else its termination)."""
+    stopped = info.get("stopped_by") if isinstance(info, dict) else None
+    if status in WALL_STOPS or stopped == "time_limit":
         return "time limit"
+    if stopped == "node_limit":
+        return "work limit"
+    if stopped == "interrupt":
+        return "interrupted"
     tc = info.get("termination_condition") if isinstance(info, dict) else None
     if tc in (None, "convergenceCriteriaSatisfied", "trivial") and status == "optimal":
         return "solved"
