@@ -42,6 +42,7 @@ cross-check on a 3-node instance).
 """
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import math
@@ -224,6 +225,8 @@ class SolveReport:
     incumbent_streamed : bool        ``values`` came from an improving-solution callback.
     node_count, solver_time_s, build_time_s, load_time_s, n_variables, n_constraints
     isolated : bool                  the solve ran in a child process.
+    options : dict                   the solver options it ran with.
+    exit_code : int or None          see below.
     """
 
     solver: str = DEFAULT_SOLVER
@@ -244,6 +247,8 @@ class SolveReport:
     n_constraints: int | None = None
     isolated: bool = True
     options: dict = field(default_factory=dict)
+    exit_code: int | None = None
+    """Set when the solver process ended by itself without an answer (negative: the signal)."""
 
     @property
     def interrupted(self) -> bool:
@@ -524,7 +529,12 @@ class PendingSolve:
             pass
         reader, writer = multiprocessing.Pipe(duplex=False)
         parent = os.getpid()
-        pid = os.fork()
+        gc.freeze()  # the child's collector then leaves the parent's objects (and their pages) alone
+        try:
+            pid = os.fork()
+        finally:
+            if os.getpid() == parent:
+                gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child (coverage does not follow a fork)
             reader.close()
             _child_main(self.child, writer, parent)
@@ -576,13 +586,15 @@ class PendingSolve:
             self._reap()
 
     def _reap(self) -> None:
+        """End the child (if it still runs) and record how it ended when it did so on its own."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            elif not self._done and self._reason is None:
+                self.report.exit_code = os.waitstatus_to_exitcode(status)
+        except (ChildProcessError, ProcessLookupError):
             pass
         self.conn.close()
 

@@ -503,6 +503,8 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     if rep.killed:
         message += (f"; the solver did not answer within {GRACE_S:g} s of being stopped and was ended; "
                     "keeping what it had reported")
+    if rep.exit_code is not None:
+        message += f"; the solver process ended without an answer (exit code {rep.exit_code})"
     if problem is not None:
         bound = None
         if status is Status.OPTIMAL:
