@@ -275,3 +275,35 @@ def test_solver_options_reach_highs():
     assert res.params["solver_options"] == {"mip_max_nodes": 3, "presolve": "off"}
     assert res.info["mip_node_count"] == 3 and res.info["termination_condition"] == "iterationLimit"
     assert res.status is Status.FEASIBLE and res.bound < res.latency
+
+
+@pytest.mark.slow
+def test_sigint_during_the_moe2_milp_raises_with_the_greedy_selection():
+    import threading
+
+    from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
+    from slimcaching.moe2.generator import generate_moe2
+    from slimcaching.solvers import SolveInterrupted
+
+    inst = generate_moe2(1, experts=16, categories=8)
+    inst.content_hash()
+    greedy = MOE2_ALGORITHMS["greedy"](inst)
+    sent = []
+
+    def interrupt():
+        end = time.monotonic() + 60
+        while not _children(os.getpid()) and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        if _children(os.getpid()):  # only while the solver process runs: never into pytest itself
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(SolveInterrupted) as caught:
+        MOE2_ALGORITHMS["exact"](inst, seed=0)
+    assert time.monotonic() - sent[0] <= 2.0
+    res = caught.value.result
+    assert res.info["stopped_by"] == "interrupt" and res.feasible
+    assert res.objective >= greedy.objective and res.bound >= res.objective
+    assert not _children(os.getpid())
