@@ -42,6 +42,7 @@ cross-check on a 3-node instance).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import logging
@@ -554,6 +555,23 @@ class PendingSolve:
             except ProcessLookupError:
                 pass
 
+    def meanwhile(self, work: Callable[[], Any]) -> Any:
+        """Run ``work()`` in this process while the child solves; its value, or ``None`` on Ctrl-C.
+
+        Ctrl-C during ``work`` stops the child (the report then says
+        ``interrupt``); any other exception stops the child and propagates.
+        """
+        try:
+            return work()
+        except KeyboardInterrupt:
+            self.cancel("interrupt")
+            return None
+        except BaseException:
+            self.cancel("error")
+            with contextlib.suppress(Exception):
+                self.wait()
+            raise
+
     def wait(self) -> SolveReport:
         """Collect the report (blocking until the child answers, the deadline, or Ctrl-C)."""
         if self.pid is None:
@@ -589,6 +607,10 @@ class PendingSolve:
         """End the child (if it still runs) and record how it ended when it did so on its own."""
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
+            end = time.perf_counter() + 0.2  # the pipe closes a moment before the process is gone
+            while pid == 0 and not self._done and self._reason is None and time.perf_counter() < end:
+                time.sleep(0.005)
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid == 0:
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)

@@ -90,38 +90,15 @@ def test_scaling_is_exact():
 
 
 # ------------------------------------------------------- planted solver failures
-def _tamper(monkeypatch, edit, times: int = 99):
-    """Wrap the solver so that its first ``times`` reports are edited by ``edit(report)``."""
-    real = solve_mod.start_solve
-    calls = []
-
-    class Pending:
-        def __init__(self, pending):
-            self.pending = pending
-
-        def cancel(self, reason):
-            self.pending.cancel(reason)
-
-        def wait(self):
-            rep = self.pending.wait()
-            calls.append(rep.options)
-            if len(calls) <= times:
-                edit(rep)
-            return rep
-
-    monkeypatch.setattr(solve_mod, "start_solve", lambda build, **kw: Pending(real(build, **kw)))
-    return calls
-
-
 @pytest.mark.parametrize("formulation", ["level", "assignment"])
-def test_planted_bound_above_the_optimum_is_caught(monkeypatch, formulation):
+def test_planted_bound_above_the_optimum_is_caught(tamper_solver, formulation):
     inst = instance_from_dict(json.loads(FILES[1].read_text()))
     opt = brute_force(inst).latency
 
     def lie(rep):
         rep.bound *= 1.2
 
-    calls = _tamper(monkeypatch, lie)
+    calls = tamper_solver(solve_mod, lie)
     res = exact(inst, formulation=formulation)
     assert res.status is not Status.OPTIMAL
     assert res.bound <= opt * (1 + 1e-12)
@@ -132,21 +109,21 @@ def test_planted_bound_above_the_optimum_is_caught(monkeypatch, formulation):
     assert res.latency == pytest.approx(opt, rel=1e-9)  # the placement itself was fine
 
 
-def test_planted_failure_that_a_tight_resolve_fixes(monkeypatch):
+def test_planted_failure_that_a_tight_resolve_fixes(tamper_solver):
     inst = instance_from_dict(json.loads(FILES[1].read_text()))
     opt = brute_force(inst).latency
 
     def lie(rep):
         rep.bound *= 1.5
 
-    _tamper(monkeypatch, lie, times=1)
+    tamper_solver(solve_mod, lie, times=1)
     res = exact(inst)
     assert res.status is Status.OPTIMAL and res.info["resolved"] and res.info["numerics"] == "ok"
     assert "re-solved with tight tolerances" in res.message
     assert res.bound <= opt * (1 + 1e-12) and res.latency == pytest.approx(opt, rel=1e-9)
 
 
-def test_planted_placement_that_disagrees_with_its_objective(monkeypatch):
+def test_planted_placement_that_disagrees_with_its_objective(tamper_solver):
     """The solver claims its optimum for the empty placement: the evaluator cross-check refuses it."""
     inst = instance_from_dict(json.loads(FILES[1].read_text()))
     opt = brute_force(inst).latency
@@ -154,7 +131,7 @@ def test_planted_placement_that_disagrees_with_its_objective(monkeypatch):
     def swap(rep):
         rep.values = np.zeros_like(rep.values)
 
-    _tamper(monkeypatch, swap)
+    tamper_solver(solve_mod, swap)
     res = exact(inst, warm_start=False)
     assert res.status is not Status.OPTIMAL
     assert "solver objective" in res.info["numerics"] and "evaluator gives" in res.info["numerics"]

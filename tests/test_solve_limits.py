@@ -208,7 +208,7 @@ def test_moe2_milp_time_limit_returns_the_greedy_incumbent_and_a_bound():
         assert res.info["stopped_by"] == "time_limit"
 
 
-def test_moe2_milp_bound_is_checked(monkeypatch):
+def test_moe2_milp_bound_is_checked(tamper_solver):
     """A HiGHS bound below a feasible selection is dropped, never raised to the incumbent."""
     from slimcaching.moe2 import milp
     from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
@@ -216,21 +216,11 @@ def test_moe2_milp_bound_is_checked(monkeypatch):
 
     inst = generate_moe2(2, experts=6, categories=3)
     opt = MOE2_ALGORITHMS["exhaustive"](inst).objective
-    real = milp.start_solve
 
-    class Lying:
-        def __init__(self, pending):
-            self.pending = pending
+    def lie(rep):
+        rep.bound *= 0.5
 
-        def cancel(self, reason):
-            self.pending.cancel(reason)
-
-        def wait(self):
-            rep = self.pending.wait()
-            rep.bound *= 0.5
-            return rep
-
-    monkeypatch.setattr(milp, "start_solve", lambda build, **kw: Lying(real(build, **kw)))
+    tamper_solver(milp, lie)
     res = MOE2_ALGORITHMS["exact"](inst)
     assert res.status is Status.FEASIBLE and "numerical failure" in res.message
     assert res.info["bound_source"] == "energy-free" and res.bound >= opt * (1 - 1e-12)

@@ -462,18 +462,12 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
 
     t1 = time.perf_counter()
     pending = launch(False)
-    try:
-        if warm_start and heuristic is not None and time_limit is not None and node_limit is None:
-            # Under a limit the solver may stop with a weak incumbent, so the caller's
-            # heuristic runs (in this process, while the model is built in the child).
-            heur = heuristic(max(0.01, WARM_START_SHARE * max(0.0, deadline - time.perf_counter())))
+    if warm_start and heuristic is not None and time_limit is not None and node_limit is None:
+        # Under a limit the solver may stop with a weak incumbent, so the caller's
+        # heuristic runs (in this process, while the model is built in the child).
+        heur = pending.meanwhile(lambda: heuristic(max(0.01, WARM_START_SHARE * (deadline - time.perf_counter()))))
+        if heur is not None:
             best.offer(heur.placement, heur.algorithm)
-    except KeyboardInterrupt:
-        pending.cancel("interrupt")
-    except BaseException:
-        pending.cancel("error")
-        pending.wait()
-        raise
     if warm_start:
         info["warm_start_source"] = best.source
     rep = pending.wait()

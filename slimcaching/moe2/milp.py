@@ -198,17 +198,11 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
                           options={"mip_feasibility_tolerance": FEAS_TOL, "primal_feasibility_tolerance": FEAS_TOL})
     best = _Best(instance)
     best.offer(np.zeros(instance.C, dtype=np.int64), "empty")
-    try:
-        if heuristic is not None:
-            left = None if deadline is None else max(0.01, 0.2 * (deadline - time.perf_counter()))
-            h = heuristic(left)
+    if heuristic is not None:
+        h = pending.meanwhile(lambda: heuristic(None if deadline is None else
+                                                max(0.01, 0.2 * (deadline - time.perf_counter()))))
+        if h is not None:
             best.offer(np.array([mask_of(s) for s in h.selection], dtype=np.int64), h.algorithm)
-    except KeyboardInterrupt:
-        pending.cancel("interrupt")
-    except BaseException:
-        pending.cancel("error")
-        pending.wait()
-        raise
     rep = pending.wait()
     status, has_solution, message = translate_status(rep)
     if has_solution:
