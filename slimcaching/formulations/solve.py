@@ -300,8 +300,9 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         Wall-clock seconds for everything: building, loading, solving.  The
         solver runs in a child process that is stopped at the limit whatever
         it is doing (:mod:`slimcaching.solvers`); the call returns within
-        about ``time_limit + 1.5`` s with status ``time_limit``, the best
-        incumbent known and a valid bound.
+        about ``time_limit + 1`` s with status ``time_limit``, the best
+        incumbent known and a valid bound (provided the caller's
+        ``heuristic``, which runs in this process, keeps its own budget).
     formulation : {"level", "assignment"}, default "level"
     mip_gap : float, optional
         Relative gap at which HiGHS stops (default ``1e-9``); a result whose
@@ -368,7 +369,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         extra parameters.
     SolveInterrupted
         Ctrl-C (``SIGINT``) during the solve: the solver is stopped within
-        about 1.5 s and the exception's ``result`` holds the best placement
+        about 1 s and the exception's ``result`` holds the best placement
         and bound found so far (status ``feasible``, ``stopped_by``
         ``interrupt``).  It is a ``KeyboardInterrupt``.
 
