@@ -44,9 +44,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from .algorithms import get_moe2_algorithm
     from .instance import read_moe2_instance
 
+    from ..solvers import SolveInterrupted
+
     inst = read_moe2_instance(args.instance)
     fn = get_moe2_algorithm(args.algorithm)
-    res = fn(inst, seed=args.seed, time_limit=args.time_limit, **parse_params(args.param))
+    try:
+        res = fn(inst, seed=args.seed, time_limit=args.time_limit, **parse_params(args.param))
+    except SolveInterrupted as exc:  # Ctrl-C inside the MILP: keep what it found, then exit 130
+        if exc.result is not None:
+            emit(exc.result.to_dict(), args.output, indent=None)
+        raise
     emit(res.to_dict(), args.output, indent=None)
     return 0
 
