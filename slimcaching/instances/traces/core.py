@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import write_text, write_with
 from ..catalog import get_architecture
 from ..generators import assemble
 from ..model import Instance
@@ -314,6 +315,6 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a trace table as CSV (``\\n`` line ends) or Parquet, by extension."""
     path = str(path)
     if path.lower().endswith((".parquet", ".pq")):
-        df.to_parquet(path, index=False)
+        write_with(path, lambda name: df.to_parquet(name, index=False))
     else:
-        df.to_csv(path, index=False, lineterminator="\n")
+        write_text(df.to_csv(index=False, lineterminator="\n"), path)

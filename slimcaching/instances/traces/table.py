@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import open_input
 
 __all__ = ["read_table"]
 
@@ -13,7 +14,10 @@ def read_table(path: str) -> pd.DataFrame:
     try:
         if low.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True)
+        with open_input(path) as fh:  # .gz decompressed as a capped stream
+            return pd.read_csv(fh, skipinitialspace=True)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, ("", "file not found")) from None
     except pd.errors.EmptyDataError:
