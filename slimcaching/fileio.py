@@ -323,10 +323,12 @@ def read_npy(path: str | os.PathLike) -> Any:
             version = npf.read_magic(fh)
             if version == (1, 0):
                 shape, _fortran, dtype = npf.read_array_header_1_0(fh)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):  # 3.0 differs only by a UTF-8 header (ASCII in practice)
                 shape, _fortran, dtype = npf.read_array_header_2_0(fh)
             else:
-                shape, _fortran, dtype = npf._read_array_header(fh, version)  # (3, 0): no public reader
+                raise InputError(path, ("", f"unsupported .npy format version {version[0]}.{version[1]}"))
+        except InputError:
+            raise
         except (OSError, EOFError) as exc:
             raise _read_error(path, exc) from None
         except (ValueError, SyntaxError, TypeError) as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,8 +64,11 @@ def load_frame(db: str | Any) -> pd.DataFrame:
     else:
         if not Path(str(db)).is_file():
             raise InputError(str(db), ("", "no such results database"))
-        with ResultStore(db) as st:
-            df = st.frame()
+        try:
+            with ResultStore(db) as st:
+                df = st.frame()
+        except sqlite3.DatabaseError as exc:  # corrupt, truncated or not SQLite at all
+            raise InputError(str(db), ("", f"not a readable results database: {exc}")) from None
     df = df.copy()
     df["name"] = df["algorithm"]
     df["algorithm"] = [_label(a, p) for a, p in zip(df["name"], df["params"])]
