@@ -31,7 +31,7 @@ def as_float(v: Any) -> float:
     try:
         return float(v)
     except OverflowError:
-        return math.copysign(math.inf, v)
+        return math.inf if v > 0 else -math.inf
 
 
 def is_int(v: Any) -> bool:

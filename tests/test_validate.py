@@ -284,3 +284,13 @@ def test_control_characters_from_keys_are_escaped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b" not in err and err.count("\n") == 1
     assert "latency.x\\r\\x1b[2Jy: latency key 'x\\r\\x1b[2Jy' is not a node name" in err
+
+
+def test_probability_beyond_float_range_is_one_line(tmp_path, capsys):
+    """Found by the fuzzer: an integer p of 10^400 overflowed while converting to float."""
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(_mut(_set(["users", 0, "routing", 0, 0, "p"], 10**400))))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}: $.users[0].routing[0][0].p: probability must be > 0 and finite, got 1000000000")
+    assert err.count("\n") == 1

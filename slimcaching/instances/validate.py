@@ -238,7 +238,7 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                     c.add(f"{ps}.p", "missing required field 'p'")
                     pr = None
                 elif not is_num(pr) or not math.isfinite(as_float(pr)) or pr <= 0:
-                    c.add(f"{ps}.p", f"probability must be > 0, got {brief(pr)}")
+                    c.add(f"{ps}.p", f"probability must be > 0 and finite, got {brief(pr)}")
                     pr = None
                 if ex is None:
                     continue
