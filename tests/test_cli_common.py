@@ -56,6 +56,11 @@ BAD = [
     (["moe2", "generate", "--seed", "1", "--experts", "16", "--categories", "2000"],
      r"^--categories: categories x 2\^experts = 131072000 quality entries exceeds the limit"),
     (["moe2", "solve", TINY, "--algorithm", "dmo", "--seed", "-1"], r"--seed must be >= 0"),
+    (["generate", "--model", "mixtral-8x7b", "--capacity", "9" * 25],
+     r"--capacity must be at most 9007199254740992 size units or 2\^63 bytes"),
+    (["from-trace", TINY, "--model", "mixtral-8x7b", "--device-capacity", "99999999999999999GiB"],
+     r"--device-capacity must be at most 9007199254740992 size units or 2\^63 bytes"),
+    (["bench", TINY, "--db", TINY], r"^--db: '.*tiny.json' is an input of this command; refusing to overwrite it$"),
 ]
 
 

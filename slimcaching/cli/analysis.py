@@ -131,7 +131,7 @@ def register(sub) -> None:
     ncpu = os.cpu_count() or 1
 
     p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench,
-            inputs=["inputs"])
+            inputs=["inputs"], outputs=["db"])
     p.add_argument("inputs", nargs="+", metavar="SUITE_OR_FILES",
                    help="suite names (instances/<name>/), folders or instance files")
     p.add_argument("--algorithms", default=None, metavar="LIST",

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import InputError, escape_control
 
-__all__ = ["Parser", "number", "positive_float", "fraction", "integer", "int_at_least", "seed", "seed_list",
+__all__ = ["Parser", "number", "positive_float", "fraction", "integer", "int_at_least", "seed", "seed_list", "capacity",
            "parse_params", "emit", "add_command", "check_relations", "SEED_MAX"]
 
 SEED_MAX = 2**63 - 1
@@ -128,6 +128,26 @@ def seed_list(name: str = "--seeds") -> Callable[[str], list[int | None]]:
                 raise argparse.ArgumentTypeError(f"{name} must be comma-separated integers in 0..{SEED_MAX} "
                                                  f"(or none), got {s[:60]!r}") from None
         return out
+    return conv
+
+
+def capacity(name: str = "--capacity") -> Callable[[str], str]:
+    """Option type: a storage size as :func:`slimcaching.instances.suites.parse_capacity` reads it,
+    at most ``LIMITS["size"]`` size units (``2^63`` bytes); the text itself is passed on."""
+    def conv(s: str) -> str:
+        from ..instances.suites import parse_capacity
+        from ..instances.validate import LIMITS
+
+        try:
+            v = parse_capacity(s)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(exc.rule.replace("--capacity", name)) from None
+        too_big = (("units" in v and v["units"] > LIMITS["size"])
+                   or ("bytes" in v and not v["bytes"] <= 2**63))
+        if too_big:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {LIMITS['size']} size units or 2^63 bytes, "
+                                             f"got {s[:40]!r}")
+        return s
     return conv
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from ..instances.validate import LIMITS
-from .common import add_command, emit, fraction, int_at_least, number, positive_float, seed
+from .common import add_command, capacity, emit, fraction, int_at_least, number, positive_float, seed
 
 __all__ = ["register"]
 
@@ -125,10 +125,10 @@ def register(sub) -> None:
     p.add_argument("--nodes", type=int_at_least("--nodes", 1, LIMITS["cells"]), default=3, help="edge servers")
     p.add_argument("--users", type=int_at_least("--users", 1, LIMITS["cells"]), default=3)
     p.add_argument("--seed", type=seed(), default=0)
-    p.add_argument("--capacity", default=None,
+    p.add_argument("--capacity", type=capacity(), default=None,
                    help="with --model: per-server storage as a fraction (0.25, 25%%), size units (1008) "
                         "or bytes (24GiB); default: the preset's storage")
-    p.add_argument("--device-capacity", default=None,
+    p.add_argument("--device-capacity", type=capacity("--device-capacity"), default=None,
                    help="with --model and devices: device storage, same forms as --capacity")
     p.add_argument("--precision", default="bf16", help="with --model: bf16, int8, int4 or mixed (per layer)")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
@@ -166,8 +166,10 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="catalog name, see `slimcaching models`")
     p.add_argument("--network", default="wifi-rtx", help="network preset")
     p.add_argument("--nodes", type=int_at_least("--nodes", 1, LIMITS["cells"]), default=4, help="edge servers")
-    p.add_argument("--capacity", default=None, help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
-    p.add_argument("--device-capacity", default=None, help="device storage, same forms as --capacity")
+    p.add_argument("--capacity", type=capacity(), default=None,
+                   help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
+    p.add_argument("--device-capacity", type=capacity("--device-capacity"), default=None,
+                   help="device storage, same forms as --capacity")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
                    help="add (or drop) one device node per user")
     p.add_argument("--precision", default="bf16", help="bf16, int8, int4 or mixed")
