@@ -92,3 +92,35 @@ def test_parse_params():
         parse_params(["eps=1e400"])
     with pytest.raises(InputError, match=r"--param: seed is an option of its own \(--seed\)"):
         parse_params(["seed=1"])
+
+
+def test_docs_list_every_checked_option_and_exit_code():
+    """docs/model.md section 6 names every option whose value is checked, per command, and every exit code."""
+    import argparse
+
+    from slimcaching.cli.main import build_parser
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    section = doc[doc.index("## 6. Exit codes"):]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] not in ("command", "---"):
+            for cmd in cells[0].split(", "):
+                rows[cmd] = rows.get(cmd, "") + " " + cells[1]
+    missing = []
+
+    def walk(parser, prefix):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sp in a.choices.items():
+                    walk(sp, prefix + [name])
+            elif prefix and a.option_strings and (a.type is not None or a.choices is not None):
+                opt = max(a.option_strings, key=len)
+                if f"`{opt}" not in rows.get(" ".join(prefix), ""):
+                    missing.append(f"{' '.join(prefix)} {opt}")
+
+    walk(build_parser(), [])
+    assert missing == [], missing
+    for code in (0, 1, 2, 130, 143):
+        assert re.search(rf"^\| {code} \|", section, re.M)
