@@ -331,8 +331,8 @@ def read_npy(path: str | os.PathLike) -> Any:
             raise
         except (OSError, EOFError) as exc:
             raise _read_error(path, exc) from None
-        except (ValueError, SyntaxError, TypeError) as exc:
-            raise InputError(path, ("", f"not a valid .npy file: {str(exc).splitlines()[0] if str(exc) else exc!r}")) from None
+        except Exception as exc:  # numpy parses the header with ast/tokenize: any of their errors
+            raise InputError(path, ("", f"not a valid .npy header: {type(exc).__name__}")) from None
         if dtype.hasobject:
             raise InputError(path, ("", "holds Python objects (pickles are not read); expected a numeric array"))
         need = math.prod(int(s) for s in shape) * dtype.itemsize

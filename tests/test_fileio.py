@@ -389,3 +389,23 @@ def test_npy_header_is_checked_against_the_file_size(tmp_path, capsys):
     ok.write_bytes(ok.read_bytes()[:-8])  # truncated data
     with pytest.raises(InputError, match=r"holds 88 bytes of data"):
         read_npy(ok)
+
+
+@pytest.mark.parametrize("header", [b"{'descr': '<i8', 'fortran_order': False, 'shape': (10,",
+                                    b"{'descr': '<i8', 'fortran_order': False, 'shape': (3, 2,{8), }"])
+def test_garbled_npy_header_is_one_line(tmp_path, header):
+    """Found by the fuzzer: numpy's header parser raised tokenize.TokenError."""
+    from numpy.lib import format as npf
+
+    f = tmp_path / "g.npy"
+    pad = header + b" " * (118 - len(header)) + b"\n"
+    f.write_bytes(npf.magic(1, 0) + len(pad).to_bytes(2, "little") + pad + b"\0" * 64)
+    with pytest.raises(InputError, match=r"g.npy: not a valid .npy header"):
+        read_npy(f)
+
+
+def test_corrupt_store_is_one_line_exit_2(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 8)
+    rc, _, err = _run(capsys, ["report", db])
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"{db}: not a readable results database")

@@ -308,3 +308,11 @@ def test_generator_never_writes_a_file_its_reader_rejects(tmp_path):
     with pytest.raises(InputError, match=r"bad.json: \$\.energy_budget: must be non-negative"):
         write_moe2_instance(bad, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_quality_beyond_float_range_is_one_line():
+    """Found by the fuzzer: an integer quality of 10^400 overflowed in the float conversion."""
+    d = _base()
+    d["categories"][0]["quality"]["0"] = 10**400
+    with pytest.raises(InputError, match=r"\$\.categories\[0\]\.quality\['0'\]: quality must be a finite number"):
+        moe2_from_dict(d)

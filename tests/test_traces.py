@@ -279,3 +279,16 @@ def test_layer_base_applies_to_csv(tmp_path):
     f.write_text("user,token,layer,expert\nu0,0,1,1\nu0,0,2,3\nu0,1,1,0\n")
     assert sorted(set(read_trace(f, layer_base=1).layer.tolist())) == [0, 1]
     assert sorted(set(read_trace(f).layer.tolist())) == [1, 2]
+
+
+def test_fiddler_counts_beyond_float_range_are_one_line(tmp_path):
+    """Found by the fuzzer: an integer count of 10^400 overflowed in the float conversion."""
+    from slimcaching.instances.traces import read_marginals
+
+    f = tmp_path / "pop.json"
+    f.write_text('{"total_input_tokens": 100, "expert_popularity": [[1, ' + "1" + "0" * 400 + ']]}')
+    with pytest.raises(InputError, match=r"pop.json: \$\.expert_popularity: must be a list of lists of counts"):
+        read_marginals(f, fmt="fiddler")
+    f.write_text('{"total_input_tokens": 100, "expert_popularity": [[1, 1e400]]}')
+    with pytest.raises(InputError, match=r"pop.json: \$: counts and total_input_tokens must be finite"):
+        read_marginals(f, fmt="fiddler")

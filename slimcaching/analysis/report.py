@@ -67,8 +67,8 @@ def load_frame(db: str | Any) -> pd.DataFrame:
         try:
             with ResultStore(db) as st:
                 df = st.frame()
-        except sqlite3.DatabaseError as exc:  # corrupt, truncated or not SQLite at all
-            raise InputError(str(db), ("", f"not a readable results database: {exc}")) from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError, ValueError) as exc:  # corrupt, truncated, not SQLite
+            raise InputError(str(db), ("", f"not a readable results database: {str(exc).splitlines()[0]}")) from None
     df = df.copy()
     df["name"] = df["algorithm"]
     df["algorithm"] = [_label(a, p) for a, p in zip(df["name"], df["params"])]

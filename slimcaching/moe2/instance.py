@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileio import content_hash
-from ..validation import Collector, is_num, readonly
+from ..validation import Collector, as_float, brief, is_num, readonly
 
 __all__ = [
     "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "SELECTION_FORMAT", "MAX_EXPERTS", "MONOTONE_TOL",
@@ -268,8 +268,8 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
                                       f"commas, each in 0..{M - 1} (\"\" for the empty set)")
             ok = False
             continue
-        if not is_num(v) or not math.isfinite(float(v)):
-            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {v!r}")
+        if not is_num(v) or not math.isfinite(as_float(v)):
+            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {brief(v)}")
             ok = False
             continue
         table[mask] = float(v)

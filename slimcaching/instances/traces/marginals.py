@@ -76,8 +76,10 @@ def read_marginals(path: str | os.PathLike, *, fmt: str = "fiddler", top_k: int 
             try:
                 c = np.asarray(d["expert_popularity"], dtype=float)
                 T = float(d["total_input_tokens"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(str(f), ("$.expert_popularity", "must be a list of lists of counts")) from None
+            if not (np.isfinite(c).all() and (c >= 0).all() and np.isfinite(T)):
+                raise InputError(str(f), ("$", "counts and total_input_tokens must be finite and non-negative"))
             if c.ndim != 2:
                 raise InputError(str(f), ("$.expert_popularity", f"must be layers x experts, got shape {c.shape}"))
             if not T > 0:
