@@ -464,8 +464,15 @@ def check_output(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike]
 
 
 # ------------------------------------------------------------------ writing: the one output path
-def _oserror(path: str, exc: OSError) -> OutputError:
-    return OutputError(path, exc.strerror or str(exc))
+@contextlib.contextmanager
+def _output_errors(path: str) -> Iterator[None]:
+    """Turn any operating-system error of the block into an :class:`OutputError` naming ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(path, exc.strerror or str(exc)) from None
 
 
 def _temp_name(folder: str, name: str) -> str:
@@ -500,23 +507,20 @@ def _publish(path: str | os.PathLike, produce: Callable[[io.BufferedWriter], Non
     path = os.fspath(path)
     tmp = None
     try:
-        target, st = _target(path, inputs)
-        if st is not None and not stat.S_ISREG(st.st_mode):  # device, FIFO: write through, never replace
-            with open(target, "wb") as fh:
+        with _output_errors(path):
+            target, st = _target(path, inputs)
+            if st is not None and not stat.S_ISREG(st.st_mode):  # device, FIFO: write through, never replace
+                with open(target, "wb") as fh:
+                    produce(fh)
+                return
+            folder = os.path.dirname(target)
+            os.makedirs(folder, exist_ok=True)
+            tmp = _temp_name(folder, os.path.basename(target))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+            with open(fd, "wb") as fh:
                 produce(fh)
-            return
-        folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
-        tmp = _temp_name(folder, os.path.basename(target))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-        with open(fd, "wb") as fh:
-            produce(fh)
-        _finish_regular(tmp, target, st)
-        tmp = None
-    except OSError as exc:
-        if isinstance(exc, OutputError):
-            raise
-        raise _oserror(path, exc) from None
+            _finish_regular(tmp, target, st)
+            tmp = None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -592,39 +596,28 @@ def write_with(path: str | os.PathLike, writer: Callable[[str], Any], *,
     path = os.fspath(path)
     tmpdir = None
     try:
-        target, st = _target(path, inputs)
-        through = st is not None and not stat.S_ISREG(st.st_mode)
-        folder = os.path.dirname(target)
-        if not through:
-            os.makedirs(folder, exist_ok=True)
-        tmpdir = tempfile.mkdtemp(prefix=".slimcaching-", suffix=".tmp", dir=None if through else folder)
-        name = os.path.basename(target)
-        writer(os.path.join(tmpdir, name))
-        main = os.path.join(tmpdir, name)
-        if through:
-            with open(main, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-            return
-        for extra in sorted(os.listdir(tmpdir)):
-            if extra != name:
-                dest = os.path.join(folder, extra)
-                _refuse_input(dest, dest, inputs)
-                _finish_regular(os.path.join(tmpdir, extra), dest, _stat_or_none(dest))
-        _finish_regular(main, target, st)
-    except OSError as exc:
-        if isinstance(exc, OutputError):
-            raise
-        raise _oserror(path, exc) from None
+        with _output_errors(path):
+            target, st = _target(path, inputs)
+            through = st is not None and not stat.S_ISREG(st.st_mode)
+            folder = os.path.dirname(target)
+            if not through:
+                os.makedirs(folder, exist_ok=True)
+            tmpdir = tempfile.mkdtemp(prefix=".slimcaching-", suffix=".tmp", dir=None if through else folder)
+            name = os.path.basename(target)
+            writer(os.path.join(tmpdir, name))
+            main = os.path.join(tmpdir, name)
+            if through:
+                with open(main, "rb") as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                return
+            for extra in sorted(os.listdir(tmpdir)):
+                if extra != name:
+                    dest, dest_st = _target(os.path.join(folder, extra), inputs)
+                    _finish_regular(os.path.join(tmpdir, extra), dest, dest_st)
+            _finish_regular(main, target, st)
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-def _stat_or_none(path: str) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        return None
 
 
 def content_hash(doc: dict, *, ignore: tuple[str, ...] = ("name", "metadata")) -> str:
