@@ -128,12 +128,27 @@ def _read_error(path: str, exc: BaseException) -> InputError:
     return InputError(path, ("", f"cannot read file: {exc}"))
 
 
+class _Counted(io.RawIOBase):
+    """``raw``, counting the bytes read from it (a pipe has no position to ask)."""
+
+    def __init__(self, raw: io.BufferedReader):
+        self._raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._raw.readinto(b)
+        self.count += n or 0
+        return n
+
+
 class _CappedGzip(io.RawIOBase):
     """A binary stream of the decompressed bytes of a gzip file, refusing to exceed the input limits."""
 
     def __init__(self, path: str, raw: io.BufferedReader):
-        self.path, self._raw = path, raw
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self.path, self._raw = path, _Counted(raw)
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="rb")
         self._limit, self._ratio = input_limit(), gzip_ratio_limit()
         self.produced = 0
 
@@ -149,7 +164,7 @@ class _CappedGzip(io.RawIOBase):
         if self.produced > self._limit:
             raise InputError(self.path, ("", f"decompresses to more than {self._limit} bytes, the input limit "
                                              f"(set {MAX_INPUT_ENV} to raise it)"))
-        used = max(1, self._raw.tell())
+        used = max(1, self._raw.count)
         if self.produced > GZIP_RATIO_AFTER and self.produced > self._ratio * used:
             raise InputError(self.path, ("", f"decompresses more than {self._ratio:g} times its compressed size "
                                              f"({self.produced} bytes from {used}): refusing a likely gzip bomb "
@@ -194,14 +209,22 @@ def open_input(path: str | os.PathLike) -> Iterator[io.BufferedIOBase]:
         yield raw
 
 
-def read_bytes(path: str | os.PathLike) -> bytearray:
-    """All bytes of ``path`` (decompressed for ``.gz``) within the input limits; see :func:`open_input`."""
+def read_bytes(path: str | os.PathLike, *, first: Callable[[bytes], str | None] | None = None) -> bytearray:
+    """All bytes of ``path`` (decompressed for ``.gz``) within the input limits; see :func:`open_input`.
+
+    ``first``, when given, looks at the first chunk read (up to 1 MiB) and
+    returns a rule the content breaks, or ``None``: a file that is plainly not
+    of the expected kind (``/dev/zero``, a binary file) fails at once instead
+    of after reading up to the input limit.
+    """
     path = os.fspath(path)
     limit = input_limit()
     buf = bytearray()
     with open_input(path) as fh:
         try:
             while chunk := fh.read(_CHUNK):
+                if first is not None and not buf and (rule := first(chunk)) is not None:
+                    raise InputError(path, ("$", rule))
                 buf += chunk
                 if len(buf) > limit:  # devices and pipes have no size to check up front
                     raise InputError(path, ("", f"has more than {limit} bytes, the input limit "
@@ -292,10 +315,20 @@ def loads_json(data: bytes | bytearray | str, file: str = "<input>") -> Any:
         raise InputError(file, ("$", f"number out of range: {str(exc).split(';')[0]}")) from None
 
 
+def _json_start(chunk: bytes) -> str | None:
+    """A rule broken when ``chunk`` cannot begin a JSON document (cheap: whitespace, then the first byte)."""
+    head = chunk.lstrip(b" \t\r\n")
+    if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark: json reports it precisely
+        return None
+    if head and head[:1] not in b'{["-0123456789tfn':
+        return f"not valid JSON: unexpected byte {head[:1]!r} at the start"
+    return None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Decode a ``.json`` or ``.json.gz`` file strictly, or raise :class:`InputError` (see the module notes)."""
     path = os.fspath(path)
-    return loads_json(read_bytes(path), path)
+    return loads_json(read_bytes(path, first=_json_start), path)
 
 
 def read_npy(path: str | os.PathLike) -> Any:

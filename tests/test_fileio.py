@@ -409,3 +409,20 @@ def test_corrupt_store_is_one_line_exit_2(tmp_path, capsys):
     db.write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 8)
     rc, _, err = _run(capsys, ["report", db])
     assert rc == 2 and err.count("\n") == 1 and err.startswith(f"{db}: not a readable results database")
+
+
+def test_endless_device_is_refused_at_the_first_chunk(capsys):
+    """/dev/zero used to be read up to the input limit (4 GiB) before failing."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    rc, _, err = _run(capsys, ["validate", "/dev/zero"])
+    assert rc == 2 and err == "/dev/zero: $: not valid JSON: unexpected byte b'\\x00' at the start\n"
+
+
+def test_gzip_through_a_fifo(tmp_path):
+    fifo = tmp_path / "in.json.gz"
+    os.mkfifo(fifo)
+    t = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(TINY.read_bytes())))
+    t.start()
+    assert read_json(fifo)["name"] == "example-tiny"
+    t.join(30)
