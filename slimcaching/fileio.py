@@ -393,14 +393,32 @@ def _file_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+_FOLDER_FILES = 100_000  # files of an input folder that are protected (a suite holds a few hundred)
+
+
 def _ids(paths: Iterable[str | os.PathLike | None]) -> set[tuple[int, int]]:
+    """Identities of the regular files among ``paths`` and inside the folders among them."""
     out = set()
     for p in paths:
         if p is None:
             continue
-        fid = _file_id(os.fspath(p))
-        if fid is not None and stat.S_ISREG(os.stat(os.fspath(p)).st_mode):
-            out.add(fid)
+        p = os.fspath(p)
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.add((st.st_dev, st.st_ino))
+        elif stat.S_ISDIR(st.st_mode):
+            seen = 0
+            for root, _dirs, files in os.walk(p):
+                for name in files:
+                    fid = _file_id(os.path.join(root, name))
+                    if fid is not None:
+                        out.add(fid)
+                    seen += 1
+                if seen > _FOLDER_FILES:
+                    break
     return out
 
 
@@ -412,7 +430,7 @@ def protect_inputs(paths: Iterable[str | os.PathLike | None]) -> Iterator[None]:
     so ``report DB -o DB`` or ``solve INSTANCE -o INSTANCE`` cannot destroy
     the input, wherever in the library the write happens.  Files are compared
     by identity (device and inode), so another name, a symbolic link or a hard
-    link of an input is protected too.
+    link of an input is protected too; a folder protects the files in it.
     """
     token = _PROTECTED.set(_PROTECTED.get() + tuple(_ids(paths)))
     try:

@@ -426,3 +426,12 @@ def test_gzip_through_a_fifo(tmp_path):
     t.start()
     assert read_json(fifo)["name"] == "example-tiny"
     t.join(30)
+
+
+def test_files_inside_an_input_folder_are_inputs(tmp_path, capsys):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copy(TINY, suite / "a.json")
+    rc, _, err = _run(capsys, ["bench", suite, "--db", suite / "a.json", "--algorithms", "cloud", "--no-progress"])
+    assert rc == 2 and "--db: " in err and "is an input of this command" in err
+    assert (suite / "a.json").read_bytes() == TINY.read_bytes()
