@@ -37,6 +37,13 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _ascii(s: str, kind: Callable[[str], Any]) -> Any:
+    """``kind(s)`` for ASCII text only: Python's int() and float() also read '١' or '٣' as digits."""
+    if not s.isascii():
+        raise ValueError(s)
+    return kind(s)
+
+
 def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -54,9 +61,9 @@ def number(name: str, low: float | None = None, high: float | None = None, *, lo
 
     def conv(s: str) -> float:
         try:
-            v = float(s)
+            v = _ascii(s, float)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s[:40]!r}") from None
         ok = math.isfinite(v)
         if ok and low is not None:
             ok = v > low if low_open else v >= low
@@ -72,9 +79,9 @@ def positive_float(name: str) -> Callable[[str], float]:
     """Option type: a finite number ``> 0``."""
     def conv(s: str) -> float:
         try:
-            v = float(s)
+            v = _ascii(s, float)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s[:40]!r}") from None
         if not (math.isfinite(v) and v > 0):
             raise argparse.ArgumentTypeError(f"{name} must be > 0 and finite, got {s!r}")
         return v
@@ -90,7 +97,7 @@ def integer(name: str, low: int | None = None, high: int | None = None) -> Calla
     """Option type: an integer within ``low..high`` (either end may be open)."""
     def conv(s: str) -> int:
         try:
-            v = int(s)
+            v = _ascii(s, int)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s[:40]!r}") from None
         if low is not None and v < low:
