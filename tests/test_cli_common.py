@@ -76,7 +76,7 @@ def test_bad_option_is_one_line_exit_2(tmp_path, capsys, argv, rule):
 
 
 def test_defaults_and_edges_are_accepted(tmp_path, capsys):
-    for argv in (["generate", "--seed", "0", "--skew", "0", "--specialisation", "1", "--top-k", "8"],
+    for argv in (["generate", "--seed", "0", "--skew", "0", "--specialisation", "1", "--experts", "3", "--top-k", "3"],
                  ["generate", "--seed", str(2**63 - 1), "--layers", "1", "--experts", "2", "--top-k", "2"],
                  ["moe2", "generate", "--seed", "3", "--orin-fraction", "0", "--energy-fraction", "5"]):
         rc, _, err = _run(capsys, argv + ["-o", str(tmp_path / "x.json")])
