@@ -12,9 +12,9 @@ __all__ = ["read_table"]
 def read_table(path: str) -> pd.DataFrame:
     low = path.lower()
     try:
-        if low.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        with open_input(path) as fh:  # .gz decompressed as a capped stream
+        with open_input(path) as fh:  # size-capped; .gz decompressed as a capped stream
+            if low.endswith((".parquet", ".pq")):
+                return pd.read_parquet(fh)
             return pd.read_csv(fh, skipinitialspace=True)
     except InputError:
         raise
