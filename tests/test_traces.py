@@ -255,3 +255,40 @@ def test_list_traces_reject_empty_lists_and_non_integers(long_df):
             lambda v: [] if v is None else v)), file="bad.csv")
     with pytest.raises(InputError, match=r"bad.csv: \$\[6\]\.expert: expert must be an integer, got 'x'"):
         trace_from_frame(as_str.assign(experts=as_str["experts"].where(as_str.index != 6, "1 x")), file="bad.csv")
+
+
+# ------------------------------------------------------------------ issue 18: values that wrapped or crashed
+@pytest.mark.parametrize("row,match", [
+    ("u0,inf,0,1", r"\$\[0\]\.token: token must be an integer \(at most 2\^53 in magnitude\), got inf"),
+    ("u0,0,0,1e30", r"\$\[0\]\.expert: expert must be an integer \(at most 2\^53 in magnitude\), got 1e\+30"),
+    (",0,0,1", r"\$\[0\]\.user: user must not be empty"),
+])
+def test_ids_that_would_wrap_and_empty_users_are_one_line(tmp_path, row, match):
+    from slimcaching.instances.traces import read_trace
+
+    f = tmp_path / "t.csv"
+    f.write_text("user,token,layer,expert\n" + row + "\nu0,0,0,2\nu0,1,0,3\n")
+    with pytest.raises(InputError, match=r"t.csv: " + match):
+        read_trace(f)
+
+
+def test_layer_base_applies_to_csv(tmp_path):
+    from slimcaching.instances.traces import read_trace
+
+    f = tmp_path / "t.csv"
+    f.write_text("user,token,layer,expert\nu0,0,1,1\nu0,0,2,3\nu0,1,1,0\n")
+    assert sorted(set(read_trace(f, layer_base=1).layer.tolist())) == [0, 1]
+    assert sorted(set(read_trace(f).layer.tolist())) == [1, 2]
+
+
+def test_fiddler_counts_beyond_float_range_are_one_line(tmp_path):
+    """Found by the fuzzer: an integer count of 10^400 overflowed in the float conversion."""
+    from slimcaching.instances.traces import read_marginals
+
+    f = tmp_path / "pop.json"
+    f.write_text('{"total_input_tokens": 100, "expert_popularity": [[1, ' + "1" + "0" * 400 + ']]}')
+    with pytest.raises(InputError, match=r"pop.json: \$\.expert_popularity: must be a list of lists of counts"):
+        read_marginals(f, fmt="fiddler")
+    f.write_text('{"total_input_tokens": 100, "expert_popularity": [[1, 1e400]]}')
+    with pytest.raises(InputError, match=r"pop.json: \$: counts and total_input_tokens must be finite"):
+        read_marginals(f, fmt="fiddler")

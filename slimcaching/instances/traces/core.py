@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import write_text, write_with
 from ..catalog import get_architecture
 from ..generators import assemble
 from ..model import Instance
@@ -92,11 +93,13 @@ def _columns_error(file: str, have: Sequence[str], user_column: str) -> InputErr
 
 def _int_column(file: str, df: pd.DataFrame, col: str) -> np.ndarray:
     v = pd.to_numeric(df[col], errors="coerce")
-    bad = v.isna() | (v != np.floor(v))
+    bad = v.isna() | (v != np.floor(v)) | ~(v.abs() <= 2**53)  # inf and 1e30 would wrap in int64
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(file, (f"$[{df.index[i]}].{col}",
-                                f"{col} must be an integer, got {df[col].iloc[i]!r}"))
+        x = df[col].iloc[i]
+        x = x.item() if hasattr(x, "item") else x
+        big = " (at most 2^53 in magnitude)" if isinstance(x, (int, float)) and not np.isnan(x) else ""
+        raise InputError(file, (f"$[{df.index[i]}].{col}", f"{col} must be an integer{big}, got {x!r}"))
     return v.to_numpy(dtype=np.int64)
 
 
@@ -136,6 +139,9 @@ def trace_from_frame(df: pd.DataFrame, *, file: str = "<trace>", user_column: st
     layer = _int_column(file, long, "layer") - int(layer_base)
     expert = _int_column(file, long, "expert")
     src_row = long.index.to_numpy(dtype=np.int64)
+    empty = long[user_column].isna().to_numpy()
+    if empty.any():
+        raise InputError(file, (f"$[{src_row[np.flatnonzero(empty)[0]]}].{user_column}", "user must not be empty"))
     ucodes, unames = pd.factorize(long[user_column], sort=False)
     names = tuple(str(x) for x in unames)
     return _group(file, ucodes.astype(np.int64), names, token, layer, expert, src_row, fmt, user_column)
@@ -314,6 +320,6 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a trace table as CSV (``\\n`` line ends) or Parquet, by extension."""
     path = str(path)
     if path.lower().endswith((".parquet", ".pq")):
-        df.to_parquet(path, index=False)
+        write_with(path, lambda name: df.to_parquet(name, index=False))
     else:
-        df.to_csv(path, index=False, lineterminator="\n")
+        write_text(df.to_csv(index=False, lineterminator="\n"), path)

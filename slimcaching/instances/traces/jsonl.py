@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import open_input
 from .core import Trace, trace_from_frame
 
 __all__ = ["read_jsonl"]
@@ -11,7 +12,10 @@ __all__ = ["read_jsonl"]
 
 def read_jsonl(path: str, user_column: str) -> Trace:
     try:
-        df = pd.read_json(path, lines=True)
+        with open_input(path) as fh:  # .gz decompressed as a capped stream
+            df = pd.read_json(fh, lines=True)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, ("", "file not found")) from None
     except ValueError as exc:

@@ -7,7 +7,6 @@ the observed activation frequencies (:func:`fit_plackett_luce`) and
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...fileio import read_json, read_npy
 from ..catalog import get_architecture
 from ..generators import assemble
 from ..model import Instance
@@ -69,18 +69,17 @@ def read_marginals(path: str | os.PathLike, *, fmt: str = "fiddler", top_k: int 
     counts, tokens, names = [], [], []
     if fmt == "fiddler":
         for f in _files(path, ".json"):
-            try:
-                d = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(str(f), ("$", f"not valid JSON: {exc}")) from None
+            d = read_json(f)
             if not isinstance(d, dict) or "expert_popularity" not in d or "total_input_tokens" not in d:
                 raise InputError(str(f), ("$", "a Fiddler popularity file needs total_input_tokens and "
                                                "expert_popularity (layers x experts counts)"))
             try:
                 c = np.asarray(d["expert_popularity"], dtype=float)
                 T = float(d["total_input_tokens"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(str(f), ("$.expert_popularity", "must be a list of lists of counts")) from None
+            if not (np.isfinite(c).all() and (c >= 0).all() and np.isfinite(T)):
+                raise InputError(str(f), ("$", "counts and total_input_tokens must be finite and non-negative"))
             if c.ndim != 2:
                 raise InputError(str(f), ("$.expert_popularity", f"must be layers x experts, got shape {c.shape}"))
             if not T > 0:
@@ -92,10 +91,7 @@ def read_marginals(path: str | os.PathLike, *, fmt: str = "fiddler", top_k: int 
         if not top_k:
             raise InputError(path, ("", "counts-npy needs the model's top-k to turn counts into tokens"))
         for f in _files(path, ".npy"):
-            try:
-                a = np.load(f, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise InputError(str(f), ("", f"cannot read array: {exc}")) from None
+            a = read_npy(f)
             if a.ndim != 3:
                 raise InputError(str(f), ("", f"expected counts [sequences, layers, experts], got shape {a.shape}"))
             c = a.sum(axis=0).astype(float)

@@ -44,7 +44,7 @@ def read_trace(path: str | os.PathLike, *, fmt: str = "auto", user_column: str =
     elif fmt == "jsonl" or (fmt == "auto" and low.endswith((".jsonl", ".ndjson"))):
         tr = read_jsonl(path, user_column)
     elif fmt in ("auto", "long", "list"):
-        tr = trace_from_frame(read_table(path), file=path, user_column=user_column, fmt=fmt)
+        tr = trace_from_frame(read_table(path), file=path, user_column=user_column, fmt=fmt, layer_base=layer_base)
     else:
         raise InputError("--format", ("", f"unknown trace format {fmt!r}; valid: auto, {', '.join(FORMATS)}"))
     if layer_base and tr.fmt in ("npy", "jsonl"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import open_input
 
 __all__ = ["read_table"]
 
@@ -11,9 +12,12 @@ __all__ = ["read_table"]
 def read_table(path: str) -> pd.DataFrame:
     low = path.lower()
     try:
-        if low.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True)
+        with open_input(path) as fh:  # size-capped; .gz decompressed as a capped stream
+            if low.endswith((".parquet", ".pq")):
+                return pd.read_parquet(fh)
+            return pd.read_csv(fh, skipinitialspace=True)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, ("", "file not found")) from None
     except pd.errors.EmptyDataError:

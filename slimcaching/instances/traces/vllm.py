@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
+from ...fileio import read_npy as load_npy
 from .core import Trace, _group
 
 __all__ = ["read_npy"]
@@ -18,10 +19,7 @@ def read_npy(path: str) -> Trace:
         raise InputError(path, ("", "empty trace: no .npy files"))
     us, ts, ls, es, rs, names = [], [], [], [], [], []
     for k, f in enumerate(files):
-        try:
-            a = np.load(f, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(str(f), ("", f"cannot read array: {exc}")) from None
+        a = load_npy(f)
         if a.ndim == 2:
             a = a[:, :, None]                   # [tokens, layers]: top-1
         if a.ndim != 3 or not np.issubdtype(a.dtype, np.integer):
