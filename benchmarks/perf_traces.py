@@ -1,0 +1,140 @@
+"""Benchmark of streaming trace import at 10M tokens (``make bench``).
+
+Targets (issue 13), on the 2-core machine:
+
+* a 10M-token Mixtral-8x7B (32 layers x 8 experts, top-2) vLLM trace
+  (``int16 [tokens, 32, 2]``, 4 request files) imported in <= 60 s with peak
+  memory <= 1.5 GB;
+* a 10M-token DeepSeek-V2-Lite (26 x 64, top-6) trace in <= 5 min within the
+  same memory.
+
+The traces are generated once (seeded) into ``--dir`` (default
+``/work/scratch/traces-bench`` or ``$SLIMCACHING_TRACE_BENCH``; not in the
+repository): each user's tokens draw one set per layer from the routing
+model of :func:`slimcaching.instances.suites.model_instance` with
+``tokens=65536`` sampled sets per ``(user, layer)``, so a trace has up to
+``4 x L x 65536`` distinct ``(user, layer, set)`` entries (reported).
+
+Each import runs ``slimcaching from-trace`` in a fresh process (so peak RSS is
+the import's alone), sequentially, ``--repeat`` times; the table reports the
+median and IQR of wall time, CPU time and peak RSS (``ru_maxrss`` of the
+child).  Run with ``python -m benchmarks.perf_traces [--tokens N] [--repeat R]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.timing import machine
+
+__all__ = ["main", "generate", "CASES"]
+
+#: name -> (catalog model, users, target seconds)
+CASES = {"mixtral": ("Mixtral-8x7B", 4, 60.0), "deepseek-v2-lite": ("DeepSeek-V2-Lite", 4, 300.0)}
+MEMORY_TARGET_GB = 1.5
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get("SLIMCACHING_TRACE_BENCH", "/work/scratch/traces-bench"))
+
+
+def generate(case: str, tokens: int, out: Path, seed: int = 0) -> Path:
+    """Write ``out/<case>-<tokens>/user-<u>.npy`` (vLLM layout, int16) once; returns the folder."""
+    from slimcaching.instances.suites import model_instance
+
+    model, users, _ = CASES[case]
+    folder = out / f"{case}-{tokens}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    inst = model_instance(model, network="5g-mec", nodes=4, users=users, seed=seed, tokens=65536)
+    rng = np.random.default_rng([seed, 13])
+    per_user = tokens // users
+    L, K = inst.L, inst.max_top_k
+    step = 250_000
+    for u in range(users):
+        path = folder / f"user-{u}.npy"
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.int16, shape=(per_user, L, K))
+        for a in range(0, per_user, step):
+            b = min(per_user, a + step)
+            for l in range(L):
+                sl = inst.sets_of(u, l)
+                p = inst.set_prob[sl]
+                idx = rng.choice(len(p), size=b - a, p=p / p.sum())
+                arr[a:b, l, :] = inst.set_experts[sl][idx][:, :K]
+        arr.flush()
+        del arr
+    done.write_text("ok\n")
+    return folder
+
+
+def _run_import(folder: Path, model: str) -> tuple[float, float, float, str]:
+    """One import in a child process: wall s, CPU s, peak RSS GB, the child's stderr."""
+    out = folder.parent / f"{folder.name}.instance.npz"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "slimcaching.cli", "from-trace", str(folder), "--model", model,
+                           "--network", "5g-mec", "--seed", "0", "-o", str(out)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"import failed ({proc.returncode}): {proc.stderr.strip()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 2 ** 20, proc.stderr.strip()
+
+
+def _iqr(v: list[float]) -> float:
+    if len(v) < 2:
+        return 0.0
+    q = statistics.quantiles(v, n=4)
+    return q[2] - q[0]
+
+
+def run(tokens: int, repeat: int, cases: list[str], out: Path) -> str:
+    lines = [f"### Streaming trace import, {tokens:,} tokens (machine: {machine()})", "",
+             "| trace | file size | distinct (user, layer, set) | wall median (IQR) | CPU median | "
+             "peak RSS median (max) | target | met |", "|---|---:|---:|---:|---:|---:|---|:---:|"]
+    for case in cases:
+        model, _, target = CASES[case]
+        folder = generate(case, tokens, out)
+        size = sum(f.stat().st_size for f in folder.glob("*.npy")) / 2 ** 30
+        runs = [_run_import(folder, model) for _ in range(max(1, repeat))]
+        wall = [r[0] for r in runs]
+        cpu = [r[1] for r in runs]
+        rss = [r[2] for r in runs]
+        ratio = next((line for line in runs[-1][3].splitlines() if "tokens per distinct set" in line), "")
+        distinct = ratio.split(" give ")[1].split(" distinct")[0] if " give " in ratio else "see metadata"
+        met = "yes" if statistics.median(wall) <= target and max(rss) <= MEMORY_TARGET_GB else "NO"
+        lines.append(f"| {model} vLLM `{folder.name}` | {size:.2f} GiB | {distinct} | "
+                     f"{statistics.median(wall):.1f} s ({_iqr(wall):.1f}) | {statistics.median(cpu):.1f} s | "
+                     f"{statistics.median(rss):.2f} GB ({max(rss):.2f}) | <= {target:.0f} s, "
+                     f"<= {MEMORY_TARGET_GB} GB | {met} |")
+    lines += ["", f"Each import: `slimcaching from-trace FOLDER --model M --network 5g-mec --seed 0 -o X.npz` "
+                  f"in a fresh process, {repeat} run(s), sequentially; peak RSS is the child's ru_maxrss."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
+    ap.add_argument("--dir", default=str(default_dir()), help="where the generated traces live")
+    args = ap.parse_args(argv)
+    text = run(args.tokens, args.repeat, [c for c in args.cases.split(",") if c], Path(args.dir))
+    print(text)
+    return text
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
