@@ -129,7 +129,8 @@ def int_array(file: str, values: np.ndarray, field: str, rows: np.ndarray) -> np
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         big = " (beyond 2**53, where ids stop being exact)" if np.isfinite(f[i]) and abs(f[i]) > 2.0 ** 53 else ""
-        raise InputError(file, (f"$[{rows[i]}].{field}", f"{field} must be an integer, got {values[i]!r}{big}"))
+        got = values[i].item() if isinstance(values[i], np.generic) else values[i]
+        raise InputError(file, (f"$[{rows[i]}].{field}", f"{field} must be an integer, got {got!r}{big}"))
     return f.astype(np.int64)
 
 
