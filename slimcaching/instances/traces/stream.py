@@ -61,7 +61,7 @@ class Chunk:
 class SetCodec:
     """One integer key per activated set (sorted ids, at most ``top_k`` of ``E``).
 
-    * ``bitmask`` (``E <= 64`` and no wider than packing): bit ``e`` set for every member;
+    * ``bitmask`` (``E <= 64``): bit ``e`` set for every member (no sort needed);
     * ``packed``: the sorted ids in ``b = ceil(log2 E)``-bit fields, a short set
       padded by repeating its last id (ids are distinct, so a repeat marks padding);
       needs ``top_k * b <= 64``;
@@ -75,7 +75,7 @@ class SetCodec:
         self.E, self.K = int(experts), int(top_k)
         self.bits = max(1, math.ceil(math.log2(self.E))) if self.E > 1 else 1
         packed = self.K * self.bits
-        if self.E <= 64 and self.E <= packed:
+        if self.E <= 64:
             self.mode, self.key_bits = "bitmask", self.E
         elif packed <= 64:
             self.mode, self.key_bits = "packed", packed
@@ -199,11 +199,13 @@ class Counts:
 
 # ------------------------------------------------------------------ checks
 def _check_chunk(file: str, ch: Chunk, layers: int, experts: int, top_k: int, layer_base: int,
-                 model: str) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised checks of one chunk; returns the 0-based layers and the sorted, ``-1``-padded sets."""
-    layer = ch.layer.astype(np.int64) - int(layer_base)
-    bad = (layer < 0) | (layer >= layers)
-    if bad.any():
+                 model: str, codec: "SetCodec") -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised checks of one chunk, column by column (fast for small k); returns the
+    0-based layers and the set keys (``uint64``), or sorted ``-1``-padded rows in ``rows`` mode."""
+    layer = ch.layer.astype(np.int64, copy=False) - int(layer_base) if layer_base else ch.layer.astype(np.int64, copy=False)
+    lo, hi = int(layer.min()), int(layer.max())
+    if lo < 0 or hi >= layers:
+        bad = (layer < 0) | (layer >= layers)
         i = int(np.flatnonzero(bad)[0])
         base = f" after --layer-base {layer_base}" if layer_base else ""
         hint = ("; a trace that numbers every transformer layer needs --layer-base set to the id of the first "
@@ -214,27 +216,42 @@ def _check_chunk(file: str, ch: Chunk, layers: int, experts: int, top_k: int, la
     ex = np.asarray(ch.experts)
     if ex.ndim != 2 or ex.shape[1] == 0:
         raise InputError(file, ("$", f"expected a set of expert ids per row, got shape {ex.shape}"))
-    ex = ex.astype(np.int64, copy=False)
-    pad = ex == -1
-    badx = ((ex >= experts) | ((ex < 0) & ~pad)).any(axis=1)
-    if badx.any():
+    if not np.issubdtype(ex.dtype, np.integer):
+        ex = ex.astype(np.int64)
+    if int(ex.min()) < -1 or int(ex.max()) >= experts:
+        badx = ((ex >= experts) | (ex < -1)).any(axis=1)
         i = int(np.flatnonzero(badx)[0])
-        v = ex[i][(ex[i] >= experts) | ((ex[i] < 0) & (ex[i] != -1))]
+        v = ex[i][(ex[i] >= experts) | (ex[i] < -1)]
         raise InputError(file, (f"$[{ch.row[i]}].expert",
                                 f"expert {int(v[0])} out of range: {model} has {experts} experts per layer "
                                 f"(0..{experts - 1})"))
-    size = (~pad).sum(axis=1)
-    if (size == 0).any():
+    cols = [ex[:, j] for j in range(ex.shape[1])]
+    size = np.zeros(len(ex), dtype=np.int8)
+    for c in cols:
+        size += c >= 0
+    if int(size.min()) == 0:
         i = int(np.flatnonzero(size == 0)[0])
         raise InputError(file, (f"$[{ch.row[i]}].experts",
                                 "a token must activate at least one expert, got an empty list"))
-    if (size > top_k).any():
+    if int(size.max()) > top_k:
         i = int(np.flatnonzero(size > top_k)[0])
         raise InputError(file, (f"$[{ch.row[i]}].expert",
                                 f"token {int(ch.token[i])} activates {int(size[i])} experts at layer "
                                 f"{int(layer[i])}, more than top-k = {top_k}"))
+    if codec.mode == "bitmask":
+        key = np.zeros(len(ex), dtype=np.uint64)
+        one = np.uint64(1)
+        for c in cols:
+            bit = np.left_shift(one, c.astype(np.uint64))
+            key |= np.where(c >= 0, bit, np.uint64(0)) if int(c.min()) < 0 else bit
+        dup = np.bitwise_count(key) != size
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            sorted_sets(file, ex[i:i + 1], ch.token[i:i + 1], layer[i:i + 1], ch.row[i:i + 1])
+        return layer, key
     srt = sorted_sets(file, ex, ch.token, layer, ch.row)
-    return layer, srt[:, :top_k] if srt.shape[1] > top_k else srt
+    srt = srt[:, :top_k] if srt.shape[1] > top_k else srt
+    return layer, (srt if codec.mode == "rows" else codec.encode(srt))
 
 
 def sorted_sets(file: str, ex: np.ndarray, token: np.ndarray, layer: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -293,11 +310,12 @@ def count_chunks(chunks: Iterable[Chunk], *, user_names: Callable[[], Sequence[s
     for ch in chunks:
         if len(ch) == 0:
             continue
-        layer, sets = _check_chunk(file, ch, layers, experts, top_k, layer_base, model)
-        part = np.zeros(len(ch), dtype=np.int64) if part_of is None else part_of(ch)
-        group = (ch.user.astype(np.int64) * layers + layer) * P + part
+        layer, keys = _check_chunk(file, ch, layers, experts, top_k, layer_base, model, codec)
+        group = ch.user.astype(np.int64) * (layers * P) + layer * P
+        if part_of is not None:
+            group += part_of(ch)
         rows += len(ch)
-        _tally_chunk(tallies, codec, group, sets)
+        _tally_chunk(tallies, codec, group, keys)
     if rows == 0:
         raise InputError(file, ("", "empty trace: no rows"))
     names = tuple(str(x) for x in user_names())
@@ -322,19 +340,24 @@ def count_chunks(chunks: Iterable[Chunk], *, user_names: Callable[[], Sequence[s
                   tokens=tokens, rows=rows, info=dict(info or {}))
 
 
-def _tally_chunk(tallies: dict, codec: SetCodec, group: np.ndarray, sets: np.ndarray) -> None:
-    if codec.mode == "rows":
+def _groups(group: np.ndarray, keys: np.ndarray):
+    """``(group, slice of keys)`` runs; sorts by group only when the chunk is not already grouped."""
+    if len(group) > 1 and (group[1:] < group[:-1]).any():
         order = np.argsort(group, kind="stable")
-        g, s = group[order], sets[order]
-        bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            rows, cnt = np.unique(s[a:b], axis=0, return_counts=True)
-            t = tallies.setdefault(int(g[a]), Tally(codec.K))
+        group, keys = group[order], keys[order]
+    bounds = np.flatnonzero(np.r_[True, group[1:] != group[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        yield int(group[a]), keys[a:b]
+
+
+def _tally_chunk(tallies: dict, codec: SetCodec, group: np.ndarray, keys: np.ndarray) -> None:
+    if codec.mode == "rows":
+        for g, s in _groups(group, keys):
+            rows, cnt = np.unique(s, axis=0, return_counts=True)
             if rows.shape[1] < codec.K:
                 rows = np.pad(rows, ((0, 0), (0, codec.K - rows.shape[1])), constant_values=-1)
-            t.add(rows[:, :codec.K], cnt)
+            tallies.setdefault(g, Tally(codec.K)).add(rows[:, :codec.K], cnt)
         return
-    keys = codec.encode(sets)
     gmax = int(group.max())
     gbits = max(1, gmax.bit_length())
     if codec.key_bits + gbits <= 63:
@@ -342,22 +365,20 @@ def _tally_chunk(tallies: dict, codec: SetCodec, group: np.ndarray, sets: np.nda
         space = (gmax + 1) << codec.key_bits
         if space <= 1 << 22:
             cnt = np.bincount(comb.astype(np.int64), minlength=space)
-            uniq = np.flatnonzero(cnt).astype(np.uint64)
-            cnt = cnt[uniq.astype(np.int64)]
+            uniq = np.flatnonzero(cnt)
+            cnt = cnt[uniq]
+            uniq = uniq.astype(np.uint64)
         else:
             uniq, cnt = np.unique(comb, return_counts=True)
         ug = (uniq >> np.uint64(codec.key_bits)).astype(np.int64)
-        uk = uniq & np.uint64((1 << codec.key_bits) - 1) if codec.key_bits < 64 else uniq
+        uk = uniq & np.uint64((1 << codec.key_bits) - 1)
         bounds = np.flatnonzero(np.r_[True, ug[1:] != ug[:-1], True])
         for a, b in zip(bounds[:-1], bounds[1:]):
             tallies.setdefault(int(ug[a]), Tally()).add(uk[a:b], cnt[a:b].astype(np.int64))
         return
-    order = np.argsort(group, kind="stable")
-    g, k = group[order], keys[order]
-    bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        uniq, cnt = np.unique(k[a:b], return_counts=True)
-        tallies.setdefault(int(g[a]), Tally()).add(uniq, cnt.astype(np.int64))
+    for g, k in _groups(group, keys):
+        uniq, cnt = np.unique(k, return_counts=True)
+        tallies.setdefault(g, Tally()).add(uniq, cnt.astype(np.int64))
 
 
 def _canonical_order(sets: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -131,10 +131,11 @@ class NpySource(Source):
                 n = block.shape[0]
                 if n == 0:
                     continue
-                tt = np.repeat(np.arange(start, start + n, dtype=np.int64), L)
-                ll = np.tile(np.arange(L, dtype=np.int64), n)
-                yield Chunk(user=np.full(n * L, u, dtype=np.int64), token=tt, layer=ll,
-                            experts=block.reshape(n * L, K), row=tt)
+                # layer-major rows: each (user, layer) group is one contiguous run
+                tt = np.tile(np.arange(start, start + n, dtype=np.int64), L)
+                ll = np.repeat(np.arange(L, dtype=np.int64), n)
+                ex = np.ascontiguousarray(block.reshape(n, L, K).transpose(1, 0, 2)).reshape(n * L, K)
+                yield Chunk(user=np.full(n * L, u, dtype=np.int64), token=tt, layer=ll, experts=ex, row=tt)
 
 
 def _windows(a: ArrayInfo, tok_rows: int) -> Iterator[tuple[int, np.ndarray]]:
