@@ -112,7 +112,7 @@ def write_columnar(inst: Instance, path: str | os.PathLike) -> None:
     arrays["header.json"] = np.frombuffer(json.dumps(header, ensure_ascii=False, allow_nan=False).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    write_bytes(buf.getvalue(), path)
+    write_bytes(buf.getbuffer(), path)
 
 
 def read_columnar(path: str | os.PathLike) -> Instance:

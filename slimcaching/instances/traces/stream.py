@@ -327,14 +327,15 @@ def count_chunks(chunks: Iterable[Chunk], *, user_names: Callable[[], Sequence[s
     sets_out: list = [np.zeros((0, 1), dtype=np.int64)] * (P * U * Lp)
     counts_out: list = [np.zeros(0, dtype=np.int64)] * (P * U * Lp)
     tokens = np.zeros((P, U, Lp), dtype=np.int64)
-    for g, t in tallies.items():
-        t.merge()
+    for g in list(tallies):
+        t = tallies[g].merge()
         p, rest = g % P, g // P
         u, l = rest // layers, rest % layers
         idx = (p * U + u) * Lp + lpos[l]
         s = t.keys if codec.mode == "rows" else codec.decode(t.keys)
         s, c = _canonical_order(s, t.counts)
-        sets_out[idx], counts_out[idx] = s, c
+        sets_out[idx], counts_out[idx] = s.astype(np.int16 if experts <= 32767 else np.int32), c
+        tallies[g] = None                                   # free the tally as soon as it is decoded
         tokens[p, u, lpos[l]] = int(c.sum())
     return Counts(user_names=names, layers=lay, parts=tuple(parts), sets=sets_out, counts=counts_out,
                   tokens=tokens, rows=rows, info=dict(info or {}))
