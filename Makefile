@@ -24,6 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# the tests marked slow (deselected by `make test`)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slimcaching.cli import main
-from slimcaching.cli.common import HelpFormatter, json_text, show_progress
+from slimcaching.cli.common import HelpFormatter, show_progress
+from slimcaching.fileio import dumps_json
 from slimcaching.cli.main import build_parser
 from slimcaching.instances.generators import random_instance
 from slimcaching.instances.io import read_placement, write_instance
@@ -77,8 +78,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 
 @settings(max_examples=200, deadline=None)
 @given(json_values)
-def test_json_text_round_trips(value):
-    assert json.loads(json_text(value)) == value
+def test_compact_json_round_trips(value):
+    assert json.loads(dumps_json(value, compact=True)) == value
 
 
 def test_version(capsys):

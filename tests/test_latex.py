@@ -14,7 +14,7 @@ import pytest
 
 from slimcaching.analysis.guarantees import check_guarantees
 from slimcaching.analysis.report import (COLUMN_PT, FORMULATION_CAPTION, PAGE_PT, format_table, formulation_table,
-                                         latex_escape, load_frame, proof_table, ratio_caption, ratio_table, report,
+                                         load_frame, proof_table, ratio_caption, ratio_table, report,
                                          select_columns, with_ratios)
 from slimcaching.analysis.runner import run_sweep
 from slimcaching.analysis.store import ResultStore
@@ -64,15 +64,6 @@ def mixed(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ structure
-def test_latex_escape():
-    assert latex_escape(r"a_b&c%d$e#f{g}h~i^j\k") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i"
-                                                      r"\textasciicircum{}j\textbackslash{}k")
-    assert latex_escape("x<y>z|w") == r"x\textless{}y\textgreater{}z\textbar{}w"
-    assert latex_escape("a--b---c") == "a-{}-b-{}-{}-c"
-    assert latex_escape("[x]") == "{[}x]"
-    assert latex_escape("MoE\u00b2 \u2264 1") == r"MoE\textsuperscript{2} \ensuremath{\leq} 1"
-
-
 def _body(tex: str) -> list[list[str]]:
     """Cells of the body rows (between the header \\midrule and \\bottomrule), each preceded by the
     heading of its row group ('' without groups); group rules and heading rows dropped."""

@@ -40,6 +40,7 @@ Use :mod:`slimcaching.analysis.sweeps` to write grids where one parameter varies
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -47,6 +48,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..fileio import write_bytes
 from .profiles import bootstrap_ci, common_matrix, cost_matrix, ecdf, performance_profile, performance_ratios, \
     ratio_matrix
 from .report import BOUND_ONLY, load_frame, with_ratios
@@ -343,10 +345,6 @@ def _steps(ax, x: np.ndarray, y: np.ndarray, style: dict[str, Any], label: str, 
 def _save(fig, out: Path, stem: str) -> list[Path]:
     """Write ``stem.pdf`` (no creation date, so the same data give the same bytes) and ``stem.png``
     (300 dpi) through :func:`slimcaching.fileio.write_bytes`."""
-    import io
-
-    from ..fileio import write_bytes
-
     paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
     for p in paths:
         buf = io.BytesIO()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,10 +45,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .escape import escape_latex, escape_markdown
 from .families import FAMILIES
 from .store import ResultStore
 
-__all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "BOUND_ONLY", "WALL_STOPS", "latex_escape",
+__all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "BOUND_ONLY", "WALL_STOPS",
            "algorithm_label", "load_frame", "with_ratios", "ratio_table", "proof_table", "formulation_table", "select_columns",
            "ratio_caption", "FORMULATION_CAPTION", "PROOF_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
 
@@ -81,30 +83,6 @@ _ZERO = 1e-12
 #: optimality tolerance, :data:`slimcaching.formulations.solve.OPTIMAL_GAP`).
 CONSISTENCY_RTOL = 1e-6
 
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
-    ">": r"\textgreater{}", "|": r"\textbar{}", "\"": "''", "\u00b2": r"\textsuperscript{2}",
-    "\u00b3": r"\textsuperscript{3}", "\u00d7": r"\texttimes{}", "\u2264": r"\ensuremath{\leq}",
-    "\u2265": r"\ensuremath{\geq}", "\u2212": "-", "\u2013": r"\textendash{}", "\u2014": r"\textemdash{}",
-    "\u2026": r"\ldots{}",
-}
-
-
-def latex_escape(text: Any) -> str:
-    """``text`` as LaTeX that prints it literally (the one escape helper of the project).
-
-    Escapes the ten special characters (``\\ & % $ # _ { } ~ ^``), the
-    characters OT1 fonts print wrongly (``< > | "``), a few Unicode symbols
-    (``² ³ × ≤ ≥ − – — …``), breaks ``--`` ligatures and protects a leading
-    ``[`` (read as an optional argument after ``\\\\``).
-    """
-    out = "".join(_LATEX_SPECIALS.get(c, c) for c in str(text))
-    while "--" in out:
-        out = out.replace("--", "-{}-")
-    return "{[}" + out[1:] if out.startswith("[") else out
-
-
 def algorithm_label(name: str, params: Any) -> str:
     """``name[k=v,...]`` (parameters sorted), or ``name`` without parameters: how tables name a run."""
     p = json.loads(params) if isinstance(params, str) else dict(params or {})
@@ -121,8 +99,11 @@ def load_frame(db: str | Any) -> pd.DataFrame:
     else:
         if not Path(str(db)).is_file():
             raise InputError(str(db), ("", "no such results database"))
-        with ResultStore(db) as st:
-            df = st.frame()
+        try:
+            with ResultStore(db) as st:
+                df = st.frame()
+        except (sqlite3.DatabaseError, UnicodeDecodeError, ValueError) as exc:  # corrupt, truncated, not SQLite
+            raise InputError(str(db), ("", f"not a readable results database: {str(exc).splitlines()[0]}")) from None
     df = df.copy()
     df["name"] = df["algorithm"]
     df["algorithm"] = [algorithm_label(a, p) for a, p in zip(df["name"], df["params"])]
@@ -552,6 +533,8 @@ def _groups(table: pd.DataFrame, group_cols: Sequence[str]) -> list[int] | None:
 def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decimals: int,
            group_cols: Sequence[str]) -> str:
     """LaTeX through :meth:`Styler.to_latex`; see :func:`format_table`."""
+    if label is not None and not re.fullmatch(r"[A-Za-z0-9:._/-]+", label):
+        raise InputError("--label", ("", f"a LaTeX label is letters, digits and : . _ / -, got {label!r}"))
     cols = list(table.columns)
     heads = _LATEX_HEADERS.get(_table_kind(cols) or "", {})
     specs, columns, widths = [], [], []
@@ -560,17 +543,17 @@ def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decim
     headings: list[str] = []
     if starts is not None:  # the first group column becomes a heading row above each group
         g = group_cols[0]
-        name = latex_escape(_HEADERS.get(g, g))
+        name = escape_latex(_HEADERS.get(g, g))
         for i in [0, *starts]:
             v = table[g].iloc[i]
-            text = latex_escape(_cell(g, v, decimals))
+            text = escape_latex(_cell(g, v, decimals))
             headings.append(text if isinstance(v, str) else f"{name} = {text}")
         cols.remove(g)
     for c in cols:
-        group, head = heads.get(c, ("", latex_escape(_HEADERS.get(c, c))))
+        group, head = heads.get(c, ("", escape_latex(_HEADERS.get(c, c))))
         kind = _kind(c, table[c], c in group_cols)
         if kind == "text":
-            text = [latex_escape(_cell(c, v, decimals)) if v is not None else "--" for v in table[c]]
+            text = [escape_latex(_cell(c, v, decimals)) if v is not None else "--" for v in table[c]]
             plain = [_cell(c, v) for v in table[c]]
             if max([len(t) for t in plain] or [0]) > WRAP_CHARS and any(" " in t for t in plain):
                 specs.append(_prose(WRAP_PT))
@@ -648,14 +631,14 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     LaTeX goes through :meth:`pandas.io.formats.style.Styler.to_latex`: a
     ``table`` (or ``table*`` when the estimated width exceeds
     :data:`COLUMN_PT`) with booktabs rules, ``caption`` (LaTeX source: escape
-    any user text in it with :func:`latex_escape`) and ``\label{label}`` above
+    any user text in it with :func:`.escape.escape_latex`) and ``\label{label}`` above
     the tabular, ``\footnotesize`` body, siunitx ``S`` columns for numbers
     (ratios with ``decimals`` decimals, times to two significant figures),
     header groups (e.g. *proven optimum* / *bound only*) with ``\cmidrule``
     and, when the first of ``group_cols`` repeats a value on consecutive rows,
     row groups: that column becomes an italic heading row above each group
     (``small``; ``top-k = 2`` for a number), with a ``\midrule`` between
-    groups.  Every cell goes through :func:`latex_escape`.  Needs
+    groups.  Every cell goes through :func:`.escape.escape_latex`.  Needs
     ``\usepackage{booktabs,siunitx}``.
     """
     if fmt == "csv":
@@ -668,9 +651,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     heads = [_HEADERS.get(c, c) for c in cols]
     numeric = [pd.api.types.is_numeric_dtype(table[c]) and c not in group_cols for c in cols]
     body = [[_cell(c, v, decimals) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
-    lines = ["| " + " | ".join(heads) + " |",
+    lines = ["| " + " | ".join(escape_markdown(h) for h in heads) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
+    lines += ["| " + " | ".join(escape_markdown(x) for x in r) + " |" for r in body]
     return "\n".join(lines) + "\n"
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
 from ..analysis.demo import DEMO_EXACT_CAP, DEMO_NODE_LIMIT, DEMO_TIME_CAP
 from ..errors import InputError
-from .common import add_command, int_at_least, parse_params, positive_float, show_progress
+from .common import add_command, int_at_least, parse_params, positive_float, seed, seed_list, show_progress
 
 __all__ = ["register"]
+
+MAX_JOBS = 1024
+"""Worker processes of one sweep."""
 
 EXAMPLES = {
     "bench": "slimcaching bench tiny small --algorithms greedy,successive,cloud --exact --time-limit 30 --db results.sqlite",
@@ -30,20 +34,6 @@ GUARANTEE_CAPTION = (r"Claimed approximation guarantees $R(\mathrm{alg}) \geq \r
                      r"the stored runs in each regime: runs checked, of which against a proven optimum, the "
                      r"smallest observed ratio and its margin to the claim $\rho$, violations (below the "
                      r"claim against a proven optimum) and inconclusive runs (below it against a bound only).")
-
-
-def _seeds(s: str) -> list[int | None]:
-    out: list[int | None] = []
-    for part in s.split(","):
-        part = part.strip()
-        if part in ("none", "null"):
-            out.append(None)
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--seeds must be comma-separated integers, got {s!r}") from None
-    return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -149,10 +139,13 @@ def register(sub) -> None:
     from ..analysis.figures import WIDTHS
     from ..analysis.report import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS
 
-    def add(sub, name, help, func):
-        return add_command(sub, name, help, func, EXAMPLES[name])
+    def add(sub, name, help, func, **io):
+        return add_command(sub, name, help, func, EXAMPLES[name], **io)
 
-    p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench)
+    ncpu = os.cpu_count() or 1
+
+    p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench,
+            inputs=["inputs"], outputs=["db"])
     p.add_argument("inputs", nargs="+", metavar="SUITE_OR_FILES",
                    help="suite names (instances/<name>/), folders or instance files")
     p.add_argument("--algorithms", default=None, metavar="LIST",
@@ -160,9 +153,10 @@ def register(sub) -> None:
     p.add_argument("--exact", action="store_true", help="also run the exact reference")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds per run (default: no limit)")
-    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=os.cpu_count() or 1, metavar="J",
-                   help=f"local worker processes (default: the number of CPUs, {os.cpu_count() or 1} here)")
-    p.add_argument("--seeds", type=_seeds, default="0", metavar="LIST", help="comma-separated seeds")
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=ncpu, metavar="J",
+                   help=f"local worker processes (default: the number of CPUs, {ncpu} here)")
+    p.add_argument("--seeds", type=seed_list(), default=[0], metavar="LIST",
+                   help="comma-separated seeds; none for a method's fixed order (default: 0)")
     p.add_argument("--db", default="results.sqlite", help="results database")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local processes, or a dask.distributed cluster")
@@ -174,7 +168,8 @@ def register(sub) -> None:
                    help="no progress bar (it is shown only when stderr is a terminal)")
     p.add_argument("--quiet", action="store_true", help="do not print the ratio table at the end")
 
-    p = add(sub, "report", "ratio, formulation and proof tables from a results database", cmd_report)
+    p = add(sub, "report", "ratio, formulation and proof tables from a results database", cmd_report,
+            inputs=["db"], outputs=["output"])
     p.add_argument("db", metavar="DB", help="results database written by bench or demo")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown",
                    help="latex: booktabs, siunitx S columns, \\label, table* when wider than an IEEE column")
@@ -188,33 +183,34 @@ def register(sub) -> None:
                    help="ratio-table columns: " + ", ".join(COLUMN_SETS) + ", or a comma-separated list of "
                         + ", ".join(RATIO_COLUMNS) + " (default: all; paper for --format latex)")
     p.add_argument("--label", default="tab:ratios", help="LaTeX \\label of the ratio table")
-    p.add_argument("--decimals", type=int_at_least("--decimals", 0), default=4, help="decimals of ratios")
+    p.add_argument("--decimals", type=int_at_least("--decimals", 0, 12), default=4, help="decimals of ratios")
     p.add_argument("--no-formulations", action="store_true", help="same as --table ratios")
     p.add_argument("--output", "-o", default=None, help="file (default: stdout)")
 
     p = add(sub, "check-guarantees", "compare claimed approximation guarantees with stored runs "
-                                     "(exit 1 on a violation)", cmd_check_guarantees)
+                                     "(exit 1 on a violation)", cmd_check_guarantees, inputs=["db"], folders=["out"])
     p.add_argument("db", metavar="DB", help="results database")
     p.add_argument("--out", default="counterexamples", help="folder for counterexample files")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown", help="table format")
 
-    p = add(sub, "worst-case", "search tiny instances minimising an algorithm's empirical ratio", cmd_worst_case)
+    p = add(sub, "worst-case", "search tiny instances minimising an algorithm's empirical ratio", cmd_worst_case,
+            outputs=["output"])
     p.add_argument("--algorithm", required=True, metavar="NAME", help="registered algorithm to attack")
-    p.add_argument("--top-k", type=int_at_least("--top-k", 1), default=1, help="Top-K of every candidate")
+    p.add_argument("--top-k", type=int_at_least("--top-k", 1, 16), default=1, help="Top-K of every candidate")
     p.add_argument("--evals", type=int_at_least("--evals", 1), default=300,
                    help="candidate evaluations (algorithm and reference runs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search")
+    p.add_argument("--seed", type=seed(), default=0, help="seed of the search")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="algorithm parameter, repeatable (default: none)")
     p.add_argument("--reference", default="brute-force", help="exact reference: brute-force or exact")
     p.add_argument("--restart-after", type=int_at_least("--restart-after", 1), default=60,
                    help="restart from a random instance after this many evaluations without progress")
-    p.add_argument("--max-layers", type=int_at_least("--max-layers", 1), default=2, help="most MoE layers")
-    p.add_argument("--max-experts", type=int_at_least("--max-experts", 1), default=4,
+    p.add_argument("--max-layers", type=int_at_least("--max-layers", 1, 16), default=2, help="most MoE layers")
+    p.add_argument("--max-experts", type=int_at_least("--max-experts", 1, 16), default=4,
                    help="most experts per layer")
-    p.add_argument("--max-nodes", type=int_at_least("--max-nodes", 1), default=2, help="most edge nodes")
-    p.add_argument("--max-users", type=int_at_least("--max-users", 1), default=2, help="most users")
-    p.add_argument("--max-size", type=int_at_least("--max-size", 1), default=2,
+    p.add_argument("--max-nodes", type=int_at_least("--max-nodes", 1, 16), default=2, help="most edge nodes")
+    p.add_argument("--max-users", type=int_at_least("--max-users", 1, 16), default=2, help="most users")
+    p.add_argument("--max-size", type=int_at_least("--max-size", 1, 2**20), default=2,
                    help="largest expert size (units)")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds for the whole search (default: no limit)")
@@ -223,7 +219,7 @@ def register(sub) -> None:
                    help="no progress bar (it is shown only when stderr is a terminal)")
 
     p = add(sub, "figures", "latency, ratio, profile and runtime-scaling figures (PDF with TrueType fonts, PNG)",
-            cmd_figures)
+            cmd_figures, inputs=["db"], folders=["out"])
     p.add_argument("db", metavar="DB", help="results database")
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--width", choices=[*WIDTHS, "auto"], default="auto",
@@ -233,16 +229,18 @@ def register(sub) -> None:
                         "the optimum and bounds still come from every run)")
 
     p = add(sub, "sweeps", "write the instance grids behind the figures (capacity, top-k, nodes, scaling)",
-            cmd_sweeps)
+            cmd_sweeps, folders=["out"])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seeds", type=_seeds, default="0,1,2", metavar="LIST", help="comma-separated seeds")
+    p.add_argument("--seeds", type=seed_list(), default=[0, 1, 2], metavar="LIST",
+                   help="comma-separated seeds (default: 0,1,2)")
 
-    p = add(sub, "demo", "all algorithms and the exact solver on the tiny and small suites", cmd_demo)
+    p = add(sub, "demo", "all algorithms and the exact solver on the tiny and small suites", cmd_demo,
+            folders=["out"])
     p.add_argument("--out", default="demo-output", help="output folder")
     p.add_argument("--suites", default="tiny,small", help="comma-separated suite names or folders")
-    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=None,
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=None,
                    help="worker processes (default: the number of CPUs)")
-    p.add_argument("--node-limit", type=int_at_least("--node-limit", 0), default=DEMO_NODE_LIMIT, metavar="N",
+    p.add_argument("--node-limit", type=int_at_least("--node-limit", 1), default=DEMO_NODE_LIMIT, metavar="N",
                    help="branch-and-bound nodes per exact solve: the deterministic work limit that decides "
                         "which instances are proven, whatever the machine's speed or load")
     p.add_argument("--exact-time-limit", type=positive_float("--exact-time-limit"), default=DEMO_EXACT_CAP,

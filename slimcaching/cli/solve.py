@@ -6,10 +6,9 @@ its options and calls one library function.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from .common import add_command, emit, parse_params, positive_float
+from .common import add_command, emit, int_at_least, number, parse_params, positive_float, seed
 
 __all__ = ["register", "summary_line"]
 
@@ -27,21 +26,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     inst = read_instance(args.instance)
     placement, _ = read_placement(args.placement, inst)
     ev = evaluate(inst, placement)
-    print(json.dumps(ev.to_dict(inst)))
+    emit(ev.to_dict(inst), None, indent=None)
     return 0 if ev.feasible else 1
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from ..algorithms import run
     from ..instances.io import read_instance
+    from ..solvers import SolveInterrupted
 
     inst = read_instance(args.instance)
     params = parse_params(args.param)
-    for opt in ("formulation", "mip_gap", "eps", "order", "layer_solver", "enumeration"):
+    for opt in ("formulation", "mip_gap", "eps", "order", "layer_solver", "enumeration", "node_limit", "solver"):
         v = getattr(args, opt, None)
         if v is not None:
             params[opt] = v
-    res = run(inst, args.algorithm, seed=args.seed, time_limit=args.time_limit, polish=args.polish, **params)
+    if args.solver_option:
+        params["solver_options"] = list(args.solver_option)
+    try:
+        res = run(inst, args.algorithm, seed=args.seed, time_limit=args.time_limit, polish=args.polish, **params)
+    except SolveInterrupted as exc:  # Ctrl-C inside a solve: keep what it found, then exit 130
+        if exc.result is not None:
+            emit(exc.result.to_placement_dict(inst), args.output)
+        raise
     emit(res.to_placement_dict(inst), args.output)
     if not args.quiet:
         print(summary_line(res, args.output), file=sys.stderr)
@@ -77,20 +84,30 @@ def register(sub) -> None:
     from ..algorithms import algorithm_names
 
     p = add_command(sub, "solve", "run an algorithm and write the placement", cmd_solve,
-                    EXAMPLES["solve"])
-    p.add_argument("instance", help="instance file (.json or .json.gz)")
+                    EXAMPLES["solve"], inputs=["instance"], outputs=["output"])
+    p.add_argument("instance", help="instance file (.json, .json.gz or .npz)")
     p.add_argument("--algorithm", required=True, metavar="NAME",
                    help="one of: " + ", ".join(algorithm_names()))
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds for the solve; the best placement found so far is returned (default: no limit)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed(), default=None,
                    help="seed of the method's random choices (default: none, the method's fixed order)")
     p.add_argument("--formulation", choices=["level", "assignment"], default=None,
                    help="MILP for --algorithm exact (default: level)")
-    p.add_argument("--mip-gap", type=float, default=None, metavar="G",
-                   help="relative gap at which --algorithm exact stops (default: 1e-9)")
-    p.add_argument("--eps", type=positive_float("--eps"), default=None,
-                   help="approximation of the max-convolutions for --algorithm maxconv (default: 0.05)")
+    p.add_argument("--mip-gap", type=number("--mip-gap", 0, 1, high_open=True), default=None, metavar="G",
+                   help="for --algorithm exact: relative gap in [0, 1) at which it stops (default: 1e-9)")
+    p.add_argument("--node-limit", type=int_at_least("--node-limit", 1), default=None, metavar="N",
+                   help="for --algorithm exact: stop after N branch-and-bound nodes (a limit on work, "
+                        "reproducible on any machine; --time-limit stays a safety cap) (default: no limit)")
+    p.add_argument("--solver", default=None, metavar="NAME",
+                   help="for --algorithm exact: the MILP solver, through Pyomo (default: highs; e.g. appsi_highs, "
+                        "gurobi, cplex, scip, cbc, glpk, whichever is installed)")
+    p.add_argument("--solver-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="for --algorithm exact: an option passed to the solver under its own name, repeatable "
+                        "(default: none)")
+    p.add_argument("--eps", type=number("--eps", 0, 1, low_open=True, high_open=True), default=None,
+                   help="for --algorithm maxconv: approximation of the max-convolutions, in (0, 1) "
+                        "(default: 0.05)")
     p.add_argument("--polish", action="store_true", help="finish with local search (add/drop/swap/move)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="extra algorithm parameter, repeatable (default: none)")
@@ -99,11 +116,12 @@ def register(sub) -> None:
                    help="no summary line on stderr (algorithm, latency, reduction, status, gap, time)")
 
     p = add_command(sub, "evaluate", "evaluate a placement: latency, reduction, feasibility (exit 1 if over capacity)",
-                    cmd_evaluate, EXAMPLES["evaluate"])
+                    cmd_evaluate, EXAMPLES["evaluate"], inputs=["instance", "placement"])
     p.add_argument("instance", help="instance file")
     p.add_argument("placement", help="placement file (slimcaching-placement/1)")
 
-    p = add_command(sub, "export", "write a MILP formulation for any solver", cmd_export, EXAMPLES["export"])
+    p = add_command(sub, "export", "write a MILP formulation for any solver", cmd_export, EXAMPLES["export"],
+                    inputs=["instance"], outputs=["output"])
     p.add_argument("instance", help="instance file")
     p.add_argument("--formulation", choices=["assignment", "level"], required=True, help="which MILP")
     p.add_argument("--format", choices=["lp", "mps", "nl", "gms"], required=True, help="file format")
