@@ -1,6 +1,7 @@
 """The sweep runner: resumption, parallel executors, parsing, error rows."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,74 @@ def test_killed_process_resumes(tmp_path):
         keys = [r["key"] for r in st.rows()]
     assert sorted(keys) == sorted(t.key for t in tasks)
     assert s.skipped + s.ran == len(tasks) and s.skipped >= killed_at and s.ran > 0
+
+
+# ------------------------------------------------------------------ hard timeout, dead workers, bad files
+def hang(instance, *, seed=None, time_limit=None, **params):
+    """Ignores its time limit for ever: the planted hang."""
+    import time
+
+    while True:
+        time.sleep(0.5)
+
+
+def die(instance, *, seed=None, time_limit=None, **params):
+    import os
+
+    os._exit(3)
+
+
+def test_hanging_run_is_ended_and_stored_as_timeout(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setitem(REGISTRY, "planted-hang", f"{__name__}:hang")
+    monkeypatch.setitem(REGISTRY, "planted-death", f"{__name__}:die")
+    f = write_suite(tmp_path / "s", 1)[0]
+    db = tmp_path / "r.sqlite"
+    t0 = time.monotonic()
+    s = run_sweep([f], "planted-hang,planted-death,successive", db=db, progress=False, jobs=1, time_limit=1.0,
+                  hard_timeout=3.0)
+    took = time.monotonic() - t0
+    assert took < 60, took                               # the hang did not hold the sweep up
+    assert (s.ran, s.timeouts, s.errors) == (3, 1, 1)
+    with ResultStore(db) as st:
+        rows = {r["algorithm"]: r for r in st.rows()}
+    hung, dead, ok = rows["planted-hang"], rows["planted-death"], rows["successive"]
+    assert hung["status"] == "timeout" and "hard timeout of 3 s" in hung["message"]
+    assert hung["runtime_s"] >= 3.0 and hung["gain"] is None and hung["L"] == 2   # instance columns kept
+    assert dead["status"] == "error" and "exit code 3" in dead["message"]
+    assert ok["status"] == "heuristic" and ok["feasible"] == 1
+    # the worker that was ended did not take the successful run with it, and the next sweep retries the two
+    s2 = run_sweep([f], "planted-hang,planted-death,successive", db=db, progress=False, jobs=2, hard_timeout=2.0)
+    assert (s2.skipped, s2.ran, s2.timeouts, s2.errors) == (1, 2, 1, 1)
+
+
+def test_default_hard_timeout_follows_the_time_limit():
+    from slimcaching.analysis.runner import HARD_GRACE, default_hard_timeout
+
+    assert default_hard_timeout(None) is None
+    assert default_hard_timeout(5) == 10 + HARD_GRACE
+
+
+def test_malformed_files_are_skipped_with_a_warning(tmp_path, capsys):
+    from slimcaching.cli import main
+
+    write_suite(tmp_path / "s", 2)
+    (tmp_path / "s" / "broken.json").write_text('{"format": "slimcaching-instance/1", "layers": ')  # cut short
+    bad = json.loads((tmp_path / "s" / "inst-0.json").read_text())
+    bad["nodes"][0]["capacity"] = -1
+    (tmp_path / "s" / "negative.json").write_text(json.dumps(bad))
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", str(tmp_path / "s"), "--algorithms", "greedy", "--db", str(db), "--no-progress",
+                 "--quiet", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning: skipped a malformed file")]
+    assert len(warnings) == 2 and any("broken.json" in w for w in warnings) and any("negative.json" in w
+                                                                                     for w in warnings)
+    with ResultStore(db) as st:
+        assert st.count() == 2 and {r["status"] for r in st.rows()} == {"heuristic"}
+    # nothing valid at all: the first problem, one line, exit 2
+    assert main(["bench", str(tmp_path / "s" / "broken.json"), "--db", str(tmp_path / "x.sqlite"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.json" in err[0]

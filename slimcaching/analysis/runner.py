@@ -5,11 +5,17 @@ is keyed by content (:func:`~slimcaching.analysis.store.run_key`); runs whose
 key is already in the store are skipped, so a killed sweep resumes where it
 stopped.  Runs execute
 
-* in this process (``jobs=1``),
-* in a local process pool (``jobs > 1``; spawn-safe top-level worker), or
+* in this process (``jobs=1`` without a hard timeout),
+* in local worker processes (``jobs > 1``, or any ``hard_timeout``): a run
+  still going after ``hard_timeout`` seconds has its worker process ended and
+  is stored with status ``timeout``; a worker that dies (out of memory, a
+  crash in a solver library) gives a row with status ``error``; a fresh
+  worker takes the next run either way, or
 * on a dask.distributed cluster (``executor="dask"``, optional extra),
 
 and only this process writes to the store, one committed row per finished run.
+A file that cannot be read or is not a valid instance is skipped with a
+one-line warning; the sweep goes on with the others.
 A tqdm bar shows runs done, running and left, with an ETA.
 
 Algorithm specs follow benchopt's ``name[k=v,...]`` syntax, e.g.
@@ -32,8 +38,8 @@ from ..errors import InputError
 from .families import FAMILIES, Family, detect
 from .store import ResultStore, canonical_params, run_key
 
-__all__ = ["Task", "SweepSummary", "DEFAULT_ALGORITHMS", "parse_algorithms", "resolve_inputs",
-           "plan", "execute_task", "run_sweep"]
+__all__ = ["Task", "SweepSummary", "DEFAULT_ALGORITHMS", "HARD_GRACE", "default_hard_timeout", "parse_algorithms",
+           "resolve_inputs", "plan", "execute_task", "run_sweep"]
 
 #: What ``slimcaching bench`` runs when ``--algorithms`` is omitted, per family.
 DEFAULT_ALGORITHMS: dict[str, str] = {
@@ -42,6 +48,19 @@ DEFAULT_ALGORITHMS: dict[str, str] = {
 }
 
 _INSTANCE_SUFFIXES = (".json", ".json.gz")
+
+#: Seconds a run may go on beyond twice its time limit before its worker is ended (:func:`default_hard_timeout`).
+HARD_GRACE = 10.0
+
+
+def default_hard_timeout(time_limit: float | None) -> float | None:
+    """The hard timeout of a run with ``time_limit``: ``2 * time_limit + HARD_GRACE`` seconds, none without one.
+
+    Algorithms stop themselves at their time limit (the exact solver's clock
+    runs in a child process); the hard timeout only ends a run that ignores
+    it (a hang, a library that does not return), so it is generous.
+    """
+    return None if time_limit is None else 2.0 * float(time_limit) + HARD_GRACE
 
 
 @dataclass(frozen=True)
@@ -69,14 +88,17 @@ class SweepSummary:
     skipped: int = 0
     ran: int = 0
     errors: int = 0
+    timeouts: int = 0
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
+        """The counts on one line (the notes were said when the sweep started)."""
         s = (f"{self.planned} runs planned, {self.skipped} already in the store, {self.ran} run"
              f"{', ' + str(self.errors) + ' failed (status error)' if self.errors else ''}"
+             f"{', ' + str(self.timeouts) + ' ended by the hard timeout (status timeout)' if self.timeouts else ''}"
              f"{' (interrupted)' if self.interrupted else ''}")
-        return "\n".join([*self.notes, s])
+        return s
 
 
 # ------------------------------------------------------------------ parsing
@@ -188,8 +210,13 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
     not_instances: list[str] = []
     skipped_alg: dict[tuple[str, str], int] = {}
     known_families: dict[str, list[str]] = {}
+    malformed: list[InputError] = []
     for f in files:
-        data = read_json(f)
+        try:
+            data = read_json(f)
+        except InputError as exc:
+            malformed.append(exc)
+            continue
         try:
             fam = detect(data, str(f))
         except InputError:
@@ -197,7 +224,11 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
                 raise
             not_instances.append(str(f))
             continue
-        inst = fam.from_dict(data, str(f))
+        try:
+            inst = fam.from_dict(data, str(f))
+        except InputError as exc:
+            malformed.append(exc)
+            continue
         names = known_families.setdefault(fam.name, fam.algorithm_names())
         fam_specs = specs if specs is not None else parse_algorithms(DEFAULT_ALGORITHMS[fam.name])
         if exact and not any(n == fam.exact_names[0] and not p for n, p in fam_specs):
@@ -220,6 +251,9 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
         if unknown:
             raise InputError("--algorithms", ("", f"unknown algorithm {unknown[0]!r}; valid: "
                                                   f"{', '.join(sorted(all_names))}"))
+    if malformed and not tasks:
+        raise malformed[0]
+    notes += [f"warning: skipped a malformed file: {exc}" for exc in malformed]
     if not_instances:
         notes.append(f"skipped {len(not_instances)} file(s) that are not instances: "
                      + ", ".join(Path(p).name for p in not_instances[:5]) + (" ..." if len(not_instances) > 5 else ""))
@@ -293,7 +327,7 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
               time_limit: float | None = None, jobs: int = 1, executor: str = "local",
               address: str | None = None, client: Any = None, progress: bool = True,
               limit: int | None = None, on_row: Callable[[dict], None] | None = None,
-              log: Callable[[str], None] | None = None) -> SweepSummary:
+              log: Callable[[str], None] | None = None, hard_timeout: float | None | str = "auto") -> SweepSummary:
     """Run a sweep, writing one row per finished run to the store at ``db``.
 
     Parameters
@@ -321,12 +355,20 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
         Called with each row after it is committed.
     progress : bool
         Show the tqdm bar on stderr.
+    hard_timeout : float, None or "auto"
+        Seconds after which a run's worker process is ended and the run
+        stored with status ``timeout`` (local executor; runs then always go
+        to worker processes, also with ``jobs=1``).  ``"auto"``:
+        :func:`default_hard_timeout` of ``time_limit``; ``None``: no hard
+        timeout.
 
     Returns
     -------
     SweepSummary
     """
     say = log or (lambda s: print(s, file=sys.stderr))
+    if hard_timeout == "auto":
+        hard_timeout = default_hard_timeout(time_limit)
     explicit = [p for p in inputs if Path(p).is_file()]
     files = resolve_inputs(inputs)
     tasks, notes = plan(files, algorithms, exact=exact, seeds=seeds, time_limit=time_limit, explicit=explicit)
@@ -347,6 +389,7 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
             store.put(row)
             summary.ran += 1
             summary.errors += row.get("status") == "error"
+            summary.timeouts += row.get("status") == "timeout"
             bar.update(1)
             bar.set_postfix(running=state["running"], left=len(pending) - summary.ran, refresh=False)
             if on_row is not None:
@@ -355,7 +398,7 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
         try:
             if executor == "dask":
                 _run_dask(pending, finish, client=client, address=address, state=state)
-            elif jobs <= 1 or len(pending) <= 1:
+            elif hard_timeout is None and (jobs <= 1 or len(pending) <= 1):
                 for t in pending:
                     state["running"] = 1
                     bar.set_postfix(running=1, left=len(pending) - summary.ran, refresh=True)
@@ -363,7 +406,7 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
                     state["running"] = 0
                     finish(row)
             else:
-                _run_pool(pending, finish, jobs=jobs, state=state)
+                _run_pool(pending, finish, jobs=jobs, state=state, hard_timeout=hard_timeout)
         except KeyboardInterrupt:
             summary.interrupted = True
             raise
@@ -374,33 +417,163 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
     return summary
 
 
-def _run_pool(pending: list[Task], finish: Callable[[dict], None], *, jobs: int, state: dict) -> None:
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def _stopped_row(task: Task, status: str, message: str, elapsed: float, **info: Any) -> dict[str, Any]:
+    """The store row of a run that gave no answer: ``timeout`` (its worker was ended) or ``error``."""
+    from ..result import versions
 
-    it = iter(pending)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        inflight = set()
+    row: dict[str, Any] = {"instance_hash": task.instance_hash, "algorithm": task.algorithm, "params": task.params,
+                           "seed": task.seed, "family": task.family, "instance_path": task.path,
+                           "versions": versions()}
+    try:
+        fam, inst = _load_cached(task.path)
+        row.update(fam.describe(inst))
+    except Exception:  # noqa: BLE001 - the row is still worth storing without the instance columns
+        pass
+    row.update({"instance_hash": task.instance_hash, "key": task.key, "status": status, "message": message,
+                "runtime_s": elapsed, "wall_s": elapsed,
+                "info": {**info, **({"time_limit": task.time_limit} if task.time_limit is not None else {})}})
+    return row
+
+
+def _worker_main(conn: Any, registry: dict[str, str], preload: Sequence[str]) -> None:
+    """A worker process: run the tasks it is sent until ``None`` (top-level, spawn-safe).
+
+    ``registry`` is the parent's algorithm registry, so algorithms registered
+    at run time are known here too; the modules of ``preload`` (the sweep's
+    algorithms) are imported before the worker reports ready, so a run's
+    clock never pays for them.  Ctrl-C is left to the parent, which ends the
+    workers.
+    """
+    import importlib
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ..algorithms.registry import REGISTRY
+
+    REGISTRY.update(registry)
+    for module in preload:
         try:
-            for t in it:
-                inflight.add(pool.submit(execute_task, t))
-                if len(inflight) >= jobs:
-                    break
-            while inflight:
-                finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                state["running"] = len(inflight)
-                for fut in finished:
-                    finish(fut.result())
-                for t in it:
-                    inflight.add(pool.submit(execute_task, t))
-                    if len(inflight) >= jobs:
-                        break
-                state["running"] = len(inflight)
-        except BaseException:
-            for fut in inflight:
-                fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the run itself reports it as an error row
+            pass
+    conn.send("ready")
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(execute_task(task))
+
+
+class _Worker:
+    """One worker process and its pipe; ``task`` and ``started`` describe the run it is on."""
+
+    def __init__(self, ctx: Any, registry: dict[str, str], preload: Sequence[str]):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, registry, preload), daemon=True)
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.task: Task | None = None
+        self.started = 0.0
+
+    def submit(self, task: Task) -> None:
+        self.conn.send(task)
+        self.task, self.started = task, time.monotonic()
+
+    def end(self) -> None:
+        """End the process now (a hung run, or the sweep is interrupted)."""
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+    def close(self) -> None:
+        """Let an idle worker exit on its own, then make sure it did."""
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(5)
+        self.end()
+
+
+def _run_pool(pending: list[Task], finish: Callable[[dict], None], *, jobs: int, state: dict,
+              hard_timeout: float | None = None) -> None:
+    """Run ``pending`` on ``jobs`` worker processes, ending any run that passes ``hard_timeout`` seconds.
+
+    A run's clock starts when a worker is handed it, after the worker's
+    start-up (imports of the sweep's algorithm modules) is over, so a slow
+    start never counts against a run.
+    """
+    import multiprocessing as mp
+    from collections import deque
+    from multiprocessing.connection import wait
+
+    from ..algorithms.registry import REGISTRY
+
+    ctx = mp.get_context("spawn")
+    registry = dict(REGISTRY)
+    preload = sorted({registry[t.algorithm].split(":")[0] for t in pending if t.algorithm in registry})
+    queue = deque(pending)
+    workers: dict[Any, _Worker] = {}
+
+    def start() -> None:
+        w = _Worker(ctx, registry, preload)
+        workers[w.conn] = w
+
+    def feed(w: _Worker) -> None:
+        """Hand ``w`` the next run, or let it exit when there is none."""
+        if queue:
+            w.submit(queue.popleft())
+        else:
+            workers.pop(w.conn)
+            w.close()
+
+    def drop(w: _Worker) -> None:
+        """End ``w`` (hung or dead) and start a fresh worker when runs are left."""
+        workers.pop(w.conn)
+        w.end()
+        if queue:
+            start()
+
+    try:
+        for _ in range(max(1, min(jobs, len(queue)))):
+            start()
+        while workers:
+            busy = [w for w in workers.values() if w.task is not None]
+            state["running"] = len(busy)
+            timeout = None
+            if hard_timeout is not None and busy:
+                timeout = max(0.0, min(w.started for w in busy) + hard_timeout - time.monotonic())
+            for conn in wait(list(workers), timeout=timeout):
+                w = workers[conn]
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):  # the process died
+                    task, elapsed = w.task, time.monotonic() - w.started
+                    drop(w)
+                    if task is not None:
+                        finish(_stopped_row(task, "error", f"the worker process ended without an answer (exit "
+                                                           f"code {w.proc.exitcode})", elapsed))
+                    continue
+                if msg != "ready":
+                    w.task = None
+                    finish(msg)
+                feed(w)
+            if hard_timeout is not None:
+                now = time.monotonic()
+                for w in [w for w in workers.values() if w.task is not None and now - w.started >= hard_timeout]:
+                    task, elapsed = w.task, now - w.started
+                    drop(w)
+                    finish(_stopped_row(task, "timeout", f"no answer within the hard timeout of {hard_timeout:g} s;"
+                                                         f" the worker process was ended", elapsed,
+                                        hard_timeout=hard_timeout))
+    finally:
+        for w in list(workers.values()):
+            w.end()
 
 
 def _run_dask(pending: list[Task], finish: Callable[[dict], None], *, client: Any, address: str | None,

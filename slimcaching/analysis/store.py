@@ -172,8 +172,9 @@ class ResultStore:
 
     # ---------------------------------------------------------------- reading
     def keys(self, *, include_errors: bool = False) -> set[str]:
-        """Keys of the stored runs (``"error"`` rows only with ``include_errors``)."""
-        q = "SELECT key FROM runs" + ("" if include_errors else " WHERE status != 'error'")
+        """Keys of the stored runs (``"error"`` and ``"timeout"`` rows, retried by the next sweep, only
+        with ``include_errors``)."""
+        q = "SELECT key FROM runs" + ("" if include_errors else " WHERE status NOT IN ('error', 'timeout')")
         return {r[0] for r in self._con.execute(q)}
 
     def count(self) -> int:

@@ -44,7 +44,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise InputError("--address", ("", "only valid with --executor dask"))
     summary = run_sweep(args.inputs, args.algorithms, db=args.db, exact=args.exact, seeds=args.seeds,
                         time_limit=args.time_limit, jobs=args.jobs, executor=args.executor, address=args.address,
-                        progress=show_progress(args), limit=args.limit)
+                        progress=show_progress(args), limit=args.limit,
+                        hard_timeout=args.hard_timeout if args.hard_timeout is not None else "auto")
     print(summary.text(), file=sys.stderr)
     if not args.quiet:
         print(format_table(ratio_table(with_ratios(load_frame(args.db))), "markdown"))
@@ -153,6 +154,9 @@ def register(sub) -> None:
     p.add_argument("--exact", action="store_true", help="also run the exact reference")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds per run (default: no limit)")
+    p.add_argument("--hard-timeout", type=positive_float("--hard-timeout"), default=None, metavar="S",
+                   help="seconds after which a run's worker process is ended and the run stored as timeout "
+                        "(retried by the next sweep) (default: 2 x --time-limit + 10 s; none without --time-limit)")
     p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=ncpu, metavar="J",
                    help=f"local worker processes (default: the number of CPUs, {ncpu} here)")
     p.add_argument("--seeds", type=seed_list(), default=[0], metavar="LIST",
