@@ -213,7 +213,8 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
     log("\n" + md)
     put("ratio_md", "ratio_table.md", md)
     paper = select_columns(rt, ["suite", "algorithm"], "paper")
-    limit = (f" Exact: HiGHS on the level MILP, at most {node_limit} branch-and-bound nodes per instance."
+    nodes_tex = f"{node_limit:,}".replace(",", r"\,") if node_limit is not None else ""  # 10\,000
+    limit = (f" Exact: HiGHS on the level MILP, at most {nodes_tex} branch-and-bound nodes per instance."
              if node_limit is not None else "")
     put("ratio_tex", "ratio_table.tex", format_table(paper, "latex", caption=ratio_caption(list(paper.columns))
                                                      + limit, label="tab:ratios",
@@ -223,7 +224,7 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
     if len(ft):
         log(format_table(ft, "markdown"))
         put("formulations_md", "formulations.md", format_table(ft, "markdown"))
-        nodes = (f" Every MILP run stops at {node_limit} branch-and-bound nodes." if node_limit is not None
+        nodes = (f" Every MILP run stops at {nodes_tex} branch-and-bound nodes." if node_limit is not None
                  else "")
         put("formulations_tex", "formulations.tex", format_table(ft, "latex", caption=FORMULATION_CAPTION + nodes,
                                                                  label="tab:formulations"))

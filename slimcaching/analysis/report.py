@@ -708,7 +708,7 @@ def ratio_caption(columns: Sequence[str], family: str | None = None) -> str:
     if "p5_ratio" in columns:
         parts.append(r"; 5\,\%: 5th percentile")
     if "median_runtime_s" in columns:
-        parts.append("; time: median solve time in seconds (wall clock)")
+        parts.append("; time: median solve time, wall clock (unit in the header)")
     return "".join(parts) + "."
 
 
@@ -721,7 +721,7 @@ PROOF_CAPTION = (r"Reference of each instance: a proven optimum, or the smallest
 FORMULATION_CAPTION = (r"MILP formulations on the instances with a proven optimum $T^*$: LP relaxation bound "
                        r"$T_{\mathrm{LP}}/T^*$, root gap $(T^*-T_{\mathrm{LP}})/T^*$, overestimate of the "
                        r"reduction $(R_{\mathrm{LP}}-R^*)/R^*$ and median LP time; MILP runs, proven optima "
-                       r"and their median solve time (seconds, wall clock).")
+                       r"and their median solve time (wall clock; units in the header).")
 
 
 def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family", "algorithm"),
