@@ -38,7 +38,7 @@ __all__ = ["DEMO_EXCLUDED", "DEMO_NODE_LIMIT", "DEMO_EXACT_CAP", "DEMO_TIME_CAP"
 DEMO_EXCLUDED = {"brute-force": "exponential; the MILP 'exact' is the reference instead"}
 
 #: Branch-and-bound nodes per exact solve in the demo.  The shipped ``small``
-#: suite needs at most 6 463 nodes to prove an instance (``small-049``); see
+#: suite needs at most 4 652 nodes to prove an instance (``small-049``); see
 #: ``docs/analysis.md`` for the measurement.
 DEMO_NODE_LIMIT = 10_000
 
