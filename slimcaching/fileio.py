@@ -306,7 +306,7 @@ def loads_json(data: bytes | bytearray | str, file: str = "<input>") -> Any:
         found = _locate(json.loads(data, object_pairs_hook=_mark_duplicates, parse_constant=_mark_constant))
         raise InputError(file, found or ("$", "not strict JSON")) from None
     except json.JSONDecodeError as exc:
-        raise InputError(file, ("$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")) from None
+        raise InputError(file, ("$", f"not valid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}")) from None
     except RecursionError:
         raise InputError(file, ("$", f"nested too deeply (more than about {sys.getrecursionlimit()} levels)")) from None
     except UnicodeDecodeError as exc:
