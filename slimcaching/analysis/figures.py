@@ -51,7 +51,7 @@ import pandas as pd
 from ..fileio import write_bytes
 from .profiles import bootstrap_ci, common_matrix, cost_matrix, ecdf, performance_profile, performance_ratios, \
     ratio_matrix
-from .report import BOUND_ONLY, load_frame, with_ratios
+from .report import ALGORITHM_ORDER, BOUND_ONLY, algorithm_rank, load_frame, with_ratios
 
 __all__ = ["AXES", "DISCRETE", "WIDTHS", "RC", "PALETTE", "MARKERS", "MAX_POINTS", "fit_slope", "styles",
            "latency_points", "scaling_points", "make_figures"]
@@ -86,9 +86,8 @@ _LINESTYLES = ("-", "--", "-.", ":")
 
 #: Fixed style of the known algorithms: ours in warm colours, the paper's in blues and greens, baselines last;
 #: the exact references in black (in latency plots they are the dashed optimum instead).
-_KNOWN = ("best", "polish", "cyclic", "successive", "maxconv", "greedy", "independent", "popularity", "random",
-          "cloud")
 _BLACK = {"exact": ("black", "H", "-"), "brute-force": ("black", "d", "-")}
+_KNOWN = tuple(a for a in ALGORITHM_ORDER if a not in _BLACK)
 #: Continuous axes get confidence bands up to this many lines, error bars beyond (bands would overlap).
 MAX_BANDS = 4
 _KNOWN_LINE = {"best": "-", "polish": "-", "cyclic": "-", "successive": "--", "maxconv": "-.", "greedy": "--",
@@ -158,9 +157,7 @@ def styles(algorithms: list[str]) -> dict[str, dict[str, Any]]:
 
 def _order(algorithms: list[str]) -> list[str]:
     """Known algorithms (and their variants) in their fixed order, then the others sorted."""
-    known = _KNOWN + tuple(_BLACK)
-    rank = {a: (known.index(a.split("[")[0]) if a.split("[")[0] in known else len(known), a) for a in algorithms}
-    return sorted(algorithms, key=rank.__getitem__)
+    return sorted(algorithms, key=algorithm_rank)
 
 
 def _usable(frame: pd.DataFrame) -> pd.DataFrame:

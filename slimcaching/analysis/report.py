@@ -49,7 +49,7 @@ from .escape import escape_latex, escape_markdown
 from .families import FAMILIES
 from .store import ResultStore
 
-__all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "BOUND_ONLY", "WALL_STOPS",
+__all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "ALGORITHM_ORDER", "algorithm_rank", "BOUND_ONLY", "WALL_STOPS",
            "algorithm_label", "load_frame", "with_ratios", "ratio_table", "proof_table", "formulation_table", "select_columns",
            "ratio_caption", "FORMULATION_CAPTION", "PROOF_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
 
@@ -70,6 +70,18 @@ COLUMN_SETS: dict[str, tuple[str, ...]] = {
     "proven": ("proven", "mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "median_runtime_s"),
     "certified": ("certified", "cert_mean_ratio", "cert_min_ratio", "cert_mean_latency_ratio"),
 }
+
+#: The order of the known algorithms in tables and figure legends: ours, the paper's, the baselines, then the
+#: exact references; other algorithms (MoE² methods, new ones) follow in name order, variants beside their name.
+ALGORITHM_ORDER = ("best", "polish", "cyclic", "successive", "maxconv", "greedy", "independent", "popularity",
+                   "random", "cloud", "exact", "brute-force")
+
+
+def algorithm_rank(label: str) -> tuple[int, str]:
+    """Sort key of an algorithm label (``name`` or ``name[k=v,...]``) in :data:`ALGORITHM_ORDER`."""
+    base = str(label).split("[")[0]
+    return (ALGORITHM_ORDER.index(base) if base in ALGORITHM_ORDER else len(ALGORITHM_ORDER), str(label))
+
 
 #: Pseudo-algorithms that produce bounds, not placements (kept out of ratio tables).
 BOUND_ONLY = ("lp-bound",)
@@ -228,7 +240,11 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
             out[-1]["median_oracle_calls"] = float(np.median(oc)) if len(oc) else math.nan
-    return pd.DataFrame(out, columns=[*cols, *RATIO_COLUMNS, *(["median_oracle_calls"] if oracle else [])])
+    table = pd.DataFrame(out, columns=[*cols, *RATIO_COLUMNS, *(["median_oracle_calls"] if oracle else [])])
+    if "algorithm" in cols and len(table):  # known algorithms in their fixed order within each group
+        table = table.sort_values(cols, key=lambda c: c.map(algorithm_rank) if c.name == "algorithm" else c,
+                                  kind="stable").reset_index(drop=True)
+    return table
 
 
 def _stop(info: Any, status: str) -> str:
