@@ -29,6 +29,7 @@ from ..result import Result, Status, make_result
 from ..solvers import TERMINATION, highs, translate_status
 from .assignment import build_assignment_model, support
 from .level import build_level_model
+from .tightenings import DEFAULT_TIGHTENINGS, apply_tightenings, check_tightenings
 
 __all__ = ["FORMULATIONS", "TERMINATION", "translate_status", "build_model", "exact", "solve_exact", "lp_bound",
            "extract_placement", "start_placement", "capacity_free_bound", "ObjectiveMismatch"]
@@ -87,7 +88,7 @@ def _validate(time_limit: Any, mip_gap: Any, threads: Any, params: dict) -> None
     problems = []
     if params:
         raise InputError("--param", ("", f"unknown parameter(s) {', '.join(sorted(params))} for the exact "
-                                         "solver; valid: formulation, mip_gap, threads, warm_start"))
+                                         "solver; valid: formulation, mip_gap, threads, warm_start, tightenings"))
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
         problems.append(("--time-limit", f"must be a number > 0, got {time_limit!r}"))
     if mip_gap is not None and not (isinstance(mip_gap, (int, float)) and 0 <= mip_gap < 1):
@@ -162,7 +163,8 @@ def _finite(v: Any) -> float | None:
 
 def exact(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
           formulation: str = "level", mip_gap: float | None = None, threads: int | None = None,
-          warm_start: bool = True, heuristic: Callable[[float], Result] | None = None, **params) -> Result:
+          warm_start: bool = True, heuristic: Callable[[float], Result] | None = None,
+          tightenings: Any = DEFAULT_TIGHTENINGS, **params) -> Result:
     """Optimal placement by solving a MILP of ``docs/model.md`` section 1 with HiGHS.
 
     Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``.
@@ -194,6 +196,10 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         The caller's heuristic for the warm start, given its share of the
         budget.  The registered ``exact`` (:mod:`slimcaching.algorithms.exact`)
         passes the ``best`` heuristic; this module imports no algorithm.
+    tightenings : "all", "none", comma list or iterable of names, default all
+        Valid tightenings applied to the model before solving
+        (:mod:`slimcaching.formulations.tightenings`); the optimum is unchanged.
+        Recorded as ``info["tightenings"]``.
 
     Returns
     -------
@@ -243,11 +249,14 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     t0 = time.perf_counter()
     build = _check_formulation(formulation)
     _validate(time_limit, mip_gap, threads, params)
-    record = {"formulation": formulation, "mip_gap": mip_gap, "threads": threads, "warm_start": warm_start}
+    chosen = check_tightenings(tightenings)
+    record = {"formulation": formulation, "mip_gap": mip_gap, "threads": threads, "warm_start": warm_start,
+              "tightenings": list(chosen)}
     model = build(instance)
+    tightened = apply_tightenings(model, instance, chosen)
     t_build = time.perf_counter() - t0
     info: dict[str, Any] = {
-        "formulation": formulation, "build_time_s": t_build, "solver": "highs",
+        "formulation": formulation, "build_time_s": t_build, "solver": "highs", "tightenings": tightened,
         "n_variables": model.nvariables(), "n_constraints": model.nconstraints(),
         "n_binaries": len(model.x),
     }
@@ -349,8 +358,13 @@ def solve_exact(instance: Instance, formulation: str = "level", time_limit: floa
                  threads=threads)
 
 
-def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: float | None = None) -> float:
+def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: float | None = None,
+             tightenings: Any = ()) -> float:
     """Optimal value of the LP relaxation of ``formulation``: a lower bound on ``T(opt)``.
+
+    ``tightenings`` (default none: the plain relaxation) adds the valid
+    tightenings of :mod:`slimcaching.formulations.tightenings` first; they never
+    lower the bound.
 
     Returns
     -------
@@ -367,6 +381,7 @@ def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: floa
     model = build_model(instance, formulation, relax=True)
     if len(model.x) == 0:
         return empty_latency(instance)
+    apply_tightenings(model, instance, check_tightenings(tightenings))
     results, _ = _run(model, time_limit=time_limit, mip_gap=None, threads=None, seed=None)
     if results.termination_condition is not TerminationCondition.convergenceCriteriaSatisfied:
         raise RuntimeError(f"LP relaxation of {formulation!r} not solved: {results.termination_condition.name}")
