@@ -36,7 +36,7 @@ from .level import levels
 from .tightenings import DEFAULT_TIGHTENINGS, cardinality_rows, check_tightenings, tightened_capacities
 
 __all__ = ["OBJECTIVE_SCALE", "SparseRows", "LevelArrays", "build_level_arrays", "arrays_placement",
-           "start_vector", "layer_latencies"]
+           "start_vector", "layer_latencies", "level_model_rows"]
 
 OBJECTIVE_SCALE = 1e4
 """The scaled objective of the empty placement (seconds are multiplied by ``OBJECTIVE_SCALE / T(empty)``)."""
@@ -340,3 +340,21 @@ def start_vector(model: LevelArrays, placement: Placement) -> np.ndarray:
     np.minimum.at(b, b_of, v[n_x + a_of])
     v[n_x + n_a:] = b
     return v
+
+
+def level_model_rows(instance: Instance, layers: np.ndarray | None = None) -> int:
+    """The number of ``avail`` and ``whole`` rows of the level model (of ``layers``), without building it.
+
+    Used to decide whether a full LP, or a MILP per layer, is affordable.
+    """
+    sup = support(instance)
+    L = instance.L
+    nlev = np.zeros(instance.U * L, dtype=np.int64)
+    for (u, l), th in levels(instance).items():
+        nlev[u * L + l] = len(th) - 1
+    rows_in = np.ones(instance.n_sets, dtype=bool) if layers is None else np.asarray(layers)[instance.set_layer]
+    r_lev = np.where(rows_in, nlev[instance.set_user * L + instance.set_layer], 0)
+    whole = int(r_lev[sup.member_row].sum())
+    trip = np.unique(sup.member_triple[rows_in[sup.member_row]])
+    avail = int(nlev[sup.triples[trip, 0] * L + sup.triples[trip, 1]].sum())
+    return whole + avail

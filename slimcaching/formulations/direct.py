@@ -21,6 +21,8 @@ every number it returns honest:
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from .arrays import LevelArrays
 
-__all__ = ["DirectSolve", "to_highs", "run", "solve_arrays", "safe_lp_bound", "HIGHS_OPTIONS"]
+__all__ = ["DirectSolve", "new_highs", "to_highs", "run", "solve_arrays", "safe_lp_bound", "HIGHS_OPTIONS"]
 
 HIGHS_OPTIONS: dict[str, object] = {
     "output_flag": False,
@@ -40,6 +42,35 @@ HIGHS_OPTIONS: dict[str, object] = {
     "mip_feasibility_tolerance": 1e-9,
 }
 """Options of every direct solve (objective scaled to about ``1e4``, see :mod:`.arrays`)."""
+
+
+_BANNER_SHOWN = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent ``highspy.Highs`` with :data:`HIGHS_OPTIONS`.
+
+    HiGHS prints its banner to the process's standard output when the first
+    object is created, before any option can switch output off; that would
+    corrupt JSON written to stdout (``slimcaching certify``), so the first
+    construction runs with file descriptor 1 pointed at standard error.
+    """
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
+    for k, v in HIGHS_OPTIONS.items():
+        h.setOptionValue(k, v)
+    return h
 
 
 @dataclass
@@ -64,9 +95,7 @@ class DirectSolve:
 def to_highs(model: LevelArrays, *, integer: bool, threads: int | None = 1, time_limit: float | None = None,
              mip_gap: float | None = None, seed: int | None = None) -> highspy.Highs:
     """A ``highspy.Highs`` holding ``model`` (``x`` integer when ``integer``)."""
-    h = highspy.Highs()
-    for k, v in HIGHS_OPTIONS.items():
-        h.setOptionValue(k, v)
+    h = new_highs()
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     if mip_gap is not None:
@@ -113,8 +142,11 @@ def run(h: highspy.Highs) -> None:
             raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
 
 
-def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray) -> float:
+def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray, obj: np.ndarray | None = None) -> float:
     """A rigorous lower bound (seconds) on the LP of ``model`` from any row dual vector ``y``.
+
+    ``obj`` is the scaled cost vector the LP was solved with (default
+    ``model.obj``; pass it when the costs were changed in HiGHS, e.g. prices).
 
     Notes
     -----
@@ -133,7 +165,7 @@ def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray) -> float:
     y = np.asarray(row_dual, dtype=float).copy()
     lo_ok = np.isfinite(model.row_lo)
     y[(y > 0) & ~lo_ok] = 0.0
-    d = model.obj - model.A.rmatvec(y)
+    d = (model.obj if obj is None else np.asarray(obj, dtype=float)) - model.A.rmatvec(y)
     side = np.where(y > 0, np.where(lo_ok, model.row_lo, 0.0), model.row_hi)
     total = math.fsum((y * side).tolist()) + math.fsum(np.minimum(d, 0.0).tolist()) + model.offset
     return model.latency(total)
@@ -141,7 +173,7 @@ def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray) -> float:
 
 def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None = None, threads: int | None = 1,
                  mip_gap: float | None = None, cutoff: float | None = None, seed: int | None = None,
-                 h: highspy.Highs | None = None) -> DirectSolve:
+                 h: highspy.Highs | None = None, obj: np.ndarray | None = None) -> DirectSolve:
     """Solve ``model`` (LP or MILP) with HiGHS.
 
     Parameters
@@ -152,6 +184,8 @@ def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None 
         better than the cutoff exists within what it explored.
     h : highspy.Highs, optional
         A prepared object (e.g. with changed costs); built from ``model`` otherwise.
+    obj : float (n_cols,), optional
+        The scaled costs ``h`` holds when they differ from ``model.obj`` (for the safe LP bound).
     """
     t = time.perf_counter()
     if h is None:
@@ -177,4 +211,4 @@ def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None 
     sol = h.getSolution()
     y = np.array(sol.row_dual)
     value = model.latency(info.objective_function_value)
-    return DirectSolve(status, value, value, safe_lp_bound(model, y), np.array(sol.col_value), y, wall)
+    return DirectSolve(status, value, value, safe_lp_bound(model, y, obj), np.array(sol.col_value), y, wall)
