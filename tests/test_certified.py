@@ -86,3 +86,21 @@ def test_import_certificates_checks_the_instance_hash(suite, tmp_path):
     rec.write_text(json.dumps(c) + "\n")
     with pytest.raises(InputError, match=r"line 1: instance_hash '0000000000000000' is not the hash"):
         import_certificates(str(db), rec)
+
+
+def test_certified_table_refuses_a_bound_above_a_latency_and_forgives_rounding(suite):
+    from slimcaching.formulations.bounds import BOUND_RTOL, InvalidBound
+
+    _, db = suite
+    df = with_ratios(load_frame(db))
+    name = df["instance_name"].iloc[0]
+    mine = df["instance_name"] == name
+    best = df.loc[mine & (df["feasible"] == 1), "latency"].min()
+    planted = df.copy()
+    i = planted.index[mine & planted["bound"].notna()][0]
+    planted.loc[i, "bound"] = best * (1 + 1e-6)  # a false bound: 1e-6 above a feasible latency
+    with pytest.raises(InvalidBound, match="exceeds the latency"):
+        certified_table(planted)
+    planted.loc[i, "bound"] = best * (1 + 0.5 * BOUND_RTOL)  # rounding only: gap 0, not negative
+    t = certified_table(planted)
+    assert t.loc[t["instance_name"] == name, "certified_gap"].iloc[0] == 0.0

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..formulations.bounds import check_bound
 from .families import certificate_row, get_family, load
 from .store import ResultStore, run_key
 
@@ -70,6 +71,20 @@ def certified_table(df: pd.DataFrame, algorithms: Iterable[str] | None = None) -
     algorithms : iterable of str, optional
         Algorithm labels for the ratio columns (default: every algorithm with a
         feasible row, in the order they first appear).
+
+    Returns
+    -------
+    DataFrame
+        ``certified_gap`` is ``(best_latency - bound) / best_latency``, set to 0
+        when the bound exceeds the latency by at most
+        :data:`~slimcaching.formulations.bounds.BOUND_RTOL` (floating point).
+
+    Raises
+    ------
+    InvalidBound
+        A stored bound above the best stored latency by more than ``BOUND_RTOL``
+        (relative): that bound is false, and hiding it as gap 0 would report a
+        false certificate.
     """
     df = df[df["family"] == "caching"]
     ok = (df["status"] != "error") & (df["feasible"].fillna(0).astype(int) == 1) & df["latency"].notna()
@@ -91,8 +106,13 @@ def certified_table(df: pd.DataFrame, algorithms: Iterable[str] | None = None) -
             row.update(bound=math.nan, bound_method="-", bound_s=math.nan)
         row.update(best_latency=float(best["latency"]), latency_method=str(best["algorithm"]),
                    latency_s=_time_of(best, "latency"))
-        row["certified_gap"] = ((row["best_latency"] - row["bound"]) / row["best_latency"]
-                                if np.isfinite(row["bound"]) else math.nan)
+        if np.isfinite(row["bound"]):
+            # a bound above a feasible latency by more than rounding is a false certificate: refuse it
+            check_bound(row["bound"], row["bound_method"], row["best_latency"], row["latency_method"])
+            # within BOUND_RTOL it is rounding, and the gap is 0
+            row["certified_gap"] = max(0.0, (row["best_latency"] - row["bound"]) / row["best_latency"])
+        else:
+            row["certified_gap"] = math.nan
         proven = bool(g["proven"].any())
         row["reference"] = "optimum" if proven else ("bound" if np.isfinite(row["bound"]) else "-")
         for a in algs:
