@@ -49,6 +49,9 @@ KERNELS = ("numpy", "numba")
 #: a row's members are then adjacent and its maximum stays in a register).
 LAYOUTS = ("ks", "sk")
 _BLOCK = 16384  # rows per block of the numpy pass: its buffers stay in the L2 cache
+#: Set members per chunk of a batched gain or loss query (about 10 arrays of this many
+#: 8-byte values are alive at once: 40 MiB).
+_ENTRY_CHUNK = 1 << 19
 
 
 # ----------------------------------------------------------------- helpers
@@ -540,9 +543,27 @@ class IncrementalEvaluator:
         np.maximum(te, self._zeros[: len(te)], out=te)
         return float(np.dot(coef, te)) if len(te) <= _SHORT_DOT else weighted_sum(coef, te)
 
-    def gains(self, elements: np.ndarray) -> np.ndarray:
-        """Vectorised :meth:`gain` for ``elements int (k, 3)`` of ``(n, l, e)``; ``float64 (k,)``."""
+    def _chunked(self, elements: np.ndarray, one) -> np.ndarray:
+        """``one(el)`` over consecutive chunks of ``elements`` holding at most
+        :data:`_ENTRY_CHUNK` set members each, concatenated: bounded memory at any size."""
         el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
+        keys = el[:, 1] * self._E + el[:, 2]
+        csum = np.cumsum(self._ptr[keys + 1] - self._ptr[keys])
+        if len(el) == 0 or csum[-1] <= _ENTRY_CHUNK:
+            return one(el)
+        cuts = np.searchsorted(csum, np.arange(_ENTRY_CHUNK, int(csum[-1]), _ENTRY_CHUNK), side="right")
+        bounds = np.unique(np.concatenate([[0], np.maximum(cuts, 1), [len(el)]]))
+        return np.concatenate([one(el[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+
+    def gains(self, elements: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`gain` for ``elements int (k, 3)`` of ``(n, l, e)``; ``float64 (k,)``.
+
+        Memory ``O(min(total members, chunk))``: elements are taken in chunks
+        of at most :data:`_ENTRY_CHUNK` set members.
+        """
+        return self._chunked(elements, self._gains)
+
+    def _gains(self, el: np.ndarray) -> np.ndarray:
         k = len(el)
         owner, entry = self._entries_of(el)
         if len(entry) == 0:
@@ -559,8 +580,10 @@ class IncrementalEvaluator:
 
     def losses(self, elements: np.ndarray) -> np.ndarray:
         """Decrease of ``R`` from evicting each ``(n, l, e)`` of ``elements int (k, 3)`` on its
-        own; ``float64 (k,)``, ``>= 0`` (0 for elements not cached)."""
-        el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
+        own; ``float64 (k,)``, ``>= 0`` (0 for elements not cached).  Chunked as :meth:`gains`."""
+        return self._chunked(elements, self._losses)
+
+    def _losses(self, el: np.ndarray) -> np.ndarray:
         k = len(el)
         owner, entry = self._entries_of(el)
         if len(entry) == 0:

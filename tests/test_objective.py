@@ -196,3 +196,17 @@ def test_unknown_kernel_and_layout_are_refused():
         latency(inst, inst.empty_placement(), kernel="gpu")
     with pytest.raises(ValueError, match="layout must be 'auto' or one of ks, sk, got 'kk'"):
         latency(inst, inst.empty_placement(), layout="kk")
+
+
+def test_batched_queries_in_chunks_equal_one_batch(monkeypatch):
+    import slimcaching.objective as objective
+
+    inst = instance_from_dict(random_instance_dict(11, max_layers=3, max_experts=5, max_users=3))
+    rng = np.random.default_rng(11)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.4) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x))
+    cand = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    whole_g, whole_l = ev.gains(cand), ev.losses(cand)
+    monkeypatch.setattr(objective, "_ENTRY_CHUNK", 3)
+    assert np.array_equal(ev.gains(cand), whole_g)
+    assert np.array_equal(ev.losses(cand), whole_l)
