@@ -16,10 +16,15 @@ maxima), instead of a row-wise reduction over the short ``Kmax`` axis; the
 gathers go through ``np.take`` into preallocated buffers.  The weighted sum
 ``sum_S w_u p_S max`` is ``np.einsum`` (no BLAS: a single dot product is not
 worth a thread pool, and ``einsum`` gives the same bits on every machine).
-When numba is installed (``pip install slimcaching[fast]``) the gather and
-maximum are one compiled pass (``kernel="numba"``); the set latencies are the
-same bits either way (a maximum is exact) and the sum is the same ``einsum``,
-so ``T`` is identical with and without it.
+With numba installed (``pip install slimcaching[fast]``), ``kernel="numba"``
+(or ``SLIMCACHING_KERNEL=numba`` in the environment, which is what
+``kernel="auto"`` reads; numpy otherwise) makes ``tau`` and the set maxima
+compiled passes; the set latencies are the same bits either way (maxima and
+minima are exact) and the sum is the same ``einsum``, so ``T`` is identical
+with and without it.  It is not the default because the first call in a
+fresh environment compiles for seconds, which a short time limit cannot
+absorb, and the algorithms spend their time in incremental queries, not in
+full evaluations.
 
 :func:`evaluate` is the full evaluation; :class:`IncrementalEvaluator` keeps
 ``tau``, the per-set latency *and the second largest member latency of every
@@ -30,6 +35,7 @@ computed here.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -244,7 +250,7 @@ def available_kernels() -> tuple[str, ...]:
 
 def _kernel(kernel: str) -> str:
     if kernel == "auto":
-        return "numba" if _numba_kernels() is not None else "numpy"
+        kernel = os.environ.get("SLIMCACHING_KERNEL", "numpy")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {', '.join(KERNELS)}, got {kernel!r}")
     if kernel == "numba" and _numba_kernels() is None:
@@ -328,7 +334,8 @@ def set_latency(instance: Instance, tau_arr: np.ndarray, *, kernel: str = "auto"
     instance : Instance
     tau_arr : float64 (U, L, Emax)
     kernel : {"auto", "numpy", "numba"}
-        ``auto``: numba when installed.  Every kernel returns the same bits.
+        ``auto``: the ``SLIMCACHING_KERNEL`` environment variable, else
+        numpy.  Every kernel returns the same bits.
     layout : {"auto", "ks", "sk"}
         Member index ``(Kmax, S)`` with column-wise maxima, or the routing
         table's ``(S, Kmax)`` with row-wise maxima; ``auto``: ``ks`` for
