@@ -458,6 +458,7 @@ class IncrementalEvaluator:
         self._by_key = ent.by_key
         self._coef = instance.coef
         self._lat = instance.latency
+        self._latT = np.ascontiguousarray(np.transpose(instance.latency, (1, 2, 0)))  # (N, L, U)
         self._cloud = instance.cloud_latency
         self._E = instance.max_experts
         self._K = self._flat.shape[1] if instance.n_sets else 0
@@ -545,7 +546,7 @@ class IncrementalEvaluator:
         rows, users, coef, slot = views
         te = self.tau_flat[slot]
         m2 = self.setlat2[rows]
-        np.maximum(m2, self._lat[:, n, l][users], out=m2)
+        np.maximum(m2, self._latT[n, l][users], out=m2)
         np.subtract(te, m2, out=te)
         np.maximum(te, self._zeros[: len(te)], out=te)
         return float(np.dot(coef, te)) if len(te) <= _SHORT_DOT else weighted_sum(coef, te)
