@@ -499,14 +499,6 @@ class IncrementalEvaluator:
         a, b = self._ptr[k], self._ptr[k + 1]
         return self._rows[a:b], self._cols[a:b]
 
-    def _column(self, l: int, e: int, x_col: np.ndarray) -> np.ndarray:
-        """``tau[:, l, e]`` for the node indicator ``x_col (N,)``."""
-        col = self._cloud[:, l].copy()
-        nodes = np.nonzero(x_col)[0]
-        if len(nodes):
-            np.minimum(col, self._lat[:, nodes, l].min(axis=1), out=col)
-        return col
-
     def _entries_of(self, el: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For elements ``el (k, 3)``: every CSR entry of each element's ``(l, e)`` as flat
         arrays ``owner`` (index into ``el``) and ``entry`` (index into the CSR arrays)."""
@@ -611,51 +603,56 @@ class IncrementalEvaluator:
 
     # -- general moves
     def _changed(self, add: Iterable[Sequence[int]], remove: Iterable[Sequence[int]]):
-        """New ``tau`` columns and affected rows for a batch of additions / removals."""
-        cols: dict[tuple[int, int], np.ndarray] = {}
-        for n, l, e in remove:
-            cols.setdefault((int(l), int(e)), self.x[:, l, e].copy())[n] = False
-        for n, l, e in add:
-            cols.setdefault((int(l), int(e)), self.x[:, l, e].copy())[n] = True
-        newcols = {key: self._column(key[0], key[1], xc) for key, xc in cols.items()}
-        if not newcols:
-            return cols, newcols, np.zeros(0, dtype=np.int64)
-        keys = [l * self._E + e for l, e in newcols]
-        rows = [self._rows[self._ptr[k]:self._ptr[k + 1]] for k in keys]
-        rows = rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows))
-        return cols, newcols, rows
+        """A batch of additions / removals as arrays: the touched keys ``(ls, es) (k,)``,
+        their new node indicators ``(k, N)``, new ``tau`` columns ``(k, U)`` and slots in
+        ``tau_flat`` ``(k, U)``, the removed and added elements, and the affected rows.
 
-    def _tau_slots(self, l: int, e: int) -> np.ndarray:
-        U, L, E = self.tau.shape
-        return np.arange(U) * (L * E) + (l * E + e)
+        Vectorised over the keys (one ``np.where``/``min`` over ``(N, k, U)``), so a move of
+        many elements costs a few numpy calls, not a few per element.
+        """
+        rem = np.asarray(list(remove), dtype=np.int64).reshape(-1, 3)
+        add = np.asarray(list(add), dtype=np.int64).reshape(-1, 3)
+        both = np.concatenate([rem, add])
+        E = self._E
+        keys, inv = np.unique(both[:, 1] * E + both[:, 2], return_inverse=True)
+        ls, es = keys // E, keys % E
+        cols = self.x[:, ls, es].T.copy()                                     # (k, N)
+        cols[inv[: len(rem)], rem[:, 0]] = False                              # removals first,
+        cols[inv[len(rem):], add[:, 0]] = True                                # then additions
+        via = np.where(cols.T[:, :, None], self._latT[:, ls, :], np.inf).min(axis=0, initial=np.inf)
+        newcol = np.minimum(self._cloud[:, ls].T, via)                        # (k, U)
+        U = self.tau.shape[0]
+        slots = np.arange(U)[None, :] * (self.tau.shape[1] * E) + keys[:, None]
+        starts = self._ptr[keys]
+        counts = self._ptr[keys + 1] - starts
+        if len(keys) == 1:
+            rows = self._rows[starts[0]:starts[0] + counts[0]]
+        else:
+            idx = np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+            rows = np.sort(self._rows[idx])                                   # sorted and deduplicated:
+            if len(rows):                                                     # cheaper than np.unique here
+                rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+        return ls, es, cols, newcol, slots, rem, add, rows
 
     def gain_of(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
         """Increase of ``R`` (may be negative) if ``add`` and ``remove`` were applied together."""
-        _, newcols, rows = self._changed(add, remove)
+        _, _, _, newcol, slots, _, _, rows = self._changed(add, remove)
         if len(rows) == 0:
             return 0.0
-        saved = []
-        for (l, e), col in newcols.items():
-            sl = self._tau_slots(l, e)
-            saved.append((sl, self.tau_flat[sl].copy()))
-            self.tau_flat[sl] = col
+        old = self.tau_flat[slots]
+        self.tau_flat[slots] = newcol
         newlat = self.tau_flat[self._flat[rows]].max(axis=1)
-        for sl, old in reversed(saved):
-            self.tau_flat[sl] = old
+        self.tau_flat[slots] = old
         return weighted_sum(self._coef[rows], self.setlat[rows] - newlat)
 
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
         """Apply the move; returns its gain in ``R``."""
-        add, remove = list(add), list(remove)
-        cols, newcols, rows = self._changed(add, remove)
-        for (l, e), col in newcols.items():
-            self.tau_flat[self._tau_slots(l, e)] = col
-            self.x[:, l, e] = cols[(l, e)]
+        ls, es, cols, newcol, slots, rem, add, rows = self._changed(add, remove)
+        self.tau_flat[slots] = newcol
+        self.x[:, ls, es] = cols.T
         size = self.instance.expert_size
-        for n, l, e in remove:
-            self.used[n] -= size[l]
-        for n, l, e in add:
-            self.used[n] += size[l]
+        np.subtract.at(self.used, rem[:, 0], size[rem[:, 1]])
+        np.add.at(self.used, add[:, 0], size[add[:, 1]])
         if len(rows) == 0:
             return 0.0
         m1, m2 = self._top2(rows)
