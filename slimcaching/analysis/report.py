@@ -5,9 +5,13 @@ The *reference* of an instance is taken from the rows of the store:
 * when one of its exact-reference rows (the family's ``exact_names``, any
   parameters or seed) is proven ``optimal``: ``gain(opt)`` is its gain (the
   largest among optimal rows) and the instance's ratios are **exact**;
+* when some row's proven bound is met by a feasible row (relative latency gap
+  at most :data:`PROVEN_GAP`, e.g. a ``certify`` or ``decompose`` run that
+  closed its gap), that feasible row is a proven optimum too and the ratios
+  are **exact**;
 * otherwise the smallest stored upper bound ``gain_upper`` over *all* rows of
   the instance (exact runs stopped by a work or time limit, LP bounds,
-  decomposition and certification methods) is used, and the ratio
+  ``decompose``, ``lns``, ``certify``) is used, and the ratio
   ``gain(alg) / gain_upper`` is a **certified lower bound** on the true ratio.
 
 For caching, ``gain = R(x) = T(empty) - T(x)`` and ``gain_upper = T(empty) -
@@ -51,7 +55,7 @@ from .store import ResultStore
 
 __all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "ALGORITHM_ORDER", "algorithm_rank", "BOUND_ONLY", "WALL_STOPS",
            "algorithm_label", "load_frame", "with_ratios", "ratio_table", "proof_table", "formulation_table", "select_columns",
-           "ratio_caption", "FORMULATION_CAPTION", "PROOF_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
+           "ratio_caption", "TABLES", "FORMULATION_CAPTION", "PROOF_CAPTION", "CERTIFIED_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
 
 #: Columns a ratio table may be grouped by.
 GROUP_COLUMNS = ("family", "suite", "algorithm", "name", "params", "top_k", "L", "N", "U", "cap_frac",
@@ -94,6 +98,10 @@ _ZERO = 1e-12
 #: Relative tolerance of the consistency check between bounds and achieved gains (the exact solver's
 #: optimality tolerance, :data:`slimcaching.formulations.solve.OPTIMAL_GAP`).
 CONSISTENCY_RTOL = 1e-6
+
+#: A bound within this relative latency gap of a feasible latency proves that latency optimal.
+PROVEN_GAP = 1e-6
+
 
 def algorithm_label(name: str, params: Any) -> str:
     """``name[k=v,...]`` (parameters sorted), or ``name`` without parameters: how tables name a run."""
@@ -152,6 +160,14 @@ def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
             tlb = None
             if g["empty_latency"].notna().any():
                 tlb = float(g["empty_latency"].dropna().iloc[0]) - gref
+            feas = g[ok.loc[g.index]]
+            if tlb is not None and len(feas):
+                best = feas.loc[feas["gain"].idxmax()]
+                best_gain = float(best["gain"])
+                t_best = tlb + gref - best_gain
+                if t_best > 0 and gref - best_gain <= PROVEN_GAP * t_best:  # the bound is met: a proven optimum
+                    refs[h] = (best_gain, True, t_best, f"{best['algorithm']} (bound of {top['algorithm']})")
+                    continue
             refs[h] = (gref, False, tlb, str(top["algorithm"]))
     gain_ref = np.full(len(df), np.nan)
     proven = np.zeros(len(df), dtype=bool)
@@ -236,6 +252,15 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
             "cert_mean_ratio": c_mean, "cert_min_ratio": c_low, "cert_mean_latency_ratio": c_lat,
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
+        })
+        exact = rated.loc[rated["proven"], "ratio"].to_numpy(dtype=float)
+        cert = rated.loc[~rated["proven"], "ratio"].to_numpy(dtype=float)
+        out[-1].update({
+            "exact_mean_ratio": float(exact.mean()) if len(exact) else math.nan,
+            "exact_min_ratio": float(exact.min()) if len(exact) else math.nan,
+            "certified_instances": int(rated.loc[~rated["proven"], "instance_hash"].nunique()),
+            "certified_mean_ratio": float(cert.mean()) if len(cert) else math.nan,
+            "certified_min_ratio": float(cert.min()) if len(cert) else math.nan,
         })
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
@@ -728,6 +753,13 @@ def ratio_caption(columns: Sequence[str], family: str | None = None) -> str:
     return "".join(parts) + "."
 
 
+#: Tables of ``slimcaching report --table``.
+TABLES = ("all", "ratios", "formulations", "proofs", "certified")
+
+CERTIFIED_CAPTION = (r"Per instance: the best proven bound and the best latency of any method, the certified "
+                     r"gap, and each algorithm's ratio $R(\mathrm{alg})/\bar{R}$ against the smallest proven "
+                     r"upper bound $\bar{R}$ on $R(\mathrm{opt})$.")
+
 #: Columns of the proof table in LaTeX (the others are kept in markdown and CSV).
 PROOF_LATEX_COLUMNS = ("suite", "instance", "reference", "source", "gap", "exact_stop", "nodes", "wall_stopped")
 PROOF_CAPTION = (r"Reference of each instance: a proven optimum, or the smallest proven upper bound on "
@@ -746,15 +778,17 @@ def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family
     """The text ``slimcaching report`` prints.
 
     ``table`` is ``"ratios"``, ``"formulations"``, ``"proofs"`` (one row per
-    instance, :func:`proof_table`) or ``"all"`` (the ratio table, then the
-    formulation table when there is one, separated by a blank line).
+    instance, :func:`proof_table`), ``"certified"`` (one row per caching
+    instance, :func:`slimcaching.analysis.certified.certified_table`) or
+    ``"all"`` (the ratio table, then the formulation table when there is one,
+    separated by a blank line).
     ``columns`` picks the ratio table's value columns (:func:`select_columns`;
     default ``all``, for LaTeX ``paper``).  ``label`` is the ratio table's
     LaTeX label; the formulation table gets ``tab:formulations``, the proof
-    table ``tab:proofs``.
+    table ``tab:proofs``, the certified table ``tab:certified``.
     """
-    if table not in ("all", "ratios", "formulations", "proofs"):
-        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations, proofs"))
+    if table not in TABLES:
+        raise InputError("--table", ("", f"unknown table {table!r}; valid: {', '.join(TABLES)}"))
     df = with_ratios(load_frame(db))
     if df.empty:
         raise InputError(str(db), ("", "the results database holds no runs"))
@@ -764,6 +798,11 @@ def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family
             pt = pt[list(PROOF_LATEX_COLUMNS)]
         return format_table(pt, fmt, caption=PROOF_CAPTION, label="tab:proofs", decimals=decimals,
                             group_cols=["suite"])
+    if table == "certified":
+        from .certified import certified_table
+
+        return format_table(certified_table(df), fmt, caption=CERTIFIED_CAPTION, label="tab:certified",
+                            decimals=decimals)
     ft = formulation_table(df)
     if table == "formulations":
         if not len(ft):

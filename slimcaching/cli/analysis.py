@@ -138,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the analysis commands to the ``slimcaching`` sub-parsers."""
     from ..analysis.figures import WIDTHS
-    from ..analysis.report import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS
+    from ..analysis.report import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS, TABLES
 
     def add(sub, name, help, func, **io):
         return add_command(sub, name, help, func, EXAMPLES[name], **io)
@@ -180,9 +180,10 @@ def register(sub) -> None:
     p.add_argument("--group-by", default="family,algorithm", metavar="COLS",
                    help="comma-separated: " + ", ".join(GROUP_COLUMNS) + "; with two or more, the first "
                         "forms row groups")
-    p.add_argument("--table", choices=["all", "ratios", "formulations", "proofs"], default="all",
+    p.add_argument("--table", choices=list(TABLES), default="all",
                    help="which table; all = ratios, then formulations when present; proofs = one row per "
-                        "instance, where its reference comes from")
+                        "instance, where its reference comes from; certified = one row per instance, its best "
+                        "bound and latency and each algorithm's certified ratio")
     p.add_argument("--columns", default=None, metavar="SET_OR_LIST",
                    help="ratio-table columns: " + ", ".join(COLUMN_SETS) + ", or a comma-separated list of "
                         + ", ".join(RATIO_COLUMNS) + " (default: all; paper for --format latex)")
