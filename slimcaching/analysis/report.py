@@ -253,15 +253,6 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
         })
-        exact = rated.loc[rated["proven"], "ratio"].to_numpy(dtype=float)
-        cert = rated.loc[~rated["proven"], "ratio"].to_numpy(dtype=float)
-        out[-1].update({
-            "exact_mean_ratio": float(exact.mean()) if len(exact) else math.nan,
-            "exact_min_ratio": float(exact.min()) if len(exact) else math.nan,
-            "certified_instances": int(rated.loc[~rated["proven"], "instance_hash"].nunique()),
-            "certified_mean_ratio": float(cert.mean()) if len(cert) else math.nan,
-            "certified_min_ratio": float(cert.min()) if len(cert) else math.nan,
-        })
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
             out[-1]["median_oracle_calls"] = float(np.median(oc)) if len(oc) else math.nan
