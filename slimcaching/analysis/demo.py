@@ -181,8 +181,8 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
     everything = load_frame(str(db))
     own = _own_rows(everything, specs)
     if len(own) < len(everything):
-        log(f"left out {len(everything) - len(own)} stored run(s) of other settings (another node limit or "
-            f"time-limit-only exact runs)")
+        log(f"left out {len(everything) - len(own)} stored run(s) of other algorithms or settings (e.g. another node "
+            f"limit, a time-limit-only exact run, an algorithm the demo leaves out)")
     df = with_ratios(own)
     files: dict[str, Path] = {}
 
