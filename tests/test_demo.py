@@ -46,7 +46,7 @@ def test_demo_ignores_stored_runs_of_other_settings(tmp_path):
                 "gain": 1e3, "gain_upper": 1e3, "latency": 0.0, "empty_latency": 1e3, "feasible": True})
     lines: list[str] = []
     files = demo(out, suites=[str(suite)], jobs=1, node_limit=50, progress=False, log=lines.append)
-    assert any("left out 1 stored run(s) of other settings" in ln for ln in lines)
+    assert any("left out 1 stored run(s) of other algorithms or settings" in ln for ln in lines)
     proofs = pd.read_csv(files["proofs_csv"])
     assert "node_limit=99" not in str(proofs["source"].iloc[0]) and proofs["consistent"].all()
     if not node_limit_supported():
