@@ -48,8 +48,24 @@ def test_put_is_idempotent_per_key_and_round_trips(tmp_path):
     assert rows[0]["placement"] == [[0, 1, 2]] and rows[0]["info"] == {"passes": 3}
     assert rows[0]["feasible"] == 1
     with sqlite3.connect(db) as con:
-        assert con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         assert [r[1] for r in con.execute("PRAGMA table_info(runs)")] == list(COLUMNS)
+
+
+def test_write_ahead_log_while_open_single_file_after(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with ResultStore(db) as s:
+        s.put(_row())
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        with ResultStore(db) as s2:  # a second writer (a concurrent sweep) sees the first one's rows
+            assert s2.count() == 1
+            s2.put(_row(seed=5))
+        assert s.count() == 2  # ... and the first writer sees the second's
+        con.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "delete"
+    con.close()
 
 
 def test_nonfinite_values_are_stored_as_null(tmp_path):
@@ -80,3 +96,153 @@ def test_missing_database_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="no such results database"):
         load_frame(tmp_path / "nope.sqlite")
+
+
+# ------------------------------------------------------------------ reading never writes
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _stores(tmp_path):
+    """Files `report`, `figures` and `check-guarantees` must refuse, with the message each gets."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "text.sqlite").write_text("greedy,0.5\n" * 50)
+    (bad / "empty.sqlite").write_bytes(b"")
+    con = sqlite3.connect(bad / "foreign.sqlite")
+    con.execute("CREATE TABLE papers (title TEXT)")
+    con.commit()
+    con.close()
+    con = sqlite3.connect(bad / "other-runs.sqlite")
+    con.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+    con.commit()
+    con.close()
+    with ResultStore(bad / "corrupt.sqlite") as s:
+        for seed in range(200):
+            s.put(_row(seed=seed, info={"pad": "x" * 200}))
+    data = bytearray((bad / "corrupt.sqlite").read_bytes())
+    data[4096:len(data)] = b"\xff" * (len(data) - 4096)  # every page after the first overwritten
+    (bad / "corrupt.sqlite").write_bytes(bytes(data))
+    return bad, {
+        "missing.sqlite": "no such results database",
+        "text.sqlite": "not a SQLite file",
+        "empty.sqlite": "has no 'runs' table",
+        "foreign.sqlite": "holds other tables (papers)",
+        "other-runs.sqlite": "table 'runs' lacks column(s) key",
+        "corrupt.sqlite": "malformed",
+    }
+
+
+@pytest.mark.parametrize("command", ["report", "figures", "check-guarantees"])
+def test_reading_commands_refuse_what_is_not_a_store_in_one_line(tmp_path, capsys, command):
+    from slimcaching.cli import main
+
+    bad, expected = _stores(tmp_path)
+    before = _snapshot(bad)
+    for name, msg in expected.items():
+        extra = ["--out", str(tmp_path / "out")] if command != "report" else []
+        assert main([command, str(bad / name), *extra]) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err and str(bad / name) in err, (name, err)
+    assert _snapshot(bad) == before  # nothing created, converted or written
+
+
+def test_bench_refuses_a_foreign_database_and_leaves_it_alone(tmp_path, capsys):
+    from slimcaching.cli import main
+
+    bad, expected = _stores(tmp_path)
+    before = _snapshot(bad)
+    for name in ("text.sqlite", "foreign.sqlite", "other-runs.sqlite"):
+        assert main(["bench", "tiny", "--algorithms", "cloud", "--db", str(bad / name), "--no-progress",
+                     "--jobs", "1", "--limit", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected[name] in err
+    assert _snapshot(bad) == before
+
+
+def test_report_reads_a_store_without_changing_it(tmp_path):
+    from slimcaching.analysis.report import report
+
+    db = tmp_path / "r.sqlite"
+    with ResultStore(db) as s:
+        s.put(_row())
+        s.put(_row(algorithm="exact", status="optimal", gain=1.0))
+    before = _snapshot(tmp_path)
+    assert "greedy" in report(str(db))
+    assert _snapshot(tmp_path) == before
+    # also while a sweep holds it open in write-ahead-log mode
+    with ResultStore(db) as s:
+        s.put(_row(seed=3))
+        assert "greedy" in report(str(db))
+        with ResultStore(db, readonly=True) as ro:
+            assert ro.count() == 3
+
+
+def _read_only_folder(folder):
+    """Make ``folder`` read-only for this process: a read-only tmpfs as root, permissions otherwise."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        for p in folder.iterdir():
+            p.chmod(0o444)
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    keep = folder.with_name(folder.name + "-copy")
+    shutil.copytree(folder, keep)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("running as root without permission to mount a read-only file system")
+    for p in keep.iterdir():
+        shutil.copy2(p, folder / p.name)
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+    return lambda: subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("left_by", ["finished sweep", "killed sweep"])
+def test_report_reads_a_read_only_store(tmp_path, capsys, left_by):
+    from slimcaching.cli import main
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "r.sqlite"
+    s = ResultStore(db)
+    s.put(_row())
+    s.put(_row(algorithm="exact", status="optimal", gain=1.0))
+    if left_by == "killed sweep":  # the -wal and -shm files stay, as after SIGKILL
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA wal_autocheckpoint=0")
+        con.close()
+        s._con.execute("PRAGMA wal_autocheckpoint=0")
+        s.put(_row(seed=9))
+        import shutil
+
+        snap = tmp_path / "snap"
+        snap.mkdir()
+        for p in folder.iterdir():
+            shutil.copy2(p, snap / p.name)
+        s._con.close()
+        for p in snap.iterdir():
+            shutil.copy2(p, folder / p.name)
+    else:
+        s.close()
+    undo = _read_only_folder(folder)
+    try:
+        before = _snapshot(folder)
+        with pytest.raises(Exception):
+            (folder / "probe").write_text("x")  # the folder really is read-only
+        assert main(["report", str(db), "--format", "csv"]) == 0
+        out = capsys.readouterr().out
+        assert "greedy" in out and "exact" in out
+        with ResultStore(db, readonly=True) as st:  # the rows still in the write-ahead log are read too
+            assert st.count() == (3 if left_by == "killed sweep" else 2)
+        assert _snapshot(folder) == before
+        assert main(["bench", "tiny", "--algorithms", "cloud", "--db", str(db), "--no-progress", "--jobs", "1",
+                     "--limit", "1"]) == 1  # writing is an OS error: one line, exit 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot" in err and str(db) in err
+    finally:
+        undo()

@@ -56,13 +56,14 @@ def _label(name: str, params: str) -> str:
 
 def load_frame(db: str | Any) -> pd.DataFrame:
     """All rows of a store (path or :class:`ResultStore`) with derived columns
-    ``name`` (the algorithm), ``algorithm`` (name with parameters) and ``suite``."""
+    ``name`` (the algorithm), ``algorithm`` (name with parameters) and ``suite``.
+
+    A path is opened read-only and never changed; a missing, corrupt or foreign
+    database is an :class:`InputError`."""
     if isinstance(db, ResultStore):
         df = db.frame()
     else:
-        if not Path(str(db)).is_file():
-            raise InputError(str(db), ("", "no such results database"))
-        with ResultStore(db) as st:
+        with ResultStore(db, readonly=True) as st:
             df = st.frame()
     df = df.copy()
     df["name"] = df["algorithm"]
