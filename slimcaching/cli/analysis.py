@@ -47,7 +47,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise InputError("--address", ("", "only valid with --executor dask"))
     summary = run_sweep(args.inputs, args.algorithms, db=args.db, exact=args.exact, seeds=args.seeds,
                         time_limit=args.time_limit, jobs=args.jobs, executor=args.executor, address=args.address,
-                        progress=not args.no_progress, limit=args.limit)
+                        progress=not args.no_progress, limit=args.limit,
+                        hard_timeout="auto" if args.hard_timeout is None else args.hard_timeout)
     print(summary.text(), file=sys.stderr)
     if not args.quiet:
         print(format_table(ratio_table(with_ratios(load_frame(args.db))), "markdown"))
@@ -148,8 +149,12 @@ def register(sub) -> None:
     p.add_argument("--exact", action="store_true", help="also run the exact reference")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds per run")
+    p.add_argument("--hard-timeout", type=positive_float("--hard-timeout"), default=None, metavar="S",
+                   help="end a run's worker process after S seconds and store the run as 'timeout' "
+                        "(default: 1.05 x --time-limit + 2; none without --time-limit)")
     p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=ncpu, metavar="J",
-                   help=f"local worker processes (default {ncpu})")
+                   help=f"worker processes (default {ncpu}); with --executor dask and no --address, the "
+                        "threads of an in-process dask cluster")
     p.add_argument("--seeds", type=_seeds, default=[0], metavar="LIST", help="comma-separated seeds (default 0)")
     p.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
     p.add_argument("--executor", choices=["local", "dask"], default="local")
