@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import InputError
 from .families import FAMILIES, Family, detect, get_family
 from .store import ResultStore, canonical_params, run_key
-from .worker import Worker, run_columns
+from .worker import Worker, end_all, run_columns
 
 __all__ = ["Task", "Plan", "SweepSummary", "DEFAULT_ALGORITHMS", "parse_algorithms", "resolve_inputs",
            "plan", "execute_task", "default_hard_timeout", "run_sweep"]
@@ -688,6 +688,9 @@ def _run_dask(pending: list[Task], instances: Instances, finish: Callable[[Task,
             if not left[t.instance_hash]:
                 scattered.pop(t.instance_hash).release()
             finish(t, cols)
+    except BaseException:
+        end_all()  # runs of this process's dask threads end now, so the cluster can close
+        raise
     finally:
         if own:
             client.close()

@@ -35,11 +35,12 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterable
 
-__all__ = ["Worker", "WorkerStartError", "run_columns", "timeout_columns", "main"]
+__all__ = ["Worker", "WorkerStartError", "run_columns", "timeout_columns", "end_all", "main"]
 
 #: Instances a worker keeps (least recently used dropped first); runs are
 #: dispatched grouped by instance, so a worker rarely needs more than one.
@@ -159,6 +160,7 @@ class Worker:
     """
 
     def __init__(self, registry: dict[str, str] | None = None, preload: Iterable[str] = ()):
+        _HANDLES.add(self)
         self._registry = registry
         self._preload = sorted(set(preload))
         self.proc: subprocess.Popen | None = None
@@ -318,6 +320,17 @@ class Worker:
         except OSError:
             return ""
         return lines[-1] if lines else ""
+
+
+_HANDLES: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
+def end_all() -> None:
+    """Kill every worker process this process started (an interrupted dask sweep: a dask
+    thread waiting for its worker's run returns once the worker is gone)."""
+    for w in list(_HANDLES):
+        if w.proc is not None and w.proc.poll() is None:
+            w.proc.kill()
 
 
 # ---------------------------------------------------------------- the worker's end
