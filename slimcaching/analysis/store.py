@@ -6,8 +6,10 @@ parameters as canonical JSON (sorted keys, no spaces) and the seed.  That key
 is the primary key of the ``runs`` table, so re-running a sweep skips what is
 already there and a killed sweep resumes with nothing lost or duplicated.
 
-The database uses SQLite's write-ahead log (WAL) so a report can read while a
-sweep writes.  Only the parent process of a sweep writes; workers return rows.
+While a sweep writes, the database uses SQLite's write-ahead log (WAL) so a
+report can read while a sweep writes; readers open it read-only (``mode=ro``)
+and never change it.  Only the parent process of a sweep writes; workers
+return rows.
 Every row is committed on its own, so an interruption never leaves a partial
 row behind.
 
@@ -24,7 +26,8 @@ L, N, U, top_k     sizes (``top_k`` = ``max_l K_l``; MoE² stores categories in
                    ``U`` and experts in ``N``)
 cap_frac           mean node capacity over the model size (caching)
 size               problem size used for runtime scaling (elements / subsets)
-status             :class:`~slimcaching.result.Status` value, or ``"error"``
+status             :class:`~slimcaching.result.Status` value, ``"error"`` (retried
+                   by the next sweep) or ``"timeout"`` (ended at the hard timeout)
 gain               the maximised quantity: ``R(x)`` (caching) or the MoE²
                    objective; the empirical ratio is ``gain / gain(opt)``
 gain_upper         proven upper bound on ``gain(opt)`` when the method has
