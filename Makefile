@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# the tests marked slow (dask clusters of processes, killed sweeps); make test leaves them out
+# the tests marked slow (deselected by `make test`)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
