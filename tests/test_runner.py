@@ -351,3 +351,18 @@ def test_killed_process_resumes(tmp_path):
         keys = [r["key"] for r in st.rows()]
     assert sorted(keys) == sorted(t.key for t in tasks)
     assert s.skipped + s.ran == len(tasks) and s.skipped >= killed_at and s.ran > 0
+
+
+def test_the_runner_loads_no_solver_until_a_run_needs_one():
+    """Workers and every command import the runner: Pyomo (0.7 CPU-s) waits until a MoE² file or a MILP."""
+    import subprocess
+    import sys
+
+    from slimcaching.analysis.families import FAMILIES
+    from slimcaching.moe2.instance import MOE2_FORMAT
+
+    assert FAMILIES["moe2"].accepts(MOE2_FORMAT) and not FAMILIES["moe2"].accepts("slimcaching-instance/1")
+    out = subprocess.run([sys.executable, "-c", "import sys, slimcaching.analysis.runner, slimcaching.analysis.worker;"
+                          "print(sorted(m for m in ('pyomo', 'highspy', 'slimcaching.moe2') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
