@@ -151,13 +151,20 @@ def test_bench_refuses_a_foreign_database_and_leaves_it_alone(tmp_path, capsys):
     from slimcaching.cli import main
 
     bad, expected = _stores(tmp_path)
+    con = sqlite3.connect(bad / "views.sqlite")  # no table at all: still someone else's database
+    con.execute("CREATE VIEW answer AS SELECT 42")
+    con.commit()
+    con.close()
+    expected.update({"corrupt.sqlite": "damaged file (SQLite quick_check: Page 2",
+                     "views.sqlite": "holds other objects (view answer)"})
+    del expected["missing.sqlite"], expected["empty.sqlite"]  # both become new stores
     before = _snapshot(bad)
-    for name in ("text.sqlite", "foreign.sqlite", "other-runs.sqlite"):
+    for name, msg in expected.items():
         assert main(["bench", "tiny", "--algorithms", "cloud", "--db", str(bad / name), "--no-progress",
-                     "--jobs", "1", "--limit", "1"]) == 2
+                     "--jobs", "1", "--limit", "1"]) == 2, name
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and expected[name] in err
-    assert _snapshot(bad) == before
+        assert err.count("\n") == 1 and msg in err and str(bad / name) in err, (name, err)
+    assert _snapshot(bad) == before  # not switched to WAL, no table added, no -wal / -journal left
 
 
 def test_report_reads_a_store_without_changing_it(tmp_path):

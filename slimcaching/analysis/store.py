@@ -240,20 +240,33 @@ class ResultStore:
             raise InputError(self.path, ("", f"cannot read the results database: {exc}")) from None
 
     def _check_schema(self, *, create: bool) -> None:
-        """Refuse files that are not results stores (corrupt, another kind of file, a foreign database)."""
+        """Refuse files that are not results stores (corrupt, another kind of file, a foreign database).
+
+        Reads only.  A writer (``create``) runs this before its first write, and
+        also checks the file's structure (``PRAGMA quick_check``): switching a
+        damaged file to WAL, or adding a table to a foreign one, would change a
+        file that is not ours.  A reader finds damage when it reads the rows.
+        """
         try:
-            tables = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            objects = [(r[0], r[1]) for r in self._con.execute("SELECT type, name FROM sqlite_master")]
+            tables = {n for t, n in objects if t == "table"}
             cols = [r[1] for r in self._con.execute("PRAGMA table_info(runs)")] if "runs" in tables else []
+            problems = ([r[0] for r in self._con.execute("PRAGMA quick_check(1)")] if create and objects
+                        else ["ok"])
         except sqlite3.DatabaseError as exc:
             raise InputError(self.path, ("", f"not a results database: {_sqlite_reason(exc)}")) from None
+        if problems != ["ok"]:
+            raise InputError(self.path, ("", "not a results database: damaged file (SQLite quick_check: "
+                                             f"{' '.join(problems[0].replace('*** in database main ***', '').split())})"))
         if "runs" in tables:
             missing = [c for c in COLUMNS if c not in cols]
             if missing:
                 raise InputError(self.path, ("", f"not a slimcaching results database: table 'runs' lacks "
                                                  f"column(s) {', '.join(missing[:5])}"))
-        elif not create or tables:
+        elif not create or objects:
             what = (f"it holds other tables ({', '.join(sorted(tables)[:5])})" if tables
-                    else "it has no 'runs' table")
+                    else f"it holds other objects ({', '.join(f'{t} {n}' for t, n in sorted(objects)[:5])})"
+                    if objects else "it has no 'runs' table")
             raise InputError(self.path, ("", f"not a slimcaching results database: {what}"))
 
     def _write(self, doing: str):
