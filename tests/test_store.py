@@ -155,7 +155,7 @@ def test_bench_refuses_a_foreign_database_and_leaves_it_alone(tmp_path, capsys):
     con.execute("CREATE VIEW answer AS SELECT 42")
     con.commit()
     con.close()
-    expected.update({"corrupt.sqlite": "damaged file (SQLite quick_check: Page 2",
+    expected.update({"corrupt.sqlite": "damaged file (SQLite integrity check: ",
                      "views.sqlite": "holds other objects (view answer)"})
     del expected["missing.sqlite"], expected["empty.sqlite"]  # both become new stores
     before = _snapshot(bad)
@@ -253,3 +253,59 @@ def test_report_reads_a_read_only_store(tmp_path, capsys, left_by):
         assert err.count("\n") == 1 and "cannot" in err and str(db) in err
     finally:
         undo()
+
+
+# ------------------------------------------------------------------ damaged stores, fuzzed
+@pytest.fixture(scope="module")
+def fuzz_base(tmp_path_factory):
+    """A store of 60 rows over several pages, and a one-instance suite for ``bench``."""
+    import shutil
+    from pathlib import Path
+
+    d = tmp_path_factory.mktemp("fuzz")
+    with ResultStore(d / "base.sqlite") as s:
+        for seed in range(60):
+            s.put(_row(seed=seed, info={"pad": "x" * 100}))
+    (d / "suite").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "instances" / "tiny" / "tiny-000.json", d / "suite")
+    return d
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[__import__("hypothesis").HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)), min_size=1, max_size=6),
+       cut=st.none() | st.integers(0, 2**20))
+def test_a_damaged_store_is_one_line_and_never_changed_by_a_refusal(fuzz_base, capsys, edits, cut):
+    """Bytes of a store overwritten or cut off: ``report`` and ``bench`` exit 0, 1 or 2 with no
+    traceback and at most one line; ``report`` never changes the file, nor does a ``bench`` that refuses it."""
+    from slimcaching.cli import main
+
+    data = bytearray((fuzz_base / "base.sqlite").read_bytes())
+    for at, value in edits:
+        data[at % len(data)] = value
+    if cut is not None:
+        data = data[:cut % len(data)]
+    db = fuzz_base / "damaged.sqlite"
+    for leftover in fuzz_base.glob("damaged.sqlite*"):
+        leftover.unlink()
+    db.write_bytes(bytes(data))
+    capsys.readouterr()
+    rc = main(["report", str(db), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert rc in (0, 2) and "Traceback" not in err and err.count("\n") <= 1, (rc, err)
+    assert db.read_bytes() == data and sorted(p.name for p in fuzz_base.glob("damaged.sqlite*")) == [db.name]
+    rc = main(["bench", str(fuzz_base / "suite"), "--algorithms", "cloud", "--db", str(db), "--no-progress",
+               "--quiet", "--jobs", "1", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert rc in (0, 1, 2) and "Traceback" not in err, (rc, err)
+    if rc:
+        assert err.count("\n") == 1 and str(db) in err, err
+    if rc == 2:
+        assert db.read_bytes() == data, err
+    if rc == 0:  # a sound SQLite file (a row's content may be damaged), with the run it stored
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            assert con.execute("PRAGMA integrity_check(1)").fetchall() == [("ok",)]
+            assert con.execute("SELECT COUNT(*) FROM runs WHERE algorithm = 'cloud'").fetchone() == (1,)
+        finally:
+            con.close()

@@ -243,20 +243,21 @@ class ResultStore:
         """Refuse files that are not results stores (corrupt, another kind of file, a foreign database).
 
         Reads only.  A writer (``create``) runs this before its first write, and
-        also checks the file's structure (``PRAGMA quick_check``): switching a
-        damaged file to WAL, or adding a table to a foreign one, would change a
-        file that is not ours.  A reader finds damage when it reads the rows.
+        also checks the file's structure and indexes (``PRAGMA integrity_check``,
+        60 CPU-ms on a 20 MB store of 20k rows): switching a damaged file to WAL,
+        or adding a table to a foreign one, would change a file that is not ours.
+        A reader finds damage when it reads the rows.
         """
         try:
             objects = [(r[0], r[1]) for r in self._con.execute("SELECT type, name FROM sqlite_master")]
             tables = {n for t, n in objects if t == "table"}
             cols = [r[1] for r in self._con.execute("PRAGMA table_info(runs)")] if "runs" in tables else []
-            problems = ([r[0] for r in self._con.execute("PRAGMA quick_check(1)")] if create and objects
+            problems = ([r[0] for r in self._con.execute("PRAGMA integrity_check(1)")] if create and objects
                         else ["ok"])
         except sqlite3.DatabaseError as exc:
             raise InputError(self.path, ("", f"not a results database: {_sqlite_reason(exc)}")) from None
         if problems != ["ok"]:
-            raise InputError(self.path, ("", "not a results database: damaged file (SQLite quick_check: "
+            raise InputError(self.path, ("", "not a results database: damaged file (SQLite integrity check: "
                                              f"{' '.join(problems[0].replace('*** in database main ***', '').split())})"))
         if "runs" in tables:
             missing = [c for c in COLUMNS if c not in cols]
