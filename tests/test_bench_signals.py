@@ -28,7 +28,8 @@ SEEDS = "0,1,2,3,4,5,6,7,8,9"
 ALG = "sleepy[s=0.25]"
 #: the bench command with the planted `sleepy` algorithm registered (tests/planted.py)
 LAUNCH = ("import sys; from slimcaching.algorithms import REGISTRY; REGISTRY['sleepy'] = 'planted:sleepy'; "
-          "REGISTRY['hang'] = 'planted:hang'; from slimcaching.cli import main; raise SystemExit(main(sys.argv[1:]))")
+          "REGISTRY['hang'] = 'planted:hang'; from slimcaching.cli import main; sys.argv[0] = 'slimcaching'; "
+          "raise SystemExit(main())")  # as the installed script calls it
 
 
 def _suite(folder: Path, n: int = 3) -> Path:

@@ -294,8 +294,10 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
                                              else list(algorithms))
     seeds = list(seeds)
     if specs is not None:
-        all_names = set()
-        for fam in FAMILIES.values():
+        all_names: set[str] = set()
+        for fam in FAMILIES.values():  # a family's registry is imported only when a name needs it
+            if all(n in all_names for n, _ in specs):
+                break
             try:
                 all_names.update(fam.algorithm_names())
             except ImportError:

@@ -40,7 +40,6 @@ def _seeds(s: str) -> list[int | None]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..analysis.report import format_table, load_frame, ratio_table, with_ratios
     from ..analysis.runner import run_sweep
 
     if args.executor == "local" and args.address:
@@ -50,7 +49,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         progress=not args.no_progress, limit=args.limit,
                         hard_timeout="auto" if args.hard_timeout is None else args.hard_timeout)
     print(summary.text(), file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet:  # pandas is imported after the sweep: a stopped sweep does not pay for it
+        from ..analysis.report import format_table, load_frame, ratio_table, with_ratios
+
         print(format_table(ratio_table(with_ratios(load_frame(args.db))), "markdown"))
     return 0
 
