@@ -220,7 +220,8 @@ def test_hanging_algorithm_is_ended_and_stored_as_timeout(tmp_path, monkeypatch)
     assert hard <= hung["wall_s"] <= hard + 1.0  # ended at its hard timeout, not later
     assert hung["info"] == {"hard_timeout": hard, "time_limit": 0.2} and hung["instance_hash"] == rows[
         "successive"]["instance_hash"]
-    assert rows["successive"]["status"] == "heuristic"  # the run after it, in a fresh worker
+    after = rows["successive"]  # the run after it, in a fresh worker (under load it may stop at its own limit)
+    assert after["status"] in ("heuristic", "time_limit") and after["feasible"] == 1
     assert took < hard + 30  # the sweep finished (worker start-ups included)
     again = run_sweep([f], "planted-hang,successive", db=db, time_limit=0.2, jobs=1, progress=False)
     assert again.ran == 0 and again.skipped == 2  # a timeout is a result, not retried
