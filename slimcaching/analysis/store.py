@@ -132,7 +132,7 @@ def _translate_write_errors(path: str, doing: str) -> Iterator[None]:
     except sqlite3.DatabaseError as exc:
         name = getattr(exc, "sqlite_errorname", "")
         if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or str(exc) == "file is not a database":
-            raise InputError(path, ("", f"not a results database: {_sqlite_reason(exc)}")) from None
+            raise InputError(path, ("", f"not a readable results database: {_sqlite_reason(exc)}")) from None
         raise StoreError(f"{path}: cannot {doing} in the results store: {exc}") from None
 
 
@@ -255,9 +255,9 @@ class ResultStore:
             problems = ([r[0] for r in self._con.execute("PRAGMA integrity_check(1)")] if create and objects
                         else ["ok"])
         except sqlite3.DatabaseError as exc:
-            raise InputError(self.path, ("", f"not a results database: {_sqlite_reason(exc)}")) from None
+            raise InputError(self.path, ("", f"not a readable results database: {_sqlite_reason(exc)}")) from None
         if problems != ["ok"]:
-            raise InputError(self.path, ("", "not a results database: damaged file (SQLite integrity check: "
+            raise InputError(self.path, ("", "not a readable results database: damaged file (SQLite integrity check: "
                                              f"{' '.join(problems[0].replace('*** in database main ***', '').split())})"))
         if "runs" in tables:
             missing = [c for c in COLUMNS if c not in cols]
