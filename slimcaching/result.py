@@ -7,6 +7,7 @@ The latency and reduction are always those of the project's one evaluator.
 """
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import sys
@@ -69,7 +70,17 @@ class Guarantee:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, slimcaching and the numerical back ends (for provenance)."""
+    """Versions of Python, slimcaching and the numerical back ends (for provenance).
+
+    Read once per process (package metadata costs about 10 ms a call, which
+    dominated a benchmark run of a fast algorithm); each call returns a fresh
+    copy, so a caller may change it.
+    """
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}

@@ -75,9 +75,12 @@ def test_unknown_algorithm_and_non_instances(tmp_path):
         plan(files, "successive,nope")
     placement = tmp_path / "s" / "p.json"
     placement.write_text('{"format": "slimcaching-placement/1", "cache": {}}')
-    tasks, notes = plan(resolve_inputs([tmp_path / "s"]), "successive")
-    assert len(tasks) == 1 and any("not instances" in n for n in notes)
-    with pytest.raises(InputError, match="unknown format"):
+    p = plan(resolve_inputs([tmp_path / "s"]), "successive")
+    assert len(p.tasks) == 1 and any("not instances" in n for n in p.notes) and not p.warnings
+    # named explicitly next to an instance: a warning, and the instance still runs
+    p = plan([placement, files[0]], "successive", explicit=[placement])
+    assert len(p.tasks) == 1 and len(p.warnings) == 1 and "unknown format" in p.warnings[0]
+    with pytest.raises(InputError, match="unknown format"):  # nothing left to run: the error itself
         plan([placement], "successive", explicit=[placement])
 
 
@@ -85,8 +88,8 @@ def test_duplicate_content_is_planned_once(tmp_path):
     f = write_suite(tmp_path / "a", 1)[0]
     g = tmp_path / "b.json"
     g.write_text(f.read_text().replace('"name": "', '"name": "copy-', 1))
-    tasks, notes = plan([f, g], "successive", seeds=[0, 1])
-    assert len(tasks) == 2 and any("duplicate" in n for n in notes)
+    p = plan([f, g], "successive", seeds=[0, 1])
+    assert len(p.tasks) == 2 and any("duplicate" in n for n in p.notes)
 
 
 # ------------------------------------------------------------------ resumption
@@ -108,7 +111,7 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(tmp_path):
         assert st.count() == 6  # every finished run was committed, nothing else
     s3 = run_sweep([tmp_path / "s"], ALGS, db=db, seeds=[0, 1], progress=False)
     assert s3.skipped == 6 and s3.ran == 6
-    tasks, _ = plan(resolve_inputs([tmp_path / "s"]), ALGS, seeds=[0, 1])
+    tasks = plan(resolve_inputs([tmp_path / "s"]), ALGS, seeds=[0, 1]).tasks
     with ResultStore(db) as st:
         rows = list(st.rows())
     assert sorted(r["key"] for r in rows) == sorted(t.key for t in tasks)  # exactly one row per run
@@ -149,18 +152,122 @@ def test_failing_algorithm_is_recorded_and_retried(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ executors
-def test_process_pool_and_dask_match_local(tmp_path):
-    write_suite(tmp_path / "s", 2)
+POOL_ALGS = "brute-force,exact,successive,best,random"
+
+
+def test_pool_and_dask_rows_equal_the_serial_rows(tmp_path):
+    """Same rows from this process, 2 worker processes and a 2-thread in-process dask cluster.
+
+    Exact runs included: two solves at once in one dask process broke Pyomo's
+    output capture and hung the sweep.  Several instances and seeds, so runs
+    are grouped per worker and instances are shipped (and re-shipped) to workers.
+    """
+    write_suite(tmp_path / "s", 4)
     dbs = {k: tmp_path / f"{k}.sqlite" for k in ("local", "pool", "dask")}
-    run_sweep([tmp_path / "s"], ALGS, db=dbs["local"], progress=False, jobs=1)
-    run_sweep([tmp_path / "s"], ALGS, db=dbs["pool"], progress=False, jobs=2)
+    kw = dict(seeds=[0, 1], progress=False, time_limit=30)
+    run_sweep([tmp_path / "s"], POOL_ALGS, db=dbs["local"], jobs=1, hard_timeout=None, **kw)
+    s = run_sweep([tmp_path / "s"], POOL_ALGS, db=dbs["pool"], jobs=2, **kw)
+    assert s.errors == 0 and s.timeouts == 0
     distributed = pytest.importorskip("distributed")
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        run_sweep([tmp_path / "s"], ALGS, db=dbs["dask"], progress=False, executor="dask", client=client)
+        s = run_sweep([tmp_path / "s"], POOL_ALGS, db=dbs["dask"], executor="dask", client=client, **kw)
+    assert s.errors == 0 and s.timeouts == 0
     rows = {k: _stable(ResultStore(v).rows()) for k, v in dbs.items()}
-    assert len(rows["local"]) == 4
+    assert len(rows["local"]) == 4 * 5 * 2
     assert rows["pool"] == rows["local"]
     assert rows["dask"] == rows["local"]
+    by_key = {r["key"]: r for r in ResultStore(dbs["dask"]).rows()}
+    for k, r in by_key.items():  # the exact runs are proven and agree with brute force
+        if r["algorithm"] == "exact":
+            bf = by_key[k.replace("|exact|", "|brute-force|")]
+            assert r["status"] == "optimal" and r["latency"] == pytest.approx(bf["latency"], rel=1e-6)
+
+
+def test_dispatcher_hands_out_every_run_once_grouped_by_instance():
+    from slimcaching.analysis.runner import Task, _Dispatcher
+
+    tasks = [Task(f"f{i}", "caching", f"h{i}", "greedy", "{}", s, None) for i in range(5) for s in range(7)]
+    d = _Dispatcher(tasks)
+    current = {0: None, 1: None}
+    got = {0: [], 1: []}
+    w = 0
+    while d:
+        t = d.take(current[w], {current[1 - w]})
+        current[w] = t.instance_hash
+        got[w].append(t)
+        w = 1 - w
+    assert sorted(got[0] + got[1], key=tasks.index) == tasks  # each run exactly once
+    switches = sum(a.instance_hash != b.instance_hash for g in got.values() for a, b in zip(g, g[1:]))
+    assert switches <= 5  # a worker changes instance only when its instance runs out (or at the end)
+
+
+def test_hanging_algorithm_is_ended_and_stored_as_timeout(tmp_path, monkeypatch):
+    import time
+
+    from slimcaching.analysis.runner import default_hard_timeout
+
+    monkeypatch.setitem(REGISTRY, "planted-hang", "planted:hang")
+    f = write_suite(tmp_path / "s", 1)[0]
+    db = tmp_path / "r.sqlite"
+    t0 = time.monotonic()
+    s = run_sweep([f], "planted-hang,successive", db=db, time_limit=0.2, jobs=1, progress=False)
+    took = time.monotonic() - t0
+    hard = default_hard_timeout(0.2)
+    assert s.ran == 2 and s.timeouts == 1 and s.errors == 0
+    with ResultStore(db) as st:
+        rows = {r["algorithm"]: r for r in st.rows()}
+    hung = rows["planted-hang"]
+    assert hung["status"] == "timeout" and "hard timeout" in hung["message"]
+    assert hard <= hung["wall_s"] <= hard + 1.0  # ended at its hard timeout, not later
+    assert hung["info"] == {"hard_timeout": hard, "time_limit": 0.2} and hung["instance_hash"] == rows[
+        "successive"]["instance_hash"]
+    after = rows["successive"]  # the run after it, in a fresh worker (under load it may stop at its own limit)
+    assert after["status"] in ("heuristic", "time_limit") and after["feasible"] == 1
+    assert took < hard + 30  # the sweep finished (worker start-ups included)
+    again = run_sweep([f], "planted-hang,successive", db=db, time_limit=0.2, jobs=1, progress=False)
+    assert again.ran == 0 and again.skipped == 2  # a timeout is a result, not retried
+
+
+def test_a_crashing_worker_is_an_error_row_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "planted-crash", "planted:crash")
+    write_suite(tmp_path / "s", 1)
+    db = tmp_path / "r.sqlite"
+    s = run_sweep([tmp_path / "s"], "planted-crash,successive", db=db, jobs=2, hard_timeout=60, progress=False)
+    assert s.ran == 2 and s.errors == 1
+    with ResultStore(db) as st:
+        rows = list(st.rows())
+    crashed = [r for r in rows if r["algorithm"] == "planted-crash"]
+    assert all(r["status"] == "error" and "killed by signal 9" in r["message"] for r in crashed)
+    assert all(r["status"] == "heuristic" for r in rows if r["algorithm"] == "successive")
+    monkeypatch.setitem(REGISTRY, "planted-crash", f"{__name__}:cloud_like")
+    s2 = run_sweep([tmp_path / "s"], "planted-crash,successive", db=db, jobs=2, hard_timeout=60, progress=False)
+    assert s2.ran == 1 and s2.errors == 0  # error rows are retried
+
+
+def test_malformed_files_are_skipped_with_one_warning_each(tmp_path, capsys):
+    import json
+
+    from slimcaching.cli import main
+
+    good = write_suite(tmp_path / "s", 2)
+    (tmp_path / "s" / "broken.json").write_text('{"format": "slimcaching-instance/1", "layers": [')
+    doc = json.loads(good[0].read_text())
+    doc["nodes"][0]["capacity"] = -1
+    (tmp_path / "s" / "negative.json").write_text(json.dumps(doc))
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", str(tmp_path / "s"), "--algorithms", "successive,cloud", "--db", str(db),
+                 "--jobs", "1", "--no-progress", "--quiet"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warnings = [line for line in err if line.startswith("warning: ")]
+    assert len(warnings) == 2, err
+    assert any("broken.json" in w for w in warnings)
+    assert any("negative.json" in w and "$.nodes[0].capacity" in w for w in warnings)
+    with ResultStore(db) as st:
+        assert st.count() == 4  # the two good files, both algorithms
+    # a single malformed file named on its own: nothing to run, the error itself (exit 2, one line)
+    assert main(["bench", str(tmp_path / "s" / "broken.json"), "--db", str(db), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.json" in err
 
 
 # ------------------------------------------------------------------ command line
@@ -239,7 +346,7 @@ def test_killed_process_resumes(tmp_path):
                 break
         time.sleep(0.02)
     proc.wait()
-    tasks, _ = plan(resolve_inputs([tmp_path / "s"]), ALGS, seeds=range(5))
+    tasks = plan(resolve_inputs([tmp_path / "s"]), ALGS, seeds=range(5)).tasks
     assert killed_at is not None, "the sweep never wrote 3 rows"
     s = run_sweep([tmp_path / "s"], ALGS, db=db, seeds=range(5), progress=False)
     with ResultStore(db) as st:
@@ -248,72 +355,16 @@ def test_killed_process_resumes(tmp_path):
     assert s.skipped + s.ran == len(tasks) and s.skipped >= killed_at and s.ran > 0
 
 
-# ------------------------------------------------------------------ hard timeout, dead workers, bad files
-def hang(instance, *, seed=None, time_limit=None, **params):
-    """Ignores its time limit for ever: the planted hang."""
-    import time
+def test_the_runner_loads_no_solver_until_a_run_needs_one():
+    """Workers and every command import the runner: Pyomo (0.7 CPU-s) waits until a MoE² file or a MILP."""
+    import subprocess
+    import sys
 
-    while True:
-        time.sleep(0.5)
+    from slimcaching.analysis.families import FAMILIES
+    from slimcaching.moe2.instance import MOE2_FORMAT
 
-
-def die(instance, *, seed=None, time_limit=None, **params):
-    import os
-
-    os._exit(3)
-
-
-def test_hanging_run_is_ended_and_stored_as_timeout(tmp_path, monkeypatch):
-    import time
-
-    monkeypatch.setitem(REGISTRY, "planted-hang", f"{__name__}:hang")
-    monkeypatch.setitem(REGISTRY, "planted-death", f"{__name__}:die")
-    f = write_suite(tmp_path / "s", 1)[0]
-    db = tmp_path / "r.sqlite"
-    t0 = time.monotonic()
-    s = run_sweep([f], "planted-hang,planted-death,successive", db=db, progress=False, jobs=1, time_limit=1.0,
-                  hard_timeout=3.0)
-    took = time.monotonic() - t0
-    assert took < 60, took                               # the hang did not hold the sweep up
-    assert (s.ran, s.timeouts, s.errors) == (3, 1, 1)
-    with ResultStore(db) as st:
-        rows = {r["algorithm"]: r for r in st.rows()}
-    hung, dead, ok = rows["planted-hang"], rows["planted-death"], rows["successive"]
-    assert hung["status"] == "timeout" and "hard timeout of 3 s" in hung["message"]
-    assert hung["runtime_s"] >= 3.0 and hung["gain"] is None and hung["L"] == 2   # instance columns kept
-    assert dead["status"] == "error" and "exit code 3" in dead["message"]
-    assert ok["status"] == "heuristic" and ok["feasible"] == 1
-    # the worker that was ended did not take the successful run with it, and the next sweep retries the two
-    s2 = run_sweep([f], "planted-hang,planted-death,successive", db=db, progress=False, jobs=2, hard_timeout=2.0)
-    assert (s2.skipped, s2.ran, s2.timeouts, s2.errors) == (1, 2, 1, 1)
-
-
-def test_default_hard_timeout_follows_the_time_limit():
-    from slimcaching.analysis.runner import HARD_GRACE, default_hard_timeout
-
-    assert default_hard_timeout(None) is None
-    assert default_hard_timeout(5) == 10 + HARD_GRACE
-
-
-def test_malformed_files_are_skipped_with_a_warning(tmp_path, capsys):
-    from slimcaching.cli import main
-
-    write_suite(tmp_path / "s", 2)
-    (tmp_path / "s" / "broken.json").write_text('{"format": "slimcaching-instance/1", "layers": ')  # cut short
-    bad = json.loads((tmp_path / "s" / "inst-0.json").read_text())
-    bad["nodes"][0]["capacity"] = -1
-    (tmp_path / "s" / "negative.json").write_text(json.dumps(bad))
-    db = tmp_path / "r.sqlite"
-    assert main(["bench", str(tmp_path / "s"), "--algorithms", "greedy", "--db", str(db), "--no-progress",
-                 "--quiet", "--jobs", "1"]) == 0
-    err = capsys.readouterr().err
-    warnings = [ln for ln in err.splitlines() if ln.startswith("warning: skipped a malformed file")]
-    assert len(warnings) == 2 and any("broken.json" in w for w in warnings) and any("negative.json" in w
-                                                                                     for w in warnings)
-    with ResultStore(db) as st:
-        assert st.count() == 2 and {r["status"] for r in st.rows()} == {"heuristic"}
-    # nothing valid at all: the first problem, one line, exit 2
-    assert main(["bench", str(tmp_path / "s" / "broken.json"), "--db", str(tmp_path / "x.sqlite"),
-                 "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "broken.json" in err[0]
+    assert FAMILIES["moe2"].accepts(MOE2_FORMAT) and not FAMILIES["moe2"].accepts("slimcaching-instance/1")
+    out = subprocess.run([sys.executable, "-c", "import sys, slimcaching.analysis.runner, slimcaching.analysis.worker;"
+                          "print(sorted(m for m in ('pyomo', 'highspy', 'slimcaching.moe2') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -138,7 +138,7 @@ def test_sigint_inside_highs_keeps_the_incumbent_and_exits_130(tmp_path):
         proc.kill()
     assert proc.returncode == 130
     assert elapsed <= 2.0
-    assert err.strip() == "interrupted"
+    assert err.count("\n") == 1 and "solve: interrupted (SIGINT)" in err, err
     d = json.loads(out.read_text())
     assert d["status"] == "feasible" and d["info"]["stopped_by"] == "interrupt"
     inst = read_instance(inst_file)

@@ -22,7 +22,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InputError
 from ..fileio import read_json
-from ..moe2.family import Moe2Family
 
 __all__ = ["Family", "CachingFamily", "Moe2Family", "FAMILIES", "detect", "load", "get_family", "certificate_row"]
 
@@ -161,7 +160,42 @@ def certificate_row(cert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-FAMILIES: dict[str, Family] = {"caching": CachingFamily(), "moe2": Moe2Family()}
+class _Imported:
+    """A family adapter imported on first use.
+
+    Importing the MoE² package loads Pyomo (about 0.7 CPU-s), which a sweep of
+    caching instances, each of its worker processes and every command would
+    otherwise pay.  Only the format tag is known without the import.
+    """
+
+    def __init__(self, name: str, fmt: str, target: str):
+        self.name, self._fmt, self._target, self._family = name, fmt, target, None
+
+    def accepts(self, fmt: str) -> bool:
+        return fmt == self._fmt
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if self._family is None:
+            import importlib
+
+            mod, cls = self._target.split(":")
+            self._family = getattr(importlib.import_module(mod), cls)()
+        return getattr(self._family, attr)
+
+
+#: ``moe2-instance/1`` is :data:`slimcaching.moe2.instance.MOE2_FORMAT` (a test checks they agree).
+FAMILIES: dict[str, Family] = {"caching": CachingFamily(),
+                               "moe2": _Imported("moe2", "moe2-instance/1", "slimcaching.moe2.family:Moe2Family")}
+
+
+def __getattr__(name: str) -> Any:  # ``Moe2Family`` stays importable from here, loaded on use
+    if name == "Moe2Family":
+        from ..moe2.family import Moe2Family
+
+        return Moe2Family
+    raise AttributeError(name)
 
 
 def get_family(name: str) -> Family:

@@ -113,15 +113,18 @@ def algorithm_label(name: str, params: Any) -> str:
 
 def load_frame(db: str | Any) -> pd.DataFrame:
     """All rows of a store (path or :class:`ResultStore`) with derived columns
-    ``name`` (the algorithm), ``algorithm`` (name with parameters) and ``suite``."""
+    ``name`` (the algorithm), ``algorithm`` (name with parameters) and ``suite``.
+
+    A path is opened read-only and never changed; a missing, corrupt or foreign
+    database is an :class:`InputError`."""
     if isinstance(db, ResultStore):
         df = db.frame()
     else:
-        if not Path(str(db)).is_file():
-            raise InputError(str(db), ("", "no such results database"))
         try:
-            with ResultStore(db) as st:
+            with ResultStore(db, readonly=True) as st:  # checks the file, and never changes it
                 df = st.frame()
+        except InputError:
+            raise
         except (sqlite3.DatabaseError, UnicodeDecodeError, ValueError) as exc:  # corrupt, truncated, not SQLite
             raise InputError(str(db), ("", f"not a readable results database: {str(exc).splitlines()[0]}")) from None
     df = df.copy()

@@ -5,18 +5,22 @@ is keyed by content (:func:`~slimcaching.analysis.store.run_key`); runs whose
 key is already in the store are skipped, so a killed sweep resumes where it
 stopped.  Runs execute
 
-* in this process (``jobs=1`` without a hard timeout),
-* in local worker processes (``jobs > 1``, or any ``hard_timeout``): a run
-  still going after ``hard_timeout`` seconds has its worker process ended and
-  is stored with status ``timeout``; a worker that dies (out of memory, a
-  crash in a solver library) gives a row with status ``error``; a fresh
-  worker takes the next run either way, or
-* on a dask.distributed cluster (``executor="dask"``, optional extra),
+* in this process (``jobs=1`` and no hard timeout),
+* in local worker processes (:mod:`slimcaching.analysis.worker`), or
+* on a dask.distributed cluster (``executor="dask"``, optional extra), each
+  run again in a worker process started by the dask worker,
 
 and only this process writes to the store, one committed row per finished run.
-A file that cannot be read or is not a valid instance is skipped with a
-one-line warning; the sweep goes on with the others.
 A tqdm bar shows runs done, running and left, with an ETA.
+
+Each instance file is read, validated and hashed once, while planning; a file
+that cannot be read is skipped with a one-line warning and the rest of the
+sweep runs.  The parsed instance is shipped to a worker once, and runs are
+handed out grouped by instance, so a worker keeps running the instance it
+holds.  With a hard timeout (by default ``1.05 * time_limit + 2`` s, the
+promise every algorithm makes) a run that has not returned is ended with its
+worker process and stored with status ``timeout``; workers die with the
+process that started them.
 
 Algorithm specs follow benchopt's ``name[k=v,...]`` syntax, e.g.
 ``greedy,exact[formulation=assignment],maxconv[eps=0.05]``; values are parsed
@@ -26,20 +30,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
-import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InputError
-from .families import FAMILIES, Family, detect
+from .families import FAMILIES, Family, detect, get_family
 from .store import ResultStore, canonical_params, run_key
+from .worker import Worker, end_all, run_columns
 
-__all__ = ["Task", "SweepSummary", "DEFAULT_ALGORITHMS", "HARD_GRACE", "default_hard_timeout", "parse_algorithms",
-           "resolve_inputs", "plan", "execute_task", "run_sweep"]
+__all__ = ["Task", "Plan", "SweepSummary", "DEFAULT_ALGORITHMS", "parse_algorithms", "resolve_inputs",
+           "plan", "execute_task", "default_hard_timeout", "run_sweep"]
 
 #: What ``slimcaching bench`` runs when ``--algorithms`` is omitted, per family.
 DEFAULT_ALGORITHMS: dict[str, str] = {
@@ -49,18 +55,9 @@ DEFAULT_ALGORITHMS: dict[str, str] = {
 
 _INSTANCE_SUFFIXES = (".json", ".json.gz")
 
-#: Seconds a run may go on beyond twice its time limit before its worker is ended (:func:`default_hard_timeout`).
-HARD_GRACE = 10.0
-
-
-def default_hard_timeout(time_limit: float | None) -> float | None:
-    """The hard timeout of a run with ``time_limit``: ``2 * time_limit + HARD_GRACE`` seconds, none without one.
-
-    Algorithms stop themselves at their time limit (the exact solver's clock
-    runs in a child process); the hard timeout only ends a run that ignores
-    it (a hang, a library that does not return), so it is generous.
-    """
-    return None if time_limit is None else 2.0 * float(time_limit) + HARD_GRACE
+#: Bytes of parsed instances the sweep's process keeps between planning and
+#: running; beyond it an instance is read again when a worker needs it.
+KEEP_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -93,12 +90,11 @@ class SweepSummary:
     notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        """The counts on one line (the notes were said when the sweep started)."""
+        extra = [f"{self.errors} failed (status error)" if self.errors else "",
+                 f"{self.timeouts} ended at the hard timeout (status timeout)" if self.timeouts else ""]
         s = (f"{self.planned} runs planned, {self.skipped} already in the store, {self.ran} run"
-             f"{', ' + str(self.errors) + ' failed (status error)' if self.errors else ''}"
-             f"{', ' + str(self.timeouts) + ' ended by the hard timeout (status timeout)' if self.timeouts else ''}"
-             f"{' (interrupted)' if self.interrupted else ''}")
-        return s
+             + "".join(", " + e for e in extra if e) + (" (interrupted)" if self.interrupted else ""))
+        return "\n".join([*self.notes, s])
 
 
 # ------------------------------------------------------------------ parsing
@@ -187,62 +183,121 @@ def resolve_inputs(items: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 # ------------------------------------------------------------------ planning
+def _nbytes(obj: Any) -> int:
+    import numpy as np
+
+    return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray)) if hasattr(obj, "__dict__") else 0
+
+
+class Instances:
+    """The instances of a sweep by content hash: read once while planning.
+
+    Holds each file's path, family and row columns (:meth:`Family.describe`),
+    and the parsed instance while the total stays under ``keep_bytes``; an
+    instance dropped for room is read again when a worker needs it (and must
+    still have the planned content hash).
+    """
+
+    def __init__(self, keep_bytes: int = KEEP_BYTES):
+        self.keep_bytes = keep_bytes
+        self._info: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        self._objects: dict[str, Any] = {}
+        self._bytes = 0
+
+    def add(self, path: str, family: str, instance: Any, describe: dict[str, Any]) -> str:
+        h = describe["instance_hash"]
+        if h not in self._info:
+            self._info[h] = (path, family, describe)
+            n = _nbytes(instance)
+            if self._bytes + n <= self.keep_bytes:
+                self._objects[h] = instance
+                self._bytes += n
+        return h
+
+    def describe(self, h: str) -> dict[str, Any]:
+        """The instance columns of a row."""
+        return self._info[h][2]
+
+    def get(self, h: str) -> tuple[str, Any]:
+        """``(family name, parsed instance)``."""
+        path, family, _ = self._info[h]
+        if h not in self._objects:
+            from .families import load
+
+            fam, inst = load(path)
+            if fam.describe(inst)["instance_hash"] != h:
+                raise InputError(path, ("", "the file changed since the sweep was planned"))
+            return family, inst
+        return family, self._objects[h]
+
+    def retain(self, hashes: set[str]) -> None:
+        """Drop the parsed instances that no pending run needs."""
+        for h in [h for h in self._objects if h not in hashes]:
+            self._bytes -= _nbytes(self._objects.pop(h))
+
+
+@dataclass
+class Plan:
+    """The runs of a sweep, what was left out and why, and the instances read.
+
+    ``notes`` are expected omissions (files in a folder that are not instances,
+    algorithms of another family, duplicate content); ``warnings`` name files
+    that could not be read (one line each: file, field, rule).
+    """
+
+    tasks: list[Task]
+    notes: list[str]
+    warnings: list[str]
+    instances: Instances
+
+
+def _read_instance_file(f: Path) -> tuple[Family, Any]:
+    """``(family, instance)`` of a file; :class:`InputError` (one line) for anything unreadable."""
+    from ..fileio import read_json
+
+    try:
+        data = read_json(f)
+    except InputError:
+        raise
+    except (OSError, ValueError, RecursionError, MemoryError) as exc:
+        raise InputError(str(f), ("", f"cannot read: {type(exc).__name__}: {exc}")) from None
+    fam = detect(data, str(f))
+    try:
+        return fam, fam.from_dict(data, str(f))
+    except InputError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError, MemoryError) as exc:
+        raise InputError(str(f), ("", f"invalid instance: {type(exc).__name__}: {exc}")) from None
+
+
 def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[str, dict]] | None = None, *,
          exact: bool = False, seeds: Iterable[int | None] = (0,), time_limit: float | None = None,
-         explicit: Sequence[str | os.PathLike] = ()) -> tuple[list[Task], list[str]]:
-    """The tasks of a sweep and notes about what was left out and why.
+         explicit: Sequence[str | os.PathLike] = (), keep_bytes: int = KEEP_BYTES) -> Plan:
+    """The tasks of a sweep, with notes and warnings about what was left out.
 
     ``algorithms`` may be ``None`` (the family default of
     :data:`DEFAULT_ALGORITHMS`).  With ``exact`` the family's exact reference is
-    added.  Files that are not instances (placements, manifests) are skipped
-    with a note unless they are in ``explicit``.  An algorithm unknown to every
-    family is an :class:`InputError`; one that does not apply to a file's
-    family is skipped with a note.
-    """
-    from ..instances.io import read_json
+    added.  Each file is read, validated and hashed once.  Files found in
+    folders that are not instances (placements, manifests) are skipped with a
+    note; a malformed file, or a named one that is not an instance, is skipped
+    with a warning naming the file, field and rule.
 
+    Raises
+    ------
+    InputError
+        An algorithm unknown to every family; or no file could be read (the
+        first file's error).  An algorithm that does not apply to a file's
+        family is skipped with a note.
+    """
     explicit_set = {Path(p).resolve() for p in explicit}
     specs = None if algorithms is None else (parse_algorithms(algorithms) if isinstance(algorithms, str)
                                              else list(algorithms))
     seeds = list(seeds)
-    tasks: list[Task] = []
-    notes: list[str] = []
-    not_instances: list[str] = []
-    skipped_alg: dict[tuple[str, str], int] = {}
-    known_families: dict[str, list[str]] = {}
-    malformed: list[InputError] = []
-    for f in files:
-        try:
-            data = read_json(f)
-        except InputError as exc:
-            malformed.append(exc)
-            continue
-        try:
-            fam = detect(data, str(f))
-        except InputError:
-            if Path(f).resolve() in explicit_set:
-                raise
-            not_instances.append(str(f))
-            continue
-        try:
-            inst = fam.from_dict(data, str(f))
-        except InputError as exc:
-            malformed.append(exc)
-            continue
-        names = known_families.setdefault(fam.name, fam.algorithm_names())
-        fam_specs = specs if specs is not None else parse_algorithms(DEFAULT_ALGORITHMS[fam.name])
-        if exact and not any(n == fam.exact_names[0] and not p for n, p in fam_specs):
-            fam_specs = [*fam_specs, (fam.exact_names[0], {})]
-        h = inst.content_hash()
-        for name, params in fam_specs:
-            if name not in names:
-                skipped_alg[(name, fam.name)] = skipped_alg.get((name, fam.name), 0) + 1
-                continue
-            for seed in seeds:
-                tasks.append(Task(str(f), fam.name, h, name, canonical_params(params), seed, time_limit))
     if specs is not None:
-        all_names = set()
-        for fam in FAMILIES.values():
+        all_names: set[str] = set()
+        for fam in FAMILIES.values():  # a family's registry is imported only when a name needs it
+            if all(n in all_names for n, _ in specs):
+                break
             try:
                 all_names.update(fam.algorithm_names())
             except ImportError:
@@ -251,9 +306,37 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
         if unknown:
             raise InputError("--algorithms", ("", f"unknown algorithm {unknown[0]!r}; valid: "
                                                   f"{', '.join(sorted(all_names))}"))
-    if malformed and not tasks:
-        raise malformed[0]
-    notes += [f"warning: skipped a malformed file: {exc}" for exc in malformed]
+    tasks: list[Task] = []
+    notes: list[str] = []
+    warnings: list[str] = []
+    first_error: InputError | None = None
+    not_instances: list[str] = []
+    skipped_alg: dict[tuple[str, str], int] = {}
+    known_families: dict[str, list[str]] = {}
+    instances = Instances(keep_bytes)
+    for f in files:
+        try:
+            fam, inst = _read_instance_file(Path(f))
+        except InputError as exc:
+            if exc.path == "$.format" and Path(f).resolve() not in explicit_set:
+                not_instances.append(str(f))
+            else:
+                warnings.append("skipped " + exc.one_line())
+                first_error = first_error or exc
+            continue
+        h = instances.add(str(f), fam.name, inst, fam.describe(inst))
+        names = known_families.setdefault(fam.name, fam.algorithm_names())
+        fam_specs = specs if specs is not None else parse_algorithms(DEFAULT_ALGORITHMS[fam.name])
+        if exact and not any(n == fam.exact_names[0] and not p for n, p in fam_specs):
+            fam_specs = [*fam_specs, (fam.exact_names[0], {})]
+        for name, params in fam_specs:
+            if name not in names:
+                skipped_alg[(name, fam.name)] = skipped_alg.get((name, fam.name), 0) + 1
+                continue
+            for seed in seeds:
+                tasks.append(Task(str(f), fam.name, h, name, canonical_params(params), seed, time_limit))
+    if first_error is not None and not known_families:
+        raise first_error
     if not_instances:
         notes.append(f"skipped {len(not_instances)} file(s) that are not instances: "
                      + ", ".join(Path(p).name for p in not_instances[:5]) + (" ..." if len(not_instances) > 5 else ""))
@@ -265,54 +348,36 @@ def plan(files: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[st
         uniq.setdefault(t.key, t)
     if len(uniq) < len(tasks):
         notes.append(f"{len(tasks) - len(uniq)} duplicate run(s) (same instance content) planned once")
-    return list(uniq.values()), notes
+    return Plan(list(uniq.values()), notes, warnings, instances)
 
 
 # ------------------------------------------------------------------ executing
-_CACHE: OrderedDict[tuple[str, float], tuple[Family, Any]] = OrderedDict()
-
-
-def _load_cached(path: str) -> tuple[Family, Any]:
-    from .families import load
-
-    key = (str(Path(path).resolve()), os.path.getmtime(path))
-    if key not in _CACHE:
-        _CACHE[key] = load(path)
-        while len(_CACHE) > 8:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return _CACHE[key]
+def _row(task: Task, describe: dict[str, Any], cols: dict[str, Any]) -> dict[str, Any]:
+    """A store row: the task, the instance columns, the run's result columns."""
+    row: dict[str, Any] = {"algorithm": task.algorithm, "params": task.params, "seed": task.seed,
+                           "family": task.family, "instance_path": task.path}
+    row.update(describe)
+    row.update(cols)
+    row["instance_hash"] = task.instance_hash
+    row["key"] = task.key
+    return row
 
 
 def execute_task(task: Task) -> dict[str, Any]:
-    """Run one task and return its store row (top-level: picklable for any executor).
+    """Run one task in this process, reading its file, and return its store row.
 
     Any exception in the algorithm becomes a row with status ``"error"`` and
     the exception in ``message`` (retried by the next sweep).
     """
-    from ..result import versions
+    from .families import load
 
-    fam, inst = _load_cached(task.path)
-    row: dict[str, Any] = {
-        "instance_hash": task.instance_hash, "algorithm": task.algorithm, "params": task.params,
-        "seed": task.seed, "family": fam.name, "instance_path": task.path, "versions": versions(),
-    }
-    row.update(fam.describe(inst))
-    row["instance_hash"] = task.instance_hash
-    row["key"] = task.key
-    t0 = time.perf_counter()
-    try:
-        row.update(fam.run(inst, task.algorithm, seed=task.seed, time_limit=task.time_limit,
-                           params=json.loads(task.params)))
-    except Exception as exc:  # recorded, never fatal to the sweep
-        tb = traceback.format_exc(limit=4)
-        row.update({"status": "error", "message": f"{type(exc).__name__}: {exc}", "info": {"traceback": tb}})
-    row["wall_s"] = time.perf_counter() - t0
-    if task.time_limit is not None:
-        info = row.get("info") or {}
-        if isinstance(info, dict):
-            row["info"] = {**info, "time_limit": task.time_limit}
-    return row
+    fam, inst = load(task.path)
+    return _row(task, fam.describe(inst), run_columns(task, fam, inst))
+
+
+def default_hard_timeout(time_limit: float | None) -> float | None:
+    """The promise of a run with ``time_limit``: ``1.05 * time_limit + 2`` s (``None`` without a limit)."""
+    return None if time_limit is None else 1.05 * float(time_limit) + 2.0
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -324,10 +389,10 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tuple[str, dict]] | None = None, *,
               db: str | os.PathLike = "results.sqlite", exact: bool = False, seeds: Iterable[int | None] = (0,),
-              time_limit: float | None = None, jobs: int = 1, executor: str = "local",
-              address: str | None = None, client: Any = None, progress: bool = True,
+              time_limit: float | None = None, hard_timeout: float | str | None = "auto", jobs: int = 1,
+              executor: str = "local", address: str | None = None, client: Any = None, progress: bool = True,
               limit: int | None = None, on_row: Callable[[dict], None] | None = None,
-              log: Callable[[str], None] | None = None, hard_timeout: float | None | str = "auto") -> SweepSummary:
+              log: Callable[[str], None] | None = None) -> SweepSummary:
     """Run a sweep, writing one row per finished run to the store at ``db``.
 
     Parameters
@@ -345,47 +410,70 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
         Each algorithm runs once per seed (the seed is part of the key).
     time_limit : float, optional
         Seconds per run, passed to every algorithm.
+    hard_timeout : float, None or "auto"
+        Seconds after which a run's worker process is ended and the run stored
+        with status ``timeout``; ``"auto"`` is :func:`default_hard_timeout`
+        of ``time_limit``, ``None`` none.  With a hard timeout every run
+        executes in a worker process, also with ``jobs=1``.
     jobs : int
-        Local worker processes (1 = in this process).
+        Local worker processes (1 = in this process when there is no hard
+        timeout); threads of the in-process cluster for ``executor="dask"``.
     executor : {"local", "dask"}
-        ``"dask"`` submits to ``client`` or to a new ``distributed.Client(address)``.
+        ``"dask"`` submits to ``client``, to ``distributed.Client(address)``, or
+        to a new in-process cluster with ``jobs`` threads.
     limit : int, optional
         Stop after this many runs (the rest is left for the next sweep).
     on_row : callable, optional
         Called with each row after it is committed.
     progress : bool
         Show the tqdm bar on stderr.
-    hard_timeout : float, None or "auto"
-        Seconds after which a run's worker process is ended and the run
-        stored with status ``timeout`` (local executor; runs then always go
-        to worker processes, also with ``jobs=1``).  ``"auto"``:
-        :func:`default_hard_timeout` of ``time_limit``; ``None``: no hard
-        timeout.
+    log : callable, optional
+        Where notes and warnings go (default: a line on stderr each).
 
     Returns
     -------
     SweepSummary
+
+    Raises
+    ------
+    InputError
+        Unknown algorithms, no readable instance, a file that is not a results store.
+    StoreError
+        The store cannot be written (disk full, read-only); every row committed
+        before stays, and the next sweep resumes.
+    KeyboardInterrupt
+        Ctrl-C (or SIGTERM turned into one by the caller): finished rows are
+        kept, running ones dropped, workers ended.  A note on the exception
+        says how many runs were stored.
+
+    Notes
+    -----
+    A ``timeout`` row counts as done (the next sweep skips it, like any result);
+    ``error`` rows are retried.
     """
     say = log or (lambda s: print(s, file=sys.stderr))
-    if hard_timeout == "auto":
-        hard_timeout = default_hard_timeout(time_limit)
     explicit = [p for p in inputs if Path(p).is_file()]
     files = resolve_inputs(inputs)
-    tasks, notes = plan(files, algorithms, exact=exact, seeds=seeds, time_limit=time_limit, explicit=explicit)
-    summary = SweepSummary(planned=len(tasks), notes=notes)
+    p = plan(files, algorithms, exact=exact, seeds=seeds, time_limit=time_limit, explicit=explicit)
+    summary = SweepSummary(planned=len(p.tasks), notes=p.notes)
+    hard = default_hard_timeout(time_limit) if hard_timeout == "auto" else hard_timeout
+    for w in p.warnings:
+        say("warning: " + w)
+    for n in p.notes:
+        say(n)
     store = ResultStore(db)
     try:
         done = store.keys()
-        pending = [t for t in tasks if t.key not in done]
-        summary.skipped = len(tasks) - len(pending)
+        pending = [t for t in p.tasks if t.key not in done]
+        summary.skipped = len(p.tasks) - len(pending)
         if limit is not None:
             pending = pending[:max(0, int(limit))]
-        for n in notes:
-            say(n)
+        p.instances.retain({t.instance_hash for t in pending})
         bar = _progress(len(pending), progress, "bench")
         state = {"running": 0}
 
-        def finish(row: dict) -> None:
+        def finish(task: Task, cols: dict[str, Any]) -> None:
+            row = _row(task, p.instances.describe(task.instance_hash), cols)
             store.put(row)
             summary.ran += 1
             summary.errors += row.get("status") == "error"
@@ -397,18 +485,18 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
 
         try:
             if executor == "dask":
-                _run_dask(pending, finish, client=client, address=address, state=state)
-            elif hard_timeout is None and (jobs <= 1 or len(pending) <= 1):
-                for t in pending:
-                    state["running"] = 1
-                    bar.set_postfix(running=1, left=len(pending) - summary.ran, refresh=True)
-                    row = execute_task(t)
-                    state["running"] = 0
-                    finish(row)
+                _run_dask(pending, p.instances, finish, client=client, address=address, jobs=jobs,
+                          hard_timeout=hard, state=state)
+            elif hard is None and (jobs <= 1 or len(pending) <= 1):
+                _run_here(pending, p.instances, finish, state=state, bar=bar)
             else:
-                _run_pool(pending, finish, jobs=jobs, state=state, hard_timeout=hard_timeout)
-        except KeyboardInterrupt:
-            summary.interrupted = True
+                _run_pool(pending, p.instances, finish, jobs=max(1, min(jobs, len(pending))),
+                          hard_timeout=hard, state=state)
+        except (KeyboardInterrupt, OSError) as exc:
+            summary.interrupted = isinstance(exc, KeyboardInterrupt)
+            left = len(pending) - summary.ran
+            exc.add_note(f"{summary.ran} run(s) stored in {db} by this sweep, {left} left; "
+                         "the same command resumes")
             raise
         finally:
             bar.close()
@@ -417,186 +505,194 @@ def run_sweep(inputs: Sequence[str | os.PathLike], algorithms: str | Sequence[tu
     return summary
 
 
-def _stopped_row(task: Task, status: str, message: str, elapsed: float, **info: Any) -> dict[str, Any]:
-    """The store row of a run that gave no answer: ``timeout`` (its worker was ended) or ``error``."""
-    from ..result import versions
+def _run_here(pending: list[Task], instances: Instances, finish: Callable[[Task, dict], None], *,
+              state: dict, bar: Any) -> None:
+    """Every run in this process.
 
-    row: dict[str, Any] = {"instance_hash": task.instance_hash, "algorithm": task.algorithm, "params": task.params,
-                           "seed": task.seed, "family": task.family, "instance_path": task.path,
-                           "versions": versions()}
+    A row is stored only when no SIGINT / SIGTERM arrived during its run: a
+    solver that catches the interrupt returns early, and that result depends
+    on when the key was pressed, so the run is left for the next sweep.
+    """
+    caught: list[BaseException] = []
+    restore = _watch_signals(caught) if threading.current_thread() is threading.main_thread() else {}
     try:
-        fam, inst = _load_cached(task.path)
-        row.update(fam.describe(inst))
-    except Exception:  # noqa: BLE001 - the row is still worth storing without the instance columns
-        pass
-    row.update({"instance_hash": task.instance_hash, "key": task.key, "status": status, "message": message,
-                "runtime_s": elapsed, "wall_s": elapsed,
-                "info": {**info, **({"time_limit": task.time_limit} if task.time_limit is not None else {})}})
-    return row
+        for t in pending:
+            state["running"] = 1
+            bar.set_postfix(running=1, left=len(pending) - bar.n, refresh=True)
+            fam_name, inst = instances.get(t.instance_hash)
+            cols = run_columns(t, get_family(fam_name), inst)
+            state["running"] = 0
+            if caught:
+                raise caught[0]
+            finish(t, cols)
+    finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
 
 
-def _worker_main(conn: Any, registry: dict[str, str], preload: Sequence[str]) -> None:
-    """A worker process: run the tasks it is sent until ``None`` (top-level, spawn-safe).
+def _watch_signals(caught: list[BaseException]) -> dict[int, Any]:
+    """Wrap the Python-level SIGINT / SIGTERM handlers so that the exception they raise is remembered."""
+    restore = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        prev = signal.getsignal(sig)
+        if not callable(prev):
+            continue
 
-    ``registry`` is the parent's algorithm registry, so algorithms registered
-    at run time are known here too; the modules of ``preload`` (the sweep's
-    algorithms) are imported before the worker reports ready, so a run's
-    clock never pays for them.  Ctrl-C is left to the parent, which ends the
-    workers.
+        def handler(signum, frame, prev=prev):
+            try:
+                prev(signum, frame)
+            except BaseException as exc:
+                caught.append(exc)
+                raise
+
+        signal.signal(sig, handler)
+        restore[sig] = prev
+    return restore
+
+
+class _Dispatcher:
+    """Hands out pending runs grouped by instance: a worker keeps the instance it holds.
+
+    A free worker gets the next run of its current instance; when that is
+    done, the first instance no other worker is on; at the end of the sweep,
+    a run of the instance with the most runs left (so no worker idles while
+    runs wait).
     """
-    import importlib
-    import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from ..algorithms.registry import REGISTRY
+    def __init__(self, pending: Iterable[Task]):
+        self.groups: OrderedDict[str, deque[Task]] = OrderedDict()
+        for t in pending:
+            self.groups.setdefault(t.instance_hash, deque()).append(t)
 
-    REGISTRY.update(registry)
-    for module in preload:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - the run itself reports it as an error row
-            pass
-    conn.send("ready")
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        conn.send(execute_task(task))
+    def __bool__(self) -> bool:
+        return bool(self.groups)
 
-
-class _Worker:
-    """One worker process and its pipe; ``task`` and ``started`` describe the run it is on."""
-
-    def __init__(self, ctx: Any, registry: dict[str, str], preload: Sequence[str]):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, registry, preload), daemon=True)
-        self.proc.start()
-        child.close()
-        self.ready = False
-        self.task: Task | None = None
-        self.started = 0.0
-
-    def submit(self, task: Task) -> None:
-        self.conn.send(task)
-        self.task, self.started = task, time.monotonic()
-
-    def end(self) -> None:
-        """End the process now (a hung run, or the sweep is interrupted)."""
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join()
-        self.conn.close()
-
-    def close(self) -> None:
-        """Let an idle worker exit on its own, then make sure it did."""
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        self.proc.join(5)
-        self.end()
+    def take(self, current: str | None, others: set[str]) -> Task | None:
+        if not self.groups:
+            return None
+        h = current if current in self.groups else None
+        if h is None:
+            h = next((k for k in self.groups if k not in others), None)
+        if h is None:
+            h = max(self.groups, key=lambda k: len(self.groups[k]))
+        q = self.groups[h]
+        t = q.popleft()
+        if not q:
+            del self.groups[h]
+        return t
 
 
-def _run_pool(pending: list[Task], finish: Callable[[dict], None], *, jobs: int, state: dict,
-              hard_timeout: float | None = None) -> None:
-    """Run ``pending`` on ``jobs`` worker processes, ending any run that passes ``hard_timeout`` seconds.
-
-    A run's clock starts when a worker is handed it, after the worker's
-    start-up (imports of the sweep's algorithm modules) is over, so a slow
-    start never counts against a run.
-    """
-    import multiprocessing as mp
-    from collections import deque
+def _run_pool(pending: list[Task], instances: Instances, finish: Callable[[Task, dict], None], *, jobs: int,
+              hard_timeout: float | None, state: dict) -> None:
+    """Runs on ``jobs`` worker processes, each ended at its run's hard timeout."""
     from multiprocessing.connection import wait
 
-    from ..algorithms.registry import REGISTRY
-
-    ctx = mp.get_context("spawn")
-    registry = dict(REGISTRY)
-    preload = sorted({registry[t.algorithm].split(":")[0] for t in pending if t.algorithm in registry})
-    queue = deque(pending)
-    workers: dict[Any, _Worker] = {}
-
-    def start() -> None:
-        w = _Worker(ctx, registry, preload)
-        workers[w.conn] = w
-
-    def feed(w: _Worker) -> None:
-        """Hand ``w`` the next run, or let it exit when there is none."""
-        if queue:
-            w.submit(queue.popleft())
-        else:
-            workers.pop(w.conn)
-            w.close()
-
-    def drop(w: _Worker) -> None:
-        """End ``w`` (hung or dead) and start a fresh worker when runs are left."""
-        workers.pop(w.conn)
-        w.end()
-        if queue:
-            start()
-
+    workers = [Worker(preload={t.algorithm for t in pending}) for _ in range(jobs)]
+    current: dict[int, str | None] = {id(w): None for w in workers}
+    todo = _Dispatcher(pending)
+    ok = False
     try:
-        for _ in range(max(1, min(jobs, len(queue)))):
-            start()
-        while workers:
-            busy = [w for w in workers.values() if w.task is not None]
+        for w in workers:
+            w.start()
+        while True:
+            for w in workers:
+                if w.task is None and todo:
+                    others = {current[id(x)] for x in workers if x is not w and x.task is not None}
+                    t = todo.take(current[id(w)], others)
+                    current[id(w)] = t.instance_hash
+                    w.submit(t, lambda h=t.instance_hash: instances.get(h), hard_timeout)
+            busy = [w for w in workers if w.task is not None]
             state["running"] = len(busy)
-            timeout = None
-            if hard_timeout is not None and busy:
-                timeout = max(0.0, min(w.started for w in busy) + hard_timeout - time.monotonic())
-            for conn in wait(list(workers), timeout=timeout):
-                w = workers[conn]
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):  # the process died
-                    task, elapsed = w.task, time.monotonic() - w.started
-                    drop(w)
-                    if task is not None:
-                        finish(_stopped_row(task, "error", f"the worker process ended without an answer (exit "
-                                                           f"code {w.proc.exitcode})", elapsed))
-                    continue
-                if msg != "ready":
-                    w.task = None
-                    finish(msg)
-                feed(w)
-            if hard_timeout is not None:
-                now = time.monotonic()
-                for w in [w for w in workers.values() if w.task is not None and now - w.started >= hard_timeout]:
-                    task, elapsed = w.task, now - w.started
-                    drop(w)
-                    finish(_stopped_row(task, "timeout", f"no answer within the hard timeout of {hard_timeout:g} s;"
-                                                         f" the worker process was ended", elapsed,
-                                        hard_timeout=hard_timeout))
+            if not busy:
+                break
+            deadlines = [w.deadline for w in busy if w.deadline is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait([w.conn for w in busy], timeout)
+            for w in busy:
+                if w.conn in ready:
+                    finish(*w.receive())
+                elif w.deadline is not None and time.monotonic() >= w.deadline:
+                    finish(*w.expire())
+        ok = True
     finally:
-        for w in list(workers.values()):
-            w.end()
+        for w in workers:
+            if ok:
+                w.close()
+            else:
+                w.kill()
 
 
-def _run_dask(pending: list[Task], finish: Callable[[dict], None], *, client: Any, address: str | None,
-              state: dict) -> None:
+def _dask_run(task: Task, family_instance: tuple[str, Any], hard_timeout: float | None,
+              registry: dict[str, str], preload: list[str]) -> dict[str, Any]:
+    """One run on a dask worker: in a worker process of this dask thread (the result columns)."""
+    w = getattr(_DASK_LOCAL, "worker", None)
+    if w is None:
+        w = _DASK_LOCAL.worker = Worker(registry, preload)
+    return w.run(task, lambda: family_instance, hard_timeout)
+
+
+_DASK_LOCAL = threading.local()
+
+
+def _run_dask(pending: list[Task], instances: Instances, finish: Callable[[Task, dict], None], *, client: Any,
+              address: str | None, jobs: int, hard_timeout: float | None, state: dict) -> None:
+    """Runs on a dask.distributed cluster.
+
+    dask schedules and moves data: each instance is scattered once and every
+    run of it depends on that future, so a dask worker receives an instance
+    once and runs of one instance go where it already is.  Inside a dask
+    worker each run executes in a worker process of its thread
+    (:class:`~slimcaching.analysis.worker.Worker`), which keeps a solver's
+    output capture and a hung run away from dask's threads and lets the hard
+    timeout end it.
+    """
     try:
         from distributed import Client, as_completed
     except ImportError:  # pragma: no cover - optional extra
         raise InputError("--executor", ("", "dask needs the optional extra: pip install 'slimcaching[dask]'")) from None
+    from ..algorithms import REGISTRY
+
     own = client is None
     if own:
-        client = Client(address) if address else Client(processes=False)
+        client = (Client(address) if address else
+                  Client(processes=False, n_workers=1, threads_per_worker=max(1, jobs), dashboard_address=None))
     try:
-        window = max(1, 2 * sum(client.nthreads().values()))
+        registry = dict(REGISTRY)
+        preload = sorted({t.algorithm for t in pending})
+        left: dict[str, int] = {}
+        for t in pending:
+            left[t.instance_hash] = left.get(t.instance_hash, 0) + 1
+        scattered: dict[str, Any] = {}
+        of: dict[Any, Task] = {}
+
+        def submit(t: Task):
+            h = t.instance_hash
+            if h not in scattered:
+                scattered[h] = client.scatter([instances.get(h)], hash=False)[0]
+            fut = client.submit(_dask_run, t, scattered[h], hard_timeout, registry, preload, pure=False)
+            of[fut] = t
+            return fut
+
+        window = max(1, sum(client.nthreads().values()))
         it = iter(pending)
-        first = [client.submit(execute_task, t, pure=False) for _, t in zip(range(window), it)]
-        ac = as_completed(first)
-        state["running"] = len(first)
+        ac = as_completed([submit(t) for _, t in zip(range(window), it)])
         for fut in ac:
             nxt = next(it, None)
             if nxt is not None:
-                ac.add(client.submit(execute_task, nxt, pure=False))
+                ac.add(submit(nxt))
             state["running"] = ac.count()
-            finish(fut.result())
+            t = of.pop(fut)
+            try:
+                cols = fut.result()
+            except Exception as exc:  # the dask task itself failed (lost worker, ...): retried next sweep
+                cols = {"status": "error", "message": f"dask: {type(exc).__name__}: {exc}", "info": {}}
+            left[t.instance_hash] -= 1
+            if not left[t.instance_hash]:
+                scattered.pop(t.instance_hash).release()
+            finish(t, cols)
+    except BaseException:
+        end_all()  # runs of this process's dask threads end now, so the cluster can close
+        raise
     finally:
         if own:
             client.close()

@@ -37,17 +37,18 @@ GUARANTEE_CAPTION = (r"Claimed approximation guarantees $R(\mathrm{alg}) \geq \r
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..analysis.report import format_table, load_frame, ratio_table, with_ratios
     from ..analysis.runner import run_sweep
 
     if args.executor == "local" and args.address:
         raise InputError("--address", ("", "only valid with --executor dask"))
     summary = run_sweep(args.inputs, args.algorithms, db=args.db, exact=args.exact, seeds=args.seeds,
                         time_limit=args.time_limit, jobs=args.jobs, executor=args.executor, address=args.address,
-                        progress=show_progress(args), limit=args.limit,
-                        hard_timeout=args.hard_timeout if args.hard_timeout is not None else "auto")
+                        progress=not args.no_progress, limit=args.limit,
+                        hard_timeout="auto" if args.hard_timeout is None else args.hard_timeout)
     print(summary.text(), file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet:  # pandas is imported after the sweep: a stopped sweep does not pay for it
+        from ..analysis.report import format_table, load_frame, ratio_table, with_ratios
+
         print(format_table(ratio_table(with_ratios(load_frame(args.db))), "markdown"))
     return 0
 
@@ -156,7 +157,7 @@ def register(sub) -> None:
                    help="seconds per run (default: no limit)")
     p.add_argument("--hard-timeout", type=positive_float("--hard-timeout"), default=None, metavar="S",
                    help="seconds after which a run's worker process is ended and the run stored as timeout "
-                        "(retried by the next sweep) (default: 2 x --time-limit + 10 s; none without --time-limit)")
+                        "(default: 1.05 x --time-limit + 2 s; none without --time-limit)")
     p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=ncpu, metavar="J",
                    help=f"local worker processes (default: the number of CPUs, {ncpu} here)")
     p.add_argument("--seeds", type=seed_list(), default=[0], metavar="LIST",
