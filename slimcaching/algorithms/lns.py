@@ -67,7 +67,9 @@ def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | 
     Returns
     -------
     (Placement or None, float or None, dict)
-        HiGHS's incumbent (``None`` if it found nothing below the cutoff), a
+        HiGHS's incumbent (``None`` if it found none; it may be *worse* than
+        the cutoff, which HiGHS uses to prune, not to filter its solutions:
+        callers compare latencies), a
         proven lower bound on ``T(opt)`` (``None`` if HiGHS has none), and
         ``status``, ``nodes``, ``wall_s``.
 
