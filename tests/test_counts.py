@@ -96,3 +96,17 @@ def test_count_bound_on_mixed_mixtral_l8_is_above_the_lp():
     assert cd.bound > lp * 1.01
     best = run(inst, "best", seed=0, time_limit=20)
     assert cd.bound <= best.latency
+
+
+def test_a_planted_wrong_count_set_is_caught_by_decompose(monkeypatch):
+    """If the count sets K_n wrongly allowed nothing, the count bound would be T(empty): decompose refuses it."""
+    from slimcaching.formulations.bounds import InvalidBound
+
+    monkeypatch.setattr("slimcaching.formulations.counts.useful_counts",
+                        lambda inst: np.zeros((inst.N, inst.L), dtype=np.int64))
+    for seed in range(60):
+        inst = _instance(seed)
+        if len(np.unique(inst.expert_size)) > 1 and brute_force(inst).latency < run(inst, "cloud").latency * 0.99:
+            break
+    with pytest.raises(InvalidBound, match="from counts exceeds the latency"):
+        run(inst, "decompose", seed=0)
