@@ -155,3 +155,16 @@ def test_milp_lns_finish_on_the_whole_model_reaches_the_optimum_and_a_valid_boun
     assert fin["bound"] >= opt * (1 - 1e-6) - 1e-12
     _, record = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0)
     assert record["finish"] is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lns_bound_is_below_the_optimum_and_without_a_limit_it_is_optimal(seed):
+    """Mixed sizes (count decomposition) and the whole-model finish: bound <= T(opt) = T(lns)."""
+    inst = _instance(seed, max_layers=4, max_nodes=4)
+    opt = brute_force(inst).latency
+    res = run(inst, "lns", seed=seed)
+    assert res.bound is None or res.bound <= opt * (1 + 1e-9) + 1e-12
+    assert res.latency == pytest.approx(opt, rel=1e-7, abs=1e-12)
+    if len(np.unique(inst.expert_size)) > 1 and res.info["decomposition"] is not None:
+        cb = res.info["decomposition"]["count_bound"]
+        assert cb is not None and cb <= opt * (1 + 1e-9) + 1e-12

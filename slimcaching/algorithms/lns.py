@@ -20,10 +20,11 @@ after a time limit.
 
 :func:`lns` (registered as ``lns``) is the flagship: ``best`` on a short
 share of the budget, then (for models small enough for a per-layer MILP)
-column generation by layer from the tightened LP's prices and
-price-and-branch over its columns, then :func:`milp_lns` from the better
-placement for the rest of the budget.  It also reports the decomposition's
-proven bound.
+column generation by layer from the tightened LP's prices (and, with more
+than one expert size, the count decomposition of
+:mod:`slimcaching.formulations.counts`) and price-and-branch over its
+columns, then :func:`milp_lns` from the better placement for the rest of the
+budget.  It also reports the decomposition's proven bound.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from ..errors import InputError
 from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
 from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
+from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
 from ..formulations.direct import solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
@@ -297,7 +299,8 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
     -------
     Result
         Status ``feasible`` with ``bound`` = the best of the decomposition's
-        Lagrangian bound and the bound of the whole-model finish of
+        Lagrangian bound (with the count decomposition's on mixed expert
+        sizes) and the bound of the whole-model finish of
         :func:`milp_lns` when either ran (else ``heuristic``); ``info``: ``stages`` (latency
         and time after each stage), ``lns`` (the record of :func:`milp_lns`),
         ``decomposition`` (rounds, columns, bound).
@@ -338,14 +341,21 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
             return None if math.isinf(budget) else max(0.01, f * (dw_deadline - time.perf_counter()))
 
         lp, prices = lp_prices(instance, time_limit=until(1.0))
-        dw = column_generation(instance, starts=[current], prices=prices, time_limit=until(0.8),
+        mixed = len(np.unique(instance.expert_size)) > 1
+        dw = column_generation(instance, starts=[current], prices=prices, time_limit=until(0.4 if mixed else 0.8),
                                price_time=opts["price_time"])
-        placement, pb = price_and_branch(instance, dw.columns, dw.capacity, cutoff=cur_t, time_limit=until(1.0))
+        columns, cd = dw.columns, None
+        if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
+            cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
+                                  price_time=opts["price_time"])
+            columns = cd.columns
+        placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t, time_limit=until(1.0))
         if placement is not None and latency(instance, placement) < cur_t:
             current, cur_t = placement, latency(instance, placement)
-        bound = max(b for b in (dw.bound, lp, capacity_free_bound(instance)) if b is not None and math.isfinite(b))
-        dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound, "rounds": dw.rounds, "columns": len(dw.columns),
-                   "converged": dw.converged, "price_and_branch": pb}
+        bound = max(b for b in (dw.bound, None if cd is None else cd.bound, lp, capacity_free_bound(instance))
+                    if b is not None and math.isfinite(b))
+        dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound, "count_bound": None if cd is None else cd.bound,
+                   "rounds": dw.rounds, "columns": len(columns), "converged": dw.converged, "price_and_branch": pb}
         stages.append({"stage": "price-and-branch", "latency": cur_t, "t": time.perf_counter() - t0})
     record = None
     if left() > 0:
