@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .escape import escape_latex, escape_markdown
 from .families import FAMILIES
 from .store import ResultStore
 
@@ -72,8 +74,11 @@ def load_frame(db: str | Any) -> pd.DataFrame:
     else:
         if not Path(str(db)).is_file():
             raise InputError(str(db), ("", "no such results database"))
-        with ResultStore(db) as st:
-            df = st.frame()
+        try:
+            with ResultStore(db) as st:
+                df = st.frame()
+        except (sqlite3.DatabaseError, UnicodeDecodeError, ValueError) as exc:  # corrupt, truncated, not SQLite
+            raise InputError(str(db), ("", f"not a readable results database: {str(exc).splitlines()[0]}")) from None
     df = df.copy()
     df["name"] = df["algorithm"]
     df["algorithm"] = [_label(a, p) for a, p in zip(df["name"], df["params"])]
@@ -293,13 +298,6 @@ def _cell(col: str, v: Any) -> str:
     return str(v)
 
 
-def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        s = s.replace(a, b)
-    return s
-
-
 def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | None = None) -> str:
     """Render a table as ``markdown`` (pipe table), ``latex`` (booktabs) or ``csv`` (raw values)."""
     if fmt == "csv":
@@ -309,18 +307,18 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in cols]
     body = [[_cell(c, v) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(heads) + " |",
+        lines = ["| " + " | ".join(escape_markdown(h) for h in heads) + " |",
                  "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines += ["| " + " | ".join(escape_markdown(x) for x in r) + " |" for r in body]
         return "\n".join(lines) + "\n"
     if fmt == "latex":
         spec = "".join("r" if n else "l" for n in numeric)
         lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering"]
         if caption:
-            lines.append(r"\caption{" + _latex_escape(caption) + "}")
+            lines.append(r"\caption{" + escape_latex(caption) + "}")
         lines += [r"\begin{tabular}{" + spec + "}", r"\toprule",
-                  " & ".join(_latex_escape(h) for h in heads) + r" \\", r"\midrule"]
-        lines += [" & ".join(_latex_escape(x) for x in r) + r" \\" for r in body]
+                  " & ".join(escape_latex(h) for h in heads) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape_latex(x) for x in r) + r" \\" for r in body]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     raise InputError("--format", ("", f"unknown format {fmt!r}; valid: markdown, latex, csv"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, emit, positive_float
+from .common import add_command, emit, positive_float, seed
 
 __all__ = ["register"]
 
@@ -28,9 +28,9 @@ def register(sub) -> None:
     """Add ``certify`` to the ``slimcaching`` parser."""
     p = add_command(sub, "certify", "prove a bound on the optimum and find a placement within a time budget; "
                                     "prints latency, bound, gap, status, the method of each, and the placement",
-                    cmd_certify, EXAMPLE)
+                    cmd_certify, EXAMPLE, inputs=["instance"], outputs=["output"])
     p.add_argument("instance")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=600.0, metavar="S",
                    help="seconds for everything (default 600)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed(), default=0)
     p.add_argument("--output", "-o", help="JSON file; stdout when omitted")

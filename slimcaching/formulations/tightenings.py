@@ -187,9 +187,8 @@ def apply_tightenings(model: pyo.ConcreteModel, instance: Instance,
     ``{"applied": [...], "capacity": {node: [Q_n, Q'_n], ...}, "cardinality_rows": k}``.
     """
     names = check_tightenings(tuple(tightenings))
-    record: dict[str, Any] = {"applied": list(names), "capacity": {}, "cardinality_rows": 0}
     if not names or len(model.x) == 0:
-        return record
+        return tightening_record(instance, ())
     counts = useful_counts(instance)
     cap = tightened_capacities(instance, names, counts=counts)
     node_names = instance.node_names
@@ -198,9 +197,8 @@ def apply_tightenings(model: pyo.ConcreteModel, instance: Instance,
             name = node_names[n]
             if cap[n] < instance.capacity[n] and name in model.capacity:
                 model.capacity[name].set_value((None, model.capacity[name].body, int(cap[n])))
-                record["capacity"][name] = [int(instance.capacity[n]), int(cap[n])]
-    if "cardinality" in names:
-        rows = cardinality_rows(instance, cap, counts)
+    rows = cardinality_rows(instance, cap, counts) if "cardinality" in names else []
+    if rows:
         keys = [(node_names[n], l) for n, l, _ in rows]
         by_key: dict[tuple[str, int], list] = {}
         for (name, l, e), var in model.x.items():
@@ -208,5 +206,25 @@ def apply_tightenings(model: pyo.ConcreteModel, instance: Instance,
         exprs = {(node_names[n], l): (None, linear(np.ones(len(by_key[(node_names[n], l)])),
                                                    by_key[(node_names[n], l)]), k) for n, l, k in rows}
         model.cardinality = pyo.Constraint(keys, rule=lambda m, name, l: exprs[(name, l)])
-        record["cardinality_rows"] = len(rows)
+    return tightening_record(instance, names)
+
+
+def tightening_record(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> dict[str, Any]:
+    """What :func:`apply_tightenings` does to a model of ``instance``, computed from the instance alone:
+    ``{"applied": [...], "capacity": {node: [Q_n, Q'_n], ...}, "cardinality_rows": k}``.
+
+    Only nodes that can cache something have a capacity row, so only they are listed.
+    """
+    names = check_tightenings(tuple(tightenings))
+    record: dict[str, Any] = {"applied": list(names), "capacity": {}, "cardinality_rows": 0}
+    if not names:
+        return record
+    counts = useful_counts(instance)
+    cap = tightened_capacities(instance, names, counts=counts)
+    if "capacity-rounding" in names:
+        for n in range(instance.N):
+            if cap[n] < instance.capacity[n] and counts[n].any():
+                record["capacity"][instance.node_names[n]] = [int(instance.capacity[n]), int(cap[n])]
+    if "cardinality" in names:
+        record["cardinality_rows"] = len(cardinality_rows(instance, cap, counts))
     return record
