@@ -3,8 +3,9 @@
 The method of :mod:`slimcaching.formulations.decomposition` as a registered
 algorithm: initial columns from ``best`` (a short share of the budget), prices
 from the tightened level LP when the model is small enough, stabilised column
-generation (a valid Lagrangian bound after every round), and a MILP over the
-generated columns for the incumbent.
+generation (a valid Lagrangian bound after every round), on mixed expert sizes
+the count decomposition (:mod:`slimcaching.formulations.counts`) from there,
+and a MILP over the generated columns for the incumbent.
 """
 from __future__ import annotations
 
