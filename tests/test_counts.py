@@ -1,6 +1,7 @@
 """The count decomposition (integer per-node layer counts): its bound against brute force and the layer bound."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -23,7 +24,9 @@ def _instance(seed: int):
                                                    max_users=3, max_cap=6))
 
 
+@functools.lru_cache(maxsize=None)
 def _both(seed: int):
+    """Instance, layer decomposition and count decomposition of ``seed`` (shared by the tests)."""
     inst = _instance(seed)
     _, prices = lp_prices(inst)
     dw = column_generation(inst, prices=prices)
