@@ -4,6 +4,8 @@ Usage (from the repository root)::
 
     python -m benchmarks.perf_certify [--files F ...] [--time-limit 600] [--records certify.jsonl]
     python -m benchmarks.perf_certify --flagship [--files F ...] [--time-limit 60] [--repeat 3]
+    python -m benchmarks.perf_certify --lp [--files F ...]
+    python -m benchmarks.perf_certify --decompose [--files F ...] [--time-limit 120]
 
 The first form runs ``certify`` on each instance (default: every file of
 ``instances/paper`` and ``instances/mixed-precision``) and prints one row per
@@ -17,6 +19,13 @@ The second form runs the flagship ``lns`` and HiGHS alone on the full
 tightened level model for the same wall time, ``--repeat`` times each with
 seeds ``0..repeat-1``, and reports medians and the latency ratio
 ``T(lns) / T(HiGHS)`` of each seed (the issue's target: never above 1).
+
+``--lp`` prints the level LP bound, plain and with every tightening
+(``lp_bound(inst, "level", tightenings=...)``), with CPU times; ``--decompose``
+runs the ``decompose`` algorithm (``best`` start, tightened-LP prices,
+stabilised column generation, price-and-branch) and prints its rounds, bound,
+bound source, incumbent and gap.  These reproduce the tables of
+``docs/formulations.md``.
 """
 from __future__ import annotations
 
@@ -121,6 +130,67 @@ def flagship_table(rows: list[dict], time_limit: float) -> str:
     return "\n".join(lines)
 
 
+def lp_rows(files: list[str]) -> list[dict]:
+    """Plain and tightened level LP bound of each file, with CPU seconds."""
+    from slimcaching.formulations.solve import lp_bound
+    from slimcaching.formulations.tightenings import DEFAULT_TIGHTENINGS
+    from slimcaching.instances.io import read_instance
+
+    rows = []
+    for f in files:
+        inst = read_instance(f)
+        row = {"instance": inst.name}
+        for key, tight in (("plain", ()), ("tightened", DEFAULT_TIGHTENINGS)):
+            c0 = time.process_time()
+            row[key] = lp_bound(inst, "level", tightenings=tight)
+            row[f"{key}_cpu_s"] = time.process_time() - c0
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def lp_table(rows: list[dict]) -> str:
+    lines = [f"### level LP bound, plain and tightened (machine: {machine()})", "",
+             "| instance | plain LP | tightened LP | gain | CPU plain / tightened |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['instance']} | {r['plain']:.6f} | {r['tightened']:.6f} | "
+                     f"{100 * (r['tightened'] / r['plain'] - 1):+.2f} % | "
+                     f"{r['plain_cpu_s']:.1f} s / {r['tightened_cpu_s']:.1f} s |")
+    return "\n".join(lines)
+
+
+def decompose_rows(files: list[str], *, time_limit: float, seed: int) -> list[dict]:
+    """The ``decompose`` algorithm on each file within ``time_limit``."""
+    from slimcaching.algorithms import run
+    from slimcaching.instances.io import read_instance
+
+    rows = []
+    for f in files:
+        inst = read_instance(f)
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run(inst, "decompose", seed=seed, time_limit=time_limit)
+        row = {"instance": inst.name, "N": inst.N, "rounds": res.info["rounds"], "converged": res.info["converged"],
+               "bound": res.bound, "bound_source": res.info["bound_source"], "lp_bound": res.info["lp_bound"],
+               "latency": res.latency, "incumbent_source": res.info["incumbent_source"],
+               "best_latency": res.info["best_latency"], "gap": res.gap,
+               "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def decompose_table(rows: list[dict], time_limit: float) -> str:
+    lines = [f"### `decompose` (machine: {machine()}; budget {time_limit:g} s each)", "",
+             "| instance | N | rounds | converged | bound (source) | vs tightened LP | incumbent (source) | "
+             "gap | wall | CPU |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        vs = (f"{100 * (r['bound'] / r['lp_bound'] - 1):+.3f} %" if r["lp_bound"] else "(no LP)")
+        lines.append(f"| {r['instance']} | {r['N']} | {r['rounds']} | {r['converged']} | {r['bound']:.6f} "
+                     f"({r['bound_source']}) | {vs} | {r['latency']:.6f} ({r['incumbent_source']}) | "
+                     f"{100 * r['gap']:.3f} % | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", nargs="+", default=None, metavar="INSTANCE")
@@ -130,8 +200,15 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--records", default=None, help="append each certificate to this JSON-lines file")
     ap.add_argument("--flagship", action="store_true", help="lns against HiGHS at equal time instead")
     ap.add_argument("--repeat", type=int, default=3, help="seeds per instance for --flagship")
+    ap.add_argument("--lp", action="store_true", help="plain and tightened level LP bounds instead")
+    ap.add_argument("--decompose", action="store_true", help="the decompose algorithm instead")
     args = ap.parse_args(argv)
-    if args.flagship:
+    if args.lp:
+        out = lp_table(lp_rows(args.files or DEFAULT_FILES))
+    elif args.decompose:
+        tl = 120.0 if args.time_limit is None else args.time_limit
+        out = decompose_table(decompose_rows(args.files or DEFAULT_FILES, time_limit=tl, seed=args.seed), tl)
+    elif args.flagship:
         tl = 60.0 if args.time_limit is None else args.time_limit
         out = flagship_table(flagship_rows(args.files or MIXTRAL_PAPER, time_limit=tl, repeat=args.repeat), tl)
     else:

@@ -139,3 +139,32 @@ def test_parameter_errors_name_the_parameter(name):
            "lns": ("width", 0, r"--param width: must be an integer >= 1")}[name]
     with pytest.raises(InputError, match=bad[2]):
         run(inst, name, **{bad[0]: bad[1]})
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_milp_lns_finish_on_the_whole_model_reaches_the_optimum_and_a_valid_bound(seed):
+    """Without a time limit the whole-model finish proves optimality below the LNS's latency."""
+    inst = _instance(seed, max_layers=4, max_nodes=4)
+    start = run(inst, "random", seed=seed).placement
+    opt = brute_force(inst).latency
+    placement, record = milp_lns(inst, start, time_limit=None, seed=seed)
+    fin = record["finish"]
+    assert fin is not None and fin["bound"] is not None
+    assert fin["bound"] <= opt * (1 + 1e-9) + 1e-12
+    assert latency(inst, placement) == pytest.approx(opt, rel=1e-7, abs=1e-12)
+    assert fin["bound"] >= opt * (1 - 1e-6) - 1e-12
+    _, record = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0)
+    assert record["finish"] is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lns_bound_is_below_the_optimum_and_without_a_limit_it_is_optimal(seed):
+    """Mixed sizes (count decomposition) and the whole-model finish: bound <= T(opt) = T(lns)."""
+    inst = _instance(seed, max_layers=4, max_nodes=4)
+    opt = brute_force(inst).latency
+    res = run(inst, "lns", seed=seed)
+    assert res.bound is None or res.bound <= opt * (1 + 1e-9) + 1e-12
+    assert res.latency == pytest.approx(opt, rel=1e-7, abs=1e-12)
+    if len(np.unique(inst.expert_size)) > 1 and res.info["decomposition"] is not None:
+        cb = res.info["decomposition"]["count_bound"]
+        assert cb is not None and cb <= opt * (1 + 1e-9) + 1e-12

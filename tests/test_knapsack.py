@@ -95,3 +95,20 @@ def test_concave_merge_rejects_non_concave():
         concave_tables_merge([1, 2], [np.array([0.0, 1.0]), np.array([0.0, 1.0])], 5)
     with pytest.raises(ValueError, match="equal weights and concave"):
         concave_tables_merge([1], [np.array([0.0, 1.0, 3.0])], 5)
+
+
+def test_exact_dp_stops_at_its_deadline_and_equals_itself_without_one():
+    """A capacity in the millions (mixed precision, gcd 1 KiB): the DP checks the deadline per layer."""
+    import time
+
+    from slimcaching.algorithms.knapsack import exact_tables_dp, solve_tables
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(40_000, 180_000, size=6)
+    hs = [np.concatenate([[0.0], np.cumsum(rng.random(8))]) for _ in range(6)]
+    Q = 2_000_000
+    assert exact_tables_dp(w, hs, Q, deadline=time.perf_counter() - 1) is None
+    assert solve_tables(w, hs, Q, None, time.perf_counter() - 1) is None
+    full = exact_tables_dp(w, hs, Q, deadline=time.perf_counter() + 3600)
+    assert full is not None and full.value == exact_tables_dp(w, hs, Q).value
+    assert int((full.counts * w).sum()) <= Q

@@ -13,8 +13,12 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    the model has at most ``FULL_LP_ROWS`` rows, else the separable Lagrangian
    bound (:func:`~slimcaching.formulations.bounds.separable_bound`);
 3. column generation by layer from those prices until 50 % of ``S`` (85 % for
-   large models), price-and-branch over its columns;
-4. MILP-LNS from the incumbent (15 % of ``S``; large models: the rest);
+   large models; with more than one expert size on small models: until 30 %,
+   then the count decomposition of :mod:`~slimcaching.formulations.counts`
+   until 50 %), price-and-branch over its columns;
+4. MILP-LNS from the incumbent (15 % of ``S``; large models: the rest); when
+   every neighbourhood is locally optimal early, HiGHS on the whole model
+   (small models) with the rest of that share;
 5. small models: HiGHS branch-and-bound on the tightened level model with the
    incumbent as objective cutoff, for the rest (its dual bound, and its
    incumbent if better).
@@ -29,16 +33,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
+from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
+from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
-from ..formulations.direct import solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from ..result import versions
-from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, milp_lns
+from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
 from .local_search import best
 
 __all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT"]
@@ -196,22 +200,35 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
             prices = sep["prices"]
         except ValueError as exc:  # too many nodes to enumerate their subsets
             info["separable"] = str(exc)
+    counts = small and len(np.unique(instance.expert_size)) > 1
     if until(0.5 if small else 0.85) > 0:
         pricing = "milp" if per_layer <= MILP_PRICING_ROWS else "lp"
         dw = column_generation(instance, starts=[ledger.placement], prices=prices,
-                               time_limit=until(0.5 if small else 0.85), pricing=pricing,
+                               time_limit=until(0.3 if counts else 0.5 if small else 0.85), pricing=pricing,
                                price_time=5.0 if pricing == "milp" else None, tightenings=tightenings)
         ledger.add_bound(f"Lagrangian (decomposition, {pricing} pricing)", dw.bound, rounds=dw.rounds)
-        placement, pb = price_and_branch(instance, dw.columns, dw.capacity, cutoff=ledger.best_latency,
+        columns = dw.columns
+        info["decomposition"] = {"rounds": dw.rounds, "columns": len(dw.columns), "converged": dw.converged,
+                                 "pricing": pricing}
+        if counts and until(0.5) > 0:
+            cd = count_generation(instance, start=dw, starts=[ledger.placement], time_limit=until(0.5),
+                                  pricing=pricing, price_time=5.0 if pricing == "milp" else None,
+                                  tightenings=tightenings)
+            ledger.add_bound("Lagrangian (count decomposition)", cd.bound, rounds=cd.rounds)
+            columns = cd.columns
+            info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
+                                           "count_columns": len(cd.counts), "converged": cd.converged}
+        placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
                                          time_limit=max(0.01, min(60.0, until(0.55 if small else 0.9))))
         ledger.add_incumbent("price-and-branch", placement)
-        info["decomposition"] = {"rounds": dw.rounds, "columns": len(dw.columns), "converged": dw.converged,
-                                 "pricing": pricing, "price_and_branch": pb}
+        info["decomposition"]["price_and_branch"] = pb
     if until(0.7 if small else 1.0) > 0.5:
         placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.7 if small else 1.0),
                                      seed=seed, width=2 if small else 1)
         ledger.add_incumbent("milp-lns", placement)
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
+        if record["finish"] is not None:
+            ledger.add_bound("HiGHS branch-and-bound (after LNS)", record["finish"]["bound"])
     if small and until(1.0) > 0.5 and ledger.best_bound()["value"] < ledger.best_latency * (1 - OPTIMAL_GAP):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info)
     inc, bnd = ledger.best_incumbent(), ledger.best_bound()
@@ -225,21 +242,9 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
 
 def _branch_and_bound(instance: Instance, ledger: _Ledger, tightenings: Any, seconds: float, seed: int,
                       info: dict) -> None:
-    """HiGHS on the full tightened level model with the incumbent as cutoff; records its bound and incumbent.
-
-    With cutoff ``c``: a solution better than ``c`` has objective ``>=`` the dual
-    bound, and any other is ``>= c``, so ``min(dual bound, c)`` is a bound.
-    When HiGHS proves there is nothing below the cutoff, the bound is ``c``
-    less ``1e-8`` (relative), above HiGHS's gap tolerance ``1e-9``.
-    """
-    cutoff = ledger.best_latency
-    model = build_level_arrays(instance, tightenings=tightenings)
-    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed)
-    info["branch_and_bound"] = {"status": res.status, "nodes": res.nodes, "wall_s": res.wall_s}
-    if res.status == "Infeasible":
-        ledger.add_bound("HiGHS branch-and-bound (cutoff)", cutoff * (1 - 1e-8))
-        return
-    if res.col_value is not None:
-        ledger.add_incumbent("HiGHS branch-and-bound", arrays_placement(model, res.col_value))
-    if res.bound is not None:
-        ledger.add_bound("HiGHS branch-and-bound", min(res.bound, cutoff * (1 - 1e-8)))
+    """:func:`~.lns.cutoff_branch_and_bound` below the best latency; records its bound and incumbent."""
+    placement, bound, info["branch_and_bound"] = cutoff_branch_and_bound(instance, ledger.best_latency, seconds,
+                                                                         seed=seed, tightenings=tightenings)
+    ledger.add_incumbent("HiGHS branch-and-bound", placement)
+    ledger.add_bound("HiGHS branch-and-bound" + (" (cutoff)" if info["branch_and_bound"]["status"] == "Infeasible"
+                                                 else ""), bound)

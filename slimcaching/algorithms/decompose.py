@@ -3,8 +3,9 @@
 The method of :mod:`slimcaching.formulations.decomposition` as a registered
 algorithm: initial columns from ``best`` (a short share of the budget), prices
 from the tightened level LP when the model is small enough, stabilised column
-generation (a valid Lagrangian bound after every round), and a MILP over the
-generated columns for the incumbent.
+generation (a valid Lagrangian bound after every round), on mixed expert sizes
+the count decomposition (:mod:`slimcaching.formulations.counts`) from there,
+and a MILP over the generated columns for the incumbent.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound
+from ..formulations.counts import count_generation
 from ..formulations.decomposition import PRICING, column_generation, lp_prices, price_and_branch
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import check_tightenings
@@ -29,13 +31,13 @@ from .local_search import best
 
 __all__ = ["decompose"]
 
-_PARAMS = ("alpha", "pricing", "price_time", "lp_start", "best_share", "tightenings")
+_PARAMS = ("alpha", "pricing", "price_time", "lp_start", "best_share", "tightenings", "counts")
 
 
 def _options(params: dict) -> dict:
     reject_unknown("decompose", {k: v for k, v in params.items() if k not in _PARAMS}, _PARAMS)
     out = {"alpha": 0.5, "pricing": "auto", "price_time": 5.0, "lp_start": "auto", "best_share": 0.1,
-           "tightenings": None}
+           "tightenings": None, "counts": "auto"}
     out.update(params)
     problems = []
     if not (isinstance(out["alpha"], (int, float)) and 0 <= out["alpha"] < 1):
@@ -46,6 +48,8 @@ def _options(params: dict) -> dict:
         problems.append(("--param price_time", f"must be a number > 0, got {out['price_time']!r}"))
     if out["lp_start"] not in ("auto", True, False):
         problems.append(("--param lp_start", f"must be auto, true or false, got {out['lp_start']!r}"))
+    if out["counts"] not in ("auto", True, False):
+        problems.append(("--param counts", f"must be auto, true or false, got {out['counts']!r}"))
     if not (isinstance(out["best_share"], (int, float)) and 0 <= out["best_share"] < 1):
         problems.append(("--param best_share", f"must be a number in [0, 1), got {out['best_share']!r}"))
     if problems:
@@ -79,6 +83,12 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         model has at most ``FULL_LP_ROWS`` rows).
     best_share : float, default 0.1
         Share of the budget for the ``best`` start (5 s without a limit).
+    counts : {"auto", True, False}
+        After the layer decomposition, the count decomposition
+        (:mod:`slimcaching.formulations.counts`: integer per-node layer counts),
+        from its prices and columns; ``auto``: when the layers have more than
+        one distinct expert size (with one size every node's count polytope is
+        integral and the bound cannot rise).
     tightenings
         Of :mod:`slimcaching.formulations.tightenings` (default all).
 
@@ -88,7 +98,8 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         ``bound``: the best of the Lagrangian bound, the LP bound and the
         capacity-free bound; ``status`` ``optimal`` when the gap is at most
         ``1e-6``, else ``feasible``; ``info``: ``bound_source``,
-        ``incumbent_source``, ``lagrangian_bound``, ``lp_bound``, ``rounds``,
+        ``incumbent_source``, ``lagrangian_bound``, ``count_bound`` (with
+        ``count_rounds``, ``count_converged``), ``lp_bound``, ``rounds``,
         ``columns``, ``converged``, ``pricing``, ``price_and_branch``,
         ``tightenings``.
 
@@ -120,23 +131,38 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         remaining = deadline - time.perf_counter()
         lp, prices = lp_prices(instance, tightenings=opts["tightenings"],
                                time_limit=None if math.isinf(remaining) else max(0.01, 0.5 * remaining))
+    use_counts = opts["counts"]
+    if use_counts == "auto":
+        use_counts = len(np.unique(instance.expert_size)) > 1
     remaining = deadline - time.perf_counter()
     dw = column_generation(instance, starts=[start.placement], prices=prices, alpha=opts["alpha"],
-                           time_limit=None if math.isinf(remaining) else max(0.0, 0.85 * remaining),
+                           time_limit=None if math.isinf(remaining) else
+                           max(0.0, (0.4 if use_counts else 0.85) * remaining),
                            price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
+    columns, cd = dw.columns, None
+    if use_counts and deadline - time.perf_counter() > 0:
+        remaining = deadline - time.perf_counter()
+        cd = count_generation(instance, start=dw, starts=[start.placement], alpha=opts["alpha"],
+                              time_limit=None if math.isinf(remaining) else max(0.0, 0.75 * remaining),
+                              price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
+        columns = cd.columns
     remaining = deadline - time.perf_counter()
-    placement, pb = price_and_branch(instance, dw.columns, dw.capacity, cutoff=start.latency,
+    placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
                                      time_limit=None if math.isinf(remaining) else max(0.01, remaining))
     incumbent, source = start.placement, "best"
     if placement is not None and latency(instance, placement) < start.latency:
         incumbent, source = placement, "price-and-branch"
-    candidates = {"lagrangian": dw.bound, "lp": lp, "capacity-free": capacity_free_bound(instance)}
+    candidates = {"lagrangian": dw.bound, "counts": None if cd is None else cd.bound, "lp": lp,
+                  "capacity-free": capacity_free_bound(instance)}
     bound_source, bound = max(((k, v) for k, v in candidates.items() if v is not None and math.isfinite(v)),
                               key=lambda kv: kv[1])
     res = make_result(instance, incumbent, algorithm="decompose", status=Status.FEASIBLE,
                       runtime_s=time.perf_counter() - t0, seed=seed, bound=bound,
                       params={**opts, "tightenings": list(opts["tightenings"])},
                       info={"bound_source": bound_source, "incumbent_source": source, "lagrangian_bound": dw.bound,
+                            "count_bound": None if cd is None else cd.bound,
+                            "count_rounds": None if cd is None else cd.rounds,
+                            "count_converged": None if cd is None else cd.converged,
                             "lp_bound": lp, "rounds": dw.rounds, "columns": len(dw.columns),
                             "converged": dw.converged, "pricing": pricing, "price_and_branch": pb,
                             "best_latency": start.latency,

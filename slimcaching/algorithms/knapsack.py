@@ -28,6 +28,7 @@ This module builds the tables and merges them:
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -265,7 +266,8 @@ def _finish(w: np.ndarray, hs: list[np.ndarray], counts: np.ndarray, method: str
     return TablesSolution(counts=counts, value=value, weight=int((counts * w).sum()), method=method, info=info)
 
 
-def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int) -> TablesSolution:
+def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int,
+                    deadline: float | None = None) -> TablesSolution | None:
     """Exact (max,+) DP over storage ``q = 0..Q``.
 
     Parameters
@@ -277,10 +279,16 @@ def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int
     Q : int
         Capacity in the same units.
 
+    deadline : float, optional
+        A ``time.perf_counter()`` value, checked before each layer (one layer
+        costs ``O(Q m_l)``; with ``Q`` in the millions, as on mixed-precision
+        instances where the sizes' gcd is 1 KiB, the whole DP can take minutes).
+
     Returns
     -------
-    TablesSolution
-        An optimal choice (ties broken towards fewer experts).
+    TablesSolution or None
+        An optimal choice (ties broken towards fewer experts); ``None`` when
+        the deadline passed first.
 
     Notes
     -----
@@ -294,6 +302,8 @@ def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int
     F = np.zeros(Q + 1)
     choice = np.zeros((L, Q + 1), dtype=np.int16)
     for l in range(L):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         h = hs[l]
         if len(h) <= 1 or h[-1] <= 0:
             continue
@@ -448,10 +458,11 @@ def concave_tables_merge(weights: Sequence[int], tables: Sequence[np.ndarray], Q
     return _finish(w, hs, counts, "concave", {"increments": int(len(val))})
 
 
-def solve_tables(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int, eps: float | None = None
-                 ) -> TablesSolution:
+def solve_tables(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int, eps: float | None = None,
+                 deadline: float | None = None) -> TablesSolution | None:
     """Pick the method: exact concave merge when it applies, else exact DP
     (``eps=None``) or the cheaper of the approximate and exact DP (``eps > 0``).
+    ``None`` when the exact DP passed ``deadline`` (:func:`exact_tables_dp`).
 
     The exact DP is used under ``eps`` when its state count ``Q + 1`` is no
     larger than the approximate one's bound ``L_+^2 / eps``; both satisfy the
@@ -462,10 +473,10 @@ def solve_tables(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int, e
     if len(w) and np.all(w == w[0]) and all(is_concave(h) for h in hs):
         return concave_tables_merge(w, hs, Q)
     if eps is None:
-        return exact_tables_dp(w, hs, Q)
+        return exact_tables_dp(w, hs, Q, deadline)
     active = sum(1 for h in hs if len(h) > 1 and h.max() > 0)
     if Q + 1 <= active * active / eps:
-        return exact_tables_dp(w, hs, Q)
+        return exact_tables_dp(w, hs, Q, deadline)
     return approx_tables_dp(w, hs, Q, eps)
 
 

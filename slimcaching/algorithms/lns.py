@@ -20,10 +20,11 @@ after a time limit.
 
 :func:`lns` (registered as ``lns``) is the flagship: ``best`` on a short
 share of the budget, then (for models small enough for a per-layer MILP)
-column generation by layer from the tightened LP's prices and
-price-and-branch over its columns, then :func:`milp_lns` from the better
-placement for the rest of the budget.  It also reports the decomposition's
-proven bound.
+column generation by layer from the tightened LP's prices (and, with more
+than one expert size, the count decomposition of
+:mod:`slimcaching.formulations.counts`) and price-and-branch over its
+columns, then :func:`milp_lns` from the better placement for the rest of the
+budget.  It also reports the decomposition's proven bound.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from ..errors import InputError
 from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
 from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
+from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
 from ..formulations.direct import solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
@@ -47,7 +49,8 @@ from ..result import Result, Status, make_result
 from .common import reject_unknown
 from .local_search import best
 
-__all__ = ["milp_lns", "lns", "NEIGHBOURHOODS", "FULL_LP_ROWS", "MILP_PRICING_ROWS"]
+__all__ = ["milp_lns", "lns", "cutoff_branch_and_bound", "NEIGHBOURHOODS", "FULL_LP_ROWS", "MILP_PRICING_ROWS",
+           "FULL_MILP_ROWS"]
 
 NEIGHBOURHOODS = ("layers", "nodes")
 
@@ -55,11 +58,52 @@ NEIGHBOURHOODS = ("layers", "nodes")
 FULL_LP_ROWS = 250_000
 #: Layers whose level model has up to this many rows are priced as MILPs, larger ones as LPs.
 MILP_PRICING_ROWS = 5_000
+#: Level models up to this many rows are finished by HiGHS on the whole model once the LNS is exhausted.
+FULL_MILP_ROWS = 50_000
+
+
+def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | None, *, seed: int | None = 0,
+                            tightenings: Any = DEFAULT_TIGHTENINGS) -> tuple[Placement | None, float | None, dict]:
+    """HiGHS on the full tightened level model, asked only for latencies below ``cutoff``.
+
+    Returns
+    -------
+    (Placement or None, float or None, dict)
+        HiGHS's incumbent (``None`` if it found none; it may be *worse* than
+        the cutoff, which HiGHS uses to prune, not to filter its solutions:
+        callers compare latencies), a
+        proven lower bound on ``T(opt)`` (``None`` if HiGHS has none), and
+        ``status``, ``nodes``, ``wall_s``.
+
+    Notes
+    -----
+    ``cutoff`` must be the latency of a feasible placement.  A placement
+    better than ``cutoff`` has objective ``>=`` HiGHS's dual bound, and any
+    other has latency ``>= cutoff``, so ``min(dual bound, cutoff)`` is a bound
+    on ``T(opt)``.  When HiGHS proves there is nothing below the cutoff
+    (``Infeasible``) the bound is ``cutoff`` less ``1e-8`` (relative), above
+    HiGHS's gap tolerance ``1e-9`` (:data:`~slimcaching.formulations.direct.HIGHS_OPTIONS`).
+    """
+    model = build_level_arrays(instance, tightenings=tightenings)
+    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed)
+    info = {"status": res.status, "nodes": res.nodes, "wall_s": res.wall_s}
+    margin = cutoff * (1 - 1e-8)
+    if res.status == "Infeasible":
+        return None, margin, info
+    placement = arrays_placement(model, res.col_value) if res.col_value is not None else None
+    return placement, (None if res.bound is None else min(res.bound, margin)), info
+
+
+def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]]:
+    """The ``(n, l, e)`` that ``new`` caches and ``old`` does not, and the reverse."""
+    diff = np.argwhere(new != old)
+    return ([tuple(map(int, e)) for e in diff if new[tuple(e)]],
+            [tuple(map(int, e)) for e in diff if not new[tuple(e)]])
 
 
 def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None = 60.0, seed: int | None = 0,
              width: int = 2, sub_time: float = 5.0, kinds: tuple[str, ...] = NEIGHBOURHOODS,
-             tightenings: Any = DEFAULT_TIGHTENINGS) -> tuple[Placement, dict]:
+             tightenings: Any = DEFAULT_TIGHTENINGS, finish_rows: int = FULL_MILP_ROWS) -> tuple[Placement, dict]:
     """Large-neighbourhood search with exact HiGHS re-optimisation of layer windows and node pairs.
 
     Parameters
@@ -78,13 +122,18 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
     kinds : tuple of {"layers", "nodes"}
         Neighbourhoods, used in turn.  A neighbourhood that would free the whole
         model (``w = L``, or a pair when ``N = 2``) is not used: it is the full MILP.
+    finish_rows : int
+        When every neighbourhood is clean before the time limit and the level
+        model has at most this many rows, the remaining time goes to
+        :func:`cutoff_branch_and_bound` on the whole model (0: never).
 
     Returns
     -------
     (Placement, dict)
         The placement and a record: ``steps``, ``improving_steps``, ``history``
         (one dict per neighbourhood), ``final_width``, ``exhausted`` (every
-        neighbourhood proven optimal for the returned placement).
+        neighbourhood proven optimal for the returned placement), ``finish``
+        (the whole-model run: ``status``, ``bound``, ``latency``; ``None`` if none ran).
 
     Notes
     -----
@@ -119,7 +168,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         return [("nodes", pr) for pr in pairs]
 
     k = 0
-    exhausted = False
+    exhausted = not kinds  # no neighbourhood at all (one layer, at most two nodes): only the whole model
     while kinds and time.perf_counter() < deadline:
         pending = {kind: [c for c in candidates(kind) if c not in clean] for kind in kinds}
         if not any(pending.values()):
@@ -153,10 +202,8 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         gain = 0.0
         if res.col_value is not None:
             new = arrays_placement(model, res.col_value, x_fixed=ev.x)
-            diff = np.argwhere(new.x != ev.x)
-            add = [tuple(map(int, e)) for e in diff if new.x[tuple(e)]]
-            remove = [tuple(map(int, e)) for e in diff if not new.x[tuple(e)]]
-            gain = ev.gain_of(add, remove) if len(diff) else 0.0
+            add, remove = _changes(new.x, ev.x)
+            gain = ev.gain_of(add, remove) if add or remove else 0.0
             if gain > tol and new.is_feasible(instance):
                 ev.apply(add, remove)
                 clean.clear()
@@ -174,8 +221,20 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
                 w -= 1
         history.append({"t": time.perf_counter() - t0, "kind": kind, "free": list(key[1]), "status": res.status,
                         "sub_s": res.wall_s, "gain": gain, "latency": ev.latency, "width": w})
+    finish = None
+    if exhausted and finish_rows and level_model_rows(instance) <= finish_rows and deadline - time.perf_counter() > 0.5:
+        # every window is locally optimal: the rest of the time goes to HiGHS on the whole model below T
+        left = deadline - time.perf_counter()
+        placement, bound, finish = cutoff_branch_and_bound(instance, ev.latency, None if math.isinf(left) else left,
+                                                           seed=seed, tightenings=tightenings)
+        finish["bound"] = bound
+        if placement is not None and placement.is_feasible(instance):
+            add, remove = _changes(placement.x, ev.x)
+            if (add or remove) and ev.gain_of(add, remove) > tol:
+                ev.apply(add, remove)
+        finish["latency"] = ev.latency
     return ev.placement(), {"steps": len(history), "improving_steps": sum(h["gain"] > 0 for h in history),
-                            "final_width": w, "exhausted": exhausted, "history": history}
+                            "final_width": w, "exhausted": exhausted, "finish": finish, "history": history}
 
 
 _LNS_PARAMS = ("width", "sub_time", "neighbourhoods", "decompose", "best_share", "decompose_share", "price_time")
@@ -239,8 +298,10 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
     Returns
     -------
     Result
-        Status ``feasible`` with ``bound`` = the decomposition's Lagrangian
-        bound when it ran (else ``heuristic``); ``info``: ``stages`` (latency
+        Status ``feasible`` with ``bound`` = the best of the decomposition's
+        Lagrangian bound (with the count decomposition's on mixed expert
+        sizes) and the bound of the whole-model finish of
+        :func:`milp_lns` when either ran (else ``heuristic``); ``info``: ``stages`` (latency
         and time after each stage), ``lns`` (the record of :func:`milp_lns`),
         ``decomposition`` (rounds, columns, bound).
 
@@ -280,14 +341,21 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
             return None if math.isinf(budget) else max(0.01, f * (dw_deadline - time.perf_counter()))
 
         lp, prices = lp_prices(instance, time_limit=until(1.0))
-        dw = column_generation(instance, starts=[current], prices=prices, time_limit=until(0.8),
+        mixed = len(np.unique(instance.expert_size)) > 1
+        dw = column_generation(instance, starts=[current], prices=prices, time_limit=until(0.4 if mixed else 0.8),
                                price_time=opts["price_time"])
-        placement, pb = price_and_branch(instance, dw.columns, dw.capacity, cutoff=cur_t, time_limit=until(1.0))
+        columns, cd = dw.columns, None
+        if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
+            cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
+                                  price_time=opts["price_time"])
+            columns = cd.columns
+        placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t, time_limit=until(1.0))
         if placement is not None and latency(instance, placement) < cur_t:
             current, cur_t = placement, latency(instance, placement)
-        bound = max(b for b in (dw.bound, lp, capacity_free_bound(instance)) if b is not None and math.isfinite(b))
-        dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound, "rounds": dw.rounds, "columns": len(dw.columns),
-                   "converged": dw.converged, "price_and_branch": pb}
+        bound = max(b for b in (dw.bound, None if cd is None else cd.bound, lp, capacity_free_bound(instance))
+                    if b is not None and math.isfinite(b))
+        dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound, "count_bound": None if cd is None else cd.bound,
+                   "rounds": dw.rounds, "columns": len(columns), "converged": dw.converged, "price_and_branch": pb}
         stages.append({"stage": "price-and-branch", "latency": cur_t, "t": time.perf_counter() - t0})
     record = None
     if left() > 0:
@@ -295,6 +363,8 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                                    seed=seed, width=opts["width"],
                                    sub_time=opts["sub_time"], kinds=opts["neighbourhoods"])
         stages.append({"stage": "milp-lns", "latency": latency(instance, current), "t": time.perf_counter() - t0})
+        if record["finish"] is not None and record["finish"]["bound"] is not None:
+            bound = max(record["finish"]["bound"], -math.inf if bound is None else bound)
     res = make_result(instance, current, algorithm="lns", status=Status.FEASIBLE if bound is not None else Status.HEURISTIC,
                       runtime_s=time.perf_counter() - t0, seed=seed, bound=bound,
                       params={k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()},

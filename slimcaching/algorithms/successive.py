@@ -128,7 +128,8 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
         convolution with value ``>= (1 - eps)`` times the exact DP value.
     exclude_current : bool
     deadline : float, optional
-        A ``time.perf_counter()`` value; checked before each layer's table.
+        A ``time.perf_counter()`` value; checked before each layer's table and
+        each layer of the DP over storage.
 
     Returns
     -------
@@ -164,7 +165,9 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
     active = [l for l in range(inst.L) if len(tables[l].h) > 1 and tables[l].h[-1] > 0]
     g = math.gcd(*(int(sizes[l]) for l in active)) if active else 1
     w = [int(sizes[l]) // g for l in active]
-    sol = solve_tables(w, [tables[l].h for l in active], capacity // g, eps)
+    sol = solve_tables(w, [tables[l].h for l in active], capacity // g, eps, deadline)
+    if sol is None:
+        return None
     elements = []
     for l, c in zip(active, sol.counts):
         for e in tables[l].sets[int(c)]:

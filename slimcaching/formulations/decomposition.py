@@ -156,13 +156,16 @@ class LayerPricer:
 
     def price(self, nu: np.ndarray, time_limit: float | None = None) -> tuple[float, np.ndarray]:
         """``(proven lower bound on min_P c_P + nu . u(P), a pattern bool (N, Emax))`` in seconds."""
+        return self.price_items(float(self.instance.expert_size[self.layer]) * np.asarray(nu, float), time_limit)
+
+    def price_items(self, item: np.ndarray, time_limit: float | None = None) -> tuple[float, np.ndarray]:
+        """``(proven lower bound on min_P c_P + sum_n item_n |P_n|, a pattern)``: ``item`` (N,) seconds per expert."""
         inst = self.instance
         pattern = np.zeros((inst.N, inst.max_experts), dtype=bool)
         m = self.model
         if self.h is None:
             return self.floor, pattern
-        size = float(inst.expert_size[self.layer])
-        cost = self.base + m.scale * size * nu[self.node]
+        cost = self.base + m.scale * np.asarray(item, float)[self.node]
         cols = np.arange(m.n_x, dtype=np.int32)
         full = m.obj.copy()
         full[:m.n_x] = cost

@@ -30,6 +30,7 @@ from ..instances.model import Instance
 from .assignment import linear, support
 
 __all__ = ["TIGHTENINGS", "DEFAULT_TIGHTENINGS", "check_tightenings", "reachable_capacity", "tightened_capacities",
+           "useful_counts",
            "cardinality_rows", "apply_tightenings"]
 
 TIGHTENINGS: tuple[str, ...] = ("capacity-rounding", "cardinality")
@@ -130,7 +131,7 @@ def reachable_capacity(sizes: np.ndarray, counts: np.ndarray, capacity: int) -> 
     return (reach.bit_length() - 1) * g
 
 
-def _useful_counts(instance: Instance) -> np.ndarray:
+def useful_counts(instance: Instance) -> np.ndarray:
     """``int (N, L)``: how many elements ``(n, l, .)`` have a variable in the formulations."""
     el = support(instance).elements
     out = np.zeros((instance.N, instance.L), dtype=np.int64)
@@ -149,7 +150,7 @@ def tightened_capacities(instance: Instance, tightenings: Iterable[str] = DEFAUL
     cap = np.asarray(instance.capacity if capacity is None else capacity, dtype=np.int64).copy()
     if "capacity-rounding" not in tuple(tightenings):
         return cap
-    counts = _useful_counts(instance) if counts is None else counts
+    counts = useful_counts(instance) if counts is None else counts
     for n in range(instance.N):
         cap[n] = reachable_capacity(instance.expert_size, counts[n], int(cap[n]))
     return cap
@@ -188,7 +189,7 @@ def apply_tightenings(model: pyo.ConcreteModel, instance: Instance,
     names = check_tightenings(tuple(tightenings))
     if not names or len(model.x) == 0:
         return tightening_record(instance, ())
-    counts = _useful_counts(instance)
+    counts = useful_counts(instance)
     cap = tightened_capacities(instance, names, counts=counts)
     node_names = instance.node_names
     if "capacity-rounding" in names:
@@ -218,7 +219,7 @@ def tightening_record(instance: Instance, tightenings: Iterable[str] = DEFAULT_T
     record: dict[str, Any] = {"applied": list(names), "capacity": {}, "cardinality_rows": 0}
     if not names:
         return record
-    counts = _useful_counts(instance)
+    counts = useful_counts(instance)
     cap = tightened_capacities(instance, names, counts=counts)
     if "capacity-rounding" in names:
         for n in range(instance.N):
