@@ -73,27 +73,36 @@ def _spread(x: np.ndarray, used: np.ndarray, instance: Instance, sets: list[tupl
     no such node is left out.  Candidates placing fewer than two elements are
     omitted (one element is an *add*).
     """
-    size, cap = instance.expert_size, instance.capacity
     out = []
     for l, (members, _) in enumerate(sets):
-        sl = int(size[l])
-        for j, row in enumerate(members):
-            sc = scores[l][j]
-            order = np.argsort(sc, kind="stable")
-            room = cap - used
-            chosen = []
-            for e in sorted(int(v) for v in row if v >= 0):
-                have = x[:, l, e]
-                cur = sc[have].min() if have.any() else np.inf
-                for n in order:
-                    if sc[n] >= cur:
-                        break
-                    if room[n] >= sl:
-                        chosen.append((int(n), l, e))
-                        room[n] -= sl
-                        break
-            if len(chosen) >= 2:
-                out.append(chosen)
+        out += _spread_layer(x, instance.capacity - used, int(instance.expert_size[l]), l, members, scores[l])
+    return out
+
+
+def _spread_layer(x: np.ndarray, room: np.ndarray, sl: int, l: int, members: np.ndarray,
+                  scores: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """:func:`_spread`'s candidates of layer ``l`` (``room``: free space per node, not modified).
+
+    They depend on ``x[:, l]`` and on ``room`` only through ``min(room // sl, Kmax)``.
+    """
+    out = []
+    for j, row in enumerate(members):
+        sc = scores[j]
+        order = np.argsort(sc, kind="stable")
+        left = room.copy()
+        chosen = []
+        for e in sorted(int(v) for v in row if v >= 0):
+            have = x[:, l, e]
+            cur = sc[have].min() if have.any() else np.inf
+            for n in order:
+                if sc[n] >= cur:
+                    break
+                if left[n] >= sl:
+                    chosen.append((int(n), l, e))
+                    left[n] -= sl
+                    break
+        if len(chosen) >= 2:
+            out.append(chosen)
     return out
 
 
@@ -189,6 +198,7 @@ class _Neighbourhood:
         self.spread_sets = with_mass if "spread" in kinds else []
         self.spread_scores = _set_node_scores(inst, self.spread_sets)
         self.spread_cache: list[dict] = [{} for _ in range(L)]  # elements -> gain; valid until layer l changes
+        self.spread_lists: list = [None] * L  # per layer ((version, rooms it depends on), candidates)
         self.H = [np.full((N, len(m)), -np.inf) for m in self.sets]  # gain of each set-add
         self.need = [np.zeros((N, len(m)), dtype=np.int64) for m in self.sets]  # members missing
         for l in range(L):
@@ -267,7 +277,16 @@ class _Neighbourhood:
         """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
         ev = self.ev
         best_g, best = -np.inf, None
-        for cand in _spread(ev.x, ev.used, ev.instance, self.spread_sets, self.spread_scores):
+        room = self.cap - ev.used
+        cands = []
+        for l, (members, _) in enumerate(self.spread_sets):
+            sl = int(self.size[l])
+            key = (int(self.version[l]), np.minimum(room // max(sl, 1), members.shape[1]).tobytes())
+            hit = self.spread_lists[l] if self.incremental else None
+            if hit is None or hit[0] != key:
+                hit = self.spread_lists[l] = (key, _spread_layer(ev.x, room, sl, l, members, self.spread_scores[l]))
+            cands += hit[1]
+        for cand in cands:
             l = cand[0][1]
             key = tuple(cand)
             g = self.spread_cache[l].get(key)
