@@ -200,6 +200,7 @@ class _Neighbourhood:
         self.spread_cache: list[dict] = [{} for _ in range(L)]  # elements -> gain; valid until layer l changes
         self.spread_lists: list = [None] * L  # per layer ((version, rooms it depends on), candidates)
         self.H = [np.full((N, len(m)), -np.inf) for m in self.sets]  # gain of each set-add
+        self.Hb = [np.full((N, len(m)), np.nan) for m in self.sets]  # the same from one batch (rounded)
         self.need = [np.zeros((N, len(m)), dtype=np.int64) for m in self.sets]  # members missing
         for l in range(L):
             self._refresh(l)
@@ -218,6 +219,7 @@ class _Neighbourhood:
         present = np.where(members[None, :, :] >= 0, self.ev.x[:, l, :][:, np.maximum(members, 0)], True)
         self.need[l] = (~present).sum(axis=2)
         self.H[l] = np.where(self.need[l] >= 2, np.nan, -np.inf)
+        self.Hb[l] = np.full(self.H[l].shape, np.nan)
 
     def best_replace(self, deadline: float) -> tuple[float, list | None, list | None]:
         """Best *replace* candidate (used only at a local optimum of the rest).
@@ -251,6 +253,20 @@ class _Neighbourhood:
                 best_g, best = g, (add, remove)
         return best_g, best[0], best[1]
 
+    def _set_add_gains(self, nlj: list[tuple[int, int, int]], sets: list[np.ndarray]) -> np.ndarray:
+        """Gains of adding, for each ``(n, l, j)``, the members of ``sets[l][j]`` missing at
+        ``n``, from one batch (equal to ``gain_of`` up to rounding, see ``self.slack``)."""
+        move, el = [], []
+        for i, (n, l, j) in enumerate(nlj):
+            miss = [(n, l, int(e)) for e in sets[l][j] if e >= 0 and not self.ev.x[n, l, e]]
+            move += [i] * len(miss)
+            el += miss
+        self.queries += len(nlj)
+        if not el:
+            return np.zeros(len(nlj))
+        g = self.ev.gains_of_many(np.array(move), np.array(el), np.ones(len(el), dtype=bool))
+        return np.concatenate([g, np.zeros(len(nlj) - len(g))])
+
     def _replace_bounds(self, cands: list, meta: list) -> np.ndarray:
         """Upper bounds on the gains of the replace candidates ``cands`` (see :meth:`best_replace`)."""
         if not cands:
@@ -260,16 +276,8 @@ class _Neighbourhood:
             if self.replace_gain[l] is None:
                 self.replace_gain[l] = np.full((self.ev.instance.N, len(self.replace_sets[l])), np.nan)
         todo = sorted({(n, l, j) for n, l, j in nlj.tolist() if np.isnan(self.replace_gain[l][n, j])})
-        if todo:
-            move, el = [], []
-            for i, (n, l, j) in enumerate(todo):
-                miss = [(n, l, int(e)) for e in self.replace_sets[l][j] if e >= 0 and not self.ev.x[n, l, e]]
-                move += [i] * len(miss)
-                el += miss
-            g = self.ev.gains_of_many(np.array(move), np.array(el), np.ones(len(el), dtype=bool))
-            self.queries += len(todo)
-            for (n, l, j), v in zip(todo, g):
-                self.replace_gain[l][n, j] = v
+        for (n, l, j), v in zip(todo, self._set_add_gains(todo, self.replace_sets)):
+            self.replace_gain[l][n, j] = v
         add = np.array([self.replace_gain[l][n, j] for n, l, j in nlj.tolist()])
         return add - np.array([m[3] for m in meta])
 
@@ -305,11 +313,20 @@ class _Neighbourhood:
             if len(members) == 0:
                 continue
             fits = (ev.used[:, None] + self.size[l] * self.need[l] <= self.cap[:, None]) & (self.need[l] >= 2)
-            for n, j in zip(*np.nonzero(fits & np.isnan(self.H[l]))):
+            todo = fits & np.isnan(self.H[l])
+            if self.incremental and todo.any():
+                # batch values first; exact values only where they could be the layer's maximum
+                fresh = todo & np.isnan(self.Hb[l])
+                if fresh.any():
+                    self.Hb[l][fresh] = self._set_add_gains([(int(n), l, int(j)) for n, j in zip(*np.nonzero(fresh))],
+                                                            self.sets)
+                lo = np.where(fits, np.where(np.isnan(self.H[l]), self.Hb[l] - self.slack, self.H[l]), -np.inf).max()
+                todo &= self.Hb[l] + self.slack >= lo
+            for n, j in zip(*np.nonzero(todo)):
                 self.H[l][n, j] = ev.gain_of(add=[(int(n), l, int(e)) for e in members[j]
                                                   if e >= 0 and not ev.x[n, l, e]])
                 self.queries += 1
-            g = np.where(fits, self.H[l], -np.inf)
+            g = np.where(fits & ~np.isnan(self.H[l]), self.H[l], -np.inf)  # the rest is below the maximum
             i = int(np.argmax(g))
             if g.flat[i] > best_g:
                 n, j = np.unravel_index(i, g.shape)
