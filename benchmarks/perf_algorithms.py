@@ -217,6 +217,33 @@ def polish_bookkeeping(layers=SLOPE_LAYERS, repeat: int = 3, seed: int = 0) -> l
     return out
 
 
+DEEPSEEK_V3 = "instances/paper/paper-deepseek-v3-5g-mec-bf16.json.gz"
+
+
+def deepseek_chain(path: str = DEEPSEEK_V3, seed: int = 0, time_limit: float | None = None
+                   ) -> list[tuple[str, float, float, float, float, str]]:
+    """``best``'s main chain stage by stage on the DeepSeek-V3 paper instance: ``successive``,
+    ``cyclic`` from it, ``polish`` from that.  Returns ``(stage, CPU s, wall s, latency,
+    R / T(empty), status)`` per stage; one run (BLAS pinned)."""
+    from slimcaching.algorithms import run as run_algorithm
+    from slimcaching.algorithms.local_search import cyclic, polish
+    from slimcaching.instances.io import read_instance
+
+    inst = read_instance(path)
+    out, prev = [], None
+    stages = (("successive", lambda p: run_algorithm(inst, "successive", seed=seed, time_limit=time_limit)),
+              ("cyclic", lambda p: cyclic(inst, seed=seed, start=p, time_limit=time_limit)),
+              ("polish", lambda p: polish(inst, seed=seed, start=p, time_limit=time_limit)))
+    for name, fn in stages:
+        with single_threaded():
+            c0, w0 = time.process_time(), time.perf_counter()
+            res = fn(None if prev is None else prev.placement)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        out.append((name, cpu, wall, res.latency, res.reduction / res.empty_latency, str(res.status)))
+        prev = res
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -228,7 +255,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="layers of the growing instances of the slope table (comma-separated)")
     ap.add_argument("--polish-only", action="store_true",
                     help="only polish's bookkeeping against its reference, on the slope instances")
+    ap.add_argument("--deepseek-chain", action="store_true",
+                    help="only best's main chain, stage by stage, on the DeepSeek-V3 paper instance")
     args = ap.parse_args(argv)
+    if args.deepseek_chain:
+        print("\n| stage | CPU s | wall s | latency | R / T(empty) | status |\n|---|---:|---:|---:|---:|---|")
+        for name, cpu, wall, lat, red, status in deepseek_chain(seed=args.seed):
+            print(f"| {name} | {cpu:.1f} | {wall:.1f} | {lat:.6f} | {100 * red:.2f} % | {status} |")
+        return
     if args.polish_only:
         print("\npolish from cyclic's placement: incremental bookkeeping against the reference "
               "(same steps; CPU s, median ± IQR; slope of the medians)\n")
