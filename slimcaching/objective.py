@@ -410,6 +410,19 @@ def evaluate(instance: Instance, placement: Placement | np.ndarray) -> Evaluatio
 
 
 # ------------------------------------------------------------ incremental
+def _unique_runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for keys made of a few sorted runs (CSR rows of a
+    few keys per move): a stable argsort (timsort) merges the runs instead of sorting afresh."""
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    flag = np.empty(len(sk), dtype=bool)
+    flag[:1] = True
+    np.not_equal(sk[1:], sk[:-1], out=flag[1:])
+    inv = np.empty(len(sk), dtype=np.int64)
+    inv[order] = np.cumsum(flag) - 1
+    return sk[flag], inv
+
+
 class IncrementalEvaluator:
     """A current placement with ``tau`` and per-set latencies kept up to date.
 
@@ -713,14 +726,12 @@ class IncrementalEvaluator:
         entry = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
         if len(entry) == 0:
             return np.zeros(k)
-        rows = self._rows[entry]
         S = max(self.instance.n_sets, 1)
-        mr, rinv = np.unique(pmove[owner] * S + rows, return_inverse=True)            # (move, row) pairs
-        rinv = rinv.ravel()
+        mr, rinv = _unique_runs(pmove[owner] * S + self._rows[entry])                  # (move, row) pairs
         rmove, rrow = mr // S, mr % S
-        memb = self.tau_flat[self._flat[rrow]]                                        # (R, Kmax)
-        memb[rinv, self._cols[entry]] = newcol[owner, self._users[entry]]
-        diff = self._coef[rrow] * (self.setlat[rrow] - memb.max(axis=1))
+        memb = self.tau_flat[member_index_ks(self.instance)[:, rrow]]                 # (Kmax, R)
+        memb[self._cols[entry], rinv] = newcol[owner, self._users[entry]]
+        diff = self._coef[rrow] * (self.setlat[rrow] - memb.max(axis=0))              # column-wise maxima
         return np.bincount(rmove, weights=diff, minlength=k)
 
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
