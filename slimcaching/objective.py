@@ -404,7 +404,7 @@ def evaluate(instance: Instance, placement: Placement | np.ndarray) -> Evaluatio
     t = latency(instance, p)
     t0 = empty_latency(instance)
     used = p.storage_used(instance)
-    over = [instance.node_names[n] for n in np.nonzero(used > instance.capacity)[0]]
+    over = [instance.node_names[n] for n in p.over_capacity(instance)]
     return Evaluation(latency=t, empty_latency=t0, reduction=t0 - t, feasible=not over,
                       storage_used=used, capacity=instance.capacity.copy(), over_capacity=over)
 

@@ -11,3 +11,32 @@ ROOT = Path(__file__).resolve().parents[1]
 def worked_example() -> Path:
     """The worked example of docs/model.md section 5 (``tests/data``)."""
     return ROOT / "tests" / "data"
+
+
+@pytest.fixture
+def tamper_solver(monkeypatch):
+    """``tamper_solver(module, edit, times=99)``: the first ``times`` solver reports that
+    ``module.start_solve`` delivers are changed by ``edit(report)`` (a planted solver failure).
+    Returns the list of the options each solve ran with."""
+    def install(module, edit, times: int = 99) -> list[dict]:
+        real = module.start_solve
+        calls: list[dict] = []
+
+        class Tampered:
+            def __init__(self, pending):
+                self.pending = pending
+
+            def __getattr__(self, name):
+                return getattr(self.pending, name)
+
+            def wait(self):
+                rep = self.pending.wait()
+                calls.append(rep.options)
+                if len(calls) <= times:
+                    edit(rep)
+                return rep
+
+        monkeypatch.setattr(module, "start_solve", lambda build, **kw: Tampered(real(build, **kw)))
+        return calls
+
+    return install

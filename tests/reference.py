@@ -78,3 +78,47 @@ def random_cache(d: dict, rng: np.random.Generator, density: float = 0.4) -> dic
     """A random (not necessarily feasible) cache."""
     return {nd["name"]: {(l, e) for l, lay in enumerate(d["layers"]) for e in range(lay["experts"])
                          if rng.random() < density} for nd in d["nodes"]}
+
+
+def _maximal_subsets(items: list[tuple[int, int]], size: dict[tuple[int, int], int], cap: int):
+    """Every feasible subset of ``items`` that no further item fits into.
+
+    ``T`` can only fall when an element is added (``tau`` is a minimum over a
+    larger set), so some optimum is maximal on every node.
+    """
+    out = []
+    for r in range(len(items) + 1):
+        for sub in itertools.combinations(items, r):
+            used = sum(size[i] for i in sub)
+            if used > cap:
+                continue
+            if all(used + size[i] > cap for i in items if i not in sub):
+                out.append(frozenset(sub))
+    return out
+
+
+def brute_force(d: dict) -> float:
+    """``min T(x)`` over all feasible placements, by enumeration and the loop-by-loop ``T``."""
+    items = [(l, e) for l, lay in enumerate(d["layers"]) for e in range(lay["experts"])]
+    size = {(l, e): d["layers"][l]["expert_size"] for l, e in items}
+    per_node = [_maximal_subsets(items, size, nd["capacity"]) for nd in d["nodes"]]
+    names = [nd["name"] for nd in d["nodes"]]
+    best = np.inf
+    for combo in itertools.product(*per_node):
+        best = min(best, latency_from_definition(d, dict(zip(names, combo))))
+    return best
+
+
+def scale_latencies(d: dict, factor: float) -> dict:
+    """A copy of the instance dict with every latency (``t`` and ``c``) multiplied by ``factor``."""
+    import copy
+
+    out = copy.deepcopy(d)
+
+    def mul(v):
+        return [x * factor for x in v] if isinstance(v, list) else v * factor
+
+    for u in out["users"]:
+        u["cloud_latency"] = mul(u["cloud_latency"])
+        u["latency"] = {k: mul(v) for k, v in u["latency"].items()}
+    return out

@@ -10,52 +10,24 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
-from reference import latency_from_definition, random_instance_dict
+from reference import brute_force, latency_from_definition, random_instance_dict
 from slimcaching.algorithms import run
 from slimcaching.errors import InputError
 from slimcaching.formulations import build_assignment_model, build_level_model, exact, lp_bound, solve_exact
 from slimcaching.formulations import solve as solve_mod
-from slimcaching.formulations.solve import (ObjectiveMismatch, TERMINATION, capacity_free_bound,
-                                            start_placement)
+from slimcaching.formulations.solve import (ObjectiveMismatch, TERMINATION, _check_objective,
+                                            capacity_free_bound, start_placement)
 from slimcaching.instances.generators import random_instance
 from slimcaching.instances.model import Placement
 from slimcaching.instances.validate import instance_from_dict
 from slimcaching.objective import empty_latency, latency
 from slimcaching.result import Status
+from slimcaching.solvers import SolveReport
 
 RTOL = 1e-7
 
 
 # --------------------------------------------------------------- brute force
-def _maximal_subsets(items: list[tuple[int, int]], size: dict[tuple[int, int], int], cap: int):
-    """Every feasible subset of ``items`` that no further item fits into.
-
-    ``T`` can only fall when an element is added (``tau`` is a minimum over a
-    larger set), so some optimum is maximal on every node.
-    """
-    out = []
-    for r in range(len(items) + 1):
-        for sub in itertools.combinations(items, r):
-            used = sum(size[i] for i in sub)
-            if used > cap:
-                continue
-            if all(used + size[i] > cap for i in items if i not in sub):
-                out.append(frozenset(sub))
-    return out
-
-
-def brute_force(d: dict) -> float:
-    """``min T(x)`` over all feasible placements, by enumeration and the loop-by-loop ``T``."""
-    items = [(l, e) for l, lay in enumerate(d["layers"]) for e in range(lay["experts"])]
-    size = {(l, e): d["layers"][l]["expert_size"] for l, e in items}
-    per_node = [_maximal_subsets(items, size, nd["capacity"]) for nd in d["nodes"]]
-    names = [nd["name"] for nd in d["nodes"]]
-    best = np.inf
-    for combo in itertools.product(*per_node):
-        best = min(best, latency_from_definition(d, dict(zip(names, combo))))
-    return best
-
-
 def tiny_dict(seed: int) -> dict:
     """Tiny instances: K in {1,2,3}, N in {1,2,3}, unequal sizes, unreachable and device nodes,
     per-layer latencies (see ``tests/reference.py``)."""
@@ -204,7 +176,8 @@ def test_registry_and_result_record():
     inst = instance_from_dict(tiny_dict(3))
     res = run(inst, "exact", seed=4, formulation="assignment", mip_gap=0.0)
     assert res.algorithm == "exact" and res.seed == 4
-    assert res.params == {"formulation": "assignment", "mip_gap": 0.0, "threads": None, "warm_start": True}
+    assert res.params == {"formulation": "assignment", "mip_gap": 0.0, "threads": None, "warm_start": True,
+                          "tightenings": ["capacity-rounding", "cardinality"]}
     for key in ("build_time_s", "solve_time_s", "n_variables", "n_constraints", "formulation", "solver",
                 "solver_version", "termination_condition"):
         assert key in res.info
@@ -218,7 +191,7 @@ def test_registry_and_result_record():
     ({"mip_gap": -0.1}, r"--mip-gap: must be a number in \[0, 1\), got -0.1"),
     ({"time_limit": 0}, r"--time-limit: must be a number > 0, got 0"),
     ({"threads": 0}, r"--param threads: must be an integer >= 1, got 0"),
-    ({"eps": 0.1}, r"--param: unknown parameter\(s\) eps for the exact solver; valid: formulation, mip_gap, threads, warm_start"),
+    ({"eps": 0.1}, r"--param: unknown parameter\(s\) eps for the exact solver; valid: formulation, mip_gap, threads, warm_start, node_limit, solver, solver_options, start, tightenings"),
 ])
 def test_bad_options(kwargs, match):
     inst = instance_from_dict(tiny_dict(1))
@@ -232,28 +205,28 @@ def test_lp_bound_bad_formulation():
         lp_bound(inst, "lagrange")
 
 
-def test_mismatch_between_solver_and_evaluator_raises(monkeypatch):
-    d = tiny_dict(2)
-    inst = instance_from_dict(d)
-    assert exact(inst).latency < empty_latency(inst)  # something is worth caching
-    monkeypatch.setattr(solve_mod, "extract_placement", lambda instance, model: instance.empty_placement())
+def test_check_objective_is_strict():
+    """The cross-check raises on any disagreement above 1e-6 relative."""
+    inst = instance_from_dict(tiny_dict(2))
+    res = exact(inst)
+    t = res.latency
+    _check_objective(inst, res.placement, t * (1 + 1e-9), True, "level")  # rounding: fine
     with pytest.raises(ObjectiveMismatch, match=r"solver objective .* but the evaluator gives T = "):
-        exact(inst)
+        _check_objective(inst, res.placement, t * (1 - 1e-5), False, "level")  # T(x) above the objective
+    with pytest.raises(ObjectiveMismatch):
+        _check_objective(inst, res.placement, t * (1 + 1e-5), True, "level")  # optimum claimed above T(x)
+    _check_objective(inst, res.placement, t * (1 + 1e-5), False, "level")  # an incumbent may carry slack
 
 
-class _FakeResults:
-    def __init__(self, tc, sol):
-        self.termination_condition = tc
-        self.solution_status = sol
-        self.incumbent_objective = None
-        self.objective_bound = None
-        self.extra_info = type("E", (), {"mip_node_count": None})()
-        self.timing_info = type("T", (), {"highs_time": 0.0})()
+class _Pending:
+    def __init__(self, report):
+        self.report = report
 
+    def cancel(self, reason):
+        pass
 
-class _FakeSolver:
-    def version(self):
-        return (0, 0, 0)
+    def wait(self):
+        return self.report
 
 
 @pytest.mark.parametrize("tc, expected", [
@@ -261,20 +234,19 @@ class _FakeSolver:
     (TerminationCondition.unbounded, Status.UNKNOWN),
     (TerminationCondition.provenInfeasible, Status.INFEASIBLE),
     (TerminationCondition.maxTimeLimit, Status.TIME_LIMIT),
+    (TerminationCondition.iterationLimit, Status.FEASIBLE),  # with the fallback incumbent and bound
     (TerminationCondition.convergenceCriteriaSatisfied, Status.UNKNOWN),  # "optimal" without a solution
 ])
 def test_status_table_without_solution(monkeypatch, tc, expected):
     inst = instance_from_dict(tiny_dict(2))
-    monkeypatch.setattr(solve_mod, "_run", lambda model, **kw: (_FakeResults(tc, SolutionStatus.noSolution),
-                                                                 _FakeSolver()))
+    report = SolveReport(termination_condition=tc, solution_status=SolutionStatus.noSolution)
+    monkeypatch.setattr(solve_mod, "start_solve", lambda build, **kw: _Pending(report))
     res = exact(inst, warm_start=False)
     assert res.status is expected
     assert res.placement == inst.empty_placement() and res.info["incumbent_source"] == "empty"
     assert res.bound == pytest.approx(capacity_free_bound(inst)) and res.info["bound_source"] == "capacity-free"
     assert tc.name in res.message and "returning the empty placement" in res.message
-    if expected is Status.UNKNOWN and tc in TERMINATION:
-        return
-    if expected is Status.UNKNOWN:
+    if expected is Status.UNKNOWN and tc not in TERMINATION:
         assert "unrecognised termination condition" in res.message
 
 

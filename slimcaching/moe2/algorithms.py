@@ -409,9 +409,11 @@ def _dmo_joint(instance: Moe2Instance, oracle: CountingOracle, deadline: float |
 # ------------------------------------------------------------------ exact: MILP
 def exact(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
           **params) -> Moe2Result:
-    """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.moe2.milp`)."""
+    """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.moe2.milp`);
+    :func:`greedy` is the selection returned if HiGHS stops with nothing better."""
     _check_time_limit(time_limit)
-    return solve_moe2_milp(instance, seed=seed, time_limit=time_limit, **params)
+    return solve_moe2_milp(instance, seed=seed, time_limit=time_limit,
+                           heuristic=lambda budget: greedy(instance, seed=seed, time_limit=budget), **params)
 
 
 # ------------------------------------------------------------------ baselines

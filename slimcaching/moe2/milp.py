@@ -15,28 +15,32 @@ are set to ``1e-9``, matching the relative tolerance of
 on every candidate, counted like any other oracle use.
 
 Build, solve and extract are separate steps: :func:`build_moe2_milp`,
-:func:`solve_moe2_milp` (which calls HiGHS and maps its status), and
-:func:`extract_selection`.
+:func:`solve_moe2_milp` (which solves it with HiGHS in a child process that
+keeps the time limit, see :mod:`slimcaching.solvers`, and maps its status),
+and :func:`extract_selection`.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyomo.environ as pyo
 
 from ..errors import InputError
 from ..result import Status
-from ..solvers import highs, translate_status
-from .common import CountingOracle, _begin, _finish, _no_params
-from .instance import Moe2Instance, within
+from ..solvers import SolveInterrupted, start_solve, translate_status
+from .common import CountingOracle, _begin, _finish, _no_params, _usable
+from .instance import Moe2Instance, evaluate_moe2, mask_of, within
 
-__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets"]
+__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets", "energy_free_bound"]
 
 
 FEAS_TOL = 1e-9
+
+BOUND_RTOL = 1e-9
+"""How far (relative) HiGHS's bound may fall below a feasible selection's objective and still count as rounding."""
 
 
 def candidate_subsets(instance: Moe2Instance) -> list[np.ndarray]:
@@ -74,6 +78,15 @@ def _add_objective(m: pyo.ConcreteModel, instance: Moe2Instance, cands: list[np.
         sense=pyo.maximize)
 
 
+def _model(instance: Moe2Instance, cands: list[np.ndarray], values: list[np.ndarray]) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel(name=f"moe2[{instance.name}]")
+    _add_choice_variables(m, cands)
+    _add_one_subset_per_category(m, cands)
+    _add_energy_constraint(m, instance, cands)
+    _add_objective(m, instance, cands, values)
+    return m
+
+
 def build_moe2_milp(instance: Moe2Instance, oracle: Any = None) -> pyo.ConcreteModel:
     """The subset-choice MILP of ``instance``.
 
@@ -87,45 +100,81 @@ def build_moe2_milp(instance: Moe2Instance, oracle: Any = None) -> pyo.ConcreteM
     oracle = oracle if oracle is not None else CountingOracle(instance)
     cands = candidate_subsets(instance)
     values = [oracle.many(k, c) for k, c in enumerate(cands)]
-    m = pyo.ConcreteModel(name=f"moe2[{instance.name}]")
-    _add_choice_variables(m, cands)
-    _add_one_subset_per_category(m, cands)
-    _add_energy_constraint(m, instance, cands)
-    _add_objective(m, instance, cands, values)
+    m = _model(instance, cands, values)
     m.oracle = oracle
     return m
 
 
-def extract_selection(instance: Moe2Instance, model: pyo.ConcreteModel) -> np.ndarray:
-    """``int64 (C,)`` masks of the (loaded) ``z`` values: the subset with ``z[k, S] > 0.5``."""
+def extract_selection(instance: Moe2Instance, model: pyo.ConcreteModel | np.ndarray,
+                      keys: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """``int64 (C,)`` masks of the (loaded) ``z`` values, or of ``z`` values in the order of
+    ``keys`` (the ``(k, S)`` index of ``model.z``): the subset with ``z[k, S] > 0.5``."""
     masks = np.zeros(instance.C, dtype=np.int64)
-    for (k, s), v in model.z.items():
-        if v.value is not None and v.value > 0.5:
+    items = (zip(keys, model) if isinstance(model, np.ndarray)
+             else ((ks, v.value) for ks, v in model.z.items()))
+    for (k, s), v in items:
+        if v is not None and v > 0.5:
             masks[k] = s
     return masks
 
 
+def energy_free_bound(instance: Moe2Instance, oracle: CountingOracle) -> float:
+    """``sum_k lambda_k q_k(U_k)`` with ``U_k`` every usable expert of ``k``: an upper bound on the optimum.
+
+    Each ``q_k`` is monotone and every feasible ``S_k`` is a subset of ``U_k``
+    (an expert outside it misses the latency budget or alone exceeds ``E``).
+    Used when HiGHS has no bound (or its bound failed the check).
+    """
+    usable = _usable(instance)
+    return float(sum(instance.weight[k] * oracle(k, int(usable[k])) for k in range(instance.C)))
+
+
 def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
-                    threads: int | None = None, **params):
+                    threads: int | None = None, heuristic: Callable[[float], Any] | None = None, **params):
     """Optimal selection by the subset-choice MILP with HiGHS (relative gap ``1e-9``, absolute ``0``).
+
+    Parameters
+    ----------
+    instance : Moe2Instance
+    seed : int, optional
+        HiGHS ``random_seed``.
+    time_limit : float, optional
+        Wall-clock seconds for everything (hashing the instance, the oracle
+        queries, building and loading the model in the solver process, the
+        solve); the solver process is stopped at the limit
+        (:mod:`slimcaching.solvers`) and the best selection known is returned
+        with status ``time_limit``.
+    threads : int, optional
+        HiGHS threads.
+    heuristic : callable (seconds) -> Moe2Result, optional
+        A quick selection computed while the model is built, returned when
+        HiGHS has nothing better (the registered ``exact`` passes ``greedy``).
 
     Guarantee
     ---------
-    ``f(S) = OPT`` when the status is ``optimal``; with ``time_limit`` the
-    incumbent (or the empty selection) and HiGHS's bound,
-    ``f(S) <= OPT <= bound``.
+    ``f(S) = OPT`` when the status is ``optimal``; in every case
+    ``f(S) <= OPT <= bound``, where ``bound`` is HiGHS's or, when HiGHS has
+    none, :func:`energy_free_bound`.  A HiGHS bound below a known feasible
+    selection's objective by more than ``1e-9`` relative is a numerical
+    failure: it is dropped (never raised to the incumbent) and the message
+    says so.
 
     Notes
     -----
     ``sum_k`` (candidates of ``k``) binaries, at most ``C 2**M``; a
     multiple-choice knapsack, solved by HiGHS's branch-and-cut.  Oracle calls:
-    every candidate subset.
+    every candidate subset, plus one per category for the fallback bound.
 
     Returns
     -------
     Moe2Result
         ``algorithm="exact"``; ``info`` holds build/solve times, HiGHS version,
-        termination condition and model size.
+        termination condition, model size and ``stopped_by``.
+
+    Raises
+    ------
+    SolveInterrupted
+        Ctrl-C during the solve; its ``result`` is the best selection so far.
     """
     _no_params("exact", params, ("threads",))
     if threads is not None and not (isinstance(threads, int) and threads >= 1):
@@ -133,38 +182,69 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     t0, record, triv = _begin(instance, "exact", params, time_limit, seed, valid=("threads",), threads=threads)
     if triv is not None:
         return triv
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    instance.content_hash()  # cached for the result; at M = 16 it takes a second, so it counts now
     oracle = CountingOracle(instance)
-    model = build_moe2_milp(instance, oracle)
-    t_build = time.perf_counter() - t0
-    solver = highs()
-    options: dict[str, Any] = {"mip_abs_gap": 0.0, "output_flag": False, "mip_feasibility_tolerance": FEAS_TOL,
-                               "primal_feasibility_tolerance": FEAS_TOL}
-    if seed is not None:
-        options["random_seed"] = int(seed) % 2147483647
-    left = None if time_limit is None else max(0.01, float(time_limit) - t_build)
+    cands = candidate_subsets(instance)
+    values = [oracle.many(k, c) for k, c in enumerate(cands)]
+    keys = [(k, int(s)) for k, c in enumerate(cands) for s in c]
+
+    def make():
+        model = _model(instance, cands, values)
+        return model, list(model.z.values())
+
     t1 = time.perf_counter()
-    results = solver.solve(model, load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                           time_limit=left, rel_gap=1e-9, threads=threads, solver_options=options)
-    t_solve = time.perf_counter() - t1
-    status, has_solution, message = translate_status(results)
+    pending = start_solve(make, deadline=deadline, rel_gap=1e-9, threads=threads, seed=seed,
+                          options={"mip_feasibility_tolerance": FEAS_TOL, "primal_feasibility_tolerance": FEAS_TOL})
+    best = _Best(instance)
+    best.offer(np.zeros(instance.C, dtype=np.int64), "empty")
+    if heuristic is not None:
+        h = pending.meanwhile(lambda: heuristic(None if deadline is None else
+                                                max(0.01, 0.2 * (deadline - time.perf_counter()))))
+        if h is not None:
+            best.offer(np.array([mask_of(s) for s in h.selection], dtype=np.int64), h.algorithm)
+    rep = pending.wait()
+    status, has_solution, message = translate_status(rep)
     if has_solution:
-        results.solution_loader.load_vars()
-        masks = extract_selection(instance, model)
-    else:
-        masks = np.zeros(instance.C, dtype=np.int64)
-        message += "; no incumbent, returning the empty selection"
-        if status in (Status.OPTIMAL, Status.FEASIBLE):
-            status = Status.UNKNOWN
-    bound = results.objective_bound
-    bound = float(bound) if bound is not None and math.isfinite(float(bound)) else None
-    info = {"build_time_s": t_build, "solve_time_s": t_solve, "solver": "highs",
-            "solver_version": ".".join(map(str, solver.version())), "termination_condition": results.termination_condition.name,
-            "solution_status": results.solution_status.name, "n_binaries": len(model.z),
-            "solver_objective": None if results.incumbent_objective is None else float(results.incumbent_objective)}
-    res = _finish(instance, masks, algorithm="exact", status=status, t0=t0, oracle=oracle, params=record,
+        best.offer(extract_selection(instance, rep.values, keys), "highs")
+    elif status is Status.OPTIMAL:
+        status = Status.UNKNOWN  # "optimal" without a solution: nothing to trust
+    if best.source != "highs":
+        message += f"; no better incumbent from HiGHS, returning the {best.source} selection"
+    bound, bound_source = rep.bound, "highs"
+    if bound is not None and bound < best.objective * (1 - BOUND_RTOL):
+        message += (f"; numerical failure: HiGHS bound {bound!r} below the objective {best.objective!r} "
+                    f"of a feasible selection ({best.source}), not used")
+        bound = None
+        if status is Status.OPTIMAL:
+            status = Status.FEASIBLE
+    if bound is None:
+        bound, bound_source = energy_free_bound(instance, oracle), "energy-free"
+    bound = max(bound, best.objective)  # reached only within BOUND_RTOL, i.e. rounding
+    if rep.interrupted:
+        message += "; interrupted"
+    info = {"build_time_s": rep.build_time_s, "load_time_s": rep.load_time_s, "solve_time_s": time.perf_counter() - t1,
+            "solver": "highs", "solver_version": rep.solver_version,
+            "termination_condition": rep.termination_condition.name, "solution_status": rep.solution_status.name,
+            "n_binaries": len(keys), "solver_objective": rep.objective, "stopped_by": rep.stopped_by,
+            "incumbent_source": best.source, "bound_source": bound_source}
+    res = _finish(instance, best.masks, algorithm="exact", status=status, t0=t0, oracle=oracle, params=record,
                   seed=seed, bound=bound, info=info, message=message)
-    if res.bound is not None and res.bound < res.objective:
-        res.bound = res.objective  # the solver's bound below the incumbent by its tolerance only
-    if status is Status.OPTIMAL and res.bound is None:
-        res.bound = res.objective
+    if rep.interrupted:
+        raise SolveInterrupted(res)
     return res
+
+
+class _Best:
+    """The feasible selection of largest objective known so far (by the evaluator)."""
+
+    def __init__(self, instance: Moe2Instance):
+        self.instance = instance
+        self.masks = np.zeros(instance.C, dtype=np.int64)
+        self.objective = -math.inf
+        self.source = "empty"
+
+    def offer(self, masks: np.ndarray, source: str) -> None:
+        ev = evaluate_moe2(self.instance, masks)
+        if ev.feasible and ev.objective > self.objective:
+            self.masks, self.objective, self.source = masks, ev.objective, source
