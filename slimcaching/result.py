@@ -7,6 +7,7 @@ The latency and reduction are always those of the project's one evaluator.
 """
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import sys
@@ -69,7 +70,16 @@ class Guarantee:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, slimcaching and the numerical back ends (for provenance)."""
+    """Versions of Python, slimcaching and the numerical back ends (for provenance).
+
+    Read once per process (package metadata was half the cost of a trivial
+    run); each call returns a fresh copy.
+    """
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
@@ -78,7 +88,7 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:  # pragma: no cover - editable installs
             out[pkg] = "unknown"
-    return out
+    return tuple(out.items())
 
 
 @dataclass

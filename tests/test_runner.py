@@ -245,3 +245,16 @@ def test_killed_process_resumes(tmp_path):
         keys = [r["key"] for r in st.rows()]
     assert sorted(keys) == sorted(t.key for t in tasks)
     assert s.skipped + s.ran == len(tasks) and s.skipped >= killed_at and s.ran > 0
+
+
+def test_versions_are_read_once_and_returned_as_copies(monkeypatch):
+    from importlib import metadata
+
+    from slimcaching.result import versions
+
+    first = versions()
+    monkeypatch.setattr(metadata, "version", lambda pkg: (_ for _ in ()).throw(AssertionError("read again")))
+    again = versions()  # cached: package metadata is not read again
+    assert again == first and again is not first
+    again["numpy"] = "changed"
+    assert versions()["numpy"] == first["numpy"]
