@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from slimcaching.instances.generators import random_instance
-from benchmarks.timing import Timing, cpu_time, loglog_slope, machine, single_threaded
+from benchmarks.timing import Timing, cpu_time, loglog_slope, machine, ratio, single_threaded
 
 __all__ = ["main", "run", "instances"]
 
@@ -186,6 +186,64 @@ def slopes(layers=SLOPE_LAYERS, time_limit: float = 120.0, seed: int = 0) -> lis
     return out
 
 
+def polish_bookkeeping(layers=SLOPE_LAYERS, repeat: int = 3, seed: int = 0) -> list[tuple[int, int, Timing, Timing]]:
+    """CPU time of polish's local search with its per-layer caches and bounds against the
+    reference that evaluates every candidate afresh (``incremental=False``), interleaved
+    round by round on the instances of :func:`slopes`, each from ``cyclic``'s placement (as
+    in ``best``); both take the same steps (tests/test_local_search.py).  Returns
+    ``(layers, members, incremental, reference)`` per size.
+    """
+    from slimcaching.algorithms.local_search import cyclic
+    from slimcaching.algorithms.local_search.moves import MOVE_KINDS, _local_search
+    from slimcaching.objective import IncrementalEvaluator
+    from benchmarks.timing import paired
+
+    out = []
+    for L in layers:
+        inst = random_instance(layers=L, experts=16, top_k=8, nodes=8, users=4, seed=seed, tokens=64,
+                               capacity_fraction=0.1, name=f"slope-{L}")
+        start = cyclic(inst, seed=seed).placement
+
+        def search(incremental, inst=inst, start=start):
+            ev = IncrementalEvaluator(inst, start)
+            return _local_search(ev, kinds=MOVE_KINDS, tol=1e-12 * ev.empty_latency,
+                                 rng=np.random.default_rng(seed), deadline=float("inf"), max_moves=None,
+                                 max_sets=64, incremental=incremental)
+
+        with single_threaded():
+            t = paired({"incremental": lambda: search(True), "reference": lambda: search(False)},
+                       repeat=repeat, warmup=0)
+        out.append((L, int((inst.set_experts >= 0).sum()), t["incremental"], t["reference"]))
+    return out
+
+
+DEEPSEEK_V3 = "instances/paper/paper-deepseek-v3-5g-mec-bf16.json.gz"
+
+
+def deepseek_chain(path: str = DEEPSEEK_V3, seed: int = 0, time_limit: float | None = None
+                   ) -> list[tuple[str, float, float, float, float, str]]:
+    """``best``'s main chain stage by stage on the DeepSeek-V3 paper instance: ``successive``,
+    ``cyclic`` from it, ``polish`` from that.  Returns ``(stage, CPU s, wall s, latency,
+    R / T(empty), status)`` per stage; one run (BLAS pinned)."""
+    from slimcaching.algorithms import run as run_algorithm
+    from slimcaching.algorithms.local_search import cyclic, polish
+    from slimcaching.instances.io import read_instance
+
+    inst = read_instance(path)
+    out, prev = [], None
+    stages = (("successive", lambda p: run_algorithm(inst, "successive", seed=seed, time_limit=time_limit)),
+              ("cyclic", lambda p: cyclic(inst, seed=seed, start=p, time_limit=time_limit)),
+              ("polish", lambda p: polish(inst, seed=seed, start=p, time_limit=time_limit)))
+    for name, fn in stages:
+        with single_threaded():
+            c0, w0 = time.process_time(), time.perf_counter()
+            res = fn(None if prev is None else prev.placement)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        out.append((name, cpu, wall, res.latency, res.reduction / res.empty_latency, str(res.status)))
+        prev = res
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -195,7 +253,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slopes-only", action="store_true", help="only the table of log-log slopes")
     ap.add_argument("--slope-layers", default=",".join(map(str, SLOPE_LAYERS)),
                     help="layers of the growing instances of the slope table (comma-separated)")
+    ap.add_argument("--polish-only", action="store_true",
+                    help="only polish's bookkeeping against its reference, on the slope instances")
+    ap.add_argument("--deepseek-chain", action="store_true",
+                    help="only best's main chain, stage by stage, on the DeepSeek-V3 paper instance")
     args = ap.parse_args(argv)
+    if args.deepseek_chain:
+        print("\n| stage | CPU s | wall s | latency | R / T(empty) | status |\n|---|---:|---:|---:|---:|---|")
+        for name, cpu, wall, lat, red, status in deepseek_chain(seed=args.seed):
+            print(f"| {name} | {cpu:.1f} | {wall:.1f} | {lat:.6f} | {100 * red:.2f} % | {status} |")
+        return
+    if args.polish_only:
+        print("\npolish from cyclic's placement: incremental bookkeeping against the reference "
+              "(same steps; CPU s, median ± IQR; slope of the medians)\n")
+        print("| layers | set members | incremental | reference | reference / incremental |")
+        print("|---:|---:|---:|---:|---:|")
+        rows = polish_bookkeeping(tuple(int(v) for v in args.slope_layers.split(",")), repeat=args.repeat)
+        for L, mem, inc, ref in rows:
+            print(f"| {L} | {mem} | {inc.fmt('s')} | {ref.fmt('s')} | {ratio(ref, inc).median:.2f}x (IQR {ratio(ref, inc).iqr:.2f}) |")
+        print(f"\nslope: incremental {loglog_slope([r[1] for r in rows], [r[2].median for r in rows]):.2f}, "
+              f"reference {loglog_slope([r[1] for r in rows], [r[3].median for r in rows]):.2f}")
+        return
     print("\nCPU time against set members (top-8, 8 nodes, 4 users, 16 experts per layer; one run per size; "
           "slope of log CPU s against log members)\n")
     print("| algorithm | members: CPU s | slope |")

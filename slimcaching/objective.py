@@ -410,6 +410,19 @@ def evaluate(instance: Instance, placement: Placement | np.ndarray) -> Evaluatio
 
 
 # ------------------------------------------------------------ incremental
+def _unique_runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for keys made of a few sorted runs (CSR rows of a
+    few keys per move): a stable argsort (timsort) merges the runs instead of sorting afresh."""
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    flag = np.empty(len(sk), dtype=bool)
+    flag[:1] = True
+    np.not_equal(sk[1:], sk[:-1], out=flag[1:])
+    inv = np.empty(len(sk), dtype=np.int64)
+    inv[order] = np.cumsum(flag) - 1
+    return sk[flag], inv
+
+
 class IncrementalEvaluator:
     """A current placement with ``tau`` and per-set latencies kept up to date.
 
@@ -644,6 +657,82 @@ class IncrementalEvaluator:
         newlat = self.tau_flat[self._flat[rows]].max(axis=1)
         self.tau_flat[slots] = old
         return weighted_sum(self._coef[rows], self.setlat[rows] - newlat)
+
+    def gains_of_many(self, move: np.ndarray, elements: np.ndarray, added: np.ndarray) -> np.ndarray:
+        """:meth:`gain_of` of many independent moves at once, each from the current placement.
+
+        Parameters
+        ----------
+        move : int (c,)
+            Move index of each change, non-decreasing, in ``0..k-1``.
+        elements : int (c, 3)
+            The changed elements ``(n, l, e)``.
+        added : bool (c,)
+            True for an addition, False for a removal (a move's removals are
+            applied before its additions, as in :meth:`gain_of`).
+
+        Returns
+        -------
+        float64 (k,)
+            The increase of ``R`` of each move, equal to :meth:`gain_of` up to the
+            order of floating-point summation.
+
+        Notes
+        -----
+        Per move, the new ``tau`` column of each touched key is computed from
+        its node indicators, and every routing row holding a touched key is
+        re-maximised with those columns in place: the work is the moves' rows
+        times ``Kmax``, in chunks of about :data:`_ENTRY_CHUNK` set members.
+        """
+        move = np.asarray(move, dtype=np.int64).ravel()
+        el = np.asarray(elements, dtype=np.int64).reshape(-1, 3)
+        added = np.asarray(added, dtype=bool).ravel()
+        k = int(move[-1]) + 1 if len(move) else 0
+        out = np.zeros(k)
+        if k == 0:
+            return out
+        if np.any(np.diff(move) < 0):
+            raise ValueError("gains_of_many: move indices must be non-decreasing")
+        keys = el[:, 1] * self._E + el[:, 2]
+        per_move = np.bincount(move, weights=self._ptr[keys + 1] - self._ptr[keys], minlength=k)
+        csum = np.cumsum(per_move * max(self._K, 1))
+        cuts = np.searchsorted(csum, np.arange(_ENTRY_CHUNK, csum[-1], _ENTRY_CHUNK), side="right")
+        bounds = np.unique(np.concatenate([[0], np.maximum(cuts, 1), [k]]))
+        starts = np.searchsorted(move, bounds)
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b > a:
+                m0 = int(move[a])
+                out[m0:int(move[b - 1]) + 1] = self._gains_of_many(move[a:b] - m0, el[a:b], added[a:b])
+        return out
+
+    def _gains_of_many(self, move: np.ndarray, el: np.ndarray, added: np.ndarray) -> np.ndarray:
+        k = int(move[-1]) + 1
+        E, U = self._E, self.tau.shape[0]
+        keys = el[:, 1] * E + el[:, 2]
+        mk, pinv = np.unique(move * (self.instance.L * E) + keys, return_inverse=True)   # (move, key) pairs
+        pinv = pinv.ravel()
+        pmove, pkey = mk // (self.instance.L * E), mk % (self.instance.L * E)
+        pl, pe = pkey // E, pkey % E
+        cols = self.x[:, pl, pe].T.copy()                                             # (P, N)
+        rem = ~added
+        cols[pinv[rem], el[rem, 0]] = False
+        cols[pinv[added], el[added, 0]] = True
+        via = np.where(cols.T[:, :, None], self._latT[:, pl, :], np.inf).min(axis=0, initial=np.inf)
+        newcol = np.minimum(self._cloud[:, pl].T, via)                                # (P, U)
+        # every CSR entry of every pair: (pair, row, column in row, user)
+        starts = self._ptr[pkey]
+        counts = self._ptr[pkey + 1] - starts
+        owner = np.repeat(np.arange(len(mk)), counts)
+        entry = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        if len(entry) == 0:
+            return np.zeros(k)
+        S = max(self.instance.n_sets, 1)
+        mr, rinv = _unique_runs(pmove[owner] * S + self._rows[entry])                  # (move, row) pairs
+        rmove, rrow = mr // S, mr % S
+        memb = self.tau_flat[member_index_ks(self.instance)[:, rrow]]                 # (Kmax, R)
+        memb[self._cols[entry], rinv] = newcol[owner, self._users[entry]]
+        diff = self._coef[rrow] * (self.setlat[rrow] - memb.max(axis=0))              # column-wise maxima
+        return np.bincount(rmove, weights=diff, minlength=k)
 
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
         """Apply the move; returns its gain in ``R``."""

@@ -89,7 +89,7 @@ def _versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:  # pragma: no cover - editable installs
             out[pkg] = "unknown"
-    return out
+    return tuple(out.items())
 
 
 @dataclass

@@ -177,6 +177,45 @@ def test_polish_locally_optimal_when_sets_must_span_nodes(seed):
         assert _T(d, inst, y) >= t_end - res.params["tol"] - 1e-12, f"improving {kind} move left"
 
 
+def _polish_both_ways(inst, start, seed, moves=MOVE_KINDS, max_sets=64):
+    """The local search with its per-layer caches and bounds, and the reference that evaluates
+    every candidate afresh, from the same start and seed: (placement, latency, info) each."""
+    from slimcaching.algorithms.local_search.moves import _local_search
+
+    out = []
+    for incremental in (True, False):
+        ev = IncrementalEvaluator(inst, start)
+        info = _local_search(ev, kinds=tuple(moves), tol=1e-12 * ev.empty_latency,
+                             rng=np.random.default_rng(seed), deadline=float("inf"), max_moves=None,
+                             max_sets=max_sets, incremental=incremental)
+        out.append((ev.x.copy(), ev.latency, info))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_polish_bookkeeping_takes_the_reference_steps(seed):
+    """Cached batch gains, cached same-layer exchanges and bounded replace candidates change
+    only the work, not the steps: the same moves, the same placement, bit for bit."""
+    rng = np.random.default_rng(seed)
+    inst = random_instance(layers=int(rng.integers(2, 6)), experts=int(rng.integers(4, 9)),
+                           top_k=int(rng.integers(1, 5)), nodes=int(rng.integers(2, 5)), users=2, seed=seed,
+                           tokens=16, capacity_fraction=float(rng.uniform(0.1, 0.4)))
+    start = (_feasible_random_start(inst, rng), None, cyclic(inst, seed=seed).placement)[seed % 3]
+    (x1, t1, i1), (x0, t0, i0) = _polish_both_ways(inst, start, seed)
+    assert np.array_equal(x1, x0) and t1 == t0 and i1["moves"] == i0["moves"] and i1["sweeps"] == i0["sweeps"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layers,top_k,start", [(8, 8, "random"), (16, 8, "cyclic"), (12, 4, "empty")])
+def test_polish_bookkeeping_takes_the_reference_steps_at_size(layers, top_k, start):
+    inst = random_instance(layers=layers, experts=16, top_k=top_k, nodes=8, users=4, seed=layers, tokens=64,
+                           capacity_fraction=0.1)
+    p0 = None if start == "empty" else (cyclic(inst, seed=0).placement if start == "cyclic"
+                                        else _feasible_random_start(inst, np.random.default_rng(layers)))
+    (x1, t1, i1), (x0, t0, i0) = _polish_both_ways(inst, p0, layers)
+    assert np.array_equal(x1, x0) and t1 == t0 and i1["moves"] == i0["moves"]
+
+
 def test_polish_escapes_the_zero_gain_stall_with_set_steps():
     """Top-2 sets only: every single add from empty gains 0, a set-add does not."""
     inst = random_instance(layers=3, experts=5, top_k=2, nodes=2, users=2, seed=3)

@@ -210,3 +210,41 @@ def test_batched_queries_in_chunks_equal_one_batch(monkeypatch):
     monkeypatch.setattr(objective, "_ENTRY_CHUNK", 3)
     assert np.array_equal(ev.gains(cand), whole_g)
     assert np.array_equal(ev.losses(cand), whole_l)
+
+
+def _random_moves(inst, x, rng, count):
+    """``count`` random moves (additions and removals of distinct elements) as the flat
+    arrays of ``gains_of_many`` and as ``(add, remove)`` lists."""
+    moves, move, el, added = [], [], [], []
+    valid = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    for i in range(count):
+        pick = valid[rng.choice(len(valid), size=min(len(valid), int(rng.integers(1, 6))), replace=False)]
+        add = [tuple(int(v) for v in p) for p in pick if not x[tuple(p)]]
+        rem = [tuple(int(v) for v in p) for p in pick if x[tuple(p)]]
+        moves.append((add, rem))
+        for p in rem + add:
+            move.append(i)
+            el.append(p)
+            added.append(p in add)
+    return moves, np.array(move), np.array(el).reshape(-1, 3), np.array(added, dtype=bool)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds)
+def test_many_moves_at_once_equal_gain_of(seed):
+    import slimcaching.objective as objective
+
+    inst = instance_from_dict(random_instance_dict(seed))
+    rng = np.random.default_rng(seed)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.3) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x))
+    moves, move, el, added = _random_moves(inst, x, rng, 20)
+    ref = [ev.gain_of(add=a, remove=r) for a, r in moves]
+    assert np.allclose(ev.gains_of_many(move, el, added), ref, rtol=1e-12, atol=1e-14)
+    old = objective._ENTRY_CHUNK
+    try:  # in chunks of (about) one move each
+        objective._ENTRY_CHUNK = 1
+        assert np.allclose(ev.gains_of_many(move, el, added), ref, rtol=1e-12, atol=1e-14)
+    finally:
+        objective._ENTRY_CHUNK = old
+    assert np.array_equal(ev.x, x)  # nothing applied

@@ -368,3 +368,14 @@ def test_the_runner_loads_no_solver_until_a_run_needs_one():
                           "print(sorted(m for m in ('pyomo', 'highspy', 'slimcaching.moe2') if m in sys.modules))"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+def test_versions_are_read_once_and_returned_as_copies(monkeypatch):
+    from importlib import metadata
+
+    from slimcaching.result import versions
+
+    first = versions()
+    monkeypatch.setattr(metadata, "version", lambda pkg: (_ for _ in ()).throw(AssertionError("read again")))
+    again = versions()  # cached: package metadata is not read again
+    assert again == first and again is not first
+    again["numpy"] = "changed"
+    assert versions()["numpy"] == first["numpy"]

@@ -8,7 +8,6 @@ all through the incremental evaluator.
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import numpy as np
@@ -74,32 +73,41 @@ def _spread(x: np.ndarray, used: np.ndarray, instance: Instance, sets: list[tupl
     no such node is left out.  Candidates placing fewer than two elements are
     omitted (one element is an *add*).
     """
-    size, cap = instance.expert_size, instance.capacity
     out = []
     for l, (members, _) in enumerate(sets):
-        sl = int(size[l])
-        for j, row in enumerate(members):
-            sc = scores[l][j]
-            order = np.argsort(sc, kind="stable")
-            room = cap - used
-            chosen = []
-            for e in sorted(int(v) for v in row if v >= 0):
-                have = x[:, l, e]
-                cur = sc[have].min() if have.any() else np.inf
-                for n in order:
-                    if sc[n] >= cur:
-                        break
-                    if room[n] >= sl:
-                        chosen.append((int(n), l, e))
-                        room[n] -= sl
-                        break
-            if len(chosen) >= 2:
-                out.append(chosen)
+        out += _spread_layer(x, instance.capacity - used, int(instance.expert_size[l]), l, members, scores[l])
+    return out
+
+
+def _spread_layer(x: np.ndarray, room: np.ndarray, sl: int, l: int, members: np.ndarray,
+                  scores: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """:func:`_spread`'s candidates of layer ``l`` (``room``: free space per node, not modified).
+
+    They depend on ``x[:, l]`` and on ``room`` only through ``min(room // sl, Kmax)``.
+    """
+    out = []
+    for j, row in enumerate(members):
+        sc = scores[j]
+        order = np.argsort(sc, kind="stable")
+        left = room.copy()
+        chosen = []
+        for e in sorted(int(v) for v in row if v >= 0):
+            have = x[:, l, e]
+            cur = sc[have].min() if have.any() else np.inf
+            for n in order:
+                if sc[n] >= cur:
+                    break
+                if left[n] >= sl:
+                    chosen.append((int(n), l, e))
+                    left[n] -= sl
+                    break
+        if len(chosen) >= 2:
+            out.append(chosen)
     return out
 
 
 def _replace(x: np.ndarray, used: np.ndarray, loss: np.ndarray, cached: np.ndarray, instance: Instance,
-             sets: list[np.ndarray]) -> list[tuple[list, list]]:
+             sets: list[np.ndarray], meta: list | None = None) -> list[tuple[list, list]]:
     """The *replace* candidates ``(add, remove)``: a candidate set in place of a node's cheapest elements.
 
     For each node ``n``, layer ``l`` and candidate set of ``l`` with two or
@@ -108,6 +116,13 @@ def _replace(x: np.ndarray, used: np.ndarray, loss: np.ndarray, cached: np.ndarr
     their current loss (``loss``, aligned with ``cached``; ties by element
     order) until the missing members fit, and add them.  Nodes without
     enough such elements give no candidate.
+
+    If ``meta`` is a list, one ``(n, l, j, lb)`` per candidate is appended to
+    it: ``j`` the set's row in ``sets[l]`` and ``lb`` a lower bound on the
+    loss of the evictions together, ``sum`` over the evicted layers of the
+    largest single loss among that layer's evicted elements.  (Evicting
+    distinct keys of one layer raises each routing row's latency at least
+    as much as evicting any one of them, and layers have disjoint rows.)
     """
     size, cap = instance.expert_size, instance.capacity
     out = []
@@ -115,16 +130,25 @@ def _replace(x: np.ndarray, used: np.ndarray, loss: np.ndarray, cached: np.ndarr
         mine = np.nonzero(cached[:, 0] == n)[0]
         mine = mine[np.argsort(loss[mine], kind="stable")]
         free = int(cap[n] - used[n])
+        if meta is not None:  # increments of the per-layer maximum along the eviction order
+            inc, last = np.empty(len(mine)), {}
+            for t, (lt, v) in enumerate(zip(cached[mine, 1].tolist(), loss[mine].tolist())):
+                inc[t] = v - last.get(lt, 0.0)
+                last[lt] = v
         for l, members in enumerate(sets):
-            others = mine[cached[mine, 1] != l]
+            keep = cached[mine, 1] != l
+            others = mine[keep]
             freed = np.cumsum(size[cached[others, 1]])
-            for row in members:
+            lbs = np.cumsum(inc[keep]) if meta is not None else None
+            for j, row in enumerate(members):
                 miss = [int(e) for e in row if e >= 0 and not x[n, l, e]]
                 short = len(miss) * int(size[l]) - free
                 if len(miss) < 2 or short <= 0 or not len(freed) or freed[-1] < short:
                     continue
                 k = int(np.searchsorted(freed, short)) + 1
                 out.append(([(n, l, e) for e in miss], [tuple(int(v) for v in cached[i]) for i in others[:k]]))
+                if meta is not None:
+                    meta.append((n, l, j, float(lbs[k - 1])))
     return out
 
 
@@ -150,9 +174,16 @@ class _Neighbourhood:
     """
 
     def __init__(self, ev: IncrementalEvaluator, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
-                 max_sets: int):
+                 max_sets: int, incremental: bool = True):
         inst = ev.instance
         self.ev, self.kinds, self.tol, self.rng = ev, kinds, tol, rng
+        self.incremental = incremental
+        self.version = np.zeros(inst.L, dtype=np.int64)  # bumped when a step changes the layer
+        self.batch_cache: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}  # d -> (version, gains)
+        self.pair_cache: dict[int, tuple[int, list]] = {}  # layer -> (version, improving same-layer exchanges)
+        self.replace_gain: list = [None] * inst.L  # per layer (N, m_l): gain of adding a replace set's missing members
+        # slack of the batched evaluation against gain_of (float summation order), far above its error
+        self.slack = 1e-9 * max(ev.empty_latency, 1e-300)
         self.size = inst.expert_size
         self.cap = inst.capacity
         self.valid = inst.valid_mask()  # (L, Emax)
@@ -167,13 +198,16 @@ class _Neighbourhood:
         self.spread_sets = with_mass if "spread" in kinds else []
         self.spread_scores = _set_node_scores(inst, self.spread_sets)
         self.spread_cache: list[dict] = [{} for _ in range(L)]  # elements -> gain; valid until layer l changes
+        self.spread_lists: list = [None] * L  # per layer ((version, rooms it depends on), candidates)
         self.H = [np.full((N, len(m)), -np.inf) for m in self.sets]  # gain of each set-add
+        self.Hb = [np.full((N, len(m)), np.nan) for m in self.sets]  # the same from one batch (rounded)
         self.need = [np.zeros((N, len(m)), dtype=np.int64) for m in self.sets]  # members missing
         for l in range(L):
             self._refresh(l)
 
     def _refresh(self, l: int) -> None:
         self.spread_cache[l].clear()
+        self.replace_gain[l] = None
         el = self.layer_elements[l]
         if len(el):
             self.G[el[:, 0], el[:, 1], el[:, 2]] = self.ev.gains(el)
@@ -185,27 +219,82 @@ class _Neighbourhood:
         present = np.where(members[None, :, :] >= 0, self.ev.x[:, l, :][:, np.maximum(members, 0)], True)
         self.need[l] = (~present).sum(axis=2)
         self.H[l] = np.where(self.need[l] >= 2, np.nan, -np.inf)
+        self.Hb[l] = np.full(self.H[l].shape, np.nan)
 
     def best_replace(self, deadline: float) -> tuple[float, list | None, list | None]:
-        """Best *replace* candidate, every one evaluated exactly (used only at a local optimum of the rest)."""
+        """Best *replace* candidate (used only at a local optimum of the rest).
+
+        Every candidate that could be the best is evaluated exactly with
+        :meth:`~slimcaching.objective.IncrementalEvaluator.gain_of`, in the
+        order of :func:`_replace`, so the answer is the same as evaluating
+        all of them.  A candidate is skipped when an upper bound on its gain
+        cannot beat ``max(best so far, tol)``: by separability of ``T`` over
+        layers its gain is the gain of adding the set's missing members (layer
+        ``l``) minus the joint loss of the evictions (other layers), the first
+        cached per layer and computed in one batch, the second bounded below
+        (see :func:`_replace`); ``self.slack`` absorbs the batch's rounding.
+        """
         ev = self.ev
         cached = np.argwhere(ev.x)
         loss = ev.losses(cached)
+        self.queries += len(cached)
+        meta: list | None = [] if self.incremental else None
+        cands = _replace(ev.x, ev.used, loss, cached, ev.instance, self.replace_sets, meta)
+        ub = self._replace_bounds(cands, meta) if meta is not None else None
         best_g, best = -np.inf, (None, None)
-        for add, remove in _replace(ev.x, ev.used, loss, cached, ev.instance, self.replace_sets):
+        for c, (add, remove) in enumerate(cands):
             if time.perf_counter() > deadline:
                 break
+            if ub is not None and ub[c] + self.slack <= max(best_g, self.tol):
+                continue
             g = ev.gain_of(add=add, remove=remove)
             self.queries += 1
             if g > best_g:
                 best_g, best = g, (add, remove)
         return best_g, best[0], best[1]
 
+    def _set_add_gains(self, nlj: list[tuple[int, int, int]], sets: list[np.ndarray]) -> np.ndarray:
+        """Gains of adding, for each ``(n, l, j)``, the members of ``sets[l][j]`` missing at
+        ``n``, from one batch (equal to ``gain_of`` up to rounding, see ``self.slack``)."""
+        move, el = [], []
+        for i, (n, l, j) in enumerate(nlj):
+            miss = [(n, l, int(e)) for e in sets[l][j] if e >= 0 and not self.ev.x[n, l, e]]
+            move += [i] * len(miss)
+            el += miss
+        self.queries += len(nlj)
+        if not el:
+            return np.zeros(len(nlj))
+        g = self.ev.gains_of_many(np.array(move), np.array(el), np.ones(len(el), dtype=bool))
+        return np.concatenate([g, np.zeros(len(nlj) - len(g))])
+
+    def _replace_bounds(self, cands: list, meta: list) -> np.ndarray:
+        """Upper bounds on the gains of the replace candidates ``cands`` (see :meth:`best_replace`)."""
+        if not cands:
+            return np.zeros(0)
+        nlj = np.array([m[:3] for m in meta], dtype=np.int64)
+        for l in np.unique(nlj[:, 1]):
+            if self.replace_gain[l] is None:
+                self.replace_gain[l] = np.full((self.ev.instance.N, len(self.replace_sets[l])), np.nan)
+        todo = sorted({(n, l, j) for n, l, j in nlj.tolist() if np.isnan(self.replace_gain[l][n, j])})
+        for (n, l, j), v in zip(todo, self._set_add_gains(todo, self.replace_sets)):
+            self.replace_gain[l][n, j] = v
+        add = np.array([self.replace_gain[l][n, j] for n, l, j in nlj.tolist()])
+        return add - np.array([m[3] for m in meta])
+
     def best_spread(self) -> tuple[float, list[tuple[int, int, int]] | None]:
         """Best *spread* candidate (gains of one layer's additions depend only on that layer)."""
         ev = self.ev
         best_g, best = -np.inf, None
-        for cand in _spread(ev.x, ev.used, ev.instance, self.spread_sets, self.spread_scores):
+        room = self.cap - ev.used
+        cands = []
+        for l, (members, _) in enumerate(self.spread_sets):
+            sl = int(self.size[l])
+            key = (int(self.version[l]), np.minimum(room // max(sl, 1), members.shape[1]).tobytes())
+            hit = self.spread_lists[l] if self.incremental else None
+            if hit is None or hit[0] != key:
+                hit = self.spread_lists[l] = (key, _spread_layer(ev.x, room, sl, l, members, self.spread_scores[l]))
+            cands += hit[1]
+        for cand in cands:
             l = cand[0][1]
             key = tuple(cand)
             g = self.spread_cache[l].get(key)
@@ -224,11 +313,20 @@ class _Neighbourhood:
             if len(members) == 0:
                 continue
             fits = (ev.used[:, None] + self.size[l] * self.need[l] <= self.cap[:, None]) & (self.need[l] >= 2)
-            for n, j in zip(*np.nonzero(fits & np.isnan(self.H[l]))):
+            todo = fits & np.isnan(self.H[l])
+            if self.incremental and todo.any():
+                # batch values first; exact values only where they could be the layer's maximum
+                fresh = todo & np.isnan(self.Hb[l])
+                if fresh.any():
+                    self.Hb[l][fresh] = self._set_add_gains([(int(n), l, int(j)) for n, j in zip(*np.nonzero(fresh))],
+                                                            self.sets)
+                lo = np.where(fits, np.where(np.isnan(self.H[l]), self.Hb[l] - self.slack, self.H[l]), -np.inf).max()
+                todo &= self.Hb[l] + self.slack >= lo
+            for n, j in zip(*np.nonzero(todo)):
                 self.H[l][n, j] = ev.gain_of(add=[(int(n), l, int(e)) for e in members[j]
                                                   if e >= 0 and not ev.x[n, l, e]])
                 self.queries += 1
-            g = np.where(fits, self.H[l], -np.inf)
+            g = np.where(fits & ~np.isnan(self.H[l]), self.H[l], -np.inf)  # the rest is below the maximum
             i = int(np.argmax(g))
             if g.flat[i] > best_g:
                 n, j = np.unravel_index(i, g.shape)
@@ -239,6 +337,7 @@ class _Neighbourhood:
     def apply(self, add: list[tuple[int, int, int]], remove: list[tuple[int, int, int]]) -> float:
         g = self.ev.apply(add=add, remove=remove)
         for l in sorted({l for _, l, _ in add + remove}):
+            self.version[l] += 1
             self._refresh(l)
         return g
 
@@ -368,27 +467,25 @@ class _Neighbourhood:
         (vectorised over all pairs); same-layer pairs are evaluated jointly.
         """
         ev, tol = self.ev, self.tol
-        nodes, layers, experts = cached[:, 0], cached[:, 1], cached[:, 2]
-        fit = free[nodes][:, None] + el_size[:, None] - el_size[None, :] >= 0  # room at a's node for b
-        ok = (nodes[:, None] != nodes[None, :]) & (layers[:, None] != layers[None, :]) & fit & fit.T
-        val = reloc[:, nodes]  # val[i, k] = reloc[i, node of k]
-        tot = np.triu(np.where(ok, val + val.T, -np.inf), 1)
-        tot[np.tril_indices_from(tot)] = -np.inf
-        cands = [(float(tot[i, k]), int(i), int(k)) for i, k in zip(*np.nonzero(tot > tol))]
-        x = ev.x
+        nodes, layers = cached[:, 0], cached[:, 1]
+        C = len(cached)
+        cands = []
+        block = max(1, (1 << 20) // max(C, 1))  # rows of the (C, C) pair arrays at a time: bounded memory
+        for a0 in range(0, C, block):
+            a1 = min(C, a0 + block)
+            rows = slice(a0, a1)
+            fit_ik = free[nodes[rows]][:, None] + el_size[rows, None] - el_size[None, :] >= 0  # room at i's node
+            fit_ki = free[nodes][None, :] + el_size[None, :] - el_size[rows, None] >= 0   # room at k's node
+            ok = (nodes[rows, None] != nodes[None, :]) & (layers[rows, None] != layers[None, :]) & fit_ik & fit_ki
+            ok &= np.arange(a0, a1)[:, None] < np.arange(C)[None, :]
+            tot = np.where(ok, reloc[rows][:, nodes] + reloc[:, nodes[rows]].T, -np.inf)
+            cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
-            for a, b in itertools.combinations(idx, 2):
-                n1, n2, e1, e2 = nodes[a], nodes[b], experts[a], experts[b]
-                if n1 == n2 or e1 == e2 or x[n1, l, e2] or x[n2, l, e1]:
-                    continue
-                if time.perf_counter() > deadline:
-                    break
-                g = ev.gain_of(add=[(int(n1), int(l), int(e2)), (int(n2), int(l), int(e1))],
-                               remove=[tuple(int(v) for v in cached[a]), tuple(int(v) for v in cached[b])])
-                self.queries += 1
-                if g > tol:
-                    cands.append((g, int(a), int(b)))
+            found = self._same_layer_pairs(int(l), cached, idx, deadline)
+            if found is None:
+                break
+            cands += found
         cands.sort(key=lambda c: -c[0])
         out, taken = [], set()
         for g, a, b in cands:
@@ -400,6 +497,59 @@ class _Neighbourhood:
             out.append((g, [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]))
         return out
 
+    def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray,
+                          deadline: float) -> list[tuple[float, int, int]] | None:
+        """Improving exchanges between the cached elements ``cached[idx]`` of layer ``l``, exact.
+
+        Returns ``(gain, a, b)`` with ``a < b`` indices into ``cached``, in
+        ``itertools.combinations`` order, or ``None`` if the deadline passed.
+        The value of such an exchange reads layer ``l`` only (and two
+        same-layer elements always fit in each other's place), so the list is
+        cached until a step changes layer ``l``.  Pairs are first evaluated
+        in one batch (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`);
+        those that could exceed ``tol`` are evaluated exactly with ``gain_of``,
+        as every pair is without the incremental bookkeeping.
+        """
+        ev, tol = self.ev, self.tol
+        hit = self.pair_cache.get(l) if self.incremental else None
+        if hit is not None and hit[0] == self.version[l]:
+            pos = {tuple(int(v) for v in cached[i]): int(i) for i in idx}
+            return [(g, pos[a], pos[b]) for g, a, b in hit[1]]
+        n_, e_ = cached[idx, 0], cached[idx, 2]
+        ia, ib = np.triu_indices(len(idx), 1)
+        x = ev.x
+        ok = (n_[ia] != n_[ib]) & (e_[ia] != e_[ib]) & ~x[n_[ia], l, e_[ib]] & ~x[n_[ib], l, e_[ia]]
+        ia, ib = ia[ok], ib[ok]
+        if not self.incremental:
+            pairs = list(zip(ia.tolist(), ib.tolist()))
+        else:
+            if time.perf_counter() > deadline:
+                return None
+            el = np.stack([np.stack([n_[ia], np.full(len(ia), l), e_[ia]], 1),   # remove a
+                           np.stack([n_[ib], np.full(len(ia), l), e_[ib]], 1),   # remove b
+                           np.stack([n_[ia], np.full(len(ia), l), e_[ib]], 1),   # add b's expert at a's node
+                           np.stack([n_[ib], np.full(len(ia), l), e_[ia]], 1)],  # add a's expert at b's node
+                          axis=1).reshape(-1, 3)
+            move = np.repeat(np.arange(len(ia)), 4)
+            added = np.tile([False, False, True, True], len(ia))
+            g = ev.gains_of_many(move, el, added) if len(ia) else np.zeros(0)
+            self.queries += len(ia)
+            keep = g + self.slack > tol
+            pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
+        out = []
+        for a, b in pairs:
+            if time.perf_counter() > deadline:
+                return None
+            (n1, _, e1), (n2, _, e2) = cached[idx[a]].tolist(), cached[idx[b]].tolist()
+            g = ev.gain_of(add=[(n1, l, e2), (n2, l, e1)], remove=[(n1, l, e1), (n2, l, e2)])
+            self.queries += 1
+            if g > tol:
+                out.append((g, int(idx[a]), int(idx[b])))
+        if self.incremental:
+            self.pair_cache[l] = (int(self.version[l]), [(g, tuple(int(v) for v in cached[a]),
+                                                          tuple(int(v) for v in cached[b])) for g, a, b in out])
+        return out
+
     def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
         """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
 
@@ -407,10 +557,21 @@ class _Neighbourhood:
         """
         ev = self.ev
         n, l, e = d
+        hit = self.batch_cache.get(d) if self.incremental else None
+        if hit is not None and hit[0] == self.version[l] and not (do_move and len(batch) > n_swap):
+            # same layer state, hence the same batch and bit-identical gains (they read layer l only)
+            g = hit[1]
+            if n_swap:
+                j = int(np.argmax(g[:n_swap]))
+                if g[j] > best_g:
+                    best_g, best = float(g[j]), ("swap", [batch[j]], [])
+            return best_g, best, g
         ev.apply(remove=[d])
         try:
             g = ev.gains(np.asarray(batch))
             self.queries += len(batch)
+            if self.incremental:
+                self.batch_cache[d] = (int(self.version[l]), g)
             if n_swap:
                 j = int(np.argmax(g[:n_swap]))
                 if g[j] > best_g:
@@ -441,9 +602,14 @@ class _Neighbourhood:
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
-                  deadline: float, max_moves: int | None, max_sets: int) -> dict:
-    """Run :func:`polish`'s loop on ``ev`` in place; returns what it did."""
-    nb = _Neighbourhood(ev, kinds, tol, rng, max_sets)
+                  deadline: float, max_moves: int | None, max_sets: int, incremental: bool = True) -> dict:
+    """Run :func:`polish`'s loop on ``ev`` in place; returns what it did.
+
+    ``incremental=False`` evaluates every candidate afresh, as before the
+    per-layer caches and bounds: the reference the tests compare against
+    (the same steps, hence the same placement).
+    """
+    nb = _Neighbourhood(ev, kinds, tol, rng, max_sets, incremental)
     counts = {k: 0 for k in kinds}
     gained = 0.0
     scans = 0

@@ -121,12 +121,29 @@ def polish(instance: Instance, *, start: Placement | None = None, seed: int | No
     pass reuses the relocation values of that scan: for elements of different
     layers the value of an exchange is the sum of two relocations (disjoint
     routing rows), an ``O(C^2)`` array operation for ``C`` cached elements;
-    same-layer pairs (about ``C^2 / L``) are evaluated one by one.  *set* and
-    *spread* gains are cached per layer until that layer changes; *replace*
-    is evaluated (``N L max_sets`` exact gains) only at a local optimum of
-    the other kinds.  Every
+    same-layer pairs (about ``C^2 / L``) are evaluated jointly.  *replace*
+    is evaluated only at a local optimum of the other kinds.  Every
     accepted step increases ``R`` by more than ``tol``, so the search
     terminates.
+
+    Incremental bookkeeping (none of it changes a step; the tests compare the
+    search with the reference that recomputes everything).  A step changes
+    the layers of its elements only, and the following values read one
+    layer's state alone (separability of ``T`` over layers), so each is kept
+    with the version of its layer and recomputed only after that layer
+    changed: a cached element's same-layer swap and relocation gains (the
+    sweep's batch), the improving same-layer exchanges of a layer, *set* and
+    *spread* gains, the *spread* candidates (also keyed by the room of each
+    node in units of the layer's size), and the gains of adding each replace
+    set's missing members.  Same-layer exchanges are first evaluated in one
+    batch (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`)
+    and only those that could exceed ``tol`` exactly; a replace candidate is
+    evaluated exactly only when its upper bound (exact add gain minus a lower
+    bound on the evictions' joint loss, see ``_replace``) can beat the best so
+    far.  So after a step, the work of the next scan is about the cached
+    elements and candidates of the layers the step touched, plus
+    ``O(C)`` bookkeeping per sweep and an ``O(C^2)`` array pass (in blocks of
+    about ``2^20`` pairs) for cross-layer exchanges.
 
     References
     ----------
