@@ -242,6 +242,7 @@ _HEADERS = {
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
     "regime": "regime", "claimed": "claimed", "checked": "checked", "margin": "margin",
     "violations": "violations", "inconclusive": "inconclusive", "reference": "reference",
+    "claim": "claim", "verified": "verified", "refuted": "refuted",
 }
 _RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap",
                "claimed", "margin", "ratio", "latency_ratio")
