@@ -271,3 +271,15 @@ def test_committed_k2_counterexample_has_ratio_zero_for_every_order():
     for order in ORDERS:
         res = successive(inst, order=order)
         assert res.reduction == pytest.approx(0.0, abs=1e-15) and res.guarantee is None
+
+
+def test_without_sets_fitting_every_node_equal_latencies_still_give_ratio_zero():
+    """Theorem 3 (a) with equal latencies: only condition (iii) of Theorem 4 fails, and the ratio is 0."""
+    inst = assemble(name="k2-equal", experts=[2], expert_size=[1], top_k=[2], node_names=["a", "b"], capacity=[1, 1],
+                    user_names=["u"], weight=np.ones(1), latency=np.full((1, 2, 1), 0.4),
+                    cloud_latency=np.full((1, 1), 1.3), routing=[[(np.array([[0, 1]]), np.array([1.0]))]])
+    assert not uniform_disjoint(inst)
+    opt = brute_force(inst)
+    assert opt.reduction == pytest.approx(0.9)
+    for order in ORDERS:
+        assert successive(inst, order=order).reduction == 0.0
