@@ -17,7 +17,7 @@ __all__ = ["maxconv"]
 
 
 def maxconv(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-            eps: float = 0.05, order: str = "latency", layer_solver: str = "auto",
+            eps: float = 0.05, order: str = "greedy", layer_solver: str = "auto",
             max_enumerate: int = 16, **unknown) -> Result:
     """Successive greedy decomposition with approximate (max,+) convolutions.
 
@@ -37,7 +37,8 @@ def maxconv(instance: Instance, *, seed: int | None = None, time_limit: float | 
         :func:`~slimcaching.algorithms.successive.successive`.
     eps : float
         ``0 < eps < 1``.
-    order : {"latency", "greedy", "capacity", "given"} or sequence of node names / indices
+    order : {"greedy", "latency", "capacity", "given"} or sequence of node names / indices
+        Default ``greedy``.
     layer_solver, max_enumerate
         As in :func:`~slimcaching.algorithms.successive.successive`.
 

@@ -57,7 +57,7 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
 
 
 def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-           start: Placement | None = None, max_passes: int | None = 50, order: Any = "latency",
+           start: Placement | None = None, max_passes: int | None = 50, order: Any = "greedy",
            tol: float | None = None, **params) -> Result:
     """Cyclic re-optimisation: block-coordinate ascent over nodes with the single-node solver.
 
@@ -91,11 +91,12 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
         Feasible start; ``successive``'s placement when omitted.
     max_passes : int or None
         Cap on passes over the nodes (``None``: until no improvement).
-    order : {"latency", "greedy", "capacity", "given"} or sequence of node names / indices
+    order : {"greedy", "latency", "capacity", "given"} or sequence of node names / indices
         Node visiting order within a pass, and of the ``successive`` start
         (:func:`slimcaching.algorithms.successive.node_order`).  ``greedy``
-        starts from ``successive`` with the greedy order and visits the
-        nodes of each pass in the ``latency`` order.
+        (default, as in ``successive``) starts from ``successive`` with the
+        greedy order and visits the nodes of each pass in the ``latency``
+        order.
     tol : float, optional
         Improvement threshold; default ``1e-12 T(empty)``.
     **params
