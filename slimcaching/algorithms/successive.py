@@ -524,7 +524,7 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
         ``latency`` order; the others: :func:`node_order`.  ``greedy`` is
         the default because it is TrimCaching's rule and, measured on the
         shipped suites (``benchmarks/perf_orders.py``), it is (co-)best on
-        more instances than any fixed order at about 1.3-1.5x the CPU time;
+        more instances than any fixed order at 1.3-2x the CPU time;
         it has the same worst-case guarantees as the fixed orders.
     layer_solver : {"auto", "enumerate", "heuristic"}
         Per-layer tables: exact ``modular`` tables for layers whose activated
@@ -591,9 +591,11 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
     Nemhauser and Wolsey [4]_ (the greedy order is their greedy algorithm
     over that matroid, with the same bound); with approximate steps it is
     the ``alpha/(1 + alpha)`` of Goundan and Schulz [6]_.  TrimCaching [3]_
-    states ``(1 - eps)/2``.  Both bounds are tight up to any ``delta > 0``
-    for the greedy and the fixed orders (``tests/test_successive_orders.py``
-    has a two-node instance reaching ``0.5 + O(delta)``).
+    states ``(1 - eps)/2``.  With exact steps the bound ``1/2`` is tight
+    up to any ``delta > 0`` for the greedy and the latency orders
+    (``tests/test_successive_orders.py`` has a two-node instance with ratio
+    ``(1 + delta)/(2 + delta) + O(eta)``); whether ``alpha/(1 + alpha)`` is
+    tight for ``alpha < 1`` was not examined.
 
     Exact tables at ``K = 1``: the layer gain is modular (module docstring),
     so the ``modular`` table is exact; ``enumerate`` is exact by
