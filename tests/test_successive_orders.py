@@ -283,3 +283,12 @@ def test_without_sets_fitting_every_node_equal_latencies_still_give_ratio_zero()
     assert opt.reduction == pytest.approx(0.9)
     for order in ORDERS:
         assert successive(inst, order=order).reduction == 0.0
+
+
+def test_committed_greedy_order_k1_worst_case_reproduces_and_meets_one_half():
+    doc = __import__("json").load(open("docs/worst-case/successive-greedy-k1.json"))
+    inst = read_instance("docs/worst-case/successive-greedy-k1.instance.json")
+    res, opt = successive(inst, order="greedy"), brute_force(inst)
+    assert _ratio(res, opt) == pytest.approx(doc["ratio"], abs=1e-9)
+    assert _claimed(res) == 0.5 <= _ratio(res, opt)
+    assert [c["status"] for c in doc["claimed_guarantees"]] == ["proven"]
