@@ -67,7 +67,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import InputError, OutputError
 
-__all__ = ["read_json", "read_bytes", "open_input", "loads_json", "read_npy", "input_limit", "gzip_ratio_limit",
+__all__ = ["read_json", "read_bytes", "open_input", "loads_json", "read_npy", "npy_header", "input_limit", "gzip_ratio_limit",
            "parse_size", "write_json", "write_text", "write_bytes", "write_with", "check_output",
            "protect_inputs", "content_hash", "MAX_INPUT_ENV", "GZIP_RATIO_ENV"]
 
@@ -331,8 +331,49 @@ def read_json(path: str | os.PathLike) -> Any:
     return loads_json(read_bytes(path, first=_json_start), path)
 
 
-def read_npy(path: str | os.PathLike) -> Any:
+def npy_header(fh: Any, file: str, available: int | None) -> tuple[tuple, Any, int]:
+    """Read a ``.npy`` header from ``fh``: ``(shape, dtype, data offset)``, checked before anything is allocated.
+
+    ``available`` is the number of bytes the file (or archive member) holds;
+    a header whose shape and dtype need more or fewer data bytes than that is
+    refused, as are object arrays (they would need pickle), Fortran order and
+    malformed headers.  The one check behind :func:`read_npy` and the
+    memory-mapped trace readers.
+    """
+    import numpy as np
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):  # 3.0 differs only by a UTF-8 header (ASCII in practice)
+            shape, fortran, dtype = npf.read_array_header_2_0(fh)
+        else:
+            raise InputError(file, ("", f"unsupported .npy format version {version[0]}.{version[1]}"))
+    except InputError:
+        raise
+    except (OSError, EOFError) as exc:
+        raise _read_error(file, exc) from None
+    except Exception as exc:  # numpy parses the header with ast/tokenize: any of their errors
+        raise InputError(file, ("", f"not a valid .npy header: {type(exc).__name__}")) from None
+    if dtype.hasobject:
+        raise InputError(file, ("", "holds Python objects (pickles are not read); expected a numeric array"))
+    if fortran and len(shape) > 1:
+        raise InputError(file, ("", "Fortran-ordered arrays are not supported; save with np.save of a C array"))
+    offset = fh.tell()
+    need = math.prod(int(v) for v in shape) * dtype.itemsize
+    if available is not None and need != available - offset:
+        raise InputError(file, ("", f"header claims shape {tuple(shape)} of {dtype} ({need} bytes) but the "
+                                    f"file holds {max(available - offset, 0)} bytes of data"))
+    return tuple(int(v) for v in shape), np.dtype(dtype), offset
+
+
+def read_npy(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     """Load a ``.npy`` array (no pickles) after checking its header against the file size.
+
+    With ``mmap=True`` (plain files only) the data is memory-mapped read-only
+    instead of read, for arrays larger than memory.
 
     Raises
     ------
@@ -342,39 +383,21 @@ def read_npy(path: str | os.PathLike) -> Any:
         nothing is allocated for a shape the file cannot back.
     """
     import numpy as np
-    from numpy.lib import format as npf
 
     path = os.fspath(path)
     with contextlib.ExitStack() as stack:
         if path.lower().endswith(".gz"):
             fh = io.BytesIO(read_bytes(path))
             size = len(fh.getbuffer())
+            mmap = False
         else:
             fh = stack.enter_context(open_input(path))
             size = os.fstat(fh.fileno()).st_size
+        shape, dtype, offset = npy_header(fh, path, size)
         try:
-            version = npf.read_magic(fh)
-            if version == (1, 0):
-                shape, _fortran, dtype = npf.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):  # 3.0 differs only by a UTF-8 header (ASCII in practice)
-                shape, _fortran, dtype = npf.read_array_header_2_0(fh)
-            else:
-                raise InputError(path, ("", f"unsupported .npy format version {version[0]}.{version[1]}"))
-        except InputError:
-            raise
-        except (OSError, EOFError) as exc:
-            raise _read_error(path, exc) from None
-        except Exception as exc:  # numpy parses the header with ast/tokenize: any of their errors
-            raise InputError(path, ("", f"not a valid .npy header: {type(exc).__name__}")) from None
-        if dtype.hasobject:
-            raise InputError(path, ("", "holds Python objects (pickles are not read); expected a numeric array"))
-        need = math.prod(int(s) for s in shape) * dtype.itemsize
-        have = size - fh.tell()
-        if need != have:
-            raise InputError(path, ("", f"header claims shape {tuple(shape)} of {dtype} ({need} bytes) but the "
-                                        f"file holds {have} bytes of data"))
-        fh.seek(0)
-        try:
+            if mmap:
+                return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+            fh.seek(0)
             return np.load(fh, allow_pickle=False)
         except (OSError, EOFError, ValueError) as exc:
             raise InputError(path, ("", f"not a valid .npy file: {str(exc).splitlines()[0] if str(exc) else exc!r}")) from None

@@ -157,21 +157,28 @@ def _modular_tables(inst: Instance, tau0: np.ndarray, n: int, layers: list[int],
 
 def _node_tables(inst: Instance, tau0: np.ndarray, n: int, capacity: int, layer_solver: str,
                  max_enumerate: int, tables: list[LayerTable] | None = None,
-                 layers: set[int] | None = None) -> list[LayerTable]:
+                 layers: set[int] | None = None, deadline: float | None = None) -> list[LayerTable] | None:
     """The per-layer tables of node ``n``: all of them, or only ``layers`` (the others kept from ``tables``).
 
-    ``auto`` builds ``modular`` tables for singleton layers and otherwise
-    enumerates up to ``max_enumerate`` useful experts (else the heuristic).
+    ``auto`` builds ``modular`` tables for singleton layers (all in one
+    pass) and otherwise enumerates up to ``max_enumerate`` useful experts
+    (else the heuristic).  ``deadline`` (a ``time.perf_counter()`` value) is
+    checked before the modular pass and before every other table; ``None``
+    is returned when it has passed.
     """
     out = list(tables) if tables is not None else [None] * inst.L
     todo = range(inst.L) if layers is None else sorted(layers)
     single = singleton_layers(inst) if layer_solver == "auto" else np.zeros(inst.L, dtype=bool)
     mod = [l for l in todo if single[l]]
     if mod:
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         for l, tb in _modular_tables(inst, tau0, n, mod, capacity).items():
             out[l] = tb
     for l in todo:
         if not single[l]:
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
             out[l] = layer_table(inst, tau0, n, l, cmax=capacity // int(inst.expert_size[l]),
                                  layer_solver=layer_solver, max_enumerate=max_enumerate)
     return out
@@ -201,7 +208,7 @@ def _solve_node_tables(inst: Instance, n: int, tables: list[LayerTable], capacit
 
 def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None = None,
                       layer_solver: str = "auto", max_enumerate: int = 16, eps: float | None = None,
-                      exclude_current: bool = True) -> SingleNodeSolution:
+                      exclude_current: bool = True, deadline: float | None = None) -> SingleNodeSolution | None:
     """Best cache for node ``n`` with every other node's cache fixed as in ``ev``.
 
     Maximises the extra reduction ``R(others + A) - R(others)`` over sets
@@ -232,10 +239,14 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
         ``None``: exact DP over layers; ``0 < eps < 1``: approximate (max,+)
         convolution with value ``>= (1 - eps)`` times the exact DP value.
     exclude_current : bool
+    deadline : float, optional
+        A ``time.perf_counter()`` value; checked before each layer's table.
 
     Returns
     -------
-    SingleNodeSolution
+    SingleNodeSolution or None
+        ``None`` when the deadline passed before the tables were complete
+        (nothing is chosen for the node).
 
     Notes
     -----
@@ -256,7 +267,9 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
     if capacity is None:
         capacity = int(inst.capacity[n]) - (0 if exclude_current else int(ev.used[n]))
     capacity = max(0, int(capacity))
-    tables = _node_tables(inst, tau0, n, capacity, layer_solver, max_enumerate)
+    tables = _node_tables(inst, tau0, n, capacity, layer_solver, max_enumerate, deadline=deadline)
+    if tables is None:
+        return None
     return _solve_node_tables(inst, n, tables, capacity, eps)
 
 
@@ -317,10 +330,10 @@ def _fixed_rounds(ev: IncrementalEvaluator, nodes: list[int], single: dict, dead
     """Commit the nodes in the given order; the nodes not reached by the deadline stay empty."""
     visited, stopped = [], False
     for n in nodes:
-        if time.perf_counter() > deadline:
+        sol = None if time.perf_counter() > deadline else solve_single_node(ev, n, deadline=deadline, **single)
+        if sol is None:
             stopped = True
             break
-        sol = solve_single_node(ev, n, **single)
         _commit(ev, sol)
         visited.append(_record(ev.instance, n, sol))
     return visited, stopped, {"single_node_solves": len(visited), "tables_built": len(visited) * ev.instance.L}
@@ -380,9 +393,15 @@ def _greedy_rounds(ev: IncrementalEvaluator, single: dict, deadline: float):
             if time.perf_counter() > deadline:
                 stopped = True
                 break
-            layers = dirty.pop(m)
             cap = int(inst.capacity[m])
-            tables[m] = _node_tables(inst, ev.tau, m, cap, layer_solver, max_enumerate, tables.get(m), layers)
+            layers = dirty[m]
+            new = _node_tables(inst, ev.tau, m, cap, layer_solver, max_enumerate, tables.get(m), layers,
+                               deadline=deadline)
+            if new is None:
+                stopped = True
+                break
+            del dirty[m]
+            tables[m] = new
             cand[m] = _solve_node_tables(inst, m, tables[m], cap, eps)
             solves += 1
             built += inst.L if layers is None else len(layers)
@@ -515,9 +534,10 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
     seed : int, optional
         Unused (the method is deterministic); recorded.
     time_limit : float, optional
-        Seconds, checked before each single-node solve.  On expiry the
-        status is ``time_limit``; with a fixed order the nodes not yet
-        visited stay empty, with ``greedy`` they get the last cache computed
+        Seconds, checked before every single-node solve and every layer
+        table.  On expiry the status is ``time_limit``; with a fixed order
+        the node being solved and the nodes not yet visited stay empty, with
+        ``greedy`` the nodes not yet committed get the last cache computed
         for them (if any).
     order : {"greedy", "latency", "capacity", "given"} or sequence of node names / indices
         ``greedy`` (default): adaptive, ties to the node first in the

@@ -5,9 +5,13 @@ family's ``exact_names``, any parameters or seed):
 
 * when one of them is proven ``optimal``: ``gain(opt)`` is its gain (the
   largest among optimal rows) and ratios are **exact**;
+* when some row's proven bound is met by a feasible row (relative latency gap
+  at most ``1e-6``, e.g. a ``certify`` or ``decompose`` run that closed its
+  gap), that feasible row is a proven optimum too and ratios are **exact**;
 * otherwise the smallest stored upper bound ``gain_upper`` over all rows of
-  the instance (time-limited exact runs, LP bounds) is used and the ratio
-  ``gain(alg) / gain_upper`` is a **certified lower bound** on the true ratio.
+  the instance (time-limited exact runs, LP bounds, ``decompose``, ``lns``,
+  ``certify``) is used and the ratio ``gain(alg) / gain_upper`` is a
+  **certified lower bound** on the true ratio.
 
 For caching, ``gain = R(x) = T(empty) - T(x)`` and ``gain_upper = T(empty) -
 T_lb``; the latency ratio ``T(alg) / T(opt)`` is exact on proven rows and
@@ -18,7 +22,10 @@ are counted separately.
 
 Table columns: number of rows (``runs``) and distinct instances, how many
 instances have a proven optimum, mean / minimum / 5th-percentile empirical
-ratio (numpy's linear interpolation), mean latency ratio, median runtime.
+ratio (numpy's linear interpolation), mean latency ratio, median runtime, and
+the same mean / minimum split into **exact** ratios (instances with a proven
+optimum) and **certified** ratios (instances with a bound only), labelled
+separately so that the two are never averaged together unknowingly.
 """
 from __future__ import annotations
 
@@ -47,6 +54,9 @@ GROUP_COLUMNS = ("family", "suite", "algorithm", "name", "params", "top_k", "L",
 BOUND_ONLY = ("lp-bound",)
 
 _ZERO = 1e-12
+
+#: A bound within this relative latency gap of a feasible latency proves that latency optimal.
+PROVEN_GAP = 1e-6
 
 
 def _label(name: str, params: str) -> str:
@@ -102,6 +112,13 @@ def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
             tlb = None
             if g["empty_latency"].notna().any():
                 tlb = float(g["empty_latency"].dropna().iloc[0]) - gref
+            feas = g[ok.loc[g.index]]
+            if tlb is not None and len(feas):
+                best_gain = float(feas["gain"].max())
+                t_best = tlb + gref - best_gain
+                if t_best > 0 and gref - best_gain <= PROVEN_GAP * t_best:
+                    refs[h] = (best_gain, True, t_best)  # the bound is met: a proven optimum
+                    continue
             refs[h] = (gref, False, tlb)
     gain_ref = np.full(len(df), np.nan)
     proven = np.zeros(len(df), dtype=bool)
@@ -139,7 +156,10 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
 
     Columns: ``runs``, ``instances``, ``proven`` (instances with a proven
     optimum), ``mean_ratio``, ``min_ratio``, ``p5_ratio``, ``mean_latency_ratio``,
-    ``median_runtime_s``, ``failed`` (error or infeasible rows), and
+    ``median_runtime_s``, ``failed`` (error or infeasible rows),
+    ``exact_mean_ratio`` / ``exact_min_ratio`` (instances with a proven optimum),
+    ``certified_instances``, ``certified_mean_ratio`` / ``certified_min_ratio``
+    (instances with only a bound: certified lower bounds on the true ratio), and
     ``median_oracle_calls`` when any row counts oracle calls (MoE² methods).
     """
     cols = _check_group(group_by)
@@ -166,6 +186,15 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
             "mean_latency_ratio": float(lr.mean()) if len(lr) else math.nan,
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
+        })
+        exact = rated.loc[rated["proven"], "ratio"].to_numpy(dtype=float)
+        cert = rated.loc[~rated["proven"], "ratio"].to_numpy(dtype=float)
+        out[-1].update({
+            "exact_mean_ratio": float(exact.mean()) if len(exact) else math.nan,
+            "exact_min_ratio": float(exact.min()) if len(exact) else math.nan,
+            "certified_instances": int(rated.loc[~rated["proven"], "instance_hash"].nunique()),
+            "certified_mean_ratio": float(cert.mean()) if len(cert) else math.nan,
+            "certified_min_ratio": float(cert.min()) if len(cert) else math.nan,
         })
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
@@ -237,6 +266,9 @@ _HEADERS = {
     "mean_ratio": "mean ratio", "min_ratio": "min ratio", "p5_ratio": "5th pct ratio",
     "mean_latency_ratio": "mean T/T*", "median_runtime_s": "median time (s)", "failed": "failed",
     "median_oracle_calls": "median oracle calls",
+    "exact_mean_ratio": "exact mean ratio", "exact_min_ratio": "exact min ratio",
+    "certified_instances": "certified inst.", "certified_mean_ratio": "certified mean ratio",
+    "certified_min_ratio": "certified min ratio",
     "formulation": "formulation", "lp_over_opt": "LP / T*", "root_gap": "root gap",
     "r_gap": "R gap", "median_lp_s": "median LP (s)", "exact_runs": "MILP runs",
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
@@ -245,7 +277,8 @@ _HEADERS = {
     "claim": "claim", "verified": "verified", "refuted": "refuted",
 }
 _RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap",
-               "claimed", "margin", "ratio", "latency_ratio")
+               "claimed", "margin", "ratio", "latency_ratio", "exact_mean_ratio", "exact_min_ratio",
+               "certified_mean_ratio", "certified_min_ratio")
 
 
 def _cell(col: str, v: Any) -> str:
@@ -296,14 +329,22 @@ def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family
            formulations: bool = True, table: str = "all") -> str:
     """The text ``slimcaching report`` prints.
 
-    ``table`` is ``"ratios"``, ``"formulations"`` or ``"all"`` (the ratio table,
-    then the formulation table when there is one, separated by a blank line).
+    ``table`` is ``"ratios"``, ``"formulations"``, ``"certified"`` (one row per
+    caching instance, :func:`slimcaching.analysis.certified.certified_table`) or
+    ``"all"`` (the ratio table, then the formulation table when there is one,
+    separated by a blank line).
     """
-    if table not in ("all", "ratios", "formulations"):
-        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations"))
+    if table not in ("all", "ratios", "formulations", "certified"):
+        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations, certified"))
     df = with_ratios(load_frame(db))
     if df.empty:
         raise InputError(str(db), ("", "the results database holds no runs"))
+    if table == "certified":
+        from .certified import certified_table
+
+        return format_table(certified_table(df), fmt, caption="Per instance: the best proven bound and the best "
+                            "latency of any method, the certified gap, and each algorithm's ratio R(alg)/R_upper."
+                            if fmt == "latex" else None)
     if table == "formulations":
         ft = formulation_table(df)
         if not len(ft):

@@ -155,7 +155,7 @@ def register(sub) -> None:
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
     p.add_argument("--group-by", default="family,algorithm", metavar="COLS",
                    help="comma-separated: family, suite, algorithm, top_k, L, N, U, cap_frac, seed, instance_name")
-    p.add_argument("--table", choices=["all", "ratios", "formulations"], default="all",
+    p.add_argument("--table", choices=["all", "ratios", "formulations", "certified"], default="all",
                    help="which table (default all: ratios, then formulations when present)")
     p.add_argument("--no-formulations", action="store_true", help="same as --table ratios")
     p.add_argument("--output", "-o", default=None, help="file (stdout when omitted)")

@@ -15,7 +15,6 @@ Every option value is checked here, in one place:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import Any, Callable, Sequence

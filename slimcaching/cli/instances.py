@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from ..instances.traces.importer import DEFAULT_MAX_SETS
+from ..instances.traces.read import ALL_FORMATS
+from ..instances.traces.stream import DEFAULT_CHUNK_ROWS
 from ..instances.validate import LIMITS
 from .common import add_command, capacity, emit, fraction, int_at_least, number, positive_float, seed
 
@@ -67,27 +72,30 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_from_trace(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..errors import InputError
+    from ..instances.io import write_instance
+    from ..instances.traces.importer import import_trace
 
-    from ..instances.catalog import get_architecture
-    from ..instances.traces import (MARGINAL_FORMATS, instance_from_marginals, instance_from_trace,
-                                   read_marginals, read_trace)
-
-    common = dict(model=args.model, network=args.network, nodes=args.nodes, capacity=args.capacity,
-                  device_capacity=args.device_capacity, seed=args.seed, precision=args.precision,
-                  devices=args.devices, name=args.name)
-    fmt = args.format
-    p = Path(args.trace)
-    if fmt == "auto" and (p.suffix.lower() == ".json" or (p.is_dir() and any(p.glob("*.json")))):
-        fmt = "fiddler"
-    if fmt in MARGINAL_FORMATS:
-        arch = get_architecture(args.model)
-        marg = read_marginals(args.trace, fmt=fmt, top_k=arch.top_k)
-        inst = instance_from_marginals(marg, tokens=args.tokens, **common)
+    if args.split and not (args.output and args.test_output):
+        raise InputError("--split", ("", "a split writes two instances: give -o FIT_FILE and --test-output TEST_FILE"))
+    if args.test_output and not args.split:
+        raise InputError("--test-output", ("", "only with --split"))
+    res = import_trace(args.trace, model=args.model, fmt=args.format, user_column=args.user_column,
+                       layer_base=args.layer_base, top_k=args.top_k, network=args.network, nodes=args.nodes,
+                       capacity=args.capacity, device_capacity=args.device_capacity, seed=args.seed,
+                       precision=args.precision, devices=args.devices, name=args.name, tokens=args.tokens,
+                       min_count=args.min_count, top_mass=args.top_mass, tail=args.tail,
+                       max_sets=args.max_sets or None, split=args.split, split_by=args.split_by,
+                       chunk_rows=args.chunk_rows)
+    for w in res.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if args.split:
+        write_instance(res.instances[0], args.output)
+        write_instance(res.instances[1], args.test_output)
+    elif args.output:
+        write_instance(res.instances[0], args.output)
     else:
-        trace = read_trace(args.trace, fmt=fmt, user_column=args.user_column, layer_base=args.layer_base)
-        inst = instance_from_trace(trace, **common)
-    emit(inst.to_dict(), args.output)
+        emit(res.instances[0].to_dict(), None)
     return 0
 
 
@@ -160,31 +168,50 @@ def register(sub) -> None:
                     cmd_models, EXAMPLES["models"])
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = add_command(sub, "from-trace", "build an instance from a router trace (CSV, Parquet, npy, JSON lines)",
-                    cmd_from_trace, EXAMPLES["from-trace"], inputs=["trace"], outputs=["output"])
-    p.add_argument("trace")
+    p = add_command(sub, "from-trace", "build an instance from a router trace (vLLM, Megatron, FLAME-MoE, llama.cpp, "
+                    "SGLang, JSON lines, CSV/Parquet; Fiddler, MoE-Infinity counts)", cmd_from_trace,
+                    EXAMPLES["from-trace"], inputs=["trace"], outputs=["output", "test_output"])
+    p.add_argument("trace", help="trace file or folder")
     p.add_argument("--model", required=True, help="catalog name, see `slimcaching models`")
     p.add_argument("--network", default="wifi-rtx", help="network preset")
     p.add_argument("--nodes", type=int_at_least("--nodes", 1, LIMITS["cells"]), default=4, help="edge servers")
-    p.add_argument("--capacity", type=capacity(), default=None,
-                   help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
-    p.add_argument("--device-capacity", type=capacity("--device-capacity"), default=None,
-                   help="device storage, same forms as --capacity")
+    p.add_argument("--capacity", type=capacity(), default=None, help="fraction (0.25, 25%%), size units, or bytes (24GiB)")
+    p.add_argument("--device-capacity", type=capacity("--device-capacity"), default=None, help="device storage, same forms as --capacity")
     p.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
                    help="add (or drop) one device node per user")
     p.add_argument("--precision", default="bf16", help="bf16, int8, int4 or mixed")
-    p.add_argument("--seed", type=seed(), default=0)
-    p.add_argument("--format", default="auto",
-                   choices=["auto", "long", "list", "npy", "jsonl", "fiddler", "counts-npy"],
-                   help="trace layout (auto: from the extension and columns; .json = Fiddler popularity). "
-                        "fiddler and counts-npy carry activation counts only: sets are synthesised")
+    p.add_argument("--seed", type=seed(), default=0,
+                   help="seeds the network sample, the marginal-only synthesis and --split-by user")
+    p.add_argument("--format", default="auto", choices=["auto", *ALL_FORMATS],
+                   help="trace layout (auto: from the extension, header, keys or columns). fiddler, counts-npy and "
+                        "sglang-stat carry activation counts only: sets are synthesised")
+    p.add_argument("--top-k", type=int_at_least("--top-k", 1), default=None,
+                   help="model a lower Top-K than the architecture's (required for a top-1 trace of a top-K model)")
     p.add_argument("--tokens", type=int_at_least("--tokens", 1, MAX_TOKENS), default=4096,
                    help="marginal-only sources: tokens sampled per (user, layer) when sets cannot be enumerated")
-    p.add_argument("--user-column", default="user", help="column that identifies a user (request, task, ...)")
+    p.add_argument("--user-column", default="user",
+                   help="column that identifies a user (request, task, ...); megatron: rank or step")
     p.add_argument("--layer-base", type=int_at_least("--layer-base", 0, LIMITS["cells"]), default=0,
-                   help="id of the first MoE layer in the trace (0 or 1)")
+                   help="id of the first MoE layer in the trace (1 for 1-based logs; the number of leading dense "
+                        "layers for traces that number every transformer layer)")
+    p.add_argument("--min-count", type=int_at_least("--min-count", 1), default=None,
+                   help="keep sets seen at least this often per (user, layer); the rest becomes the --tail remainder")
+    p.add_argument("--top-mass", type=number("--top-mass", 0, 1, low_open=True), default=None,
+                   help="keep the most frequent sets covering this share of each (user, layer) (0 < m <= 1)")
+    p.add_argument("--tail", choices=["independent", "drop"], default="independent",
+                   help="remainder of a truncation: the tail's experts as singletons (marginals kept), or dropped "
+                        "and the head renormalised")
+    p.add_argument("--max-sets", type=int_at_least("--max-sets", 0), default=DEFAULT_MAX_SETS,
+                   help="refuse to build more routing rows than this (0: no limit)")
+    p.add_argument("--split", default=None, metavar="FIT:TEST",
+                   help="held-out evaluation: write a fit and a test instance over the same network (e.g. 80:20)")
+    p.add_argument("--split-by", choices=["time", "user"], default="time",
+                   help="split each user's tokens in time order, or the users (requests) themselves")
+    p.add_argument("--test-output", default=None, help="with --split: the test instance file")
+    p.add_argument("--chunk-rows", type=int_at_least("--chunk-rows", 1), default=DEFAULT_CHUNK_ROWS,
+                   help="rows per streamed chunk (memory vs. speed)")
     p.add_argument("--name", default=None, help="instance name")
-    p.add_argument("-o", "--output", help="instance file (.json or .json.gz); stdout when omitted")
+    p.add_argument("-o", "--output", help="instance file (.json, .json.gz or .npz); stdout when omitted")
 
     p = add_command(sub, "suite", "benchmark suites: `suite list`, `suite generate NAME [--out DIR]`", cmd_suite,
                     EXAMPLES["suite"], folders=["out"])

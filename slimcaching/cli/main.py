@@ -2,7 +2,7 @@
 
 Thin by design: each command parses its options and calls one library
 function.  Commands live in one module per group (:mod:`.instances`,
-:mod:`.solve`, :mod:`.analysis`, and the MoE² family's own
+:mod:`.solve`, :mod:`.certify`, :mod:`.analysis`, :mod:`.simulate`, and the MoE² family's own
 :mod:`slimcaching.moe2.cli`).
 
 Exit codes (``docs/model.md``, "Exit codes and option ranges"): 0 success;
@@ -29,11 +29,11 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     """The whole parser: every command group registers its sub-commands."""
     from ..moe2 import cli as moe2_cli
-    from . import analysis, instances, solve
+    from . import analysis, certify, instances, simulate, solve
 
     parser = Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (instances, solve, analysis, moe2_cli):
+    for group in (instances, solve, certify, analysis, simulate, moe2_cli):
         group.register(sub)
     return parser
 

@@ -137,11 +137,13 @@ class Instance:
         return c
 
     # ---------------------------------------------------------------- identity
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, routing_placeholders: bool = False) -> dict[str, Any]:
         """The instance as the ``slimcaching-instance/1`` JSON object.
 
         Latencies are written per layer when they differ across layers, as one
         number otherwise; unreachable nodes are omitted from ``latency``.
+        ``routing_placeholders`` puts the string ``"\\u0000routing-<u>"`` where
+        user ``u``'s routing goes (the fast writer of :mod:`.serial` renders it).
         """
         layers = [
             {"experts": int(e), "expert_size": int(s), "top_k": int(k)}
@@ -155,8 +157,8 @@ class Instance:
                 row = self.latency[u, n]
                 if np.isfinite(row).all():
                     lat[nname] = _scalar_or_list(row)
-            routing = []
-            for l in range(self.L):
+            routing: Any = []
+            for l in range(self.L if not routing_placeholders else 0):
                 sl = self.sets_of(u, l)
                 rows = self.set_experts[sl]
                 routing.append([
@@ -168,7 +170,7 @@ class Instance:
                 "weight": float(self.weight[u]),
                 "latency": lat,
                 "cloud_latency": _scalar_or_list(self.cloud_latency[u]),
-                "routing": routing,
+                "routing": routing if not routing_placeholders else f"\x00routing-{u}",
             })
         d: dict[str, Any] = {
             "format": "slimcaching-instance/1",
