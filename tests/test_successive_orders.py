@@ -292,3 +292,26 @@ def test_committed_greedy_order_k1_worst_case_reproduces_and_meets_one_half():
     assert _ratio(res, opt) == pytest.approx(doc["ratio"], abs=1e-9)
     assert _claimed(res) == 0.5 <= _ratio(res, opt)
     assert [c["status"] for c in doc["claimed_guarantees"]] == ["proven"]
+
+
+@pytest.mark.parametrize("order", ["greedy", "latency"])
+def test_deadline_inside_a_node_stops_before_the_next_table(order, monkeypatch):
+    """The deadline is checked before every layer table, in the greedy rounds as in the fixed ones."""
+    import time as _time
+
+    from slimcaching.algorithms import successive as mod
+
+    calls = []
+    real = mod.layer_table
+
+    def slow_table(*a, **k):
+        calls.append(1)
+        _time.sleep(0.05)
+        return real(*a, **k)
+
+    monkeypatch.setattr(mod, "layer_table", slow_table)
+    inst = random_instance(layers=4, experts=5, top_k=2, nodes=3, users=2, seed=2)
+    res = successive(inst, order=order, time_limit=0.12)
+    assert res.status == "time_limit" and res.feasible and res.guarantee is None
+    assert len(calls) < inst.L * inst.N          # stopped inside the first round, not after it
+    assert len(calls) <= 4                       # at most one table past the deadline
