@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .instances.model import Instance, Placement
 
-__all__ = ["Status", "Result", "Guarantee", "make_result", "versions"]
+__all__ = ["Status", "Result", "Guarantee", "PROVEN", "CONJECTURED", "make_result", "versions"]
 
 
 class Status(str, Enum):
@@ -42,31 +42,52 @@ class Status(str, Enum):
         return self.value
 
 
+PROVEN = "proven"
+CONJECTURED = "conjectured"
+GUARANTEE_STATUSES = (PROVEN, CONJECTURED)
+
+
 @dataclass(frozen=True)
 class Guarantee:
     """A claimed approximation guarantee, kept as data next to the algorithm.
 
-    ``R(alg) >= ratio * R(opt)`` whenever ``applies(instance, params)`` is true.
+    ``R(alg) >= ratio * R(opt)`` whenever ``applies(instance, params)`` is true
+    and the run was not cut short by its time limit.
 
     Attributes
     ----------
     ratio : float
-        The proven factor on the reduction ``R``.
+        The factor on the reduction ``R``.
     regime : str
         Human-readable regime (e.g. "K = 1, one node, partial enumeration p >= 3").
     reference : str
-        Citation of the theorem.
+        Citation of the theorem (or, for a conjecture, of the evidence).
     applies : callable (Instance, dict) -> bool
         Whether the regime holds for this instance and these parameters.
+    status : {"proven", "conjectured"}
+        ``"proven"``: a proof exists (in the docstring of the algorithm or the
+        cited reference).  ``"conjectured"``: stated without proof; the
+        guarantee checker reports the runs it covers but never counts them as
+        verified, and a run below it refutes it.
     """
 
     ratio: float
     regime: str
     reference: str
     applies: Callable[[Instance, dict], bool]
+    status: str = PROVEN
+
+    def __post_init__(self) -> None:
+        if self.status not in GUARANTEE_STATUSES:
+            raise ValueError(f"Guarantee.status must be one of {', '.join(GUARANTEE_STATUSES)}, got {self.status!r}")
+
+    @property
+    def proven(self) -> bool:
+        return self.status == PROVEN
 
     def text(self) -> str:
-        return f"R(alg) >= {self.ratio:.6g} R(opt) when {self.regime} [{self.reference}]"
+        claim = f"R(alg) >= {self.ratio:.6g} R(opt) when {self.regime} [{self.reference}]"
+        return claim if self.proven else f"conjectured, not proven: {claim}"
 
 
 def versions() -> dict[str, str]:
@@ -80,7 +101,7 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _versions() -> dict[str, str]:
+def _versions() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}

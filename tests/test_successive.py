@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from slimcaching.algorithms.bruteforce import brute_force
+from slimcaching.algorithms import successive as successive_module
 from slimcaching.algorithms.successive import (layer_table, node_order, solve_single_node, successive)
 from slimcaching.cli import main as cli_main
 from slimcaching.errors import InputError
@@ -144,7 +145,7 @@ def test_node_order_options():
     mean = np.array([(inst.weight * inst.latency[:, n, :].mean(axis=1)).sum() for n in range(4)])
     assert node_order(inst, "latency") == list(np.argsort(mean, kind="stable"))
     assert node_order(inst, ["edge-3", "edge-1", 0, 2]) == [3, 1, 0, 2]
-    with pytest.raises(InputError, match=r"--order: order must be one of latency, capacity, given"):
+    with pytest.raises(InputError, match=r"--order: order must be one of greedy, latency, capacity, given"):
         node_order(inst, "fastest")
     with pytest.raises(InputError, match=r"--order: unknown node 'nope' in order"):
         node_order(inst, ["nope"])
@@ -155,7 +156,7 @@ def test_node_order_options():
 
 
 def test_bad_options():
-    inst = random_instance(layers=1, experts=23, top_k=1, nodes=1, users=1, seed=0, capacity_fraction=0.5,
+    inst = random_instance(layers=1, experts=23, top_k=2, nodes=1, users=1, seed=0, capacity_fraction=0.5,
                            skew=0.0)
     with pytest.raises(InputError, match=r"--layer-solver: layer_solver must be one of auto, enumerate, heuristic"):
         successive(inst, layer_solver="exact")
@@ -166,6 +167,27 @@ def test_bad_options():
     res = successive(inst)                                  # auto falls back to the heuristic
     assert res.info["nodes"][0]["layer_methods"] == ["heuristic"]
     assert res.status == "heuristic" and res.guarantee is None
+
+
+def test_k1_layers_get_the_exact_modular_table_at_any_size():
+    """K = 1: the layer gain is modular, so auto needs neither enumeration nor the heuristic."""
+    inst = random_instance(layers=1, experts=23, top_k=1, nodes=1, users=1, seed=0, capacity_fraction=0.5,
+                           skew=0.0)
+    res = successive(inst)
+    assert res.info["nodes"][0]["layer_methods"] == ["modular"]
+    assert res.status == "optimal" and res.guarantee.startswith("R(alg) >= 1 R(opt) when one node")
+    # the best c-set of a modular layer is the c heaviest experts; compare with enumeration where it fits
+    small = random_instance(layers=2, experts=9, top_k=1, nodes=2, users=3, seed=4)
+    ev = IncrementalEvaluator(small)
+    ev.apply(add=[(1, 0, 2), (1, 1, 5)])
+    for l in range(2):
+        mod = successive_module._node_tables(small, ev.tau, 0, 9, "auto", 16)[l]
+        enum = layer_table(small, ev.tau, 0, l, cmax=9, layer_solver="enumerate")
+        assert mod.method == "modular" and mod.useful == enum.useful
+        np.testing.assert_allclose(mod.h, enum.h, rtol=0, atol=1e-12)
+        for c in range(len(mod.h)):
+            assert _layer_value_from_definition(small, ev.tau, 0, l, set(mod.sets[c].tolist())) == \
+                pytest.approx(mod.h[c], abs=1e-12)
 
 
 def test_time_limit_returns_incumbent():

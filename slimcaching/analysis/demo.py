@@ -234,8 +234,10 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
                                                                  label="tab:formulations"))
     gt, cex, notes = check_guarantees(str(db), out_dir=out / "counterexamples", df=own)
     put("guarantees_md", "guarantees.md", format_table(gt, "markdown") + "".join(f"\n- {n}" for n in notes) + "\n")
-    log(f"guarantees: {int(gt['violations'].sum()) if len(gt) else 0} violation(s) "
-        f"in {int(gt['checked'].sum()) if len(gt) else 0} checked run(s); {len(cex)} counterexample file(s)")
+    log(f"guarantees: {int(gt['violations'].sum()) if len(gt) else 0} violation(s), "
+        f"{int(gt['verified'].sum()) if len(gt) else 0} verified of {int(gt['checked'].sum()) if len(gt) else 0} "
+        f"checked run(s), {int(gt['refuted'].sum()) if len(gt) else 0} conjecture(s) refuted; "
+        f"{len(cex)} counterexample file(s)")
     figs = make_figures(shown, out / "figures")
     log(f"figures: {len(figs)} files in {out / 'figures'}")
     settings = {"suites": list(suites), "node_limit": node_limit, "exact_time_limit": exact_time_limit,

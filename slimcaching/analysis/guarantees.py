@@ -12,6 +12,14 @@ and parameters fall in a claimed regime, the empirical ratio of
 * reference only bounded: the stored ratio is a lower bound on the true one,
   so ``ratio >= claim`` certifies the run and ``ratio < claim`` is
   **inconclusive** (counted, not written).
+
+Proven and conjectured claims are kept apart (``Guarantee.status``).  Only a
+proven claim is ever *verified*: ``verified`` counts the runs at or above it
+(against a proven optimum or a bound).  A conjectured claim is run the same
+way, but its runs are only *consistent* with it (``verified`` stays 0); a run
+below it against a proven optimum *refutes* it (``refuted``, with a
+counterexample file).  A run cut short by its time limit is outside every
+regime (a guarantee speaks of completed runs) and is only counted in the notes.
 """
 from __future__ import annotations
 
@@ -96,9 +104,12 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
     Returns
     -------
     table : DataFrame
-        One row per (algorithm with parameters, regime): ``claimed``, ``checked``
-        runs in the regime, of which ``proven`` against an optimum,
-        ``min_ratio``, ``margin`` = ``min_ratio - claimed``, ``violations``,
+        One row per (algorithm with parameters, regime): ``claim``
+        (``proven`` or ``conjectured``), ``claimed`` ratio, ``checked`` runs in
+        the regime, of which ``proven`` against an optimum, ``verified`` (at
+        or above a proven claim; always 0 for a conjecture), ``min_ratio``,
+        ``margin`` = ``min_ratio - claimed``, ``violations`` (of a proven
+        claim), ``refuted`` (a conjecture, against a proven optimum),
         ``inconclusive``, ``reference``.
     files : list of Path
         Counterexample files written.
@@ -116,7 +127,7 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
     files: list[Path] = []
     cache: dict[str, Any] = {}
     stats: dict[tuple[str, str], dict[str, Any]] = {}
-    missing_inst = 0
+    missing_inst = cut_short = 0
     for name in sorted(set(df["name"])):
         if name not in REGISTRY:
             continue
@@ -130,11 +141,15 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
         rows = df[(df["name"] == name) & (df["status"] != "error")]
         for lab in sorted(set(rows["algorithm"])) or [name]:
             for g in gs:
-                stats.setdefault((lab, g.regime), {"algorithm": lab, "regime": g.regime, "claimed": g.ratio,
-                                                   "checked": 0, "proven": 0, "ratios": [], "violations": 0,
+                stats.setdefault((lab, g.regime), {"algorithm": lab, "regime": g.regime, "claim": g.status,
+                                                   "claimed": g.ratio, "checked": 0, "proven": 0, "verified": 0,
+                                                   "ratios": [], "violations": 0, "refuted": 0,
                                                    "inconclusive": 0, "reference": g.reference})
         for _, r in rows.iterrows():
             if not np.isfinite(r["ratio"]):
+                continue
+            if r["status"] == "time_limit":
+                cut_short += 1
                 continue
             inst = _instance(r["instance_path"], r["instance_hash"], cache)
             if inst is None:
@@ -153,11 +168,12 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
                 s["proven"] += bool(r["proven"])
                 s["ratios"].append(float(r["ratio"]))
                 if r["ratio"] >= g.ratio - TOL:
+                    s["verified"] += bool(g.proven)
                     continue
                 if not r["proven"]:
                     s["inconclusive"] += 1
                     continue
-                s["violations"] += 1
+                s["violations" if g.proven else "refuted"] += 1
                 if out_dir is None:
                     continue
                 same = df[(df["instance_hash"] == r["instance_hash"]) & df["proven"]
@@ -172,6 +188,8 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
                                      placement_alg=p_alg, placement_opt=p_opt, observed_ratio=float(r["ratio"]),
                                      reference=str(best["algorithm"]))
                 files.append(path)
+    if cut_short:
+        notes.append(f"{cut_short} run(s) stopped by their time limit: outside every regime, not checked")
     if missing_inst:
         notes.append(f"{missing_inst} run(s) skipped: instance file missing or changed since the run")
     out = []
@@ -180,7 +198,7 @@ def check_guarantees(db: str, *, out_dir: str | Path | None = "counterexamples",
         s["min_ratio"] = min(rs) if rs else math.nan
         s["margin"] = s["min_ratio"] - s["claimed"] if rs else math.nan
         out.append(s)
-    cols = ["algorithm", "regime", "claimed", "checked", "proven", "min_ratio", "margin", "violations",
-            "inconclusive", "reference"]
+    cols = ["algorithm", "regime", "claim", "claimed", "checked", "proven", "verified", "min_ratio", "margin",
+            "violations", "refuted", "inconclusive", "reference"]
     table = pd.DataFrame(out, columns=cols).sort_values(["algorithm", "regime"]).reset_index(drop=True)
     return table, files, notes

@@ -408,12 +408,13 @@ _HEADERS = {
     "instance": "instance", "instance_hash": "hash", "source": "source", "gain_ref": "reference gain",
     "best_gain": "best gain", "gap": "open gap", "exact_stop": "exact stopped by", "nodes": "B&B nodes",
     "wall_stopped": "wall-clock stops", "consistent": "consistent",
+    "claim": "claim", "verified": "verified", "refuted": "refuted",
 }
 _RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "cert_mean_ratio", "cert_min_ratio",
                "cert_mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap", "claimed", "min_ratio", "margin",
                "ratio", "latency_ratio", "gap")
 _COUNT_COLS = ("runs", "instances", "proven", "certified", "failed", "exact_runs", "exact_optimal", "checked",
-               "violations", "inconclusive", "nodes", "wall_stopped", "median_oracle_calls")
+               "violations", "inconclusive", "verified", "refuted", "nodes", "wall_stopped", "median_oracle_calls")
 
 #: LaTeX header of a column: (header group, header); a group spans its neighbours with a \cmidrule.
 _LATEX_HEADERS: dict[str, dict[str, tuple[str, str]]] = {

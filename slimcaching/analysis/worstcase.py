@@ -348,7 +348,7 @@ def write_worst_case(wc: WorstCase, path: str | Path) -> dict[str, Any]:
     try:
         for g in guarantees_of(wc.algorithm):
             if g.applies(inst, wc.params):
-                claims.append({"ratio": g.ratio, "regime": g.regime, "reference": g.reference,
+                claims.append({"ratio": g.ratio, "status": g.status, "regime": g.regime, "reference": g.reference,
                                "violated": bool(eo.reduction > 0 and ea.reduction / eo.reduction < g.ratio - 1e-9)})
     except Exception:  # guarantees are optional metadata here
         pass

@@ -79,7 +79,7 @@ def cmd_check_guarantees(args: argparse.Namespace) -> int:
         print(f"note: {n}", file=sys.stderr)
     for f in files:
         print(f"counterexample: {f}")
-    return 1 if len(table) and int(table["violations"].sum()) else 0
+    return 1 if len(table) and int(table["violations"].sum() + table["refuted"].sum()) else 0
 
 
 def cmd_worst_case(args: argparse.Namespace) -> int:

@@ -60,7 +60,7 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
 
 
 def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,
-           start: Placement | None = None, max_passes: int | None = 50, order: Any = "latency",
+           start: Placement | None = None, max_passes: int | None = 50, order: Any = "greedy",
            tol: float | None = None, **params) -> Result:
     """Cyclic re-optimisation: block-coordinate ascent over nodes with the single-node solver.
 
@@ -94,9 +94,12 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
         Feasible start; ``successive``'s placement when omitted.
     max_passes : int or None
         Cap on passes over the nodes (``None``: until no improvement).
-    order : {"latency", "capacity", "given"} or sequence of node names / indices
+    order : {"greedy", "latency", "capacity", "given"} or sequence of node names / indices
         Node visiting order within a pass, and of the ``successive`` start
-        (:func:`slimcaching.algorithms.successive.node_order`).
+        (:func:`slimcaching.algorithms.successive.node_order`).  ``greedy``
+        (default, as in ``successive``) starts from ``successive`` with the
+        greedy order and visits the nodes of each pass in the ``latency``
+        order.
     tol : float, optional
         Improvement threshold; default ``1e-12 T(empty)``.
     **params
@@ -156,7 +159,9 @@ def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | N
                                single=single))
     timed_out = info["stopped"] == "time_limit" or info["start"].get("status") == str(Status.TIME_LIMIT)
     run_params = {"start": "given" if start is not None else "successive", "max_passes": max_passes,
-                  "order": nodes, "tol": tol_, **single, "seed": seed}
+                  "order": order if isinstance(order, str) else list(order), "tol": tol_, **single,
+                  "seed": seed}
+    info["pass_order"] = [instance.node_names[n] for n in nodes]
     return make_result(instance, ev.placement(), algorithm="cyclic",
                        status=Status.TIME_LIMIT if timed_out else Status.HEURISTIC,
                        runtime_s=time.perf_counter() - t0, params=run_params, seed=seed,

@@ -84,5 +84,5 @@ def _applicable(gs: tuple[Guarantee, ...], instance: Instance, params: dict) -> 
 def _inherit(g: Guarantee, via: str) -> Guarantee:
     """``g`` for a method whose ``R`` is at least ``successive``'s (when it starts from it)."""
     return Guarantee(ratio=g.ratio, regime=g.regime + f" (inherited: R({via}) >= R(successive))",
-                     reference=g.reference,
+                     reference=g.reference, status=g.status,
                      applies=lambda inst, p: p.get("start", "successive") == "successive" and g.applies(inst, p))
