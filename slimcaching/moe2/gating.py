@@ -49,7 +49,7 @@ from .quality import QualityModel, _number_matrix
 __all__ = ["GatedMixtureQuality", "GateFit", "train_gate", "gate_objective", "restricted_gate",
            "gated_from_dict", "retrained_quality", "restriction_gap", "BOUND_MARGIN"]
 
-BOUND_MARGIN = 1e-12
+BOUND_MARGIN = 1e-11
 """Relative slack added to the box bound so that rounding never puts it below a value it covers."""
 
 _CHUNK = 1 << 22  # float64 entries per vectorised (masks x queries x experts) block
