@@ -242,7 +242,7 @@ def test_unknown_algorithm_and_params_are_input_errors():
         get_moe2_algorithm("foo")
     with pytest.raises(InputError, match=r"unknown parameter\(s\) depth for dmo; valid: master"):
         dmo(inst, depth=3)
-    with pytest.raises(InputError, match=r"--param master: must be 'mckp' or 'joint', got 'lp'"):
+    with pytest.raises(InputError, match=r"--param master: must be one of 'mckp', 'joint', 'polyblock', got 'lp'"):
         dmo(inst, master="lp")
     with pytest.raises(InputError, match=r"unknown parameter\(s\) x for exact; valid: threads"):
         MOE2_ALGORITHMS["exact"](inst, x=1)

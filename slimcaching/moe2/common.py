@@ -106,6 +106,7 @@ class CountingOracle:
         self.instance = instance
         self.model = instance.quality
         self.routed = instance.energy_accounting == "per-query" and self.model.routes_per_query
+        self.assume_monotone = False
         self.calls = 0
         self.bound_calls = 0
         self.queries = 0
@@ -171,8 +172,12 @@ class CountingOracle:
         return float(self.many_energy(k, np.array([mask]))[0])
 
     def upper(self, k: int, lo: int, hi: int) -> float:
-        """A bound on ``max { q_k(T) : lo <= T <= hi }``: ``q_k(hi)`` when the model is proven monotone."""
-        if self.model.monotone:
+        """A bound on ``max { q_k(T) : lo <= T <= hi }``: ``q_k(hi)`` when the model is proven monotone.
+
+        With ``assume_monotone`` set, ``q_k(hi)`` is returned for any model: the
+        reading of a paper that takes monotonicity for granted, not a bound.
+        """
+        if self.model.monotone or self.assume_monotone:
             return self(k, hi)
         self.queries += 1
         key = (k, int(lo), int(hi))
