@@ -1,0 +1,202 @@
+"""MoE² from quality oracles: DMO against the MILP at many categories, DMO's masters, M beyond 16, greedy's ratio.
+
+Four sections (``--sections``, all by default):
+
+* ``speed`` -- DMO (``master="mckp"``) against the MILP (``exact``) at
+  ``C = 8`` categories, ``M`` in ``--sizes``, latency budgets ``default`` and
+  ``loose``; ``--seeds`` instances, each solved ``--repeat`` times.  CPU time
+  of this process *and* its children (the MILP is built and solved in a forked
+  child), median and inter-quartile range over the ``seeds x repeat`` runs,
+  and the ratio of medians DMO / MILP measured in the same run;
+* ``masters`` -- the three DMO masters (``mckp``, ``joint``, Tuy's
+  ``polyblock``) by oracle calls at ``C = 3``;
+* ``large`` -- DMO on noisy-OR oracles (:func:`generate_moe2` with
+  ``model=True``) at ``M`` = 20-32, where no quality table fits: oracle calls
+  against the candidate count, status and CPU time;
+* ``greedy`` -- greedy's ratio to the optimum on noisy-OR (submodular)
+  instances next to learned-gate instances of complementary experts
+  (:func:`generate_moe2_gated`, dense and top-2).
+
+Every instance is seeded; every run has a time limit (``--time-limit``), and a
+run that reaches it is reported as such, never counted as solved.
+
+Run with ``python -m benchmarks.perf_moe2_oracle`` (``--quick`` for a smoke run).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from typing import Any, Callable
+
+
+from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
+from slimcaching.moe2.bits import popcount
+from slimcaching.moe2.generator import generate_moe2, generate_moe2_gated
+from slimcaching.result import Status
+
+from .perf_moe2 import SCENARIOS, machine
+
+__all__ = ["main", "cpu_seconds", "speed", "masters", "large", "greedy_ratios"]
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its reaped children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    c = cpu_seconds()
+    out = fn()
+    return cpu_seconds() - c, out
+
+
+def _med_iqr(v: list[float]) -> tuple[float, float]:
+    if len(v) == 1:
+        return v[0], 0.0
+    q = statistics.quantiles(v, n=4, method="inclusive")
+    return statistics.median(v), q[2] - q[0]
+
+
+def _candidates(inst) -> int:
+    return sum(1 << popcount(int(a)) for a in inst.allowed_masks())
+
+
+# ------------------------------------------------------------------ DMO vs MILP at C = 8
+def speed(sizes: list[int], *, categories: int, seeds: int, repeat: int, time_limit: float) -> str:
+    lines = [f"### DMO (mckp) against the MILP, C = {categories}: CPU s (this process + solver child), "
+             f"median [IQR] over {seeds} seeds x {repeat} repeats", "",
+             "| scenario | M | candidates (median) | DMO CPU s | MILP CPU s | DMO / MILP | DMO calls | MILP calls "
+             "| solved DMO / MILP | agree |", "|---|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|"]
+    for scenario, bq in SCENARIOS.items():
+        for M in sizes:
+            t = {"dmo": [], "exact": []}
+            calls = {"dmo": [], "exact": []}
+            solved = {"dmo": 0, "exact": 0}
+            cands, agree = [], True
+            for s in range(seeds):
+                inst = generate_moe2(100 + s, experts=M, categories=categories, budget_quantile=bq)
+                cands.append(_candidates(inst))
+                obj = {}
+                for _ in range(repeat):
+                    for name in ("dmo", "exact"):  # alternate, so drifts in machine load hit both alike
+                        sec, r = _timed(lambda: MOE2_ALGORITHMS[name](inst, time_limit=time_limit))
+                        t[name].append(sec)
+                        calls[name].append(r.oracle_calls)
+                        solved[name] += r.status is Status.OPTIMAL
+                        if r.status is Status.OPTIMAL:
+                            obj.setdefault(name, r.objective)
+                if len(obj) == 2 and abs(obj["dmo"] - obj["exact"]) > 1e-9 * max(1.0, abs(obj["exact"])):
+                    agree = False
+            (md, iq_d), (mm, iq_m) = _med_iqr(t["dmo"]), _med_iqr(t["exact"])
+            n = seeds * repeat
+            lines.append(f"| {scenario} | {M} | {statistics.median(cands):.0f} | {md:.3f} [{iq_d:.3f}] | "
+                         f"{mm:.3f} [{iq_m:.3f}] | {md / mm:.2f} | {statistics.median(calls['dmo']):.0f} | "
+                         f"{statistics.median(calls['exact']):.0f} | {solved['dmo']}/{n} / {solved['exact']}/{n} | "
+                         f"{'yes' if agree else 'NO'} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the masters by oracle calls
+def masters(sizes: list[int], *, categories: int, seeds: int, time_limit: float) -> str:
+    lines = [f"### DMO masters by oracle calls, C = {categories}, scenario loose (median over {seeds} seeds; "
+             "CPU s median)", "",
+             "| M | candidates | mckp calls | joint calls | polyblock calls | mckp s | joint s | polyblock s "
+             "| solved mckp / joint / polyblock |", "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    for M in sizes:
+        calls: dict[str, list] = {m: [] for m in ("mckp", "joint", "polyblock")}
+        secs: dict[str, list] = {m: [] for m in calls}
+        solved = {m: 0 for m in calls}
+        cands = []
+        for s in range(seeds):
+            inst = generate_moe2(100 + s, experts=M, categories=categories, budget_quantile=SCENARIOS["loose"])
+            cands.append(_candidates(inst))
+            for m in calls:
+                sec, r = _timed(lambda: MOE2_ALGORITHMS["dmo"](inst, master=m, time_limit=time_limit))
+                calls[m].append(r.oracle_calls)
+                secs[m].append(sec)
+                solved[m] += r.status is Status.OPTIMAL
+        med = {m: statistics.median(v) for m, v in calls.items()}
+        sm = {m: statistics.median(v) for m, v in secs.items()}
+        lines.append(f"| {M} | {statistics.median(cands):.0f} | {med['mckp']:.0f} | {med['joint']:.0f} | "
+                     f"{med['polyblock']:.0f} | {sm['mckp']:.3f} | {sm['joint']:.3f} | {sm['polyblock']:.3f} | "
+                     f"{solved['mckp']}/{seeds} / {solved['joint']}/{seeds} / {solved['polyblock']}/{seeds} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ beyond the table
+def large(sizes: list[int], *, categories: int, seeds: int, time_limit: float) -> str:
+    lines = [f"### DMO (mckp) on noisy-OR oracles beyond 16 experts, C = {categories}, scenario default", "",
+             "| M | seed | candidates | DMO calls | calls / candidates | status | CPU s | gap |",
+             "|---:|---:|---:|---:|---:|:---:|---:|---:|"]
+    for M in sizes:
+        for s in range(seeds):
+            inst = generate_moe2(100 + s, experts=M, categories=categories, model=True)
+            cand = _candidates(inst)
+            sec, r = _timed(lambda: MOE2_ALGORITHMS["dmo"](inst, time_limit=time_limit))
+            gap = "" if r.gap is None else f"{r.gap:.1e}"
+            lines.append(f"| {M} | {100 + s} | {cand:.3g} | {r.oracle_calls} | {r.oracle_calls / cand:.1e} | "
+                         f"{r.status.value} | {sec:.2f} | {gap} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ greedy on instances that do not flatter it
+def greedy_ratios(sizes: list[int], *, categories: int, seeds: int, time_limit: float) -> str:
+    kinds = {
+        "noisy-OR": lambda s, M: generate_moe2(100 + s, experts=M, categories=categories),
+        "gate, dense": lambda s, M: generate_moe2_gated(100 + s, experts=M, categories=categories),
+        "gate, top-2, per-query energy": lambda s, M: generate_moe2_gated(
+            100 + s, experts=M, categories=categories, top_k=2, energy_accounting="per-query"),
+    }
+    lines = [f"### greedy / optimum (optimum by DMO, proven), C = {categories}, {seeds} seeds per cell: "
+             "median (min)", "", "| quality | " + " | ".join(f"M = {M}" for M in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for kind, make in kinds.items():
+        cells = []
+        for M in sizes:
+            ratios = []
+            for s in range(seeds):
+                inst = make(s, M)
+                opt = MOE2_ALGORITHMS["dmo"](inst, time_limit=time_limit)
+                if opt.status is not Status.OPTIMAL or opt.objective <= 0:
+                    continue
+                ratios.append(MOE2_ALGORITHMS["greedy"](inst).objective / opt.objective)
+            cells.append(f"{statistics.median(ratios):.3f} ({min(ratios):.3f})" if ratios else "—")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf_moe2_oracle", description=__doc__.split("\n")[0])
+    ap.add_argument("--sections", default="speed,masters,large,greedy")
+    ap.add_argument("--sizes", default="8,10,12", help="M for the speed section")
+    ap.add_argument("--categories", type=int, default=8, help="C for the speed section")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--master-sizes", default="8,10,12,14")
+    ap.add_argument("--large-sizes", default="20,24,28,32")
+    ap.add_argument("--greedy-sizes", default="6,8,10")
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--quick", action="store_true", help="one seed, one repeat, small sizes")
+    a = ap.parse_args(argv)
+    ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+    if a.quick:
+        a.sizes, a.seeds, a.repeat, a.master_sizes, a.large_sizes, a.greedy_sizes = "8", 1, 1, "8", "20", "6"
+    sections = set(a.sections.split(","))
+    out = []
+    if "speed" in sections:
+        out.append(speed(ints(a.sizes), categories=a.categories, seeds=a.seeds, repeat=a.repeat,
+                         time_limit=a.time_limit))
+    if "masters" in sections:
+        out.append(masters(ints(a.master_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
+    if "large" in sections:
+        out.append(large(ints(a.large_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
+    if "greedy" in sections:
+        out.append(greedy_ratios(ints(a.greedy_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
+    out.append(f"Machine: {machine()}.")
+    print("\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
