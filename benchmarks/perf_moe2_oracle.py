@@ -15,7 +15,11 @@ Four sections (``--sections``, all by default):
   against the candidate count, status and CPU time;
 * ``greedy`` -- greedy's ratio to the optimum on noisy-OR (submodular)
   instances next to learned-gate instances of complementary experts
-  (:func:`generate_moe2_gated`, dense and top-2).
+  (:func:`generate_moe2_gated`, dense and top-2);
+* ``restriction`` -- the optimality-preserving property: the full-set gate
+  restricted to random subsets ``S`` against a gate retrained on ``S``, on the
+  generator's data and on realisable data (targets exactly a softmax of the
+  features), with a ridge of ``1e-2`` and ``1e-8``.
 
 Every instance is seeded; every run has a time limit (``--time-limit``), and a
 run that reaches it is reported as such, never counted as solved.
@@ -29,9 +33,12 @@ import os
 import statistics
 from typing import Any, Callable
 
+import numpy as np
+
 
 from slimcaching.moe2.algorithms import MOE2_ALGORITHMS
 from slimcaching.moe2.bits import popcount
+from slimcaching.moe2.gating import GatedMixtureQuality, restriction_gap
 from slimcaching.moe2.generator import generate_moe2, generate_moe2_gated
 from slimcaching.result import Status
 
@@ -167,9 +174,50 @@ def greedy_ratios(sizes: list[int], *, categories: int, seeds: int, time_limit: 
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ the optimality-preserving property
+def _realisable(seed: int, M: int, C: int, queries: int, l2: float) -> GatedMixtureQuality:
+    """Losses ``l = -tau z + c_q`` from a hidden gate ``z = W0 x + b0``: the targets are exactly ``softmax(z)``."""
+    rng = np.random.default_rng(seed)
+    W0, b0 = rng.standard_normal((M, 4)), rng.standard_normal(M)
+    feats = [rng.standard_normal((queries, 4)) for _ in range(C)]
+    losses = [0.1 * (-(x @ W0.T + b0)) for x in feats]
+    losses = [loss - loss.min(axis=1, keepdims=True) for loss in losses]  # c_q: a per-query shift
+    return GatedMixtureQuality.train(feats, losses, np.full(C, 2.0), temperature=0.1, l2=l2)
+
+
+def restriction(sizes: list[int], *, seeds: int, subsets: int = 20) -> str:
+    """``restriction_gap`` on random subsets: where the full-set gate restricted to ``S`` is the retrained one."""
+    cases = {
+        "generator (complementary specialists, l2 = 1e-2)": lambda s, M: generate_moe2_gated(
+            100 + s, experts=M, categories=3).quality,
+        "realisable targets, l2 = 1e-2": lambda s, M: _realisable(100 + s, M, 3, 48, 1e-2),
+        "realisable targets, l2 = 1e-8": lambda s, M: _realisable(100 + s, M, 3, 48, 1e-8),
+    }
+    lines = [f"### The optimality-preserving property: full-set gate restricted to S vs retrained on S "
+             f"({subsets} random S of size 2..M-1 per instance, {seeds} seeds)", "",
+             "| data | M | J_S gap, median (max) | parameter gap, median (max) | abs(q_restricted - q_retrained), "
+             "median (max) |", "|---|---:|---:|---:|---:|"]
+    for name, make in cases.items():
+        for M in sizes:
+            jg, pg, qg = [], [], []
+            for s in range(seeds):
+                model = make(s, M)
+                rng = np.random.default_rng(s)
+                for _ in range(subsets):
+                    S = sorted(rng.choice(M, size=int(rng.integers(2, M)), replace=False).tolist())
+                    r = restriction_gap(model, S)
+                    jg.append(r["objective_gap"])
+                    pg.append(r["param_gap"])
+                    qg.extend(abs(a - b) for a, b in zip(r["q_restricted"], r["q_retrained"]))
+            lines.append(f"| {name} | {M} | {statistics.median(jg):.1e} ({max(jg):.1e}) | "
+                         f"{statistics.median(pg):.1e} ({max(pg):.1e}) | {statistics.median(qg):.1e} "
+                         f"({max(qg):.1e}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.perf_moe2_oracle", description=__doc__.split("\n")[0])
-    ap.add_argument("--sections", default="speed,masters,large,greedy")
+    ap.add_argument("--sections", default="speed,masters,large,greedy,restriction")
     ap.add_argument("--sizes", default="8,10,12", help="M for the speed section")
     ap.add_argument("--categories", type=int, default=8, help="C for the speed section")
     ap.add_argument("--seeds", type=int, default=3)
@@ -192,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         out.append(masters(ints(a.master_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
     if "large" in sections:
         out.append(large(ints(a.large_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
+    if "restriction" in sections:
+        out.append(restriction(ints(a.greedy_sizes), seeds=a.seeds))
     if "greedy" in sections:
         out.append(greedy_ratios(ints(a.greedy_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
     out.append(f"Machine: {machine()}.")
