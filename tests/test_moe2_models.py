@@ -20,7 +20,8 @@ from slimcaching.moe2.common import CountingOracle
 from slimcaching.moe2.dmo import routed_energy_lower
 from slimcaching.moe2.gating import GatedMixtureQuality, restricted_gate, restriction_gap
 from slimcaching.moe2.generator import generate_moe2, generate_moe2_gated
-from slimcaching.moe2.instance import Moe2Instance, evaluate_moe2, within
+from slimcaching.moe2.instance import (Moe2Instance, evaluate_moe2, moe2_from_dict, read_moe2_instance,
+                                      write_moe2_instance)
 from slimcaching.moe2.quality import CallableQuality
 from slimcaching.result import Status
 
@@ -235,3 +236,32 @@ def test_dmo_on_one_category_of_18_experts_equals_exhaustive():
         r = dmo(inst, master=master)
         assert r.objective == pytest.approx(ref.objective, abs=1e-12), master
         assert r.oracle_calls <= ref.oracle_calls
+
+
+@pytest.mark.parametrize("make", [
+    lambda: generate_moe2_gated(5, experts=5, categories=2, queries=10, top_k=2, energy_accounting="per-query"),
+    lambda: generate_moe2(5, experts=20, categories=2, model=True),
+], ids=["gated-top2-per-query", "noisy-or-20"])
+def test_format_2_round_trip_keeps_hash_and_values(tmp_path, make):
+    inst = make()
+    path = tmp_path / "inst.json.gz"
+    write_moe2_instance(inst, path)
+    back = read_moe2_instance(path)
+    assert back.content_hash() == inst.content_hash() and back.energy_accounting == inst.energy_accounting
+    masks = np.arange(1, 200, 7, dtype=np.int64) & ((1 << inst.M) - 1)
+    for k in range(inst.C):
+        np.testing.assert_array_equal(back.quality.values(k, masks), inst.quality.values(k, masks))
+        np.testing.assert_array_equal(back.category_energy(k, masks), inst.category_energy(k, masks))
+
+
+def test_format_2_gate_errors_name_the_path(tmp_path):
+    d = generate_moe2_gated(5, experts=3, categories=1, queries=4).to_dict()
+    d["quality"]["gate"]["top_k"] = 7
+    d["quality"]["validation"][0]["correct"][1][2] = 1.5
+    with pytest.raises(InputError) as e:
+        moe2_from_dict(d, "bad.json")
+    assert str(e.value) == ("bad.json: $.quality.validation[0].correct[1][2]: correct must be in [0, 1], got 1.5 "
+                            "(and 1 more problem)")
+    d["quality"]["validation"][0]["correct"][1][2] = 1.0
+    with pytest.raises(InputError, match=r"bad.json: \$.quality.gate.top_k: must be null or an integer in 1..3, got 7"):
+        moe2_from_dict(d, "bad.json")
