@@ -26,10 +26,19 @@ _EXAMPLES = {
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generator import generate_moe2
+    from ..errors import InputError
+    from .generator import generate_moe2, generate_moe2_gated
 
-    inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
-                         energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction)
+    if args.quality != "gated" and (args.top_k is not None or args.energy_accounting != "pool"):
+        raise InputError("--top-k", ("", "--top-k and --energy-accounting per-query need --quality gated"))
+    if args.quality == "gated":
+        inst = generate_moe2_gated(args.seed, experts=args.experts, categories=args.categories,
+                                   energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction,
+                                   queries=args.queries, top_k=args.top_k, energy_accounting=args.energy_accounting)
+    else:
+        inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
+                             energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction,
+                             model=args.quality == "noisy-or")
     if args.output:
         from .instance import write_moe2_instance
 
@@ -87,13 +96,23 @@ def register(sub) -> None:
                cmd_generate)
     q.add_argument("--seed", type=int, required=True)
     q.add_argument("--experts", type=int_at_least("--experts", 1), default=8, metavar="M",
-                   help="number of LLM experts, at most 16 (default 8)")
+                   help="number of LLM experts: at most 16 with --quality table, 62 otherwise (default 8)")
     q.add_argument("--categories", type=int_at_least("--categories", 1), default=3, metavar="C",
                    help="number of application categories (default 3)")
     q.add_argument("--energy-fraction", type=positive_float("--energy-fraction"), default=0.3,
                    help="energy budget as a fraction of the energy of all latency-feasible experts (default 0.3)")
     q.add_argument("--orin-fraction", type=float, default=0.5,
                    help="share of Jetson AGX Orin class servers (default 0.5)")
+    q.add_argument("--quality", choices=["table", "noisy-or", "gated"], default="table",
+                   help="table: noisy-OR tabulated over all 2**M subsets (moe2-instance/1); noisy-or: the same "
+                        "as a model; gated: a softmax gate learned from synthetic per-query correctness of "
+                        "complementary experts (not monotone, not submodular)")
+    q.add_argument("--queries", type=int_at_least("--queries", 1), default=48,
+                   help="validation queries per category with --quality gated (default 48)")
+    q.add_argument("--top-k", type=int_at_least("--top-k", 1), default=None, metavar="K",
+                   help="per-query top-k routing inside the pool (--quality gated; default: every member runs)")
+    q.add_argument("--energy-accounting", choices=["pool", "per-query"], default="pool",
+                   help="charge every pool member (pool) or the experts that run per query (per-query)")
     q.add_argument("--output", "-o", help="instance file (.json or .json.gz); stdout when omitted")
 
     q = action("solve", "select experts per category; prints one JSON object (also a moe2-selection/1 file)",
