@@ -265,3 +265,18 @@ def test_format_2_gate_errors_name_the_path(tmp_path):
     d["quality"]["validation"][0]["correct"][1][2] = 1.0
     with pytest.raises(InputError, match=r"bad.json: \$.quality.gate.top_k: must be null or an integer in 1..3, got 7"):
         moe2_from_dict(d, "bad.json")
+
+
+def test_energy_free_bound_is_a_bound_for_non_monotone_qualities():
+    """The MILP's fallback bound; ``q_k(U_k)`` alone would be below the optimum on some of these instances."""
+    from slimcaching.moe2.common import _usable
+    from slimcaching.moe2.milp import energy_free_bound
+
+    below = 0
+    for inst in GATED:
+        opt = brute_force(inst)
+        oracle = CountingOracle(inst)
+        assert energy_free_bound(inst, oracle) >= opt - 1e-12
+        naive = sum(inst.weight[k] * inst.quality.value(k, int(u)) for k, u in enumerate(_usable(inst)))
+        below += naive < opt - 1e-9
+    assert below > 0  # the case the model's box bound is there for

@@ -144,15 +144,22 @@ def extract_selection(instance: Moe2Instance, model: pyo.ConcreteModel | np.ndar
     return masks
 
 
-def energy_free_bound(instance: Moe2Instance, oracle: CountingOracle) -> float:
-    """``sum_k lambda_k q_k(U_k)`` with ``U_k`` every usable expert of ``k``: an upper bound on the optimum.
+def energy_free_bound(instance: Moe2Instance, oracle: CountingOracle) -> float | None:
+    """An upper bound on the optimum that ignores the energy row: ``sum_k lambda_k max_{T <= U_k} q_k(T)``.
 
-    Each ``q_k`` is monotone and every feasible ``S_k`` is a subset of ``U_k``
-    (an expert outside it misses the latency budget or alone exceeds ``E``).
-    Used when HiGHS has no bound (or its bound failed the check).
+    Every feasible ``S_k`` is a subset of ``U_k``, the usable experts of ``k``
+    (an expert outside it misses the latency budget or, under pool
+    accounting, alone exceeds ``E``).  For a proven-monotone ``q_k`` the
+    maximum is ``q_k(U_k)``; otherwise it is bounded by the model's box bound
+    (:meth:`CountingOracle.upper` on ``[empty, U_k]``), never by ``q_k(U_k)``,
+    which a non-monotone quality can fall below.  ``None`` when the model has
+    no box bound.  Used when HiGHS has no bound (or its bound failed the check).
     """
     usable = _usable(instance)
-    return float(sum(instance.weight[k] * oracle(k, int(usable[k])) for k in range(instance.C)))
+    try:
+        return float(sum(instance.weight[k] * oracle.upper(k, 0, int(usable[k])) for k in range(instance.C)))
+    except NotImplementedError:
+        return None
 
 
 def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
@@ -183,7 +190,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     ---------
     ``f(S) = OPT`` when the status is ``optimal``; in every case
     ``f(S) <= OPT <= bound``, where ``bound`` is HiGHS's or, when HiGHS has
-    none, :func:`energy_free_bound`.  A HiGHS bound below a known feasible
+    none, :func:`energy_free_bound` (``None`` when that has no bound either).  A HiGHS bound below a known feasible
     selection's objective by more than ``1e-9`` relative is a numerical
     failure: it is dropped (never raised to the incumbent) and the message
     says so.
@@ -253,7 +260,8 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
             status = Status.FEASIBLE
     if bound is None:
         bound, bound_source = energy_free_bound(instance, oracle), "energy-free"
-    bound = max(bound, best.objective)  # reached only within BOUND_RTOL, i.e. rounding
+    if bound is not None:
+        bound = max(bound, best.objective)  # reached only within BOUND_RTOL, i.e. rounding
     if rep.interrupted:
         message += "; interrupted"
     info = {"build_time_s": rep.build_time_s, "load_time_s": rep.load_time_s, "solve_time_s": time.perf_counter() - t1,
