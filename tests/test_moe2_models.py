@@ -280,3 +280,24 @@ def test_energy_free_bound_is_a_bound_for_non_monotone_qualities():
         naive = sum(inst.weight[k] * inst.quality.value(k, int(u)) for k, u in enumerate(_usable(inst)))
         below += naive < opt - 1e-9
     assert below > 0  # the case the model's box bound is there for
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dmo_equals_the_milp_at_eight_categories(seed):
+    """Exhaustive search does not fit at C = 8; the MILP is the reference there.  (The joint and polyblock
+    masters are exact too but need minutes here, since they refine one joint box; they are checked at C <= 3.)"""
+    make = generate_moe2 if seed % 2 else generate_moe2_gated
+    inst = make(400 + seed, experts=5 + seed % 3, categories=8)
+    milp = MOE2_ALGORITHMS["exact"](inst)
+    r = dmo(inst, time_limit=300)
+    assert r.status is Status.OPTIMAL and milp.status is Status.OPTIMAL
+    assert r.objective == pytest.approx(milp.objective, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("master", ["mckp", "joint"])
+def test_dmo_bound_at_the_time_limit_is_a_bound_on_learned_gates(master):
+    inst = generate_moe2_gated(21, experts=8, categories=3, energy_fraction=0.5)
+    opt = exhaustive(inst).objective
+    r = dmo(inst, master=master, time_limit=1e-4)
+    assert r.status is Status.TIME_LIMIT and r.feasible
+    assert r.objective <= opt + 1e-12 and r.bound is not None and r.bound >= opt
