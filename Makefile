@@ -13,7 +13,9 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,traces,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[test,traces,dask,bench]"
+	@# numba is optional (the numpy kernels are the reference); a Python without its wheels still installs
+	$(BIN)/python -m pip install --quiet -e ".[fast]" || echo "numba not installed: the numpy kernels only"
 	touch $(STAMP)
 
 install: $(STAMP)

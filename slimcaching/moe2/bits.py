@@ -51,7 +51,9 @@ def parse_subset_key(key: str, M: int) -> int | None:
         return 0
     prev, mask = -1, 0
     for part in key.split(","):
-        if not part.isdigit() or (len(part) > 1 and part[0] == "0"):
+        # ASCII digits only: str.isdigit() also accepts '١' (Arabic-Indic one) and '²', which
+        # int() reads as 1 or rejects; at most two digits, as subsets of a file table have M <= 16
+        if not (part.isascii() and part.isdigit()) or len(part) > 2 or (len(part) > 1 and part[0] == "0"):
             return None
         i = int(part)
         if i <= prev or i >= M:

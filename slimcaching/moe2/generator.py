@@ -20,6 +20,18 @@ SERVER_PROFILES: dict[str, dict[str, tuple[float, float] | float]] = {
 }
 
 
+def _check_sizes(experts: int, categories: int, energy_fraction: float, orin_fraction: float, limit: int) -> None:
+    """One-line ``InputError`` for generator options out of range."""
+    if not 1 <= experts <= limit:
+        raise InputError("--experts", ("", f"must be in 1..{limit}, got {experts}"))
+    if categories < 1:
+        raise InputError("--categories", ("", f"must be >= 1, got {categories}"))
+    if not (np.isfinite(energy_fraction) and energy_fraction > 0):
+        raise InputError("--energy-fraction", ("", f"must be > 0 and finite, got {energy_fraction!r}"))
+    if not (0 <= orin_fraction <= 1):
+        raise InputError("--orin-fraction", ("", f"must be in [0, 1], got {orin_fraction!r}"))
+
+
 def _fleet(rng: np.random.Generator, M: int, C: int, *, orin_fraction: float, experts_per_server: int,
            params_b: tuple[float, float], prompt_tokens: int, output_tokens: int,
            aggregation_delay: tuple[float, float], budget_quantile: tuple[float, float]) -> dict:
@@ -59,6 +71,8 @@ def _assemble(fl: dict, quality, energy_fraction: float, name: str, meta: dict,
     M, C, kinds = fl["M"], fl["C"], fl["kinds"]
     fits = np.array([within(fl["latency"] + fl["agg"], float(b)) for b in fl["budgets"]], dtype=float)  # (C, M)
     energy_budget = energy_fraction * float(np.dot(fl["weight"], fits @ fl["energy"]))
+    if not np.isfinite(energy_budget):
+        raise InputError("--energy-fraction", ("", f"{energy_fraction!r} gives an infinite energy budget"))
     server_names = [f"{'orin' if k == 'jetson-agx-orin' else 'rtx4090'}-{s}" for s, k in enumerate(kinds)]
     expert_names = [f"llm{i}-{fl['params'][i]:.1f}b-q{fl['bits'][i]}" for i in range(M)]
     return Moe2Instance(
@@ -102,10 +116,7 @@ def generate_moe2(seed: int, experts: int = 8, categories: int = 3, *, orin_frac
         diminishing returns; ``a_{k,i}`` is the expert's general strength (grows
         with log model size, lower for 4-bit) times a category affinity.
     """
-    if not 1 <= experts <= (MAX_MODEL_EXPERTS if model else MAX_EXPERTS):
-        raise InputError("--experts", ("", f"must be in 1..{MAX_MODEL_EXPERTS if model else MAX_EXPERTS}, got {experts}"))
-    if categories < 1:
-        raise InputError("--categories", ("", f"must be >= 1, got {categories}"))
+    _check_sizes(experts, categories, energy_fraction, orin_fraction, MAX_MODEL_EXPERTS if model else MAX_EXPERTS)
     rng = np.random.default_rng(seed)
     M, C = int(experts), int(categories)
     fl = _fleet(rng, M, C, orin_fraction=orin_fraction, experts_per_server=experts_per_server, params_b=params_b,
@@ -173,11 +184,9 @@ def generate_moe2_gated(seed: int, experts: int = 8, categories: int = 3, *, que
         lower the mixture's quality, hence not monotone in general: these
         instances do not flatter greedy.
     """
-    if not 1 <= experts <= MAX_MODEL_EXPERTS:
-        raise InputError("--experts", ("", f"must be in 1..{MAX_MODEL_EXPERTS}, got {experts}"))
-    if categories < 1 or queries < 1 or features < 1:
-        raise InputError("--categories", ("", f"categories, queries and features must be >= 1, got "
-                                              f"{categories}, {queries}, {features}"))
+    _check_sizes(experts, categories, energy_fraction, fleet.get("orin_fraction", 0.5), MAX_MODEL_EXPERTS)
+    if queries < 1 or features < 1:
+        raise InputError("--queries", ("", f"queries and features must be >= 1, got {queries}, {features}"))
     if top_k is not None and not 1 <= top_k <= experts:
         raise InputError("--top-k", ("", f"must be in 1..{experts}, got {top_k}"))
     rng = np.random.default_rng(seed)

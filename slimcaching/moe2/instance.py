@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..validation import Collector, is_num, readonly
+from ..validation import Collector, as_float, brief, is_num, readonly
 from .bits import (MAX_MASK_BITS, bit_matrix, ids_of, mask_of, mask_sums, parse_subset_key, subset_key, subset_max,
                    subset_sums)
 from .gating import GatedMixtureQuality, gated_from_dict
@@ -287,8 +287,8 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
                                       f"commas, each in 0..{M - 1} (\"\" for the empty set)")
             ok = False
             continue
-        if not is_num(v) or not math.isfinite(float(v)):
-            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {v!r}")
+        if not is_num(v) or not math.isfinite(as_float(v)):
+            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {brief(v)}")
             ok = False
             continue
         table[mask] = float(v)
@@ -336,6 +336,18 @@ def _quality_model(c: Collector, q: Any, C: int, M: int) -> QualityModel | None:
         return gated_from_dict(c, q, "$.quality", C, M)
     c.add("$.quality.kind", f"must be 'table', 'noisy-or' or 'gated-mixture', got {kind!r}")
     return None
+
+
+def _check_finite_sums(c: Collector, weights: list[float], energy: list[float], latency: list[float],
+                       agg: float) -> None:
+    """Finite inputs must give finite results: the total energy and every selection's latency."""
+    with np.errstate(over="ignore"):
+        total = float(np.sum(weights)) * float(np.sum(energy))
+        slowest = max(latency, default=0.0) + agg
+    if not math.isfinite(total):
+        c.add("$.experts", "energies summed over all experts and categories overflow a float: use a larger unit")
+    if not math.isfinite(slowest):
+        c.add("$.aggregation_delay", "latency plus aggregation delay overflows a float: use a larger unit")
 
 
 def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
@@ -434,6 +446,8 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
                 tables.append(None)
             elif experts is not None and 0 < M <= MAX_EXPERTS:
                 tables.append(_quality_table(c, cat["quality"], f"{p}.quality", M))
+    if not c.problems:
+        _check_finite_sums(c, weights, e_list, d_list, agg)
     model: QualityModel | None = None
     if v2 and "quality" not in d:
         c.add("$.quality", "missing required field 'quality' (an object with kind 'table', 'noisy-or' or "
@@ -460,10 +474,19 @@ def read_moe2_instance(path: str | os.PathLike) -> Moe2Instance:
 
 
 def write_moe2_instance(instance: Moe2Instance, path: str | os.PathLike) -> None:
-    """Write ``instance`` (format 1 or 2, see :meth:`Moe2Instance.to_dict`; gzip when the name ends in ``.gz``)."""
+    """Write ``instance`` (format 1 or 2, see :meth:`Moe2Instance.to_dict`; gzip when the name ends in ``.gz``).
+
+    Raises
+    ------
+    InputError
+        ``instance`` breaks a rule of the reader (it is checked first, so no
+        file is written that :func:`read_moe2_instance` would reject).
+    """
     from ..fileio import write_json
 
-    write_json(instance.to_dict(), path, indent=None)
+    doc = instance.to_dict()
+    moe2_from_dict(doc, file=os.fspath(path))
+    write_json(doc, path, indent=None)
 
 
 # ------------------------------------------------------------------ selections
