@@ -301,3 +301,21 @@ def test_dmo_bound_at_the_time_limit_is_a_bound_on_learned_gates(master):
     r = dmo(inst, master=master, time_limit=1e-4)
     assert r.status is Status.TIME_LIMIT and r.feasible
     assert r.objective <= opt + 1e-12 and r.bound is not None and r.bound >= opt
+
+
+def test_runner_reads_format_2_and_dmo_is_exact_on_learned_gates(tmp_path):
+    from slimcaching.analysis.report import load_frame, with_ratios
+    from slimcaching.analysis.runner import run_sweep
+
+    (tmp_path / "g").mkdir()
+    for s in range(2):
+        write_moe2_instance(generate_moe2_gated(s, experts=5, categories=2, queries=12, top_k=2,
+                                                energy_accounting="per-query"), tmp_path / "g" / f"g{s}.json")
+    db = tmp_path / "r.sqlite"
+    run_sweep([tmp_path / "g"], "dmo,greedy,exhaustive", db=db, progress=False)
+    m = with_ratios(load_frame(db)).set_index(["instance_hash", "name"])
+    assert len(m) == 6
+    for h in set(m.index.get_level_values(0)):
+        assert m.loc[(h, "exhaustive")]["proven"]
+        assert m.loc[(h, "dmo")]["ratio"] == pytest.approx(1.0, abs=1e-9)
+        assert m.loc[(h, "greedy")]["ratio"] <= 1 + 1e-9
