@@ -43,7 +43,8 @@ from slimcaching.moe2.gating import GatedMixtureQuality, restriction_gap
 from slimcaching.moe2.generator import generate_moe2, generate_moe2_gated
 from slimcaching.result import Status
 
-from .perf_moe2 import SCENARIOS, machine
+from .perf_moe2 import SCENARIOS
+from .timing import Timing, machine, single_threaded
 
 __all__ = ["main", "cpu_seconds", "speed", "masters", "large", "greedy_ratios"]
 
@@ -58,13 +59,6 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     c = cpu_seconds()
     out = fn()
     return cpu_seconds() - c, out
-
-
-def _med_iqr(v: list[float]) -> tuple[float, float]:
-    if len(v) == 1:
-        return v[0], 0.0
-    q = statistics.quantiles(v, n=4, method="inclusive")
-    return statistics.median(v), q[2] - q[0]
 
 
 def _candidates(inst) -> int:
@@ -97,7 +91,8 @@ def speed(sizes: list[int], *, categories: int, seeds: int, repeat: int, time_li
                             obj.setdefault(name, r.objective)
                 if len(obj) == 2 and abs(obj["dmo"] - obj["exact"]) > 1e-9 * max(1.0, abs(obj["exact"])):
                     agree = False
-            (md, iq_d), (mm, iq_m) = _med_iqr(t["dmo"]), _med_iqr(t["exact"])
+            td, tm = Timing(tuple(t["dmo"])), Timing(tuple(t["exact"]))
+            (md, iq_d), (mm, iq_m) = (td.median, td.iqr), (tm.median, tm.iqr)
             n = seeds * repeat
             lines.append(f"| {scenario} | {M} | {statistics.median(cands):.0f} | {md:.3f} [{iq_d:.3f}] | "
                          f"{mm:.3f} [{iq_m:.3f}] | {md / mm:.2f} | {statistics.median(calls['dmo']):.0f} | "
@@ -243,6 +238,13 @@ def main(argv: list[str] | None = None) -> None:
     if a.quick:
         a.sizes, a.seeds, a.repeat, a.master_sizes, a.large_sizes, a.greedy_sizes = "8", 1, 1, "8", "20", "6"
     sections = set(a.sections.split(","))
+    with single_threaded():  # BLAS on one thread, as in the other benchmarks (inherited by the solver child)
+        out = _sections(a, sections, ints)
+    out.append(f"Machine: {machine()}.")
+    print("\n\n".join(out))
+
+
+def _sections(a: argparse.Namespace, sections: set[str], ints: Callable[[str], list[int]]) -> list[str]:
     out = []
     if "speed" in sections:
         out.append(speed(ints(a.sizes), categories=a.categories, seeds=a.seeds, repeat=a.repeat,
@@ -255,8 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         out.append(restriction(ints(a.greedy_sizes), seeds=a.seeds))
     if "greedy" in sections:
         out.append(greedy_ratios(ints(a.greedy_sizes), categories=3, seeds=a.seeds, time_limit=a.time_limit))
-    out.append(f"Machine: {machine()}.")
-    print("\n\n".join(out))
+    return out
 
 
 if __name__ == "__main__":
