@@ -39,7 +39,7 @@ def brute_force(inst: Moe2Instance) -> float:
                 ok = False
                 break
             energy += inst.weight[k] * sum(inst.energy[i] for i in S)
-            value += inst.weight[k] * inst.quality[k, sum(1 << i for i in S)]
+            value += inst.weight[k] * inst.quality.value(k, sum(1 << i for i in S))
         if ok and energy <= _tol(inst.energy_budget):
             best = max(best, value)
     return best
@@ -172,7 +172,7 @@ def test_nothing_fits_gives_empty_selection_with_a_clear_status(name):
         assert r.selection == [[], []]
         assert r.status is Status.OPTIMAL and r.feasible
         assert r.message == NOTHING_FITS
-        assert r.objective == pytest.approx(float(np.dot(inst.weight, inst.quality[:, 0])))
+        assert r.objective == pytest.approx(float(np.dot(inst.weight, inst.table[:, 0])))
 
 
 def test_greedy_guarantee_on_submodular_instances(solved):
@@ -217,9 +217,9 @@ def test_time_limit_returns_incumbent_and_valid_bound():
 def test_counting_oracle_counts_distinct_evaluations():
     inst = generate_moe2(0, experts=3, categories=2)
     o = CountingOracle(inst)
-    assert o(0, 5) == inst.quality[0, 5] and o(0, 5) == inst.quality[0, 5]
+    assert o(0, 5) == inst.table[0, 5] and o(0, 5) == inst.table[0, 5]
     assert (o.calls, o.queries) == (1, 2)
-    np.testing.assert_array_equal(o.many(1, np.array([1, 1, 2])), inst.quality[1, [1, 1, 2]])
+    np.testing.assert_array_equal(o.many(1, np.array([1, 1, 2])), inst.table[1, [1, 1, 2]])
     assert (o.calls, o.queries) == (3, 5)
 
 
@@ -242,7 +242,7 @@ def test_unknown_algorithm_and_params_are_input_errors():
         get_moe2_algorithm("foo")
     with pytest.raises(InputError, match=r"unknown parameter\(s\) depth for dmo; valid: master"):
         dmo(inst, depth=3)
-    with pytest.raises(InputError, match=r"--param master: must be 'mckp' or 'joint', got 'lp'"):
+    with pytest.raises(InputError, match=r"--param master: must be one of 'mckp', 'joint', 'polyblock', got 'lp'"):
         dmo(inst, master="lp")
     with pytest.raises(InputError, match=r"unknown parameter\(s\) x for exact; valid: threads"):
         MOE2_ALGORITHMS["exact"](inst, x=1)

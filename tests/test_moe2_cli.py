@@ -94,7 +94,7 @@ def test_evaluate_exit_1_when_a_budget_is_violated(inst_file, tmp_path, capsys):
     (["moe2", "solve", "{garbage}", "--algorithm", "dmo"], r"garbage\.json: \$: not valid JSON"),
     (["moe2", "solve", "{caching}", "--algorithm", "dmo"], r"caching\.json: \$\.format: must be 'moe2-instance/1'"),
     (["moe2", "evaluate", "{inst}", "{badsel}"], r"badsel\.json: \$\.selection\['cat0'\]\[0\]: expert id must be in"),
-    (["moe2", "generate", "--seed", "1", "--experts", "17"], r"--experts must be <= 16, got 17"),
+    (["moe2", "generate", "--seed", "1", "--experts", "17"], r"--experts: must be <= 16 with --quality table \(a table has 2\*\*M entries per category\), got 17"),
     (["moe2", "generate", "--seed", "1", "--experts", "0"], r"--experts must be >= 1"),
     (["moe2", "generate"], r"the following arguments are required: --seed"),
     (["moe2"], r"required: moe2_command"),
@@ -125,3 +125,33 @@ def test_solve_passes_params_and_time_limit(inst_file, capsys):
     assert rc == 0 and d["params"] == {"time_limit": 30.0, "master": "joint"} and d["status"] == "optimal"
     rc, out2, _ = _run(capsys, ["moe2", "solve", inst_file, "--algorithm", "exact"])
     assert json.loads(out2)["objective"] == pytest.approx(d["objective"], abs=1e-9)
+
+
+def test_generate_gated_per_query_then_solve_and_evaluate(tmp_path, capsys):
+    inst, sel = tmp_path / "g.json", tmp_path / "sel.json"
+    assert main(["moe2", "generate", "--seed", "4", "--experts", "5", "--categories", "2", "--quality", "gated",
+                 "--queries", "12", "--top-k", "2", "--energy-accounting", "per-query", "-o", str(inst)]) == 0
+    back = read_moe2_instance(inst)
+    assert back.quality.kind == "gated-mixture" and back.quality.top_k == 2 and back.energy_accounting == "per-query"
+    rc, out, err = _run(capsys, ["moe2", "solve", inst, "--algorithm", "dmo", "-o", sel])
+    assert rc == 0 and err == ""
+    exh = MOE2_ALGORITHMS["exhaustive"](back)
+    assert json.loads(sel.read_text())["objective"] == pytest.approx(exh.objective, abs=1e-12)
+    rc, out, _ = _run(capsys, ["moe2", "evaluate", inst, sel])
+    d = json.loads(out)
+    assert rc == 0 and d["energy_accounting"] == "per-query" and d["feasible"] is True
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--top-k", "2"], "--top-k: --top-k and --energy-accounting per-query need --quality gated"),
+    (["--quality", "gated", "--experts", "3", "--top-k", "4"], "--top-k: must be in 1..3, got 4"),
+    (["--experts", "17"], "--experts: must be <= 16 with --quality table"),
+    (["--quality", "noisy-or", "--experts", "63"], "--experts must be <= 62, got 63"),
+])
+def test_generate_bad_options_exit_2_with_one_line(capsys, argv, match):
+    try:
+        rc = main(["moe2", "generate", "--seed", "1", *argv])
+    except SystemExit as exc:  # argparse's own range checks
+        rc = exc.code
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err.strip().count("\n") == 0 and match in err

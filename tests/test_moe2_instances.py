@@ -46,8 +46,8 @@ def _mut(fn) -> dict:
 def test_hand_instance_reads_into_flat_arrays():
     inst = moe2_from_dict(_base())
     assert (inst.M, inst.C) == (3, 2)
-    assert inst.quality.shape == (2, 8)
-    assert inst.quality[0, mask_of([0, 2])] == pytest.approx(2 / 3)
+    assert inst.table.shape == (2, 8)
+    assert inst.table[0, mask_of([0, 2])] == pytest.approx(2 / 3)
     assert list(inst.expert_server) == [1, 0, 1]
     # d_i + a <= D_k: category a (1.2) admits experts 0 (0.6) and 1 (1.1); b admits all
     assert list(inst.allowed_masks()) == [0b011, 0b111]
@@ -167,16 +167,16 @@ def test_generator_is_seeded_heterogeneous_and_monotone():
         masks = np.arange(1 << inst.M)
         for i in range(inst.M):
             w = masks[(masks >> i) & 1 == 0]
-            gain = inst.quality[:, w | 1 << i] - inst.quality[:, w]
+            gain = inst.table[:, w | 1 << i] - inst.table[:, w]
             assert (gain >= 0).all()
             # diminishing returns: the gain of i shrinks as the set grows
             for j in range(inst.M):
                 if j != i:
                     ww = w[(w >> j) & 1 == 0]
-                    g_small = inst.quality[:, ww | 1 << i] - inst.quality[:, ww]
-                    g_large = inst.quality[:, ww | 1 << i | 1 << j] - inst.quality[:, ww | 1 << j]
+                    g_small = inst.table[:, ww | 1 << i] - inst.table[:, ww]
+                    g_large = inst.table[:, ww | 1 << i | 1 << j] - inst.table[:, ww | 1 << j]
                     assert (g_large <= g_small + 1e-12).all()
-        assert (inst.quality[:, 0] == 0).all() and (inst.quality <= 1).all()
+        assert (inst.table[:, 0] == 0).all() and (inst.table <= 1).all()
         # every category admits at least its fastest expert
         assert all(m for m in inst.allowed_masks())
 
@@ -206,7 +206,7 @@ def _definition(inst, sel):
     obj = energy = 0.0
     lat_ok = True
     for k, ids in enumerate(sel):
-        obj += inst.weight[k] * inst.quality[k, sum(1 << i for i in ids)]
+        obj += inst.weight[k] * inst.quality.value(k, sum(1 << i for i in ids))
         energy += inst.weight[k] * sum(inst.energy[i] for i in ids)
         if ids:
             lat = max(inst.latency[i] for i in ids) + inst.aggregation_delay

@@ -361,9 +361,10 @@ def test_the_runner_loads_no_solver_until_a_run_needs_one():
     import sys
 
     from slimcaching.analysis.families import FAMILIES
-    from slimcaching.moe2.instance import MOE2_FORMAT
+    from slimcaching.moe2.instance import MOE2_FORMAT, MOE2_FORMATS
 
-    assert FAMILIES["moe2"].accepts(MOE2_FORMAT) and not FAMILIES["moe2"].accepts("slimcaching-instance/1")
+    assert all(FAMILIES["moe2"].accepts(f) for f in MOE2_FORMATS) and MOE2_FORMAT in MOE2_FORMATS
+    assert not FAMILIES["moe2"].accepts("slimcaching-instance/1")
     out = subprocess.run([sys.executable, "-c", "import sys, slimcaching.analysis.runner, slimcaching.analysis.worker;"
                           "print(sorted(m for m in ('pyomo', 'highspy', 'slimcaching.moe2') if m in sys.modules))"],
                          capture_output=True, text=True, check=True).stdout

@@ -168,11 +168,11 @@ class _Imported:
     otherwise pay.  Only the format tag is known without the import.
     """
 
-    def __init__(self, name: str, fmt: str, target: str):
-        self.name, self._fmt, self._target, self._family = name, fmt, target, None
+    def __init__(self, name: str, formats: tuple[str, ...], target: str):
+        self.name, self._formats, self._target, self._family = name, formats, target, None
 
     def accepts(self, fmt: str) -> bool:
-        return fmt == self._fmt
+        return fmt in self._formats
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
@@ -185,9 +185,10 @@ class _Imported:
         return getattr(self._family, attr)
 
 
-#: ``moe2-instance/1`` is :data:`slimcaching.moe2.instance.MOE2_FORMAT` (a test checks they agree).
+#: The MoE² formats are :data:`slimcaching.moe2.instance.MOE2_FORMATS` (a test checks they agree).
 FAMILIES: dict[str, Family] = {"caching": CachingFamily(),
-                               "moe2": _Imported("moe2", "moe2-instance/1", "slimcaching.moe2.family:Moe2Family")}
+                               "moe2": _Imported("moe2", ("moe2-instance/1", "moe2-instance/2"),
+                                                 "slimcaching.moe2.family:Moe2Family")}
 
 
 def __getattr__(name: str) -> Any:  # ``Moe2Family`` stays importable from here, loaded on use

@@ -5,10 +5,13 @@ shared core: :mod:`slimcaching.errors`, :mod:`slimcaching.result`,
 :mod:`slimcaching.validation`, :mod:`slimcaching.fileio`,
 :mod:`slimcaching.solvers`):
 
+* :mod:`.bits` -- subsets as bit masks;
+* :mod:`.quality`, :mod:`.gating` -- quality oracles: table, noisy-OR, callable, learned softmax gate;
 * :mod:`.instance` -- data model, validation, I/O, the family's one evaluator;
-* :mod:`.generator` -- seeded instances of heterogeneous edge LLMs;
+* :mod:`.generator` -- seeded instances of heterogeneous edge LLMs (noisy-OR or learned gate);
 * :mod:`.common` -- the result type, the counting oracle, start and finish of every method;
 * :mod:`.milp` -- the subset-choice MILP (HiGHS);
+* :mod:`.dmo` -- discrete monotonic optimisation: the mckp, joint and polyblock masters;
 * :mod:`.algorithms` -- DMO, exhaustive search, the MILP, baselines, and the registry;
 * :mod:`.family` -- the adapter the analysis runner uses;
 * :mod:`.cli` -- ``slimcaching moe2 generate|solve|evaluate``.
@@ -19,8 +22,8 @@ from __future__ import annotations
 
 from .algorithms import MOE2_ALGORITHMS, get_moe2_algorithm
 from .common import CountingOracle, Moe2Result
-from .generator import generate_moe2
+from .generator import generate_moe2, generate_moe2_gated
 from .instance import Moe2Instance, evaluate_moe2, moe2_from_dict, read_moe2_instance, write_moe2_instance
 
 __all__ = ["Moe2Instance", "Moe2Result", "CountingOracle", "MOE2_ALGORITHMS", "get_moe2_algorithm",
-           "generate_moe2", "evaluate_moe2", "moe2_from_dict", "read_moe2_instance", "write_moe2_instance"]
+           "generate_moe2", "generate_moe2_gated", "evaluate_moe2", "moe2_from_dict", "read_moe2_instance", "write_moe2_instance"]

@@ -24,10 +24,25 @@ _EXAMPLES = {
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generator import generate_moe2
+    from ..errors import InputError
+    from .generator import generate_moe2, generate_moe2_gated
 
-    inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
-                         energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction)
+    from .instance import MAX_EXPERTS
+
+    if args.quality == "table" and args.experts > MAX_EXPERTS:
+        raise InputError("--experts", ("", f"must be <= {MAX_EXPERTS} with --quality table (a table has 2**M "
+                                           f"entries per category), got {args.experts}; --quality noisy-or or "
+                                           "gated allows more"))
+    if args.quality != "gated" and (args.top_k is not None or args.energy_accounting != "pool"):
+        raise InputError("--top-k", ("", "--top-k and --energy-accounting per-query need --quality gated"))
+    if args.quality == "gated":
+        inst = generate_moe2_gated(args.seed, experts=args.experts, categories=args.categories,
+                                   energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction,
+                                   queries=args.queries, top_k=args.top_k, energy_accounting=args.energy_accounting)
+    else:
+        inst = generate_moe2(args.seed, experts=args.experts, categories=args.categories,
+                             energy_fraction=args.energy_fraction, orin_fraction=args.orin_fraction,
+                             model=args.quality == "noisy-or")
     if args.output:
         from .instance import write_moe2_instance
 
@@ -68,7 +83,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the ``moe2`` command (sub-actions generate / solve / evaluate) to the top-level subparsers."""
     from .algorithms import MOE2_ALGORITHMS
-    from .instance import MAX_EXPERTS
+    from .instance import MAX_EXPERTS, MAX_MODEL_EXPERTS
 
     p = add_command(sub, "moe2", "MoE² edge LLM expert selection: generate, solve, evaluate", lambda a: 2,
                     "slimcaching moe2 generate --seed 1 --output moe2.json && "
@@ -81,14 +96,25 @@ def register(sub) -> None:
     q = action("generate", "generate a seeded MoE² instance (Jetson AGX Orin and RTX 4090 class servers)",
                cmd_generate, outputs=["output"])
     q.add_argument("--seed", type=seed(), required=True, help="seed of every random choice of the generator")
-    q.add_argument("--experts", type=int_at_least("--experts", 1, MAX_EXPERTS), default=8, metavar="M",
-                   help=f"number of LLM experts, at most {MAX_EXPERTS}")
+    q.add_argument("--experts", type=int_at_least("--experts", 1, MAX_MODEL_EXPERTS), default=8, metavar="M",
+                   help=f"number of LLM experts: at most {MAX_EXPERTS} with --quality table, {MAX_MODEL_EXPERTS} "
+                        "otherwise")
     q.add_argument("--categories", type=int_at_least("--categories", 1), default=3, metavar="C",
                    help="number of application categories")
     q.add_argument("--energy-fraction", type=positive_float("--energy-fraction"), default=0.3,
                    help="energy budget as a fraction of the energy of all latency-feasible experts")
     q.add_argument("--orin-fraction", type=fraction("--orin-fraction"), default=0.5,
                    help="share of Jetson AGX Orin class servers, in [0, 1]")
+    q.add_argument("--quality", choices=["table", "noisy-or", "gated"], default="table",
+                   help="table: noisy-OR tabulated over all 2**M subsets (moe2-instance/1); noisy-or: the same "
+                        "as a model; gated: a softmax gate learned from synthetic per-query correctness of "
+                        "complementary experts (not monotone, not submodular)")
+    q.add_argument("--queries", type=int_at_least("--queries", 1), default=48,
+                   help="validation queries per category with --quality gated")
+    q.add_argument("--top-k", type=int_at_least("--top-k", 1), default=None, metavar="K",
+                   help="per-query top-k routing inside the pool, with --quality gated (default: every member runs)")
+    q.add_argument("--energy-accounting", choices=["pool", "per-query"], default="pool",
+                   help="charge every pool member (pool) or the experts that run per query (per-query)")
     q.add_argument("--output", "-o", help="instance file, .json or .json.gz (default: stdout)")
 
     q = action("solve", "select experts per category; prints one JSON object (also a moe2-selection/1 file)",

@@ -89,34 +89,103 @@ class Moe2Result:
 
 
 class CountingOracle:
-    """Memoised access to ``q_k(S)`` that counts evaluations.
+    """Memoised access to ``q_k(S)`` (and the per-request energy ``eps_k(S)``) that counts evaluations.
 
-    ``calls`` counts distinct ``(k, S)`` evaluated (what an expensive
-    measurement of a mixture's quality would cost); ``queries`` counts every
-    lookup, repeats included.
+    ``calls`` counts distinct ``(k, S)`` evaluated: what an expensive
+    measurement of a mixture's quality costs.  Under per-query accounting one
+    evaluation also routes the validation queries, which gives ``eps_k(S)``,
+    so a subset costs one call whichever of the two is asked first.
+    ``bound_calls`` counts distinct box bounds ``(k, lo, hi)`` asked of a model
+    that is not proven monotone (a monotone model's bound is ``q_k(hi)``, one
+    ordinary call).  ``queries`` counts every lookup, repeats included.
+
+    Up to 16 experts the memo is a ``(C, 2**M)`` array; beyond, a dictionary.
     """
 
     def __init__(self, instance: Moe2Instance):
-        self._q = instance.quality
-        self._seen = np.zeros(self._q.shape, dtype=bool)
+        self.instance = instance
+        self.model = instance.quality
+        self.routed = instance.energy_accounting == "per-query" and self.model.routes_per_query
+        self.assume_monotone = False
         self.calls = 0
+        self.bound_calls = 0
         self.queries = 0
+        self._dense = instance.M <= 16
+        if self._dense:
+            self._seen = np.zeros((instance.C, 1 << instance.M), dtype=bool)
+            self._val = np.zeros((instance.C, 1 << instance.M))
+            self._en = np.zeros((instance.C, 1 << instance.M)) if self.routed else None
+        else:
+            self._memo: list[dict[int, tuple[float, float]]] = [{} for _ in range(instance.C)]
+        self._bounds: dict[tuple[int, int, int], float] = {}
 
-    def __call__(self, k: int, mask: int) -> float:
-        self.queries += 1
-        if not self._seen[k, mask]:
-            self._seen[k, mask] = True
-            self.calls += 1
-        return float(self._q[k, mask])
+    def _compute(self, k: int, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Evaluate distinct unseen ``masks`` of category ``k`` (counted)."""
+        self.calls += len(masks)
+        vals = self.model.values(k, masks)
+        en = self.model.usage(k, masks) @ self.instance.energy if self.routed else None
+        return vals, en
 
     def many(self, k: int, masks: np.ndarray) -> np.ndarray:
         """``q_k`` of every mask in ``masks`` (vectorised, counted)."""
-        masks = np.asarray(masks, dtype=np.int64)
+        return self._lookup(k, masks)[0]
+
+    def many_energy(self, k: int, masks: np.ndarray) -> np.ndarray:
+        """``eps_k`` (per request, without ``lambda_k``) of every mask, under the instance's accounting."""
+        if not self.routed:
+            return self.instance.mask_energy(np.asarray(masks, dtype=np.int64))
+        return self._lookup(k, masks)[1]
+
+    def _lookup(self, k: int, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        masks = np.asarray(masks, dtype=np.int64).reshape(-1)
         self.queries += len(masks)
-        new = ~self._seen[k, masks]
-        self.calls += int(np.unique(masks[new]).size)
-        self._seen[k, masks] = True
-        return self._q[k, masks].astype(float)
+        if self._dense:
+            new = np.unique(masks[~self._seen[k, masks]])
+            if len(new):
+                vals, en = self._compute(k, new)
+                self._val[k, new] = vals
+                if en is not None:
+                    self._en[k, new] = en
+                self._seen[k, new] = True
+            return self._val[k, masks], (self._en[k, masks] if self.routed else None)
+        memo = self._memo[k]
+        new = np.array(sorted({int(m) for m in masks if int(m) not in memo}), dtype=np.int64)
+        if len(new):
+            vals, en = self._compute(k, new)
+            for j, m in enumerate(new.tolist()):
+                memo[m] = (float(vals[j]), float(en[j]) if en is not None else 0.0)
+        got = [memo[int(m)] for m in masks]
+        return (np.array([g[0] for g in got], dtype=np.float64),
+                np.array([g[1] for g in got], dtype=np.float64) if self.routed else None)
+
+    def __call__(self, k: int, mask: int) -> float:
+        if self._dense:
+            self.queries += 1
+            if not self._seen[k, mask]:
+                self._lookup(k, np.array([mask]))
+                self.queries -= 1
+            return float(self._val[k, mask])
+        return float(self._lookup(k, np.array([mask]))[0][0])
+
+    def energy(self, k: int, mask: int) -> float:
+        """``eps_k(S)`` of one mask (see :meth:`many_energy`)."""
+        return float(self.many_energy(k, np.array([mask]))[0])
+
+    def upper(self, k: int, lo: int, hi: int) -> float:
+        """A bound on ``max { q_k(T) : lo <= T <= hi }``: ``q_k(hi)`` when the model is proven monotone.
+
+        With ``assume_monotone`` set, ``q_k(hi)`` is returned for any model: the
+        reading of a paper that takes monotonicity for granted, not a bound.
+        """
+        if self.model.monotone or self.assume_monotone:
+            return self(k, hi)
+        self.queries += 1
+        key = (k, int(lo), int(hi))
+        b = self._bounds.get(key)
+        if b is None:
+            b = self._bounds[key] = float(self.model.upper(k, int(lo), int(hi)))
+            self.bound_calls += 1
+        return b
 
 
 def _no_params(name: str, params: dict, valid: tuple[str, ...] = ()) -> None:
@@ -140,6 +209,8 @@ def _finish(instance: Moe2Instance, masks: Any, *, algorithm: str, status: Statu
     info = dict(info or {})
     if oracle is not None:
         info["oracle_queries"] = oracle.queries
+        if oracle.bound_calls:
+            info["bound_calls"] = oracle.bound_calls
     return Moe2Result(
         algorithm=algorithm, status=Status(status), selection=[ids_of(int(m)) for m in masks],
         objective=ev.objective, energy=ev.energy, feasible=ev.feasible,
@@ -149,7 +220,7 @@ def _finish(instance: Moe2Instance, masks: Any, *, algorithm: str, status: Statu
     )
 
 
-def _usable(instance: Moe2Instance) -> np.ndarray:
+def _fitting(instance: Moe2Instance) -> np.ndarray:
     """``int64 (C,)``: experts fitting category ``k``'s latency budget whose energy alone fits ``E``."""
     allowed = instance.allowed_masks()
     out = np.zeros(instance.C, dtype=np.int64)
@@ -160,9 +231,22 @@ def _usable(instance: Moe2Instance) -> np.ndarray:
     return out
 
 
+def _usable(instance: Moe2Instance) -> np.ndarray:
+    """``int64 (C,)``: experts that can be in a feasible pool of category ``k``.
+
+    Pool accounting: those of :func:`_fitting` (a pool costs at least each
+    member).  Per-query accounting: every expert within the latency budget,
+    since a rarely routed expert may join a pool that fits although it does
+    not fit alone.
+    """
+    if instance.energy_accounting == "per-query" and instance.quality.routes_per_query:
+        return instance.allowed_masks()
+    return _fitting(instance)
+
+
 def _trivial(instance: Moe2Instance, name: str, t0: float, params: dict, seed: int | None) -> Moe2Result | None:
     """The result when nothing fits (empty selection, optimal), else ``None``."""
-    if np.any(_usable(instance)):
+    if np.any(_fitting(instance)):  # else every pool costs more than E: each request runs some member
         return None
     oracle = CountingOracle(instance)
     value = sum(instance.weight[k] * oracle(k, 0) for k in range(instance.C))

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InputError
 from .algorithms import MOE2_ALGORITHMS
-from .instance import MOE2_FORMAT, Moe2Instance, moe2_from_dict
+from .instance import MOE2_FORMATS, Moe2Instance, moe2_from_dict
 
 __all__ = ["Moe2Family"]
 
@@ -22,7 +22,7 @@ class Moe2Family:
     exact_names = ("exact", "exhaustive")
 
     def accepts(self, fmt: str) -> bool:
-        return fmt == MOE2_FORMAT
+        return fmt in MOE2_FORMATS
 
     def from_dict(self, data: Any, file: str) -> Moe2Instance:
         return moe2_from_dict(data, file)

@@ -2,7 +2,7 @@
 
 ``M`` heterogeneous LLM experts run on edge servers; expert ``i`` costs energy
 ``e_i`` (J) and latency ``d_i`` (s) per request.  Each application category
-``k`` (weight ``lambda_k > 0``, latency budget ``D_k``) selects a subset
+``k`` (weight ``lambda_k > 0``, latency budget ``D_k``) selects a pool
 ``S_k`` of experts whose outputs a gating network mixes.  A selection
 ``(S_1, ..., S_C)`` is *feasible* when
 
@@ -10,24 +10,33 @@
   where ``a`` is the aggregation delay.  The gate runs for every non-empty
   selection, so ``a`` applies to a single expert too; the empty selection
   serves nothing and has latency ``0`` (always within budget);
-* energy, coupling all categories: ``sum_k lambda_k sum_{i in S_k} e_i <= E``.
+* energy, coupling all categories: ``sum_k lambda_k eps_k(S_k) <= E``, where the
+  per-request energy ``eps_k`` is charged by the instance's *accounting*:
+  ``"pool"`` (default) ``eps_k(S) = sum_{i in S} e_i``, every pool member
+  runs; ``"per-query"`` ``eps_k(S) = sum_i u_{k,i}(S) e_i`` with ``u_{k,i}(S)`` the
+  share of category ``k``'s validation queries on which expert ``i`` runs
+  (a per-query top-k gate runs only part of the pool).
 
-The objective, maximised, is ``sum_k lambda_k q_k(S_k)`` with ``q_k`` a
-monotone non-decreasing set function given as a table over all ``2**M``
-subsets (``q_k(empty)`` is part of the table).  The empty selection is always
-feasible, so every instance has an optimum.
+The objective, maximised, is ``sum_k lambda_k q_k(S_k)``, with ``q_k`` given by a
+quality model (:mod:`slimcaching.moe2.quality`, :mod:`slimcaching.moe2.gating`):
+a table over all ``2**M`` subsets, a noisy-OR model, the mixture of a learned
+gate, or a Python callable.  The empty selection is always feasible, so every
+instance has an optimum.
 
-In memory, subsets are bit masks (bit ``i`` set <=> expert ``i`` selected) and
-the quality tables are one ``float64 (C, 2**M)`` array indexed by mask.  In
-files (``"format": "moe2-instance/1"``, see ``docs/moe2.md``) a subset is the
-string of its sorted expert ids joined by commas (``""`` for the empty set,
-``"0,2,5"``).
+In memory, subsets are bit masks (bit ``i`` set <=> expert ``i`` selected,
+:mod:`slimcaching.moe2.bits`).  In files (``docs/moe2.md``) a table instance
+is ``"format": "moe2-instance/1"`` (a subset is the string of its sorted
+expert ids joined by commas, ``""`` for the empty set, ``"0,2,5"``); an
+instance with a quality model or per-query accounting is
+``"format": "moe2-instance/2"``.
 
 Budgets are compared with the tolerance of :func:`within`, the one place
 feasibility is decided, so every algorithm, the MILP and the evaluator agree.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -36,11 +45,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..fileio import content_hash
 from ..validation import Collector, as_float, brief, is_num, readonly
+from .bits import (MAX_MASK_BITS, bit_matrix, ids_of, mask_of, mask_sums, parse_subset_key, subset_key, subset_max,
+                   subset_sums)
+from .gating import GatedMixtureQuality, gated_from_dict
+from .quality import (MONOTONE_TOL, NoisyOrQuality, QualityModel, TableQuality, noisy_or_from_dict,
+                      table_monotone_violations)
 
 __all__ = [
-    "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "SELECTION_FORMAT", "MAX_EXPERTS", "MONOTONE_TOL",
+    "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "MOE2_FORMAT_V2", "MOE2_FORMATS", "SELECTION_FORMAT",
+    "MAX_EXPERTS", "MAX_MODEL_EXPERTS", "MONOTONE_TOL", "ACCOUNTINGS",
     "within", "subset_key", "parse_subset_key", "mask_of", "ids_of", "subset_sums", "subset_max",
     "moe2_from_dict", "read_moe2_instance", "write_moe2_instance",
     "selection_from_dict", "read_selection", "selection_to_dict", "normalise_selection",
@@ -48,77 +62,19 @@ __all__ = [
 ]
 
 MOE2_FORMAT = "moe2-instance/1"
+MOE2_FORMAT_V2 = "moe2-instance/2"
+MOE2_FORMATS = (MOE2_FORMAT, MOE2_FORMAT_V2)
 SELECTION_FORMAT = "moe2-selection/1"
 MAX_EXPERTS = 16          # quality tables hold 2**M entries per category
-MONOTONE_TOL = 1e-12      # q(S | {i}) >= q(S) - MONOTONE_TOL
+MAX_MODEL_EXPERTS = MAX_MASK_BITS  # a quality model costs what it costs; masks are int64
+SUBSET_ENERGY_MAX_M = 20  # up to here the 2**M table of subset energies is cached
+ACCOUNTINGS = ("pool", "per-query")
 FEAS_RTOL = 1e-9          # budgets: value <= budget + FEAS_RTOL * max(1, |budget|)
 
 
 def within(value: float | np.ndarray, budget: float) -> bool | np.ndarray:
     """``value <= budget`` up to a relative tolerance of ``1e-9`` (the one feasibility test)."""
     return value <= budget + FEAS_RTOL * max(1.0, abs(float(budget)))
-
-
-# ------------------------------------------------------------------ subsets as bit masks
-def subset_key(mask: int) -> str:
-    """File key of a subset: sorted expert ids joined by commas (``""`` for the empty set)."""
-    return ",".join(str(i) for i in ids_of(mask))
-
-
-def ids_of(mask: int) -> list[int]:
-    """Sorted expert ids of a bit mask."""
-    mask = int(mask)
-    out, i = [], 0
-    while mask:
-        if mask & 1:
-            out.append(i)
-        mask >>= 1
-        i += 1
-    return out
-
-
-def mask_of(ids: Sequence[int]) -> int:
-    m = 0
-    for i in ids:
-        m |= 1 << int(i)
-    return m
-
-
-def parse_subset_key(key: str, M: int) -> int | None:
-    """Mask of a canonical key, or ``None`` when ``key`` is not canonical for ``M`` experts."""
-    if key == "":
-        return 0
-    prev, mask = -1, 0
-    for part in key.split(","):
-        # ASCII digits only: str.isdigit() also accepts '١' (Arabic-Indic one) and '²', which
-        # int() reads as 1 or rejects; at most two digits, as M <= 16
-        if not (part.isascii() and part.isdigit()) or len(part) > 2 or (len(part) > 1 and part[0] == "0"):
-            return None
-        i = int(part)
-        if i <= prev or i >= M:
-            return None
-        prev = i
-        mask |= 1 << i
-    return mask
-
-
-def subset_sums(values: np.ndarray) -> np.ndarray:
-    """``float64 (2**M,)``: ``out[mask] = sum_{i in mask} values[i]`` (vectorised doubling)."""
-    values = np.asarray(values, dtype=np.float64)
-    out = np.zeros(1 << len(values))
-    for i, v in enumerate(values):
-        out[1 << i: 2 << i] = out[: 1 << i] + v
-    return out
-
-
-def subset_max(values: np.ndarray, empty: float = 0.0) -> np.ndarray:
-    """``float64 (2**M,)``: ``out[mask] = max_{i in mask} values[i]`` (``empty`` for mask 0)."""
-    values = np.asarray(values, dtype=np.float64)
-    out = np.full(1 << len(values), float(empty))
-    for i, v in enumerate(values):
-        out[1 << i: 2 << i] = np.maximum(out[: 1 << i], v) if i else v
-    out[0] = empty
-    return out
 
 
 # ------------------------------------------------------------------ data model
@@ -138,10 +94,12 @@ class Moe2Instance:
     category_names : tuple of str (C,)
     weight : float64 (C,)           ``lambda_k > 0``.
     latency_budget : float64 (C,)   ``D_k``, s.
-    quality : float64 (C, 2**M)     ``q_k(S)`` indexed by bit mask, monotone.
+    quality : QualityModel          ``q_k(S)``; a ``float64 (C, 2**M)`` array indexed by
+                                    bit mask is accepted and becomes a :class:`TableQuality`.
     energy_budget : float           ``E``, J.
     aggregation_delay : float       ``a``, s, added to every non-empty selection.
     metadata : dict                 free-form provenance (generator parameters).
+    energy_accounting : str         ``"pool"`` or ``"per-query"`` (module docstring).
     """
 
     name: str
@@ -155,10 +113,11 @@ class Moe2Instance:
     category_names: tuple[str, ...]
     weight: np.ndarray
     latency_budget: np.ndarray
-    quality: np.ndarray
+    quality: QualityModel
     energy_budget: float
     aggregation_delay: float
     metadata: dict = field(default_factory=dict)
+    energy_accounting: str = "pool"
 
     def __post_init__(self) -> None:
         for n in ("server_names", "server_kinds", "expert_names", "category_names"):
@@ -166,10 +125,16 @@ class Moe2Instance:
         object.__setattr__(self, "expert_server", readonly(self.expert_server, np.int64))
         for n in ("server_power", "energy", "latency", "weight", "latency_budget"):
             object.__setattr__(self, n, readonly(getattr(self, n), np.float64))
-        q = readonly(self.quality, np.float64)
-        if q.shape != (len(self.category_names), 1 << len(self.expert_names)):
-            raise ValueError(f"quality must have shape (C, 2**M) = ({len(self.category_names)}, "
-                             f"{1 << len(self.expert_names)}), got {q.shape}")
+        q = self.quality
+        if not isinstance(q, QualityModel):
+            q = TableQuality(np.asarray(q, dtype=np.float64))
+        if (q.C, q.M) != (len(self.category_names), len(self.expert_names)):
+            raise ValueError(f"quality model has C = {q.C}, M = {q.M}; the instance has "
+                             f"C = {len(self.category_names)}, M = {len(self.expert_names)}")
+        if q.M > MAX_MODEL_EXPERTS:
+            raise ValueError(f"at most {MAX_MODEL_EXPERTS} experts (int64 masks), got {q.M}")
+        if self.energy_accounting not in ACCOUNTINGS:
+            raise ValueError(f"energy_accounting must be one of {ACCOUNTINGS}, got {self.energy_accounting!r}")
         object.__setattr__(self, "quality", q)
         object.__setattr__(self, "energy_budget", float(self.energy_budget))
         object.__setattr__(self, "aggregation_delay", float(self.aggregation_delay))
@@ -181,6 +146,13 @@ class Moe2Instance:
     @property
     def C(self) -> int:
         return len(self.category_names)
+
+    @property
+    def table(self) -> np.ndarray:
+        """``float64 (C, 2**M)``: the quality table (table instances only)."""
+        if not isinstance(self.quality, TableQuality):
+            raise TypeError(f"instance {self.name!r} has a {self.quality.kind} quality, not a table")
+        return self.quality.table
 
     def allowed_masks(self) -> np.ndarray:
         """``int64 (C,)``: experts that fit category ``k``'s latency budget, ``d_i + a <= D_k``.
@@ -195,18 +167,36 @@ class Moe2Instance:
         return out
 
     def subset_energy(self) -> np.ndarray:
-        """``float64 (2**M,)``: ``sum_{i in S} e_i`` per mask (cached)."""
+        """``float64 (2**M,)``: ``sum_{i in S} e_i`` per mask (cached; ``M <= 20`` only)."""
         v = self.__dict__.get("_subset_energy")
         if v is None:
+            if self.M > SUBSET_ENERGY_MAX_M:
+                raise ValueError(f"subset_energy() tabulates 2**M values; M = {self.M} is too many, "
+                                 "use mask_energy(masks)")
             v = readonly(subset_sums(self.energy), np.float64)
             object.__setattr__(self, "_subset_energy", v)
         return v
 
+    def mask_energy(self, masks: np.ndarray) -> np.ndarray:
+        """``float64 (n,)``: ``e(S) = sum_{i in S} e_i`` of each mask (the same numbers as :meth:`subset_energy`)."""
+        masks = np.asarray(masks, dtype=np.int64)
+        if self.M <= SUBSET_ENERGY_MAX_M:
+            return self.subset_energy()[masks]
+        return mask_sums(self.energy, masks).reshape(masks.shape)
+
+    def category_energy(self, k: int, masks: np.ndarray) -> np.ndarray:
+        """``float64 (n,)``: per-request energy ``eps_k(S)`` of category ``k`` under the instance's accounting."""
+        masks = np.asarray(masks, dtype=np.int64).reshape(-1)
+        if self.energy_accounting == "pool" or not self.quality.routes_per_query:
+            return self.mask_energy(masks)
+        return self.quality.usage(k, masks) @ self.energy
+
     def to_dict(self) -> dict[str, Any]:
-        """The ``moe2-instance/1`` JSON object (exact float round trip)."""
-        keys = [subset_key(m) for m in range(1 << self.M)]
+        """The JSON object: ``moe2-instance/1`` for a table with pool accounting, else ``moe2-instance/2``
+        (exact float round trip)."""
+        v1 = isinstance(self.quality, TableQuality) and self.energy_accounting == "pool"
         d: dict[str, Any] = {
-            "format": MOE2_FORMAT,
+            "format": MOE2_FORMAT if v1 else MOE2_FORMAT_V2,
             "name": self.name,
             "energy_budget": self.energy_budget,
             "aggregation_delay": self.aggregation_delay,
@@ -214,25 +204,54 @@ class Moe2Instance:
                         for n, k, p in zip(self.server_names, self.server_kinds, self.server_power)],
             "experts": [{"name": n, "server": self.server_names[s], "energy": float(e), "latency": float(t)}
                         for n, s, e, t in zip(self.expert_names, self.expert_server, self.energy, self.latency)],
-            "categories": [{"name": n, "weight": float(w), "latency_budget": float(b),
-                            "quality": dict(zip(keys, (float(x) for x in self.quality[k])))}
-                           for k, (n, w, b) in enumerate(zip(self.category_names, self.weight,
-                                                            self.latency_budget))],
+            "categories": [{"name": n, "weight": float(w), "latency_budget": float(b)}
+                           for n, w, b in zip(self.category_names, self.weight, self.latency_budget)],
         }
+        if v1:
+            for k, cat in enumerate(d["categories"]):
+                cat["quality"] = self.quality.category_dict(k)
+        else:
+            d["energy_accounting"] = self.energy_accounting
+            if isinstance(self.quality, TableQuality):
+                d["quality"] = {"kind": "table", "tables": [self.quality.category_dict(k) for k in range(self.C)]}
+            else:
+                d["quality"] = self.quality.to_dict()
         if self.metadata:
             d["metadata"] = self.metadata
         return d
 
     def content_hash(self) -> str:
-        """SHA-256 (hex, first 16 chars) of the problem data, independent of ``name`` and ``metadata``."""
+        """SHA-256 (hex, first 16 chars) of the problem data, independent of ``name`` and ``metadata``.
+
+        The scalars and names are hashed as canonical JSON and the quality
+        model's arrays as raw little-endian ``float64`` bytes (with their
+        shapes), so hashing costs about as much as reading the arrays once
+        (a few milliseconds for a 16-expert table) and two instances that
+        describe the same problem, read from a file or built in memory, share
+        a hash.
+        """
         h = self.__dict__.get("_hash")
         if h is None:
-            h = content_hash(self.to_dict())
+            head, arrays = self.quality.hash_parts()
+            doc = {"energy_budget": self.energy_budget, "aggregation_delay": self.aggregation_delay,
+                   "energy_accounting": self.energy_accounting,
+                   "servers": [[n, k, float(p)] for n, k, p in zip(self.server_names, self.server_kinds,
+                                                                   self.server_power)],
+                   "experts": [[n, int(s), float(e), float(t)] for n, s, e, t in
+                               zip(self.expert_names, self.expert_server, self.energy, self.latency)],
+                   "categories": [[n, float(w), float(b)] for n, w, b in
+                                  zip(self.category_names, self.weight, self.latency_budget)],
+                   "quality": head, "arrays": [list(a.shape) for a in arrays]}
+            sha = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+            for a in arrays:
+                sha.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
+            h = sha.hexdigest()[:16]
             object.__setattr__(self, "_hash", h)
         return h
 
     def __repr__(self) -> str:
-        return f"Moe2Instance(name={self.name!r}, M={self.M}, C={self.C}, E={self.energy_budget:.6g})"
+        return (f"Moe2Instance(name={self.name!r}, M={self.M}, C={self.C}, E={self.energy_budget:.6g}, "
+                f"quality={self.quality.kind})")
 
 
 # ------------------------------------------------------------------ validation
@@ -280,16 +299,7 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
         return None
     if not ok:
         return None
-    # monotone: q(S | {i}) >= q(S) - tol for every S and i not in S
-    masks = np.arange(n)
-    first = None
-    count = 0
-    for i in range(M):
-        without = masks[(masks >> i) & 1 == 0]
-        bad = without[table[without | (1 << i)] < table[without] - MONOTONE_TOL]
-        count += len(bad)
-        if len(bad) and first is None:
-            first = (int(bad[0]), int(bad[0]) | (1 << i), i)
+    count, first = table_monotone_violations(table)
     if first is not None:
         s, t, i = first
         more = f" ({count - 1} more such pair{'s' if count > 2 else ''})" if count > 1 else ""
@@ -297,6 +307,35 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
                     f"q({subset_key(s)!r}) = {float(table[s])!r} although adding expert {i} must not lower quality{more}")
         return None
     return table
+
+
+def _tables(c: Collector, tables: Any, path: str, C: int, M: int) -> TableQuality | None:
+    """``{"kind": "table", "tables": [one key -> value object per category]}`` (format 2)."""
+    if M > MAX_EXPERTS:
+        c.add("$.experts", f"at most {MAX_EXPERTS} experts with a quality table (2**M entries), got {M}")
+        return None
+    if not isinstance(tables, list) or len(tables) != C:
+        got = f"{len(tables)} entries" if isinstance(tables, list) else type(tables).__name__
+        c.add(f"{path}.tables", f"must be a list of {C} tables, one per category, got {got}")
+        return None
+    rows = [_quality_table(c, t, f"{path}.tables[{k}]", M) for k, t in enumerate(tables)]
+    return None if any(r is None for r in rows) else TableQuality(np.vstack(rows))
+
+
+def _quality_model(c: Collector, q: Any, C: int, M: int) -> QualityModel | None:
+    """The ``$.quality`` object of a ``moe2-instance/2`` file, by its ``kind``."""
+    if not isinstance(q, dict):
+        c.add("$.quality", f"must be an object with a 'kind', got {type(q).__name__}")
+        return None
+    kind = q.get("kind")
+    if kind == "table":
+        return _tables(c, q.get("tables"), "$.quality", C, M)
+    if kind == "noisy-or":
+        return noisy_or_from_dict(c, q, "$.quality", C, M)
+    if kind == "gated-mixture":
+        return gated_from_dict(c, q, "$.quality", C, M)
+    c.add("$.quality.kind", f"must be 'table', 'noisy-or' or 'gated-mixture', got {kind!r}")
+    return None
 
 
 def _check_finite_sums(c: Collector, weights: list[float], energy: list[float], latency: list[float],
@@ -312,7 +351,7 @@ def _check_finite_sums(c: Collector, weights: list[float], energy: list[float], 
 
 
 def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
-    """Validate a decoded ``moe2-instance/1`` object and build the instance.
+    """Validate a decoded ``moe2-instance/1`` or ``moe2-instance/2`` object and build the instance.
 
     Raises
     ------
@@ -323,14 +362,23 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
     if not isinstance(d, dict):
         raise InputError(file, ("$", f"must be a JSON object, got {type(d).__name__}"))
     fmt = d.get("format")
-    if fmt != MOE2_FORMAT:
-        raise InputError(file, ("$.format", f"must be {MOE2_FORMAT!r}, got {fmt!r}"))
+    if fmt not in MOE2_FORMATS:
+        raise InputError(file, ("$.format", f"must be {MOE2_FORMAT!r} or {MOE2_FORMAT_V2!r}, got {fmt!r}"))
+    v2 = fmt == MOE2_FORMAT_V2
     name = c.field(d, "name", "$", str, "a string")
     energy_budget = c.number(d, "energy_budget", "$", positive=False)
     agg = c.number(d, "aggregation_delay", "$", positive=False)
     servers = c.field(d, "servers", "$", list, "a list of servers")
     experts = c.field(d, "experts", "$", list, "a list of experts")
     cats = c.field(d, "categories", "$", list, "a list of categories")
+    accounting = "pool"
+    if v2:
+        accounting = d.get("energy_accounting", "pool")
+        if accounting not in ACCOUNTINGS:
+            c.add("$.energy_accounting", f"must be 'pool' or 'per-query', got {accounting!r}")
+    elif "quality" in d or "energy_accounting" in d:
+        c.add("$.quality" if "quality" in d else "$.energy_accounting",
+              f"belongs to format {MOE2_FORMAT_V2!r}; format {MOE2_FORMAT!r} has a quality table per category")
 
     server_names: list[str | None] = []
     kinds: list[str] = []
@@ -352,12 +400,14 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
     d_list: list[float] = []
     host: list[int] = []
     expert_names: list[str | None] = []
+    limit = MAX_MODEL_EXPERTS if v2 else MAX_EXPERTS
     if experts is not None:
         M = len(experts)
         if M == 0:
             c.add("$.experts", "must list at least one expert")
-        if M > MAX_EXPERTS:
-            c.add("$.experts", f"at most {MAX_EXPERTS} experts (quality tables have 2**M entries), got {M}")
+        if M > limit:
+            c.add("$.experts", f"at most {MAX_EXPERTS} experts (quality tables have 2**M entries), got {M}" if not v2
+                  else f"at most {MAX_MODEL_EXPERTS} experts (subsets are 64-bit masks), got {M}")
         expert_names = _names(c, experts, "$.experts")
         index = {n: j for j, n in enumerate(server_names) if n is not None}
         for j, x in enumerate(experts):
@@ -387,13 +437,23 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
             p = f"$.categories[{k}]"
             weights.append(c.number(cat, "weight", p, positive=True) or 0.0)
             budgets.append(c.number(cat, "latency_budget", p, positive=True) or 0.0)
-            if "quality" not in cat:
+            if v2:
+                if "quality" in cat:
+                    c.add(f"{p}.quality", f"not allowed in format {MOE2_FORMAT_V2!r}: the quality comes from "
+                                          "$.quality")
+            elif "quality" not in cat:
                 c.add(f"{p}.quality", "missing required field 'quality'")
                 tables.append(None)
             elif experts is not None and 0 < M <= MAX_EXPERTS:
                 tables.append(_quality_table(c, cat["quality"], f"{p}.quality", M))
     if not c.problems:
         _check_finite_sums(c, weights, e_list, d_list, agg)
+    model: QualityModel | None = None
+    if v2 and "quality" not in d:
+        c.add("$.quality", "missing required field 'quality' (an object with kind 'table', 'noisy-or' or "
+                           "'gated-mixture')")
+    elif v2 and not c.problems and cats:
+        model = _quality_model(c, d["quality"], len(cats), M)
     if c.problems:
         raise InputError(file, c.problems)
     meta = d.get("metadata", {})
@@ -401,20 +461,20 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
         name=name, server_names=server_names, server_kinds=kinds, server_power=power,
         expert_names=expert_names, expert_server=host, energy=e_list, latency=d_list,
         category_names=cat_names, weight=weights, latency_budget=budgets,
-        quality=np.vstack(tables), energy_budget=energy_budget, aggregation_delay=agg,
-        metadata=meta if isinstance(meta, dict) else {},
+        quality=model if v2 else TableQuality(np.vstack(tables)), energy_budget=energy_budget,
+        aggregation_delay=agg, metadata=meta if isinstance(meta, dict) else {}, energy_accounting=accounting,
     )
 
 
 def read_moe2_instance(path: str | os.PathLike) -> Moe2Instance:
-    """Read and validate a ``moe2-instance/1`` file (``.json`` or ``.json.gz``)."""
+    """Read and validate a ``moe2-instance/1`` or ``/2`` file (``.json`` or ``.json.gz``)."""
     from ..fileio import read_json
 
     return moe2_from_dict(read_json(path), file=str(path))
 
 
 def write_moe2_instance(instance: Moe2Instance, path: str | os.PathLike) -> None:
-    """Write ``instance`` as ``moe2-instance/1`` (gzip when the name ends in ``.gz``).
+    """Write ``instance`` (format 1 or 2, see :meth:`Moe2Instance.to_dict`; gzip when the name ends in ``.gz``).
 
     Raises
     ------
@@ -516,12 +576,19 @@ class Moe2Evaluation:
     Attributes
     ----------
     objective : float            ``sum_k lambda_k q_k(S_k)``.
-    energy : float               ``sum_k lambda_k sum_{i in S_k} e_i``.
+    energy : float               ``sum_k lambda_k eps_k(S_k)`` under the instance's accounting.
     feasible : bool              both budgets hold (tolerance of :func:`within`).
     energy_ok : bool
     latency : float64 (C,)       ``max_{i in S_k} d_i + a`` (``0`` for the empty set).
     latency_ok : bool (C,)
     quality : float64 (C,)       ``q_k(S_k)``.
+    accounting : str             ``"pool"`` or ``"per-query"``.
+    energy_pool : float64 (C,)   ``e(S_k)``: per-request energy if every pool member runs.
+    energy_routed : float64 (C,) per-request energy of the experts that actually run
+                                 (mean over the validation queries; ``= energy_pool`` for dense gating).
+    latency_routed_mean, latency_routed_max : float64 (C,)
+                                 mean and largest latency over the validation queries of the
+                                 experts that actually run, ``+ a`` (``= latency`` for dense gating).
     """
 
     objective: float
@@ -531,28 +598,62 @@ class Moe2Evaluation:
     latency: np.ndarray
     latency_ok: np.ndarray
     quality: np.ndarray
+    accounting: str = "pool"
+    energy_pool: np.ndarray | None = None
+    energy_routed: np.ndarray | None = None
+    latency_routed_mean: np.ndarray | None = None
+    latency_routed_max: np.ndarray | None = None
 
     def to_dict(self, instance: Moe2Instance, masks: Sequence[int]) -> dict[str, Any]:
         return {
             "objective": self.objective, "energy": self.energy, "energy_budget": instance.energy_budget,
-            "feasible": self.feasible, "energy_ok": self.energy_ok,
+            "energy_accounting": self.accounting, "feasible": self.feasible, "energy_ok": self.energy_ok,
             "categories": {n: {"selection": ids_of(int(m)), "quality": float(q), "latency": float(t),
-                               "latency_budget": float(b), "latency_ok": bool(ok)}
-                           for n, m, q, t, b, ok in zip(instance.category_names, masks, self.quality,
-                                                        self.latency, instance.latency_budget, self.latency_ok)},
+                               "latency_budget": float(b), "latency_ok": bool(ok), "energy_pool": float(ep),
+                               "energy_routed": float(er), "latency_routed_mean": float(lm),
+                               "latency_routed_max": float(lx)}
+                           for n, m, q, t, b, ok, ep, er, lm, lx in zip(
+                               instance.category_names, masks, self.quality, self.latency,
+                               instance.latency_budget, self.latency_ok, self.energy_pool, self.energy_routed,
+                               self.latency_routed_mean, self.latency_routed_max)},
         }
 
 
+def _routed_latency(instance: Moe2Instance, k: int, mask: int, pool_latency: float) -> tuple[float, float]:
+    """Mean and largest latency (``+ a``) over category ``k``'s validation queries of the experts that run."""
+    q = instance.quality
+    if mask == 0 or not q.routes_per_query:
+        return pool_latency, pool_latency
+    run = q.runs(k, mask)
+    lat = np.where(run, instance.latency[None, :], 0.0).max(axis=1) + instance.aggregation_delay
+    return float(lat.mean()), float(lat.max())
+
+
 def evaluate_moe2(instance: Moe2Instance, selection: Any) -> Moe2Evaluation:
-    """Evaluate a selection (``int64 (C,)`` masks or one id list per category): the family's one evaluator."""
+    """Evaluate a selection (``int64 (C,)`` masks or one id list per category): the family's one evaluator.
+
+    Quality from ``instance.quality``; the energy constraint under the
+    instance's accounting (``category_energy``); latency from the pool.
+    Both the pool and the routed energy and latency are reported.
+    """
     masks = normalise_selection(instance, selection)
-    k = np.arange(instance.C)
-    quality = instance.quality[k, masks]
-    energy = float(np.dot(instance.weight, instance.subset_energy()[masks]))
+    C = instance.C
+    quality = np.array([instance.quality.value(k, int(masks[k])) for k in range(C)])
+    e_pool = instance.mask_energy(masks)
+    if instance.quality.routes_per_query:
+        e_routed = np.array([float((instance.quality.usage(k, masks[k:k + 1]) @ instance.energy)[0])
+                             for k in range(C)])
+    else:
+        e_routed = e_pool
+    eps = e_routed if instance.energy_accounting == "per-query" else e_pool
+    energy = float(np.dot(instance.weight, eps))
     lat_max = np.array([max((instance.latency[i] for i in ids_of(int(m))), default=0.0) for m in masks])
     latency = np.where(masks > 0, lat_max + instance.aggregation_delay, 0.0)
     lat_ok = np.array([bool(within(float(t), float(b))) for t, b in zip(latency, instance.latency_budget)])
+    routed = np.array([_routed_latency(instance, k, int(masks[k]), float(latency[k])) for k in range(C)])
     e_ok = bool(within(energy, instance.energy_budget))
     return Moe2Evaluation(objective=float(np.dot(instance.weight, quality)), energy=energy,
                           feasible=bool(e_ok and lat_ok.all()), energy_ok=e_ok, latency=latency,
-                          latency_ok=lat_ok, quality=quality)
+                          latency_ok=lat_ok, quality=quality, accounting=instance.energy_accounting,
+                          energy_pool=e_pool, energy_routed=e_routed,
+                          latency_routed_mean=routed[:, 0], latency_routed_max=routed[:, 1])

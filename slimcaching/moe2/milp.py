@@ -1,18 +1,24 @@
 """The MoE² subset-choice MILP (``docs/model.md`` section 2), built with Pyomo and solved by HiGHS.
 
 One binary ``z[k, S]`` per category ``k`` and *candidate* subset ``S``: a
-subset of the latency-feasible experts ``A_k`` whose energy alone fits,
-``lambda_k e(S) <= E`` (the empty set is always a candidate)::
+subset of the usable experts ``U_k`` whose per-request energy alone fits,
+``lambda_k eps_k(S) <= E`` (the empty set is always a candidate; ``eps_k`` is
+``e(S)`` under pool accounting and the routed energy under per-query
+accounting)::
 
     maximise    sum_{k,S} lambda_k q_k(S) z[k,S]
     subject to  sum_S z[k,S] = 1                                   for every k   (one_subset)
-                sum_{k,S} lambda_k e(S) z[k,S] / max(1, E) <= E / max(1, E)      (energy)
+                sum_{k,S} lambda_k eps_k(S) z[k,S] / max(1, E) <= E / max(1, E)  (energy)
                 z binary
+
+Neither monotonicity nor submodularity of ``q_k`` is used.
 
 The energy row is scaled by ``max(1, E)`` and HiGHS's feasibility tolerances
 are set to ``1e-9``, matching the relative tolerance of
 :func:`slimcaching.moe2.instance.within`.  Building the model queries ``q_k``
-on every candidate, counted like any other oracle use.
+on every candidate, counted like any other oracle use; the candidates are
+counted first and more than ``max_candidates`` (:data:`MAX_CANDIDATES`) is
+refused, so memory stays bounded.
 
 Build, solve and extract are separate steps: :func:`build_moe2_milp`,
 :func:`solve_moe2_milp` (which solves it with HiGHS in a child process that
@@ -32,9 +38,14 @@ from ..errors import InputError
 from ..result import Status
 from ..solvers import SolveInterrupted, start_solve, translate_status
 from .common import CountingOracle, _begin, _finish, _no_params, _usable
+from .bits import popcount, submasks
 from .instance import Moe2Instance, evaluate_moe2, mask_of, within
 
-__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets", "energy_free_bound"]
+__all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets", "energy_free_bound",
+           "check_candidates", "MAX_CANDIDATES"]
+
+MAX_CANDIDATES = 1 << 22
+"""Most candidate subsets (summed over categories) the MILP and exhaustive search will list."""
 
 
 FEAS_TOL = 1e-9
@@ -43,14 +54,28 @@ BOUND_RTOL = 1e-9
 """How far (relative) HiGHS's bound may fall below a feasible selection's objective and still count as rounding."""
 
 
-def candidate_subsets(instance: Moe2Instance) -> list[np.ndarray]:
-    """Per category, ``int64`` masks of the subsets of ``A_k`` with ``lambda_k e(S) <= E`` (ascending)."""
-    allm = np.arange(1 << instance.M, dtype=np.int64)
-    sub_e = instance.subset_energy()
+def check_candidates(name: str, sizes: list[int], max_candidates: int) -> None:
+    """Refuse (``InputError``) to list ``sum_k 2**sizes[k]`` subsets when that exceeds ``max_candidates``."""
+    total = sum(1 << n for n in sizes)
+    if total > max_candidates:
+        raise InputError("--algorithm", ("", f"{name} would list {total:.3g} candidate subsets (more than "
+                                             f"max_candidates = {max_candidates}); use dmo"))
+
+
+def candidate_subsets(instance: Moe2Instance, oracle: CountingOracle | None = None,
+                      max_candidates: int = MAX_CANDIDATES) -> list[np.ndarray]:
+    """Per category, ``int64`` masks of the subsets of ``U_k`` with ``lambda_k eps_k(S) <= E`` (ascending).
+
+    Under per-query accounting ``eps_k`` comes from ``oracle`` (one counted
+    evaluation per subset of ``U_k``).
+    """
+    oracle = oracle if oracle is not None else CountingOracle(instance)
+    usable = [int(u) for u in _usable(instance)]
+    check_candidates("the MILP", [popcount(u) for u in usable], max_candidates)
     out = []
-    for k, a in enumerate(instance.allowed_masks()):
-        s = allm[(allm & ~np.int64(a)) == 0]
-        out.append(s[within(instance.weight[k] * sub_e[s], instance.energy_budget)])
+    for k, u in enumerate(usable):
+        s = submasks(u)
+        out.append(s[within(instance.weight[k] * oracle.many_energy(k, s), instance.energy_budget)])
     return out
 
 
@@ -64,12 +89,12 @@ def _add_one_subset_per_category(m: pyo.ConcreteModel, cands: list[np.ndarray]) 
     m.one_subset = pyo.Constraint(m.K, rule=lambda m, k: pyo.quicksum(m.z[k, int(s)] for s in cands[k]) == 1)
 
 
-def _add_energy_constraint(m: pyo.ConcreteModel, instance: Moe2Instance, cands: list[np.ndarray]) -> None:
+def _add_energy_constraint(m: pyo.ConcreteModel, instance: Moe2Instance, cands: list[np.ndarray],
+                           energies: list[np.ndarray]) -> None:
     scale = max(1.0, instance.energy_budget)
-    sub_e = instance.subset_energy()
     m.energy = pyo.Constraint(expr=pyo.quicksum(
-        float(instance.weight[k] * sub_e[s] / scale) * m.z[k, int(s)]
-        for k, c in enumerate(cands) for s in c if s) <= instance.energy_budget / scale)
+        float(instance.weight[k] * w / scale) * m.z[k, int(s)]
+        for k, c in enumerate(cands) for s, w in zip(c, energies[k]) if s) <= instance.energy_budget / scale)
 
 
 def _add_objective(m: pyo.ConcreteModel, instance: Moe2Instance, cands: list[np.ndarray], values: list[np.ndarray]) -> None:
@@ -78,11 +103,12 @@ def _add_objective(m: pyo.ConcreteModel, instance: Moe2Instance, cands: list[np.
         sense=pyo.maximize)
 
 
-def _model(instance: Moe2Instance, cands: list[np.ndarray], values: list[np.ndarray]) -> pyo.ConcreteModel:
+def _model(instance: Moe2Instance, cands: list[np.ndarray], values: list[np.ndarray],
+           energies: list[np.ndarray]) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name=f"moe2[{instance.name}]")
     _add_choice_variables(m, cands)
     _add_one_subset_per_category(m, cands)
-    _add_energy_constraint(m, instance, cands)
+    _add_energy_constraint(m, instance, cands, energies)
     _add_objective(m, instance, cands, values)
     return m
 
@@ -98,9 +124,9 @@ def build_moe2_milp(instance: Moe2Instance, oracle: Any = None) -> pyo.ConcreteM
         Available afterwards as ``model.oracle``.
     """
     oracle = oracle if oracle is not None else CountingOracle(instance)
-    cands = candidate_subsets(instance)
+    cands = candidate_subsets(instance, oracle)
     values = [oracle.many(k, c) for k, c in enumerate(cands)]
-    m = _model(instance, cands, values)
+    m = _model(instance, cands, values, [oracle.many_energy(k, c) for k, c in enumerate(cands)])
     m.oracle = oracle
     return m
 
@@ -118,19 +144,27 @@ def extract_selection(instance: Moe2Instance, model: pyo.ConcreteModel | np.ndar
     return masks
 
 
-def energy_free_bound(instance: Moe2Instance, oracle: CountingOracle) -> float:
-    """``sum_k lambda_k q_k(U_k)`` with ``U_k`` every usable expert of ``k``: an upper bound on the optimum.
+def energy_free_bound(instance: Moe2Instance, oracle: CountingOracle) -> float | None:
+    """An upper bound on the optimum that ignores the energy row: ``sum_k lambda_k max_{T <= U_k} q_k(T)``.
 
-    Each ``q_k`` is monotone and every feasible ``S_k`` is a subset of ``U_k``
-    (an expert outside it misses the latency budget or alone exceeds ``E``).
-    Used when HiGHS has no bound (or its bound failed the check).
+    Every feasible ``S_k`` is a subset of ``U_k``, the usable experts of ``k``
+    (an expert outside it misses the latency budget or, under pool
+    accounting, alone exceeds ``E``).  For a proven-monotone ``q_k`` the
+    maximum is ``q_k(U_k)``; otherwise it is bounded by the model's box bound
+    (:meth:`CountingOracle.upper` on ``[empty, U_k]``), never by ``q_k(U_k)``,
+    which a non-monotone quality can fall below.  ``None`` when the model has
+    no box bound.  Used when HiGHS has no bound (or its bound failed the check).
     """
     usable = _usable(instance)
-    return float(sum(instance.weight[k] * oracle(k, int(usable[k])) for k in range(instance.C)))
+    try:
+        return float(sum(instance.weight[k] * oracle.upper(k, 0, int(usable[k])) for k in range(instance.C)))
+    except NotImplementedError:
+        return None
 
 
 def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_limit: float | None = None,
-                    threads: int | None = None, heuristic: Callable[[float], Any] | None = None, **params):
+                    threads: int | None = None, heuristic: Callable[[float], Any] | None = None,
+                    max_candidates: int = MAX_CANDIDATES, **params):
     """Optimal selection by the subset-choice MILP with HiGHS (relative gap ``1e-9``, absolute ``0``).
 
     Parameters
@@ -149,12 +183,14 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     heuristic : callable (seconds) -> Moe2Result, optional
         A quick selection computed while the model is built, returned when
         HiGHS has nothing better (the registered ``exact`` passes ``greedy``).
+    max_candidates : int
+        Refuse (``InputError``) instances with more candidate subsets.
 
     Guarantee
     ---------
     ``f(S) = OPT`` when the status is ``optimal``; in every case
     ``f(S) <= OPT <= bound``, where ``bound`` is HiGHS's or, when HiGHS has
-    none, :func:`energy_free_bound`.  A HiGHS bound below a known feasible
+    none, :func:`energy_free_bound` (``None`` when that has no bound either).  A HiGHS bound below a known feasible
     selection's objective by more than ``1e-9`` relative is a numerical
     failure: it is dropped (never raised to the incumbent) and the message
     says so.
@@ -175,22 +211,26 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     ------
     SolveInterrupted
         Ctrl-C during the solve; its ``result`` is the best selection so far.
+    InputError
+        More than ``max_candidates`` candidate subsets.
     """
-    _no_params("exact", params, ("threads",))
+    _no_params("exact", params, ("threads", "max_candidates"))
     if threads is not None and not (isinstance(threads, int) and threads >= 1):
         raise InputError("--param threads", ("", f"must be an integer >= 1, got {threads!r}"))
-    t0, record, triv = _begin(instance, "exact", params, time_limit, seed, valid=("threads",), threads=threads)
+    t0, record, triv = _begin(instance, "exact", params, time_limit, seed, valid=("threads", "max_candidates"),
+                              threads=threads)
     if triv is not None:
         return triv
     deadline = None if time_limit is None else t0 + float(time_limit)
-    instance.content_hash()  # cached for the result; at M = 16 it takes a second, so it counts now
+    instance.content_hash()  # cached for the result; it counts against the limit
     oracle = CountingOracle(instance)
-    cands = candidate_subsets(instance)
+    cands = candidate_subsets(instance, oracle, max_candidates)
     values = [oracle.many(k, c) for k, c in enumerate(cands)]
+    energies = [oracle.many_energy(k, c) for k, c in enumerate(cands)]
     keys = [(k, int(s)) for k, c in enumerate(cands) for s in c]
 
     def make():
-        model = _model(instance, cands, values)
+        model = _model(instance, cands, values, energies)
         return model, list(model.z.values())
 
     t1 = time.perf_counter()
@@ -220,7 +260,8 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
             status = Status.FEASIBLE
     if bound is None:
         bound, bound_source = energy_free_bound(instance, oracle), "energy-free"
-    bound = max(bound, best.objective)  # reached only within BOUND_RTOL, i.e. rounding
+    if bound is not None:
+        bound = max(bound, best.objective)  # reached only within BOUND_RTOL, i.e. rounding
     if rep.interrupted:
         message += "; interrupted"
     info = {"build_time_s": rep.build_time_s, "load_time_s": rep.load_time_s, "solve_time_s": time.perf_counter() - t1,
