@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..instances.model import Instance
 from .solve import build_model
 
-__all__ = ["FORMATS", "export_model", "scip_optimum"]
+__all__ = ["FORMATS", "export_model", "write_model", "scip_optimum"]
 
 FORMATS: dict[str, str] = {"lp": "lp", "mps": "mps", "nl": "nl", "gms": "gams"}
 """Our format name -> Pyomo writer name."""
@@ -54,16 +54,40 @@ def export_model(instance: Instance, *, formulation: str = "level", fmt: str = "
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InputError(path, ("", f"cannot write: directory {parent!r} does not exist"))
+    write_model(model, path, fmt)
+    return path
+
+
+def write_model(model, path: str, fmt: str):
+    """Write a built model with the writer settings of :func:`export_model`; return Pyomo's symbol map.
+
+    The symbol map (``pyomo.core.expr.symbol_map.SymbolMap``) holds the name
+    the writer gave each component (``bySymbol``: name -> component), so a
+    solution that names variables the way the file does can be mapped back
+    to the model (:mod:`slimcaching.formulations.import_solution`).
+
+    Raises
+    ------
+    InputError
+        The file cannot be written, or (NL) the model has no variables.
+    """
     log = logging.getLogger("pyomo.core")
     level = log.level
     log.setLevel(logging.ERROR)  # Pyomo warns when the extension is not the writer's usual one
     try:
-        model.write(path, format=FORMATS[fmt], io_options={"symbolic_solver_labels": True})
+        _, symbol_id = model.write(path, format=FORMATS[fmt], io_options={"symbolic_solver_labels": True})
     except OSError as exc:
         raise InputError(path, ("", f"cannot write: {exc.strerror or exc}")) from None
+    except ValueError as exc:
+        if "No variables" not in str(exc):
+            raise
+        # Pyomo's NL writer refuses a model without variables (no expert fits a node faster than the cloud)
+        raise InputError(path, ("", "the model has no variables (no expert can be cached anywhere it would be "
+                                    "faster than the cloud), which the NL format cannot hold; the optimum is "
+                                    "the empty placement")) from None
     finally:
         log.setLevel(level)
-    return path
+    return model.solutions.symbol_map[symbol_id]
 
 
 def scip_optimum(path: str | os.PathLike, *, time_limit: float | None = None) -> float:
