@@ -22,11 +22,11 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     """The whole parser: every command group registers its sub-commands."""
     from ..moe2 import cli as moe2_cli
-    from . import analysis, instances, solve
+    from . import analysis, instances, interop, solve
 
     parser = Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (instances, solve, analysis, moe2_cli):
+    for group in (instances, solve, analysis, interop, moe2_cli):
         group.register(sub)
     return parser
 
