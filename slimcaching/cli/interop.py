@@ -1,4 +1,4 @@
-"""Command-line group for working with other tools: ``import-solution``.
+"""Command-line group for working with other tools: ``import-solution``, ``schema``.
 
 Registered by :func:`slimcaching.cli.main.build_parser`; each command parses
 its options and calls one library function.
@@ -16,6 +16,7 @@ EXAMPLES = {
     "import-solution": "slimcaching export inst.json --formulation level --format mps --output model.mps\n"
                        "  highs model.mps --solution_file model.sol\n"
                        "  slimcaching import-solution inst.json model.sol --formulation level --output placement.json",
+    "schema": "slimcaching schema slimcaching-instance/1 > instance.schema.json",
 }
 
 
@@ -33,9 +34,20 @@ def cmd_import_solution(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..schemas import schema_names, schema_text
+
+    if args.name is None:
+        raise InputError("schema", ("", f"name a schema: {', '.join(schema_names())}"))
+    print(schema_text(args.name))
+    return 0
+
+
 def register(sub) -> None:
     """Add the interoperability commands to the ``slimcaching`` parser."""
     from ..formulations.import_solution import SOLUTION_FORMATS
+    from ..schemas import schema_names
 
     p = add_command(sub, "import-solution",
                     "read a solution another solver wrote for an exported model, check it with the evaluator "
@@ -53,3 +65,6 @@ def register(sub) -> None:
                    help="for --format nl: the .row file, to check the constraint count (default: SOLUTION with .row)")
     p.add_argument("--output", "-o", help="placement file; stdout when omitted")
 
+    p = add_command(sub, "schema", "print the JSON Schema (draft 2020-12) of a file format or command output",
+                    cmd_schema, EXAMPLES["schema"])
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="one of: " + ", ".join(schema_names()))
