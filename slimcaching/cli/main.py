@@ -16,7 +16,17 @@ from typing import Sequence
 from ..errors import InputError
 from .common import Parser
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "version_line"]
+
+
+def version_line() -> str:
+    """``slimcaching X.Y.Z (python ..., numpy ..., pyomo ..., highspy ...)``: what results record as ``versions``."""
+    from .. import __version__
+    from ..result import versions
+
+    v = versions()
+    backends = ", ".join(f"{k} {v[k]}" for k in ("python", "numpy", "pyomo", "highspy"))
+    return f"slimcaching {__version__} ({backends})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import analysis, instances, interop, solve
 
     parser = Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version of slimcaching and of its numerical back ends, then exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in (instances, solve, analysis, interop, moe2_cli):
         group.register(sub)
