@@ -12,6 +12,8 @@ import ctypes
 import glob
 import json
 import os
+import shutil
+import subprocess
 
 import highspy
 import pytest
@@ -157,6 +159,31 @@ def test_scip_round_trip(tmp_path, formulation):
             imp = import_solution(inst, sol, formulation=formulation)
             doc = _check_placement(d, imp, opt)
             assert doc["solution_objective"] == pytest.approx(m.getObjVal(), rel=1e-9)
+
+
+# ------------------------------------------------------------------ CBC (optional: the cbc binary)
+@pytest.mark.parametrize("formulation", ["level", "assignment"])
+def test_cbc_round_trip(tmp_path, formulation):
+    """The COIN-OR ``cbc`` program solves the exported LP and MPS files and writes its own solution file."""
+    cbc = shutil.which("cbc")
+    if cbc is None:
+        pytest.skip("no cbc program on PATH")
+    for seed in SEEDS + (5,):
+        d, inst = _instance(seed)
+        opt = brute_force(d)
+        for model_fmt in ("mps", "lp"):
+            model_file = export_model(inst, formulation=formulation, fmt=model_fmt, path=tmp_path / f"m.{model_fmt}")
+            sol = tmp_path / f"m.{model_fmt}.cbc.txt"
+            sol.unlink(missing_ok=True)
+            run = subprocess.run([cbc, model_file, "-ratioGap", "0", "-allowableGap", "0", "-threads", "1",
+                                  "solve", "solution", str(sol)], capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0 and sol.exists(), run.stdout[-500:]
+            assert detect_format(sol) == "cbc"
+            imp = import_solution(inst, sol, formulation=formulation)
+            doc = _check_placement(d, imp, opt)
+            assert doc["info"]["solver_status"] == "Optimal" and doc["info"]["solver_claims_optimal"]
+            # CBC prints 8 significant digits of the objective
+            assert doc["solution_objective"] == pytest.approx(doc["latency"], rel=1e-7)
 
 
 # ------------------------------------------------------------------ documented layouts, written by hand
@@ -335,6 +362,13 @@ MALFORMED = [
     ("<CPLEXSolutions><CPLEXSolution/><CPLEXSolution/></CPLEXSolutions>", "auto", "more than one solution"),
     ("<CPLEXSolution><variables><variable name='a' index='0'/></variables></CPLEXSolution>", "cplex",
      "<variable> #1: needs both a 'name' and a 'value' attribute"),
+    ("Infeasible - objective value 0.00000000\n", "auto", "line 1: no integer solution in the file (CBC: 'Infeasible')"),
+    ("Stopped on time (no integer solution - continuous used) - objective value 1.5\n      0 x(n0_0_0) 0.5 0\n",
+     "auto", "no integer solution in the file (CBC: 'Stopped on time (no integer solution - continuous used)')"),
+    ("Optimal - objective value 1\n      0 x(n0_0_0) 1\n", "cbc",
+     "line 2: expected 'index name value reduced-cost', got"),
+    ("Optimal - objective value one\n", "cbc", "line 1: objective value must be a number, got 'one'"),
+    ("Optimal\n", "cbc", "line 1: expected 'STATUS - objective value V' (CBC solution)"),
     ("msg\n\nOptions\n3\n1\n1\n", "nl", "expected an integer in the Options block"),
     ("msg\n\nOptions\n3\n1\n1\n0\n9\n0\n2\n2\n1\n1\n", "nl", "2 primal values for 2 variables, but"),
     ("msg\n\nOptions\n3\n1\n1\n0\n9\n0\n1\n0\n", "nl", "no primal values in the file (solver message: 'msg')"),

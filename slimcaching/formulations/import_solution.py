@@ -2,7 +2,7 @@
 
 The round trip is ``export`` (:func:`~slimcaching.formulations.export.export_model`)
 -> any MILP solver -> :func:`import_solution` -> a placement whose latency is
-the evaluator's.  Six solution layouts are read (``SOLUTION_FORMATS``):
+the evaluator's.  Seven solution layouts are read (``SOLUTION_FORMATS``):
 
 ========  ==============================================================  ====================
 name      layout                                                          lists
@@ -15,6 +15,8 @@ scip      ``write solution`` / ``writeBestSol``: ``solution status:``,     the n
 gurobi    SOL: ``# Objective value = V`` comment, ``name value`` lines     every variable
 cplex     SOL (XML): ``<CPLEXSolution>``, ``<header objectiveValue=...     every variable
           solutionStatusString=...>``, ``<variable name index value/>``
+cbc       ``solution FILE``: ``STATUS - objective value V``, then         the nonzeros
+          ``index name value reduced-cost``
 nl        AMPL text ``.sol`` of the NL export (message, ``Options``,       every variable, by
           counts, duals, primals, ``objno``), names from the ``.col``      position
           file written next to the ``.nl``
@@ -76,7 +78,7 @@ from .solve import CHECK_RTOL, build_model, extract_placement
 __all__ = ["SOLUTION_FORMATS", "INTEGRALITY_TOL", "SolutionFile", "Imported", "read_solution",
            "detect_format", "import_solution"]
 
-SOLUTION_FORMATS = ("highs", "scip", "gurobi", "cplex", "nl", "plain")
+SOLUTION_FORMATS = ("highs", "scip", "gurobi", "cplex", "cbc", "nl", "plain")
 """Solution layouts :func:`read_solution` reads (``"auto"`` detects one of them)."""
 
 INTEGRALITY_TOL = 1e-5
@@ -86,7 +88,7 @@ CONSTANT_TOL = 1e-6
 """How far the writer's objective-constant column (``ONE_VAR_CONSTANT``, fixed to 1) may be from 1."""
 
 #: Solver statuses that claim a proven optimum (recorded, never passed on).
-_OPTIMAL = {"highs": {"Optimal"}, "scip": {"optimal solution found"},
+_OPTIMAL = {"highs": {"Optimal"}, "scip": {"optimal solution found"}, "cbc": {"Optimal"},
             "cplex": {"integer optimal solution", "integer optimal, tolerance", "optimal"}}
 
 
@@ -175,6 +177,8 @@ def detect_format(path: str) -> str:
         return "highs"
     if re.match(r"(?i)(solution status:|objective value:|no solution available)", first):
         return "scip"
+    if _CBC_HEADER.match(first):
+        return "cbc"
     if "Options" in head:
         return "nl"
     if re.match(r"#\s*(Solution for model|Objective value\s*=|Solution file)", first):
@@ -212,7 +216,7 @@ def read_solution(path: str | os.PathLike, fmt: str = "auto", *, col: str | os.P
         return _read_cplex(path)
     if fmt == "nl":
         return _read_nl(path, col, row)
-    return {"highs": _read_highs, "scip": _read_scip}.get(fmt, _read_listing)(path, fmt)
+    return {"highs": _read_highs, "scip": _read_scip, "cbc": _read_cbc}.get(fmt, _read_listing)(path, fmt)
 
 
 def _pair(path: str, n: int, line: str, *, extra: int = 0) -> tuple[str, str]:
@@ -311,6 +315,45 @@ def _read_scip(path: str, fmt: str) -> SolutionFile:
             seen_any = True
     if sol.objective is None and not seen_any:
         raise InputError(path, ("", "no 'objective value:' line and no variable values"))
+    return sol
+
+
+_CBC_HEADER = re.compile(r"(.+?) - objective value (\S+)$")
+
+
+def _read_cbc(path: str, fmt: str) -> SolutionFile:
+    """CBC's ``solution FILE`` (``solu``) output (``CbcSolver.cpp``, the ``CLP_PARAM_ACTION_SOLUTION`` writer).
+
+    First line ``STATUS - objective value V`` (``Optimal``, ``Stopped on time``,
+    ``Infeasible``, ...); then one line ``index name value reduced-cost`` per
+    nonzero column (``**`` in front marks a value outside its bounds).  With
+    ``printingOptions all`` CBC lists the rows first; those names are not
+    variables and are rejected by name, so keep the default printing options.
+    CBC prints the objective to 8 significant digits (relative error below
+    ``5e-9``, well inside the ``1e-6`` check).
+    """
+    sol = SolutionFile(path, fmt, complete=False)
+    it = _lines(path)
+    n, line = next(it, (0, ""))
+    m = _CBC_HEADER.match(line)
+    if not m:
+        raise InputError(path, (f"line {max(n, 1)}", f"expected 'STATUS - objective value V' (CBC solution), "
+                                                      f"got {line[:60]!r}"))
+    sol.status = m.group(1).strip()
+    low = sol.status.lower()
+    if "infeasible" in low or "no integer solution" in low or "no solution" in low:
+        raise InputError(path, ("line 1", f"no integer solution in the file (CBC: {sol.status!r})"))
+    sol.claims_optimal = sol.status in _OPTIMAL["cbc"]
+    sol.objective = _number(m.group(2), path, "line 1", "objective value")
+    for n, line in it:
+        if not line:
+            continue
+        parts = line.split()
+        if parts[0] == "**":
+            parts = parts[1:]
+        if len(parts) != 4 or not parts[0].isdigit():
+            raise InputError(path, (f"line {n}", f"expected 'index name value reduced-cost', got {line[:60]!r}"))
+        sol.entries.append((parts[1], _number(parts[2], path, f"line {n}"), f"line {n}"))
     return sol
 
 
