@@ -21,7 +21,7 @@ __all__ = ["main", "build_parser", "version_line"]
 
 def version_line() -> str:
     """``slimcaching X.Y.Z (python ..., numpy ..., pyomo ..., highspy ...)``: what results record as ``versions``."""
-    from .. import __version__
+    from ..version import __version__
     from ..result import versions
 
     v = versions()
