@@ -13,7 +13,9 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,traces,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[test,traces,dask,bench]"
+	@# numba is optional (the numpy kernels are the reference); a Python without its wheels still installs
+	$(BIN)/python -m pip install --quiet -e ".[fast]" || echo "numba not installed: the numpy kernels only"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +38,7 @@ STAMP_MIN := $(VENV_MIN)/.installed
 $(STAMP_MIN): pyproject.toml constraints-min.txt
 	rm -rf $(VENV_MIN)
 	$(PYTHON) -m venv $(VENV_MIN)
-	$(VENV_MIN)/bin/python -m pip install --quiet -c constraints-min.txt -e ".[test,traces,dask]"
+	$(VENV_MIN)/bin/python -m pip install --quiet -c constraints-min.txt -e ".[test,traces,dask,bench,fast]"
 	$(VENV_MIN)/bin/python -m pip check
 	$(VENV_MIN)/bin/python -m pip freeze --exclude-editable > $(VENV_MIN)/freeze.txt
 	touch $(STAMP_MIN)

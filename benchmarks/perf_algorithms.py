@@ -27,12 +27,15 @@ import time
 import numpy as np
 
 from slimcaching.instances.generators import random_instance
-from benchmarks.timing import machine, median_time
+from benchmarks.timing import Timing, cpu_time, loglog_slope, machine, single_threaded
 
 __all__ = ["main", "run", "instances"]
 
 
-_median = median_time
+def _median(fn, repeat: int) -> tuple[Timing, object]:
+    """CPU time of ``repeat`` calls (no warm-up: every call is a whole solve) and the last result."""
+    with single_threaded():
+        return cpu_time(fn, repeat, warmup=0)
 
 
 def instances(seed: int = 0) -> dict:
@@ -67,11 +70,11 @@ def run(seed: int = 0, repeat: int = 3, highs_limit: float = 120.0, quick: bool 
     if not quick:
         from slimcaching.formulations.solve import exact
 
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         r_ex = exact(m, time_limit=highs_limit)
-        t_ex = time.perf_counter() - t0
+        t_ex = Timing((time.process_time() - t0,))
         proved = str(r_ex.status) == "optimal"
-        speed = t_ex / t_succ
+        speed = t_ex.median / t_succ.median
         gap = "n/a" if r_ex.gap is None else f"{r_ex.gap:.2%}"
         rows.append(("HiGHS (level MILP), Mixtral scale", t_ex, ">= 10x successive",
                      f"status {r_ex.status}, gap {gap}, T = {r_ex.latency:.6f}; speed-up "
@@ -96,7 +99,7 @@ def run(seed: int = 0, repeat: int = 3, highs_limit: float = 120.0, quick: bool 
                  f"gcd of sizes {int(np.gcd.reduce(x.expert_size))}, capacity {int(x.capacity[0])} units, "
                  f"R = {r_dp.reduction:.6f}"))
     rows.append(("maxconv eps = 0.05, mixed precision", t_mc, ">= 10x faster than exact DP",
-                 f"speed-up {t_dp / t_mc:.0f}x; R(maxconv) / R(exact DP) = {r_mc.reduction / r_dp.reduction:.6f}"))
+                 f"speed-up {t_dp.median / t_mc.median:.0f}x; R(maxconv) / R(exact DP) = {r_mc.reduction / r_dp.reduction:.6f}"))
     return rows
 
 
@@ -142,19 +145,72 @@ def family_on_mixtral(seed: int = 0) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+#: The growing instances of :func:`slopes`: top-8, 8 nodes, 4 users, 16 experts per layer,
+#: 64 sampled tokens per user and layer; layers double, so set members double.
+SLOPE_LAYERS = (2, 4, 8, 16)
+_REFERENCES = ("exact", "brute-force")
+
+
+def slopes(layers=SLOPE_LAYERS, time_limit: float = 120.0, seed: int = 0) -> list[tuple[str, list, float, str]]:
+    """Log-log slope of CPU time against set members for every registered algorithm.
+
+    One run per algorithm and size (BLAS pinned to one thread), each under
+    ``time_limit``; a run stopped by the limit ends that algorithm's series
+    (the slope uses the sizes it finished).  The exact references are left
+    out: their cost grows exponentially by design and they are timed in
+    ``perf_formulations``.  Returns ``(algorithm, [(members, CPU s, status)],
+    slope, note)``.
+    """
+    import time as _time
+
+    from slimcaching.algorithms import REGISTRY, run as run_algorithm
+
+    insts = [random_instance(layers=L, experts=16, top_k=8, nodes=8, users=4, seed=seed, tokens=64,
+                             capacity_fraction=0.1, name=f"slope-{L}") for L in layers]
+    members = [int((i.set_experts >= 0).sum()) for i in insts]
+    out = []
+    for name in REGISTRY:
+        if name in _REFERENCES:
+            continue
+        series, note = [], ""
+        for inst, mem in zip(insts, members):
+            with single_threaded():
+                t0 = _time.process_time()
+                res = run_algorithm(inst, name, seed=seed, time_limit=time_limit)
+                cpu = _time.process_time() - t0
+            if str(res.status) == "time_limit":
+                note = f"stopped by the {time_limit:g} s limit at {mem} members"
+                break
+            series.append((mem, cpu, str(res.status)))
+        out.append((name, series, loglog_slope([m for m, _, _ in series], [c for _, c, _ in series]), note))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--highs-limit", type=float, default=120.0, help="seconds for HiGHS on the Mixtral instance")
     ap.add_argument("--quick", action="store_true", help="skip HiGHS, one repetition")
+    ap.add_argument("--slopes-only", action="store_true", help="only the table of log-log slopes")
+    ap.add_argument("--slope-layers", default=",".join(map(str, SLOPE_LAYERS)),
+                    help="layers of the growing instances of the slope table (comma-separated)")
     args = ap.parse_args(argv)
+    print("\nCPU time against set members (top-8, 8 nodes, 4 users, 16 experts per layer; one run per size; "
+          "slope of log CPU s against log members)\n")
+    print("| algorithm | members: CPU s | slope |")
+    print("|---|---|---:|")
+    for name, series, slope, note in slopes(tuple(int(v) for v in args.slope_layers.split(","))):
+        pts = ", ".join(f"{m}: {c:.2f}" for m, c, _ in series)
+        print(f"| {name} | {pts}{'; ' + note if note else ''} | {slope:.2f} |")
+    if args.slopes_only:
+        return
     rows = run(seed=args.seed, repeat=args.repeat, highs_limit=args.highs_limit, quick=args.quick)
     print(f"Machine: {machine()}\n")
-    print("| measure | median (s) | target | note |")
+    print("| measure | CPU time (median ± IQR) | target | note |")
     print("|---|---:|---|---|")
     for name, t, target, note in rows:
-        print(f"| {name} | {t:.3f} | {target} | {note} |")
+        print(f"| {name} | {t.fmt('s')} | {target} | {note} |")
     print("\nEvery algorithm on the Mixtral-scale instance (one run each)\n")
     print("| algorithm | s | T | R |")
     print("|---|---:|---:|---:|")

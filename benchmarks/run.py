@@ -32,6 +32,9 @@ __all__ = ["available", "run_benchmarks", "main", "STANDARD_ARGS"]
 STANDARD_ARGS: dict[str, list[str]] = {
     "formulations": ["--sizes", "tiny", "small", "medium", "--time-limit", "120", "--repeat", "1"],
     "moe2": ["--sizes", "4,6,8,10,12,14,16", "--seeds", "2"],
+    "certify": ["--files", "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json",
+                "instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json",
+                "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "120"],
     "roundtrip": ["--instances", "paper-mixtral-8x7b-wifi-rtx-bf16.json", "--repeat", "3"],
 }
 

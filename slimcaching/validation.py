@@ -14,7 +14,24 @@ import numpy as np
 
 from .errors import Problem
 
-__all__ = ["Collector", "is_int", "is_num", "readonly"]
+__all__ = ["Collector", "is_int", "is_num", "as_float", "brief", "readonly"]
+
+
+def brief(v: Any, width: int = 40) -> str:
+    """``repr(v)``, shortened in the middle when longer than ``width`` (a 5000-digit number stays one short line)."""
+    r = repr(v)
+    if len(r) <= width:
+        return r
+    what = "digits" if isinstance(v, int) and not isinstance(v, bool) else "characters"
+    return f"{r[: width // 2]}...{r[-8:]} ({len(r)} {what})"
+
+
+def as_float(v: Any) -> float:
+    """``float(v)`` for a JSON number, ``+-inf`` for an integer too large for a float (never raises)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def is_int(v: Any) -> bool:
@@ -58,11 +75,12 @@ class Collector:
         if not is_num(v):
             self.add(f"{path}.{key}", f"must be a number, got {type(v).__name__}")
             return None
-        v = float(v)
-        if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, got {v}")
+        f = as_float(v)
+        if not math.isfinite(f) or (f <= 0 if positive else f < 0):
+            self.add(f"{path}.{key}", f"must be {'positive' if positive else 'non-negative'} and finite, "
+                                      f"got {brief(v)}")
             return None
-        return v
+        return f
 
 
 def readonly(a: np.ndarray, dtype=None) -> np.ndarray:

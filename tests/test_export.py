@@ -8,7 +8,7 @@ import pytest
 
 from reference import random_instance_dict
 from slimcaching.cli import main
-from slimcaching.errors import InputError
+from slimcaching.errors import InputError, OutputError
 from slimcaching.formulations import exact, export_model
 from slimcaching.instances.io import write_instance
 from slimcaching.instances.validate import instance_from_dict
@@ -111,8 +111,10 @@ def test_export_errors(tmp_path):
         export_model(inst, formulation="level", fmt="xlsx", path=tmp_path / "m.x")
     with pytest.raises(InputError, match=r"--formulation: unknown formulation 'flow'; valid: level, assignment"):
         export_model(inst, formulation="flow", fmt="lp", path=tmp_path / "m.lp")
-    with pytest.raises(InputError, match=r"m.lp: cannot write: directory '.*nowhere' does not exist"):
-        export_model(inst, formulation="level", fmt="lp", path=tmp_path / "nowhere" / "m.lp")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match=r"afile/m.lp: cannot write: Not a directory"):
+        export_model(inst, formulation="level", fmt="lp", path=tmp_path / "afile" / "m.lp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temporary file left
 
 
 # ------------------------------------------------------------------ the CLI
@@ -140,13 +142,13 @@ def test_cli_export_bad_format_is_one_line_exit_2(tmp_path, inst_file, capsys):
     assert err.count("\n") == 1 and "invalid choice: 'xls'" in err
 
 
-def test_cli_export_missing_directory_is_one_line_exit_2(tmp_path, inst_file, capsys):
+def test_cli_export_missing_directory_is_one_line_exit_1(tmp_path, inst_file, capsys):
     _, path = inst_file
     code = main(["export", str(path), "--formulation", "level", "--format", "lp",
                  "--output", str(tmp_path / "no" / "m.lp")])
-    assert code == 2
+    assert code == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot write: directory" in err
+    assert err.count("\n") == 1 and "m.lp: cannot write: directory" in err and "does not exist" in err
 
 
 def test_cli_solve_exact_writes_status_and_bound(tmp_path, inst_file):
@@ -164,10 +166,11 @@ def test_cli_solve_exact_writes_status_and_bound(tmp_path, inst_file):
 
 def test_cli_solve_exact_bad_mip_gap_is_one_line_exit_2(inst_file, capsys):
     _, path = inst_file
-    code = main(["solve", str(path), "--algorithm", "exact", "--mip-gap", "2"])
-    assert code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", str(path), "--algorithm", "exact", "--mip-gap", "2"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err == "--mip-gap: must be a number in [0, 1), got 2.0\n"
+    assert err == "slimcaching solve: error: argument --mip-gap: --mip-gap must be finite and in [0, 1), got '2'\n"
 
 
 def test_nl_export_of_a_model_without_variables_is_one_line(tmp_path):

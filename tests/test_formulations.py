@@ -176,7 +176,8 @@ def test_registry_and_result_record():
     inst = instance_from_dict(tiny_dict(3))
     res = run(inst, "exact", seed=4, formulation="assignment", mip_gap=0.0)
     assert res.algorithm == "exact" and res.seed == 4
-    assert res.params == {"formulation": "assignment", "mip_gap": 0.0, "threads": None, "warm_start": True}
+    assert res.params == {"formulation": "assignment", "mip_gap": 0.0, "threads": None, "warm_start": True,
+                          "tightenings": ["capacity-rounding", "cardinality"]}
     for key in ("build_time_s", "solve_time_s", "n_variables", "n_constraints", "formulation", "solver",
                 "solver_version", "termination_condition"):
         assert key in res.info
@@ -190,7 +191,7 @@ def test_registry_and_result_record():
     ({"mip_gap": -0.1}, r"--mip-gap: must be a number in \[0, 1\), got -0.1"),
     ({"time_limit": 0}, r"--time-limit: must be a number > 0, got 0"),
     ({"threads": 0}, r"--param threads: must be an integer >= 1, got 0"),
-    ({"eps": 0.1}, r"--param: unknown parameter\(s\) eps for the exact solver; valid: formulation, mip_gap, threads, warm_start"),
+    ({"eps": 0.1}, r"--param: unknown parameter\(s\) eps for the exact solver; valid: formulation, mip_gap, threads, warm_start, node_limit, solver, solver_options, start, tightenings"),
 ])
 def test_bad_options(kwargs, match):
     inst = instance_from_dict(tiny_dict(1))

@@ -270,3 +270,49 @@ def test_hand_instance_optimum_by_enumeration():
                if _definition(inst, [list(a), list(b)])[2])
     # energy 10 >= 0.7*(2+3) + 0.3*(2+3+4) = 6.2: everything admissible fits
     assert best[1] == (0, 1) and best[2] == (0, 1, 2)
+
+
+@pytest.mark.parametrize("key", ["١", "²", "٣", "1" * 5000, "01", "1,١"])
+def test_non_ascii_or_non_canonical_subset_keys_are_rejected(tmp_path, capsys, key):
+    """'١' (Arabic-Indic one) used to replace q({1}) silently; '²' raised a traceback."""
+    from slimcaching.cli import main
+
+    assert parse_subset_key(key, 3) is None
+    d = _base()
+    d["categories"][0]["quality"][key] = 0.99
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps(d, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputError, match=r"m.json: \$\.categories\[0\]\.quality\[.*\]: key must list distinct "
+                                         r"expert ids in increasing order"):
+        read_moe2_instance(f)
+    assert main(["moe2", "solve", str(f), "--algorithm", "greedy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "key must list distinct expert ids" in err
+
+
+def test_finite_energies_whose_total_overflows_are_rejected():
+    d = _base()
+    for x in d["experts"]:
+        x["energy"] = 1e308
+    with pytest.raises(InputError, match=r"\$\.experts: energies summed over all experts and categories overflow"):
+        moe2_from_dict(d)
+
+
+def test_generator_never_writes_a_file_its_reader_rejects(tmp_path):
+    with pytest.raises(InputError, match=r"--energy-fraction: 1e\+308 gives an infinite energy budget"):
+        generate_moe2(1, energy_fraction=1e308)
+    with pytest.raises(InputError, match=r"--energy-fraction: must be > 0 and finite, got inf"):
+        generate_moe2(1, energy_fraction=float("inf"))
+    inst = generate_moe2(1, experts=3)
+    bad = type(inst)(**{**{k: getattr(inst, k) for k in inst.__dataclass_fields__}, "energy_budget": -1.0})
+    with pytest.raises(InputError, match=r"bad.json: \$\.energy_budget: must be non-negative"):
+        write_moe2_instance(bad, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_quality_beyond_float_range_is_one_line():
+    """Found by the fuzzer: an integer quality of 10^400 overflowed in the float conversion."""
+    d = _base()
+    d["categories"][0]["quality"]["0"] = 10**400
+    with pytest.raises(InputError, match=r"\$\.categories\[0\]\.quality\['0'\]: quality must be a finite number"):
+        moe2_from_dict(d)

@@ -133,3 +133,80 @@ def test_storage_and_feasibility():
     assert all(v == expected for v in ev.storage_used)
     assert ev.feasible == bool(np.all(expected <= inst.capacity))
     assert ev.over_capacity == [inst.node_names[n] for n in range(inst.N) if expected > inst.capacity[n]]
+
+
+# ------------------------------------------------------------ kernels and layouts
+from slimcaching.objective import (LAYOUTS, available_kernels, member_index, set_latency,  # noqa: E402
+                                   tau as tau_of)
+
+KERNEL_CASES = [(k, lay) for k in ("numpy", "numba") for lay in LAYOUTS]
+
+
+def _kernel_or_skip(kernel):
+    if kernel not in available_kernels():
+        pytest.skip(f"kernel {kernel!r} not installed (pip install 'slimcaching[fast]')")
+
+
+@pytest.mark.parametrize("kernel,layout", KERNEL_CASES)
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds)
+def test_every_kernel_and_layout_equals_the_definition(kernel, layout, seed):
+    _kernel_or_skip(kernel)
+    d = random_instance_dict(seed)
+    inst = instance_from_dict(d)
+    cache = random_cache(d, np.random.default_rng(seed))
+    pl = _placement(inst, cache)
+    t = latency(inst, pl, kernel=kernel, layout=layout)
+    assert t == pytest.approx(latency_from_definition(d, cache), rel=1e-12)
+    # the same bits as the plain numpy evaluation over the routing table's own layout
+    assert t == latency(inst, pl, kernel="numpy", layout="sk")
+    ref = np.array([max(tau_of(inst, pl.x)[inst.set_user[s], inst.set_layer[s], e]
+                        for e in inst.set_experts[s] if e >= 0) for s in range(inst.n_sets)])
+    assert np.array_equal(set_latency(inst, tau_of(inst, pl.x, kernel=kernel), kernel=kernel, layout=layout), ref)
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds)
+def test_evaluator_state_is_the_top_two_member_latencies(kernel, seed):
+    """setlat / setlat2 are the largest and second largest member latency (with multiplicity)
+    from the start and after every applied change, for either kernel."""
+    _kernel_or_skip(kernel)
+    inst = instance_from_dict(random_instance_dict(seed))
+    rng = np.random.default_rng(seed)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.3) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x), kernel=kernel)
+
+    def check():
+        memb = np.sort(np.append(ev.tau.ravel(), 0.0)[member_index(inst)], axis=1)[:, ::-1]
+        assert np.array_equal(ev.setlat, memb[:, 0])
+        assert np.array_equal(ev.setlat2, memb[:, 1] if memb.shape[1] > 1 else np.zeros(inst.n_sets))
+        assert np.array_equal(ev.tau, tau_of(inst, ev.x))
+
+    check()
+    valid = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    for n, l, e in valid[rng.permutation(len(valid))][:6]:
+        (ev.remove if ev.x[n, l, e] else ev.add)(int(n), int(l), int(e))
+        check()
+
+
+def test_unknown_kernel_and_layout_are_refused():
+    inst = instance_from_dict(random_instance_dict(3))
+    with pytest.raises(ValueError, match="kernel must be 'auto' or one of numpy, numba, got 'gpu'"):
+        latency(inst, inst.empty_placement(), kernel="gpu")
+    with pytest.raises(ValueError, match="layout must be 'auto' or one of ks, sk, got 'kk'"):
+        latency(inst, inst.empty_placement(), layout="kk")
+
+
+def test_batched_queries_in_chunks_equal_one_batch(monkeypatch):
+    import slimcaching.objective as objective
+
+    inst = instance_from_dict(random_instance_dict(11, max_layers=3, max_experts=5, max_users=3))
+    rng = np.random.default_rng(11)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.4) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x))
+    cand = np.argwhere(np.broadcast_to(inst.valid_mask()[None], x.shape))
+    whole_g, whole_l = ev.gains(cand), ev.losses(cand)
+    monkeypatch.setattr(objective, "_ENTRY_CHUNK", 3)
+    assert np.array_equal(ev.gains(cand), whole_g)
+    assert np.array_equal(ev.losses(cand), whole_l)

@@ -46,9 +46,22 @@ def _check(inst, res, seed):
     assert res.seed == seed
 
 
+#: Algorithms that solve MILPs per instance: the fast suite runs them on the first
+#: FEW_INSTANCES instances, the slow suite on all of them.
+MILP_BASED = ("decompose", "lns")
+FEW_INSTANCES = 25
+
+
 @pytest.mark.parametrize("name", [n for n in REGISTRY if n not in ("exact", "brute-force")])
 def test_every_algorithm_is_feasible_and_reports_the_evaluators_latency(name):
-    for i, inst in enumerate(INSTANCES):
+    for i, inst in enumerate(INSTANCES[:FEW_INSTANCES] if name in MILP_BASED else INSTANCES):
+        _check(inst, run(inst, name, seed=i), i)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MILP_BASED)
+def test_milp_based_algorithms_on_every_instance(name):
+    for i, inst in enumerate(INSTANCES[FEW_INSTANCES:], start=FEW_INSTANCES):
         _check(inst, run(inst, name, seed=i), i)
 
 

@@ -32,6 +32,11 @@ def _mut(fn):
     return d
 
 
+def _dump(d) -> str:
+    """JSON text; an infinite float is written as the literal 1e400 (valid JSON that overflows to inf)."""
+    return json.dumps(d).replace("Infinity", "1e400")
+
+
 def _set(path, value):
     def f(d):
         obj = d
@@ -93,7 +98,7 @@ CASES = [
 @pytest.mark.parametrize("mutate,path,rule", CASES)
 def test_reader_names_path_and_rule(tmp_path, mutate, path, rule):
     f = tmp_path / "bad.json"
-    f.write_text(json.dumps(_mut(mutate)))
+    f.write_text(_dump(_mut(mutate)))
     with pytest.raises(InputError, match=path + ".*" + rule.replace("(", r"\(")):
         read_instance(f)
 
@@ -101,7 +106,7 @@ def test_reader_names_path_and_rule(tmp_path, mutate, path, rule):
 @pytest.mark.parametrize("mutate,path,rule", CASES)
 def test_cli_validate_exits_2_with_one_line(tmp_path, capsys, mutate, path, rule):
     f = tmp_path / "bad.json"
-    f.write_text(json.dumps(_mut(mutate)))
+    f.write_text(_dump(_mut(mutate)))
     assert main(["validate", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -199,3 +204,93 @@ def test_bad_options_exit_2_one_line(capsys, argv, needle):
     assert rc == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ limits, overflow, non-finite results
+def test_experts_beyond_the_sanity_cap_are_one_line_exit_2(tmp_path, capsys):
+    f = tmp_path / "e9.json"
+    f.write_text(json.dumps(_mut(_set(["layers", 0, "experts"], 10**9))))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"{f}: $.layers[0].experts: must be a positive integer at most 65536, got 1000000000")
+
+
+def test_instance_too_large_for_the_evaluator_arrays(tmp_path):
+    from slimcaching.instances.validate import LIMITS
+
+    d = _mut(_set(["layers", 0, "experts"], LIMITS["experts"]))
+    d["layers"] *= 600  # 1200 layers of up to 65536 experts: U*L*E = 2 * 1200 * 65536 > 2^26
+    for u in d["users"]:
+        u["routing"] *= 600
+        u["latency"] = {"a": 1.0}
+        u["cloud_latency"] = 4.0
+    f = tmp_path / "wide.json"
+    f.write_text(json.dumps(d))
+    with pytest.raises(InputError, match=r"wide.json: \$: instance too large: users x layers x experts = "
+                                         r"157286400 exceeds the limit of 67108864"):
+        read_instance(f)
+
+
+def test_over_capacity_is_exact_beyond_int64(tmp_path, capsys):
+    """expert_size = capacity = 2^62 with four experts cached wrapped to 0 in int64 and passed as feasible."""
+    import numpy as np
+
+    from slimcaching.instances.generators import assemble
+    from slimcaching.instances.model import Placement
+    from slimcaching.objective import evaluate
+
+    inst = assemble(name="big", experts=[4], expert_size=[2**62], top_k=[1], node_names=["a"], capacity=[2**62],
+                    user_names=["u"], weight=[1.0], latency=np.ones((1, 1, 1)), cloud_latency=np.full((1, 1), 2.0),
+                    routing=[[(np.array([[0]]), np.array([1.0]))]])
+    p = Placement(np.ones((1, 1, 4), dtype=bool))
+    ev = evaluate(inst, p)
+    assert ev.feasible is False and ev.over_capacity == ["a"]
+    assert int(ev.storage_used[0]) == 2**64 and not p.is_feasible(inst)
+    assert Placement(np.eye(1, 4, dtype=bool)[None]).is_feasible(inst)
+    # from files: such sizes are beyond what the formats accept (exact in float64, sums exact in int64)
+    d = _mut(_set(["layers", 0, "expert_size"], 2**62))
+    d["nodes"][0]["capacity"] = 2**62
+    f = tmp_path / "big.json"
+    f.write_text(json.dumps(d))
+    pf = tmp_path / "p.json"
+    pf.write_text(json.dumps({"format": "slimcaching-placement/1", "cache": {"a": [[0, 0], [0, 1], [0, 2], [0, 3]]}}))
+    assert main(["evaluate", str(f), str(pf)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}: $.layers[0].expert_size: must be a positive integer at most 9007199254740992, "
+                          f"got 4611686018427387904")
+
+
+def test_finite_latencies_whose_sum_overflows_are_rejected(tmp_path, capsys):
+    """A finite cloud_latency of 1.7e308 per layer made evaluate print Infinity, which is not JSON."""
+    f = tmp_path / "huge.json"
+    f.write_text(json.dumps(_mut(_set(["users", 0, "cloud_latency"], 1.7e308))))
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"format": "slimcaching-placement/1", "cache": {}}))
+    assert main(["evaluate", str(f), str(p)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"{f}: $.users[0].cloud_latency: cloud latencies summed over the layers overflow a float "
+                   "(T(empty) must be finite): use a larger latency unit\n")
+    f.write_text(json.dumps(_mut(_set(["users", 0, "cloud_latency"], 1e307))))
+    assert main(["evaluate", str(f), str(p)]) == 0
+    assert json.loads(capsys.readouterr().out)["empty_latency"] > 1e306
+
+
+def test_control_characters_from_keys_are_escaped(tmp_path, capsys):
+    f = tmp_path / "esc.json"
+    f.write_text(json.dumps(_mut(_set(["users", 0, "latency", "x\r\x1b[2Jy"], 1.0))))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err and err.count("\n") == 1
+    assert "latency.x\\r\\x1b[2Jy: latency key 'x\\r\\x1b[2Jy' is not a node name" in err
+
+
+def test_probability_beyond_float_range_is_one_line(tmp_path, capsys):
+    """Found by the fuzzer: an integer p of 10^400 overflowed while converting to float."""
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(_mut(_set(["users", 0, "routing", 0, 0, "p"], 10**400))))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}: $.users[0].routing[0][0].p: probability must be > 0 and finite, got 1000000000")
+    assert err.count("\n") == 1

@@ -72,3 +72,41 @@ def test_cli_worst_case(tmp_path, capsys):
     assert '"ratio"' in capsys.readouterr().out
     assert main(["worst-case", "--algorithm", "nope", "--evals", "1"]) == 2
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 18: the search's time limit is kept
+@pytest.mark.parametrize("seed", range(6))
+def test_placement_count_bound_bounds_brute_force(seed):
+    from slimcaching.algorithms.bruteforce import maximal_node_caches
+    from slimcaching.analysis.worstcase import BRUTE_FORCE_BUDGET, placement_count_bound
+
+    rng = np.random.default_rng(seed)
+    g = _random_genome(rng, 2, 3, 5, 3, 2, 3)
+    for _ in range(10):
+        g = _mutate(g, rng, 3)
+        inst = g.to_instance()
+        enumerated = int(np.prod([len(maximal_node_caches(inst, n)) for n in range(inst.N)]))
+        assert min(enumerated, BRUTE_FORCE_BUDGET + 1) <= placement_count_bound(inst)
+
+
+def test_brute_force_reference_too_large_is_skipped_not_started(monkeypatch):
+    import slimcaching.analysis.worstcase as wcmod
+
+    calls = []
+    monkeypatch.setattr(wcmod, "BRUTE_FORCE_BUDGET", 0)
+    monkeypatch.setitem(REGISTRY, "half-cloud", f"{__name__}:half_cloud")
+    import slimcaching.algorithms as algs
+
+    real_run = algs.run
+    monkeypatch.setattr(algs, "run", lambda inst, name, **kw: calls.append(name) or real_run(inst, name, **kw))
+    wc = worst_case("half-cloud", top_k=2, evals=5, seed=0)
+    assert wc.instance is None and wc.skipped == 5 and "brute-force" not in calls
+
+
+def test_time_limit_holds_with_a_brute_force_reference():
+    """Seed 2 of this class kept running past 120 s with --time-limit 5 (brute force enumerated
+    every maximal cache before looking at any clock)."""
+    wc = worst_case("greedy", top_k=2, evals=20, seed=2, max_experts=16, max_layers=4, max_nodes=4, max_size=1,
+                    time_limit=3.0)
+    assert wc.runtime_s <= 3.0 * 1.05 + 2.0
+    assert wc.skipped >= 1

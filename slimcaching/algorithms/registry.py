@@ -40,6 +40,9 @@ REGISTRY: dict[str, str] = {
     # exact references
     "exact": "slimcaching.algorithms.exact:exact",
     "brute-force": "slimcaching.algorithms.bruteforce:brute_force",
+    # decomposition (proven bound) and the MILP-based flagship
+    "decompose": "slimcaching.algorithms.decompose:decompose",
+    "lns": "slimcaching.algorithms.lns:lns",
 }
 
 

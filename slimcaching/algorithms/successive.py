@@ -97,7 +97,7 @@ def _check_options(layer_solver: str, max_enumerate: int, eps: float | None) -> 
 
 def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None = None,
                       layer_solver: str = "auto", max_enumerate: int = 16, eps: float | None = None,
-                      exclude_current: bool = True) -> SingleNodeSolution:
+                      exclude_current: bool = True, deadline: float | None = None) -> SingleNodeSolution | None:
     """Best cache for node ``n`` with every other node's cache fixed as in ``ev``.
 
     Maximises the extra reduction ``R(others + A) - R(others)`` over sets
@@ -127,10 +127,14 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
         ``None``: exact DP over layers; ``0 < eps < 1``: approximate (max,+)
         convolution with value ``>= (1 - eps)`` times the exact DP value.
     exclude_current : bool
+    deadline : float, optional
+        A ``time.perf_counter()`` value; checked before each layer's table.
 
     Returns
     -------
-    SingleNodeSolution
+    SingleNodeSolution or None
+        ``None`` when the deadline passed before the tables were complete
+        (nothing is chosen for the node).
 
     Notes
     -----
@@ -151,8 +155,12 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
         capacity = int(inst.capacity[n]) - (0 if exclude_current else int(ev.used[n]))
     capacity = max(0, int(capacity))
     sizes = inst.expert_size
-    tables = [layer_table(inst, tau0, n, l, cmax=capacity // int(sizes[l]), layer_solver=layer_solver,
-                          max_enumerate=max_enumerate) for l in range(inst.L)]
+    tables = []
+    for l in range(inst.L):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
+        tables.append(layer_table(inst, tau0, n, l, cmax=capacity // int(sizes[l]), layer_solver=layer_solver,
+                                  max_enumerate=max_enumerate))
     active = [l for l in range(inst.L) if len(tables[l].h) > 1 and tables[l].h[-1] > 0]
     g = math.gcd(*(int(sizes[l]) for l in active)) if active else 1
     w = [int(sizes[l]) // g for l in active]
@@ -226,8 +234,9 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
     seed : int, optional
         Unused (the method is deterministic); recorded.
     time_limit : float, optional
-        Seconds, checked between nodes; on expiry the remaining nodes stay
-        empty and the status is ``time_limit``.
+        Seconds, checked before every node and every layer table; on expiry
+        the node being solved and the remaining nodes stay empty and the
+        status is ``time_limit``.
     order : {"latency", "capacity", "given"} or sequence of node names / indices
         Node visiting order (:func:`node_order`).
     layer_solver : {"auto", "enumerate", "heuristic"}
@@ -275,11 +284,15 @@ def successive(instance: Instance, *, seed: int | None = None, time_limit: float
         params["eps"] = float(eps)
     ev = IncrementalEvaluator(instance)
     visited, stopped, all_exact = [], False, True
+    deadline = None if time_limit is None else t0 + time_limit
     for n in nodes:
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+        sol = None
+        if deadline is None or time.perf_counter() <= deadline:
+            sol = solve_single_node(ev, n, layer_solver=layer_solver, max_enumerate=max_enumerate, eps=eps,
+                                    deadline=deadline)
+        if sol is None:
             stopped = True
             break
-        sol = solve_single_node(ev, n, layer_solver=layer_solver, max_enumerate=max_enumerate, eps=eps)
         if len(sol.elements):
             ev.apply(add=[tuple(int(v) for v in row) for row in sol.elements])
         all_exact &= sol.exact

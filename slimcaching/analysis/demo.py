@@ -50,6 +50,7 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
     """
     from ..algorithms import algorithm_names
     from ..errors import InputError
+    from ..fileio import write_text
     from .figures import make_figures
     from .guarantees import check_guarantees
     from .report import format_table, formulation_table, load_frame, ratio_table, with_ratios
@@ -89,27 +90,26 @@ def demo(out: str | os.PathLike = "demo-output", *, suites: Sequence[str] = ("ti
 
     df = with_ratios(load_frame(str(db)))
     files: dict[str, Path] = {}
+
+    def put(key: str, name: str, text: str) -> None:
+        files[key] = out / name
+        write_text(text, files[key])
+
     rt = ratio_table(df, ["suite", "algorithm"])
     md = format_table(rt, "markdown")
     log("\n" + md)
-    files["ratio_md"] = out / "ratio_table.md"
-    files["ratio_md"].write_text(md)
-    files["ratio_tex"] = out / "ratio_table.tex"
-    files["ratio_tex"].write_text(format_table(rt, "latex", caption="Empirical ratio R(alg)/R(opt) and latency "
-                                                                     "ratio T(alg)/T(opt) per suite and algorithm."))
-    files["ratio_csv"] = out / "ratio_table.csv"
-    files["ratio_csv"].write_text(format_table(rt, "csv"))
+    put("ratio_md", "ratio_table.md", md)
+    put("ratio_tex", "ratio_table.tex", format_table(rt, "latex", caption="Empirical ratio R(alg)/R(opt) and latency "
+                                                                          "ratio T(alg)/T(opt) per suite and algorithm."))
+    put("ratio_csv", "ratio_table.csv", format_table(rt, "csv"))
     ft = formulation_table(df)
     if len(ft):
         log(format_table(ft, "markdown"))
-        files["formulations_md"] = out / "formulations.md"
-        files["formulations_md"].write_text(format_table(ft, "markdown"))
-        files["formulations_tex"] = out / "formulations.tex"
-        files["formulations_tex"].write_text(format_table(ft, "latex", caption="MILP formulations: LP bounds, "
-                                                                               "root gaps, solve times."))
+        put("formulations_md", "formulations.md", format_table(ft, "markdown"))
+        put("formulations_tex", "formulations.tex", format_table(ft, "latex", caption="MILP formulations: LP bounds, "
+                                                                                    "root gaps, solve times."))
     gt, cex, notes = check_guarantees(str(db), out_dir=out / "counterexamples", df=df)
-    files["guarantees_md"] = out / "guarantees.md"
-    files["guarantees_md"].write_text(format_table(gt, "markdown") + "".join(f"\n- {n}" for n in notes) + "\n")
+    put("guarantees_md", "guarantees.md", format_table(gt, "markdown") + "".join(f"\n- {n}" for n in notes) + "\n")
     log(f"guarantees: {int(gt['violations'].sum()) if len(gt) else 0} violation(s) "
         f"in {int(gt['checked'].sum()) if len(gt) else 0} checked run(s); {len(cex)} counterexample file(s)")
     figs = make_figures(str(db), out / "figures")

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..fileio import read_json
 from ..moe2.family import Moe2Family
 
-__all__ = ["Family", "CachingFamily", "Moe2Family", "FAMILIES", "detect", "load", "get_family"]
+__all__ = ["Family", "CachingFamily", "Moe2Family", "FAMILIES", "detect", "load", "get_family", "certificate_row"]
 
 CACHING_FORMAT = "slimcaching-instance/1"
 
@@ -75,7 +75,7 @@ class CachingFamily:
     def algorithm_names(self) -> list[str]:
         from ..algorithms import algorithm_names
 
-        return [*algorithm_names(), "lp-bound"]
+        return [*algorithm_names(), "lp-bound", "certify"]
 
     def describe(self, instance: Any) -> dict[str, Any]:
         model = float((instance.experts * instance.expert_size).sum())
@@ -90,6 +90,8 @@ class CachingFamily:
             params: dict[str, Any]) -> dict[str, Any]:
         if algorithm == "lp-bound":
             return self._lp_bound(instance, params)
+        if algorithm == "certify":
+            return self._certify(instance, seed=seed, time_limit=time_limit, params=params)
         from ..algorithms import run
 
         res = run(instance, algorithm, seed=seed, time_limit=time_limit, **params)
@@ -101,6 +103,14 @@ class CachingFamily:
             "oracle_calls": res.info.get("oracle_calls") if isinstance(res.info, dict) else None,
             "placement": res.placement.elements().tolist(), "info": res.info, "message": res.message,
         }
+
+    def _certify(self, instance: Any, *, seed: int | None, time_limit: float | None,
+                 params: dict[str, Any]) -> dict[str, Any]:
+        """A ``certify`` run as a row: its placement, and its best bound as ``gain_upper``."""
+        from ..algorithms.certify import certify
+
+        cert = certify(instance, time_limit=time_limit, seed=seed, **params)
+        return certificate_row(cert.to_dict(instance))
 
     def _lp_bound(self, instance: Any, params: dict[str, Any]) -> dict[str, Any]:
         from ..formulations.solve import lp_bound
@@ -124,6 +134,31 @@ class CachingFamily:
             "runtime_s": float(info.get("solve_s", info.get("runtime_s", runtime))), "feasible": True,
             "placement": None, "info": info, "message": "LP relaxation bound",
         }
+
+
+def certificate_row(cert: dict[str, Any]) -> dict[str, Any]:
+    """The store columns of a ``certify`` result (the JSON object of ``slimcaching certify``).
+
+    ``gain_upper = T(empty) - bound``, so the certificate's bound becomes a
+    reference of every ratio on the instance; ``info`` keeps which method
+    produced the bound and the latency, and when.
+    """
+    t_empty = float(cert["empty_latency"])
+    bound_at = next((b["time_s"] for b in cert["bounds"]
+                     if b["method"] == cert["bound_method"] and b["value"] == cert["bound"]), None)
+    latency_at = next((i["time_s"] for i in cert["incumbents"]
+                       if i["method"] == cert["latency_method"] and i["value"] == cert["latency"]), None)
+    placement = [[n, l, e] for n, (_, pairs) in enumerate(cert["placement"].items()) for l, e in pairs]
+    return {
+        "status": "optimal" if cert["status"] == "optimal" else "feasible",
+        "gain": t_empty - cert["latency"], "gain_upper": t_empty - cert["bound"], "latency": cert["latency"],
+        "reduction": t_empty - cert["latency"], "empty_latency": t_empty, "bound": cert["bound"],
+        "gap": cert["gap"], "runtime_s": cert["runtime_s"], "feasible": True, "placement": sorted(placement),
+        "info": {"bound_method": cert["bound_method"], "bound_time_s": bound_at,
+                 "latency_method": cert["latency_method"], "latency_time_s": latency_at, "cpu_s": cert.get("cpu_s"),
+                 "bounds": cert["bounds"], "incumbents": cert["incumbents"]},
+        "message": "certify",
+    }
 
 
 FAMILIES: dict[str, Family] = {"caching": CachingFamily(), "moe2": Moe2Family()}

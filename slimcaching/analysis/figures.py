@@ -15,12 +15,14 @@ Use :mod:`slimcaching.analysis.sweeps` to write grids where one parameter varies
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..fileio import write_bytes
 from .report import BOUND_ONLY, load_frame, with_ratios
 
 __all__ = ["AXES", "fit_slope", "make_figures"]
@@ -69,7 +71,9 @@ def _colours(algs: list[str]) -> dict[str, Any]:
 def _save(fig, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for p in paths:
-        fig.savefig(p, bbox_inches="tight", dpi=150 if p.suffix == ".png" else None)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=p.suffix[1:], bbox_inches="tight", dpi=150 if p.suffix == ".png" else None)
+        write_bytes(buf.getvalue(), p)
     return paths
 
 

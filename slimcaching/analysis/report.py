@@ -5,9 +5,13 @@ family's ``exact_names``, any parameters or seed):
 
 * when one of them is proven ``optimal``: ``gain(opt)`` is its gain (the
   largest among optimal rows) and ratios are **exact**;
+* when some row's proven bound is met by a feasible row (relative latency gap
+  at most ``1e-6``, e.g. a ``certify`` or ``decompose`` run that closed its
+  gap), that feasible row is a proven optimum too and ratios are **exact**;
 * otherwise the smallest stored upper bound ``gain_upper`` over all rows of
-  the instance (time-limited exact runs, LP bounds) is used and the ratio
-  ``gain(alg) / gain_upper`` is a **certified lower bound** on the true ratio.
+  the instance (time-limited exact runs, LP bounds, ``decompose``, ``lns``,
+  ``certify``) is used and the ratio ``gain(alg) / gain_upper`` is a
+  **certified lower bound** on the true ratio.
 
 For caching, ``gain = R(x) = T(empty) - T(x)`` and ``gain_upper = T(empty) -
 T_lb``; the latency ratio ``T(alg) / T(opt)`` is exact on proven rows and
@@ -18,12 +22,16 @@ are counted separately.
 
 Table columns: number of rows (``runs``) and distinct instances, how many
 instances have a proven optimum, mean / minimum / 5th-percentile empirical
-ratio (numpy's linear interpolation), mean latency ratio, median runtime.
+ratio (numpy's linear interpolation), mean latency ratio, median runtime, and
+the same mean / minimum split into **exact** ratios (instances with a proven
+optimum) and **certified** ratios (instances with a bound only), labelled
+separately so that the two are never averaged together unknowingly.
 """
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .escape import escape_latex, escape_markdown
 from .families import FAMILIES
 from .store import ResultStore
 
@@ -45,6 +54,9 @@ GROUP_COLUMNS = ("family", "suite", "algorithm", "name", "params", "top_k", "L",
 BOUND_ONLY = ("lp-bound",)
 
 _ZERO = 1e-12
+
+#: A bound within this relative latency gap of a feasible latency proves that latency optimal.
+PROVEN_GAP = 1e-6
 
 
 def _label(name: str, params: str) -> str:
@@ -62,8 +74,11 @@ def load_frame(db: str | Any) -> pd.DataFrame:
     else:
         if not Path(str(db)).is_file():
             raise InputError(str(db), ("", "no such results database"))
-        with ResultStore(db) as st:
-            df = st.frame()
+        try:
+            with ResultStore(db) as st:
+                df = st.frame()
+        except (sqlite3.DatabaseError, UnicodeDecodeError, ValueError) as exc:  # corrupt, truncated, not SQLite
+            raise InputError(str(db), ("", f"not a readable results database: {str(exc).splitlines()[0]}")) from None
     df = df.copy()
     df["name"] = df["algorithm"]
     df["algorithm"] = [_label(a, p) for a, p in zip(df["name"], df["params"])]
@@ -97,6 +112,13 @@ def with_ratios(df: pd.DataFrame) -> pd.DataFrame:
             tlb = None
             if g["empty_latency"].notna().any():
                 tlb = float(g["empty_latency"].dropna().iloc[0]) - gref
+            feas = g[ok.loc[g.index]]
+            if tlb is not None and len(feas):
+                best_gain = float(feas["gain"].max())
+                t_best = tlb + gref - best_gain
+                if t_best > 0 and gref - best_gain <= PROVEN_GAP * t_best:
+                    refs[h] = (best_gain, True, t_best)  # the bound is met: a proven optimum
+                    continue
             refs[h] = (gref, False, tlb)
     gain_ref = np.full(len(df), np.nan)
     proven = np.zeros(len(df), dtype=bool)
@@ -134,7 +156,10 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
 
     Columns: ``runs``, ``instances``, ``proven`` (instances with a proven
     optimum), ``mean_ratio``, ``min_ratio``, ``p5_ratio``, ``mean_latency_ratio``,
-    ``median_runtime_s``, ``failed`` (error or infeasible rows), and
+    ``median_runtime_s``, ``failed`` (error or infeasible rows),
+    ``exact_mean_ratio`` / ``exact_min_ratio`` (instances with a proven optimum),
+    ``certified_instances``, ``certified_mean_ratio`` / ``certified_min_ratio``
+    (instances with only a bound: certified lower bounds on the true ratio), and
     ``median_oracle_calls`` when any row counts oracle calls (MoE² methods).
     """
     cols = _check_group(group_by)
@@ -161,6 +186,15 @@ def ratio_table(df: pd.DataFrame, group_by: Sequence[str] = ("family", "algorith
             "mean_latency_ratio": float(lr.mean()) if len(lr) else math.nan,
             "median_runtime_s": float(np.median(rt)) if len(rt) else math.nan,
             "failed": failed,
+        })
+        exact = rated.loc[rated["proven"], "ratio"].to_numpy(dtype=float)
+        cert = rated.loc[~rated["proven"], "ratio"].to_numpy(dtype=float)
+        out[-1].update({
+            "exact_mean_ratio": float(exact.mean()) if len(exact) else math.nan,
+            "exact_min_ratio": float(exact.min()) if len(exact) else math.nan,
+            "certified_instances": int(rated.loc[~rated["proven"], "instance_hash"].nunique()),
+            "certified_mean_ratio": float(cert.mean()) if len(cert) else math.nan,
+            "certified_min_ratio": float(cert.min()) if len(cert) else math.nan,
         })
         if oracle:
             oc = pd.to_numeric(g["oracle_calls"], errors="coerce").dropna().to_numpy(dtype=float)
@@ -232,6 +266,9 @@ _HEADERS = {
     "mean_ratio": "mean ratio", "min_ratio": "min ratio", "p5_ratio": "5th pct ratio",
     "mean_latency_ratio": "mean T/T*", "median_runtime_s": "median time (s)", "failed": "failed",
     "median_oracle_calls": "median oracle calls",
+    "exact_mean_ratio": "exact mean ratio", "exact_min_ratio": "exact min ratio",
+    "certified_instances": "certified inst.", "certified_mean_ratio": "certified mean ratio",
+    "certified_min_ratio": "certified min ratio",
     "formulation": "formulation", "lp_over_opt": "LP / T*", "root_gap": "root gap",
     "r_gap": "R gap", "median_lp_s": "median LP (s)", "exact_runs": "MILP runs",
     "exact_optimal": "proven opt.", "median_exact_s": "median MILP (s)",
@@ -239,7 +276,8 @@ _HEADERS = {
     "violations": "violations", "inconclusive": "inconclusive", "reference": "reference",
 }
 _RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap",
-               "claimed", "margin", "ratio", "latency_ratio")
+               "claimed", "margin", "ratio", "latency_ratio", "exact_mean_ratio", "exact_min_ratio",
+               "certified_mean_ratio", "certified_min_ratio")
 
 
 def _cell(col: str, v: Any) -> str:
@@ -260,13 +298,6 @@ def _cell(col: str, v: Any) -> str:
     return str(v)
 
 
-def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        s = s.replace(a, b)
-    return s
-
-
 def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | None = None) -> str:
     """Render a table as ``markdown`` (pipe table), ``latex`` (booktabs) or ``csv`` (raw values)."""
     if fmt == "csv":
@@ -276,18 +307,18 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in cols]
     body = [[_cell(c, v) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(heads) + " |",
+        lines = ["| " + " | ".join(escape_markdown(h) for h in heads) + " |",
                  "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in body]
+        lines += ["| " + " | ".join(escape_markdown(x) for x in r) + " |" for r in body]
         return "\n".join(lines) + "\n"
     if fmt == "latex":
         spec = "".join("r" if n else "l" for n in numeric)
         lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering"]
         if caption:
-            lines.append(r"\caption{" + _latex_escape(caption) + "}")
+            lines.append(r"\caption{" + escape_latex(caption) + "}")
         lines += [r"\begin{tabular}{" + spec + "}", r"\toprule",
-                  " & ".join(_latex_escape(h) for h in heads) + r" \\", r"\midrule"]
-        lines += [" & ".join(_latex_escape(x) for x in r) + r" \\" for r in body]
+                  " & ".join(escape_latex(h) for h in heads) + r" \\", r"\midrule"]
+        lines += [" & ".join(escape_latex(x) for x in r) + r" \\" for r in body]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     raise InputError("--format", ("", f"unknown format {fmt!r}; valid: markdown, latex, csv"))
@@ -297,14 +328,22 @@ def report(db: str, *, fmt: str = "markdown", group_by: Sequence[str] = ("family
            formulations: bool = True, table: str = "all") -> str:
     """The text ``slimcaching report`` prints.
 
-    ``table`` is ``"ratios"``, ``"formulations"`` or ``"all"`` (the ratio table,
-    then the formulation table when there is one, separated by a blank line).
+    ``table`` is ``"ratios"``, ``"formulations"``, ``"certified"`` (one row per
+    caching instance, :func:`slimcaching.analysis.certified.certified_table`) or
+    ``"all"`` (the ratio table, then the formulation table when there is one,
+    separated by a blank line).
     """
-    if table not in ("all", "ratios", "formulations"):
-        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations"))
+    if table not in ("all", "ratios", "formulations", "certified"):
+        raise InputError("--table", ("", f"unknown table {table!r}; valid: all, ratios, formulations, certified"))
     df = with_ratios(load_frame(db))
     if df.empty:
         raise InputError(str(db), ("", "the results database holds no runs"))
+    if table == "certified":
+        from .certified import certified_table
+
+        return format_table(certified_table(df), fmt, caption="Per instance: the best proven bound and the best "
+                            "latency of any method, the certified gap, and each algorithm's ratio R(alg)/R_upper."
+                            if fmt == "latex" else None)
     if table == "formulations":
         ft = formulation_table(df)
         if not len(ft):

@@ -15,17 +15,19 @@ the searched class; it says nothing about instances outside it.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..instances.generators import assemble
 from ..instances.model import Instance
 
-__all__ = ["WORSTCASE_FORMAT", "Genome", "WorstCase", "worst_case", "write_worst_case"]
+__all__ = ["WORSTCASE_FORMAT", "BRUTE_FORCE_BUDGET", "Genome", "WorstCase", "worst_case", "write_worst_case",
+           "placement_count_bound"]
 
 WORSTCASE_FORMAT = "slimcaching-worstcase/1"
 
@@ -160,15 +162,69 @@ class WorstCase:
     skipped: int = 0
 
 
+#: Largest number of placements the brute-force reference may have to enumerate
+#: for one candidate; larger candidates are skipped (counted in ``skipped``).
+#: At this size brute force takes a few seconds.
+BRUTE_FORCE_BUDGET = 200_000
+
+
+def placement_count_bound(instance: Instance) -> int:
+    """An upper bound on the placements brute force enumerates: ``prod_n sum_{k <= k_n} C(m_n, k)``.
+
+    ``m_n`` counts the ``(l, e)`` elements some user can reach on node ``n``
+    and ``k_n = Q_n // min_l s_l`` is the most of them that fit, so every
+    feasible cache of node ``n`` (maximal or not) is one of the counted
+    subsets.  Exact integer arithmetic; the count stops growing once it
+    passes ``BRUTE_FORCE_BUDGET`` (only the comparison matters).
+    """
+    total = 1
+    smin = int(instance.expert_size.min())
+    for n in range(instance.N):
+        reach = np.isfinite(instance.latency[:, n, :]).any(axis=0)
+        m = int(instance.experts[reach].sum())
+        k = min(m, int(instance.capacity[n]) // smin)
+        caches = 0
+        for j in range(k + 1):
+            caches += math.comb(m, j)
+            if caches > BRUTE_FORCE_BUDGET:
+                break
+        total = min(total * caches, BRUTE_FORCE_BUDGET + 1)
+    return total
+
+
 def _evaluate(g: Genome, algorithm: str, params: dict, reference: str, seed: int,
-              ref_time_limit: float | None):
+              ref_time_limit: float | None, left: Callable[[], float | None]):
+    """Run the reference and the algorithm on the candidate ``g``; ``None`` when it must be skipped.
+
+    ``left()`` is the time left of the whole search (``None``: no limit).  The
+    reference gets at most that much time (and ``ref_time_limit``); a
+    brute-force reference is not started on a candidate with more than
+    :data:`BRUTE_FORCE_BUDGET` placements.  The algorithm gets the time left
+    too; a run it cuts short is skipped, as its placement is not the
+    algorithm's answer.
+    """
     from ..algorithms import run
+    from ..errors import InputError
 
     inst = g.to_instance()
-    opt = run(inst, reference, seed=seed, time_limit=ref_time_limit)
+    if reference == "brute-force" and placement_count_bound(inst) > BRUTE_FORCE_BUDGET:
+        return None
+    budget = left()
+    if budget is not None and budget <= 0:
+        return None
+    limit = budget if ref_time_limit is None else ref_time_limit if budget is None else min(budget, ref_time_limit)
+    try:
+        opt = run(inst, reference, seed=seed, time_limit=limit)
+    except InputError:  # the reference refuses the candidate (too large for it)
+        return None
     if str(opt.status) != "optimal":
         return None
-    res = run(inst, algorithm, seed=seed, **params)
+    budget = left()
+    if budget is not None and budget <= 0:
+        return None
+    res = run(inst, algorithm, seed=seed, time_limit=budget, **params)
+    if str(res.status) == "time_limit":  # cut short by the search's clock: not the algorithm's answer
+        return None
     if not res.feasible:
         return inst, res, opt, -1.0, np.inf  # an infeasible answer is the worst possible
     if opt.reduction <= 1e-12:
@@ -205,6 +261,13 @@ def worst_case(algorithm: str = "greedy", *, top_k: int = 1, evals: int = 300, s
         Bounds of the searched class.
     time_limit : float, optional
         Seconds for the whole search; the worst instance so far is returned.
+        Each reference and algorithm run gets at most the time left, and a
+        brute-force reference is not started on a candidate with more than
+        :data:`BRUTE_FORCE_BUDGET` placements (see
+        :func:`placement_count_bound`), so the search ends within the limit
+        plus the overshoot of one run's own time limit.
+    ref_time_limit : float, optional
+        Seconds for one reference run (default 10).
 
     Returns
     -------
@@ -230,8 +293,11 @@ def worst_case(algorithm: str = "greedy", *, top_k: int = 1, evals: int = 300, s
     cur_g, cur_r, stale, restarts, skipped = None, np.inf, 0, 0, 0
     history: list[tuple[int, float]] = []
     bar = tqdm(total=evals, unit="eval", desc=f"worst-case {algorithm}", disable=not progress)
+    def left() -> float | None:
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
     for i in range(evals):
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+        if time_limit is not None and left() <= 0:
             break
         if cur_g is None or stale >= restart_after:
             g = _random_genome(rng, top_k, max_layers, max_experts, max_nodes, max_users, max_size)
@@ -239,7 +305,7 @@ def worst_case(algorithm: str = "greedy", *, top_k: int = 1, evals: int = 300, s
             cur_g, cur_r, stale = None, np.inf, 0
         else:
             g = _mutate(cur_g, rng, max_size)
-        out = _evaluate(g, algorithm, params, reference, seed, ref_time_limit)
+        out = _evaluate(g, algorithm, params, reference, seed, ref_time_limit, left)
         bar.update(1)
         if out is None:
             skipped += 1

@@ -10,9 +10,12 @@ import argparse
 import os
 import sys
 from ..errors import InputError
-from .common import add_command, int_at_least, parse_params, positive_float
+from .common import add_command, int_at_least, parse_params, positive_float, seed, seed_list
 
 __all__ = ["register"]
+
+MAX_JOBS = 1024
+"""Worker processes of one sweep."""
 
 EXAMPLES = {
     "bench": "slimcaching bench tiny small --algorithms greedy,successive,cloud --exact --time-limit 30 --db results.sqlite",
@@ -23,20 +26,6 @@ EXAMPLES = {
     "sweeps": "slimcaching sweeps --out grids --seeds 0,1,2",
     "demo": "slimcaching demo --out demo-output",
 }
-
-
-def _seeds(s: str) -> list[int | None]:
-    out: list[int | None] = []
-    for part in s.split(","):
-        part = part.strip()
-        if part in ("none", "null"):
-            out.append(None)
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--seeds must be comma-separated integers, got {s!r}") from None
-    return out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -60,8 +49,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = report(args.db, fmt=args.format, group_by=args.group_by.split(","),
                   formulations=not args.no_formulations, table=args.table)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        from ..fileio import write_text
+
+        write_text(text, args.output)
     else:
         sys.stdout.write(text)
     return 0
@@ -135,12 +125,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the analysis commands to the ``slimcaching`` sub-parsers."""
-    def add(sub, name, help, func):
-        return add_command(sub, name, help, func, EXAMPLES[name])
+    def add(sub, name, help, func, **io):
+        return add_command(sub, name, help, func, EXAMPLES[name], **io)
 
     ncpu = os.cpu_count() or 1
 
-    p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench)
+    p = add(sub, "bench", "run algorithms on instance suites into a resumable SQLite results store", cmd_bench,
+            inputs=["inputs"], outputs=["db"])
     p.add_argument("inputs", nargs="+", metavar="SUITE_OR_FILES",
                    help="suite names (instances/<name>/), folders or instance files")
     p.add_argument("--algorithms", default=None, metavar="LIST",
@@ -148,9 +139,9 @@ def register(sub) -> None:
     p.add_argument("--exact", action="store_true", help="also run the exact reference")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds per run")
-    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=ncpu, metavar="J",
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=ncpu, metavar="J",
                    help=f"local worker processes (default {ncpu})")
-    p.add_argument("--seeds", type=_seeds, default=[0], metavar="LIST", help="comma-separated seeds (default 0)")
+    p.add_argument("--seeds", type=seed_list(), default=[0], metavar="LIST", help="comma-separated seeds (default 0)")
     p.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
     p.add_argument("--executor", choices=["local", "dask"], default="local")
     p.add_argument("--address", default=None, metavar="tcp://HOST:PORT", help="dask scheduler (with --executor dask; without it an in-process local cluster)")
@@ -158,52 +149,56 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="do not print the ratio table at the end")
 
-    p = add(sub, "report", "ratio and formulation tables from a results database", cmd_report)
+    p = add(sub, "report", "ratio and formulation tables from a results database", cmd_report,
+            inputs=["db"], outputs=["output"])
     p.add_argument("db", metavar="DB")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
     p.add_argument("--group-by", default="family,algorithm", metavar="COLS",
                    help="comma-separated: family, suite, algorithm, top_k, L, N, U, cap_frac, seed, instance_name")
-    p.add_argument("--table", choices=["all", "ratios", "formulations"], default="all",
+    p.add_argument("--table", choices=["all", "ratios", "formulations", "certified"], default="all",
                    help="which table (default all: ratios, then formulations when present)")
     p.add_argument("--no-formulations", action="store_true", help="same as --table ratios")
     p.add_argument("--output", "-o", default=None, help="file (stdout when omitted)")
 
     p = add(sub, "check-guarantees", "compare claimed approximation guarantees with stored runs "
-                                     "(exit 1 on a violation)", cmd_check_guarantees)
+                                     "(exit 1 on a violation)", cmd_check_guarantees, inputs=["db"], folders=["out"])
     p.add_argument("db", metavar="DB")
     p.add_argument("--out", default="counterexamples", help="folder for counterexample files")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
 
-    p = add(sub, "worst-case", "search tiny instances minimising an algorithm's empirical ratio", cmd_worst_case)
+    p = add(sub, "worst-case", "search tiny instances minimising an algorithm's empirical ratio", cmd_worst_case,
+            outputs=["output"])
     p.add_argument("--algorithm", required=True, metavar="NAME")
-    p.add_argument("--top-k", type=int_at_least("--top-k", 1), default=1)
+    p.add_argument("--top-k", type=int_at_least("--top-k", 1, 16), default=1)
     p.add_argument("--evals", type=int_at_least("--evals", 1), default=300)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed(), default=0)
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="algorithm parameter")
     p.add_argument("--reference", default="brute-force", help="exact reference (brute-force or exact)")
     p.add_argument("--restart-after", type=int_at_least("--restart-after", 1), default=60)
-    p.add_argument("--max-layers", type=int_at_least("--max-layers", 1), default=2)
-    p.add_argument("--max-experts", type=int_at_least("--max-experts", 1), default=4)
-    p.add_argument("--max-nodes", type=int_at_least("--max-nodes", 1), default=2)
-    p.add_argument("--max-users", type=int_at_least("--max-users", 1), default=2)
-    p.add_argument("--max-size", type=int_at_least("--max-size", 1), default=2)
+    p.add_argument("--max-layers", type=int_at_least("--max-layers", 1, 16), default=2)
+    p.add_argument("--max-experts", type=int_at_least("--max-experts", 1, 16), default=4)
+    p.add_argument("--max-nodes", type=int_at_least("--max-nodes", 1, 16), default=2)
+    p.add_argument("--max-users", type=int_at_least("--max-users", 1, 16), default=2)
+    p.add_argument("--max-size", type=int_at_least("--max-size", 1, 2**20), default=2)
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S",
                    help="seconds for the whole search")
     p.add_argument("--output", "-o", default=None, help="certificate file (default worst-<alg>-k<K>-s<seed>.json)")
     p.add_argument("--no-progress", action="store_true")
 
-    p = add(sub, "figures", "latency, ratio and runtime-scaling figures (PNG and PDF)", cmd_figures)
+    p = add(sub, "figures", "latency, ratio and runtime-scaling figures (PNG and PDF)", cmd_figures,
+            inputs=["db"], folders=["out"])
     p.add_argument("db", metavar="DB")
     p.add_argument("--out", default="figures", help="output folder")
 
     p = add(sub, "sweeps", "write the instance grids behind the figures (capacity, top-k, nodes, scaling)",
-            cmd_sweeps)
+            cmd_sweeps, folders=["out"])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="LIST")
+    p.add_argument("--seeds", type=seed_list(), default=[0, 1, 2], metavar="LIST")
 
-    p = add(sub, "demo", "all algorithms and the exact solver on the tiny and small suites", cmd_demo)
+    p = add(sub, "demo", "all algorithms and the exact solver on the tiny and small suites", cmd_demo,
+            folders=["out"])
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--suites", default="tiny,small")
-    p.add_argument("--jobs", type=int_at_least("--jobs", 1), default=None)
+    p.add_argument("--jobs", type=int_at_least("--jobs", 1, MAX_JOBS), default=None)
     p.add_argument("--exact-time-limit", type=positive_float("--exact-time-limit"), default=20.0, metavar="S")
     p.add_argument("--no-progress", action="store_true")

@@ -6,9 +6,8 @@ its options and calls one library function.
 from __future__ import annotations
 
 import argparse
-import json
 
-from .common import add_command, emit, int_at_least, parse_params, positive_float
+from .common import add_command, emit, int_at_least, number, parse_params, positive_float, seed
 
 __all__ = ["register"]
 
@@ -26,14 +25,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     inst = read_instance(args.instance)
     placement, _ = read_placement(args.placement, inst)
     ev = evaluate(inst, placement)
-    print(json.dumps(ev.to_dict(inst)))
+    emit(ev.to_dict(inst), None, indent=None)
     return 0 if ev.feasible else 1
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from ..algorithms import run
     from ..instances.io import read_instance
-
     from ..solvers import SolveInterrupted
 
     inst = read_instance(args.instance)
@@ -68,15 +66,16 @@ def register(sub) -> None:
     from ..algorithms import algorithm_names
 
     p = add_command(sub, "solve", "run an algorithm and write the placement", cmd_solve,
-                    EXAMPLES["solve"])
+                    EXAMPLES["solve"], inputs=["instance"], outputs=["output"])
     p.add_argument("instance")
     p.add_argument("--algorithm", required=True, metavar="NAME",
                    help="one of: " + ", ".join(algorithm_names()))
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=None, metavar="S")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed(), default=None)
     p.add_argument("--formulation", choices=["level", "assignment"], default=None,
                    help="for --algorithm exact (default level)")
-    p.add_argument("--mip-gap", type=float, default=None, metavar="G", help="for --algorithm exact")
+    p.add_argument("--mip-gap", type=number("--mip-gap", 0, 1, high_open=True), default=None, metavar="G",
+                   help="for --algorithm exact: relative gap in [0, 1)")
     p.add_argument("--node-limit", type=int_at_least("--node-limit", 1), default=None, metavar="N",
                    help="for --algorithm exact: stop after N branch-and-bound nodes (a limit on work, "
                         "reproducible on any machine; --time-limit stays a safety cap)")
@@ -85,17 +84,19 @@ def register(sub) -> None:
                         "gurobi, cplex, scip, cbc, glpk, whichever is installed)")
     p.add_argument("--solver-option", action="append", default=None, metavar="KEY=VALUE",
                    help="for --algorithm exact: an option passed to the solver under its own name (repeatable)")
-    p.add_argument("--eps", type=positive_float("--eps"), default=None, help="for --algorithm maxconv")
+    p.add_argument("--eps", type=number("--eps", 0, 1, low_open=True, high_open=True), default=None,
+                   help="for --algorithm maxconv: in (0, 1)")
     p.add_argument("--polish", action="store_true", help="finish with local search (add/drop/swap/move)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra algorithm parameter")
     p.add_argument("--output", "-o", help="placement file; stdout when omitted")
 
     p = add_command(sub, "evaluate", "evaluate a placement: latency, reduction, feasibility (exit 1 if over capacity)",
-                    cmd_evaluate, EXAMPLES["evaluate"])
+                    cmd_evaluate, EXAMPLES["evaluate"], inputs=["instance", "placement"])
     p.add_argument("instance")
     p.add_argument("placement")
 
-    p = add_command(sub, "export", "write a MILP formulation for any solver", cmd_export, EXAMPLES["export"])
+    p = add_command(sub, "export", "write a MILP formulation for any solver", cmd_export, EXAMPLES["export"],
+                    inputs=["instance"], outputs=["output"])
     p.add_argument("instance")
     p.add_argument("--formulation", choices=["assignment", "level"], required=True)
     p.add_argument("--format", choices=["lp", "mps", "nl", "gms"], required=True)

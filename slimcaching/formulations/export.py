@@ -13,6 +13,7 @@ import logging
 import os
 
 from ..errors import InputError
+from ..fileio import write_with
 from ..instances.model import Instance
 from .solve import build_model
 
@@ -44,16 +45,14 @@ def export_model(instance: Instance, *, formulation: str = "level", fmt: str = "
     Raises
     ------
     InputError
-        Unknown formulation or format (the valid values are listed), or an
-        output path that cannot be written.
+        Unknown formulation or format (the valid values are listed).
+    OutputError
+        ``path`` cannot be written (see :mod:`slimcaching.fileio`).
     """
     if fmt not in FORMATS:
         raise InputError("--format", ("", f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}"))
     model = build_model(instance, formulation, relax=relax)
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(path, ("", f"cannot write: directory {parent!r} does not exist"))
     write_model(model, path, fmt)
     return path
 
@@ -69,15 +68,17 @@ def write_model(model, path: str, fmt: str):
     Raises
     ------
     InputError
-        The file cannot be written, or (NL) the model has no variables.
+        (NL) the model has no variables.
+    OutputError
+        ``path`` cannot be written (see :mod:`slimcaching.fileio`).
     """
     log = logging.getLogger("pyomo.core")
     level = log.level
     log.setLevel(logging.ERROR)  # Pyomo warns when the extension is not the writer's usual one
+    written = []
     try:
-        _, symbol_id = model.write(path, format=FORMATS[fmt], io_options={"symbolic_solver_labels": True})
-    except OSError as exc:
-        raise InputError(path, ("", f"cannot write: {exc.strerror or exc}")) from None
+        write_with(path, lambda name: written.append(model.write(name, format=FORMATS[fmt],
+                                                                 io_options={"symbolic_solver_labels": True})))
     except ValueError as exc:
         if "No variables" not in str(exc):
             raise
@@ -87,6 +88,7 @@ def write_model(model, path: str, fmt: str):
                                     "the empty placement")) from None
     finally:
         log.setLevel(level)
+    _, symbol_id = written[0]
     return model.solutions.symbol_map[symbol_id]
 
 

@@ -42,6 +42,7 @@ from ..solvers import (DEFAULT_SOLVER, GRACE_S, TERMINATION, SolveInterrupted, S
                        parse_solver_options, start_solve, translate_status)
 from .assignment import build_assignment_model, support
 from .level import build_level_model
+from .tightenings import DEFAULT_TIGHTENINGS, apply_tightenings, check_tightenings, tightening_record
 
 __all__ = ["FORMULATIONS", "TERMINATION", "translate_status", "build_model", "exact", "solve_exact", "lp_bound",
            "extract_placement", "start_placement", "capacity_free_bound", "latency_scale", "scaled_instance",
@@ -137,7 +138,7 @@ def scaled_instance(instance: Instance, scale: float) -> Instance:
                                cloud_latency=instance.cloud_latency / scale)
 
 
-_PARAMS = "formulation, mip_gap, threads, warm_start, node_limit, solver, solver_options, start"
+_PARAMS = "formulation, mip_gap, threads, warm_start, node_limit, solver, solver_options, start, tightenings"
 
 
 def _validate(instance: Instance, time_limit: Any, mip_gap: Any, threads: Any, node_limit: Any, start: Any,
@@ -242,10 +243,15 @@ class _Best:
             self.placement, self.latency, self.source = placement, t, source
 
 
-def _model_builder(build: Callable[..., pyo.ConcreteModel], scaled: Instance, relax: bool = False):
-    """What the solver process runs: build the model of the scaled instance, watch ``x``."""
+def _model_builder(build: Callable[..., pyo.ConcreteModel], scaled: Instance, relax: bool = False,
+                   tightenings: tuple[str, ...] = ()):
+    """What the solver process runs: build the (tightened) model of the scaled instance, watch ``x``.
+
+    Tightenings depend on sizes and capacities only, which scaling leaves alone.
+    """
     def make():
         model = build(scaled, relax=relax)
+        apply_tightenings(model, scaled, tightenings)
         return model, list(model.x.values())
     return make
 
@@ -286,7 +292,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
           warm_start: bool = True, heuristic: Callable[[float], Result] | None = None,
           node_limit: int | None = None, solver: str = DEFAULT_SOLVER,
           solver_options: dict[str, Any] | list[str] | None = None, start: Placement | None = None,
-          **params) -> Result:
+          tightenings: Any = DEFAULT_TIGHTENINGS, **params) -> Result:
     """Optimal placement by solving a MILP of ``docs/model.md`` section 1 (HiGHS by default).
 
     Problem: minimise ``T(x)`` subject to ``sum_{l,e} s_l x[n,l,e] <= Q_n``.
@@ -340,6 +346,10 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         finds nothing better, and checked against the solver's bound.  It is
         not handed to HiGHS as a MIP start (see :mod:`slimcaching.solvers`);
         this argument is the place to do so once a MIP start is shown correct.
+    tightenings : "all", "none", comma list or iterable of names, default all
+        Valid tightenings applied to the model before solving
+        (:mod:`slimcaching.formulations.tightenings`); the optimum is unchanged.
+        Recorded as ``info["tightenings"]``.
 
     Returns
     -------
@@ -421,6 +431,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     t0 = time.perf_counter()
     build = _check_formulation(formulation)
     start = _validate(instance, time_limit, mip_gap, threads, node_limit, start, params)
+    chosen = check_tightenings(tightenings)
     options = parse_solver_options(solver_options)
     if solver != DEFAULT_SOLVER:
         check_solver(solver)
@@ -428,14 +439,14 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         threads = 1
     deadline = None if time_limit is None else t0 + float(time_limit)
     record: dict[str, Any] = {"formulation": formulation, "mip_gap": mip_gap, "threads": threads,
-                              "warm_start": warm_start}
+                              "warm_start": warm_start, "tightenings": list(chosen)}
     for key, value, default in (("node_limit", node_limit, None), ("solver", solver, DEFAULT_SOLVER),
                                 ("solver_options", options, {})):
         if value != default:
             record[key] = value
     sup = support(instance)
     info: dict[str, Any] = {"formulation": formulation, "solver": solver, "n_binaries": len(sup.elements),
-                            "node_limit": node_limit}
+                            "node_limit": node_limit, "tightenings": tightening_record(instance, chosen)}
     if len(sup.elements) == 0:  # nothing can be cached: the empty placement is the only one
         t_empty = empty_latency(instance)
         info.update(build_time_s=0.0, solve_time_s=0.0, solver_version=None, termination_condition="trivial",
@@ -457,7 +468,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
     rel_gap = DEFAULT_MIP_GAP if mip_gap is None else float(mip_gap)
 
     def launch(tight: bool):
-        return start_solve(_model_builder(build, scaled), solver=solver, deadline=deadline, node_limit=node_limit,
+        return start_solve(_model_builder(build, scaled, tightenings=chosen), solver=solver, deadline=deadline, node_limit=node_limit,
                            rel_gap=rel_gap, threads=threads, seed=seed,
                            options=_solve_options(solver, options, tight))
 
@@ -564,7 +575,8 @@ def solve_exact(instance: Instance, formulation: str = "level", time_limit: floa
                  threads=threads)
 
 
-def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: float | None = None) -> float:
+def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: float | None = None,
+             tightenings: Any = ()) -> float:
     """Optimal value of the LP relaxation of ``formulation``: a lower bound on ``T(opt)``.
 
     Solved by HiGHS on the scaled instance (:func:`latency_scale`) in a child
@@ -572,6 +584,10 @@ def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: floa
     more than :data:`BOUND_RTOL`; if it does, the LP is solved once more with
     :data:`TIGHT_OPTIONS`, and a second failure is an error rather than a
     bound that is not one.
+
+    ``tightenings`` (default none: the plain relaxation) adds the valid
+    tightenings of :mod:`slimcaching.formulations.tightenings` first; they never
+    lower the bound.
 
     Returns
     -------
@@ -589,6 +605,7 @@ def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: floa
         Ctrl-C during the solve.
     """
     build = _check_formulation(formulation)
+    chosen = check_tightenings(tightenings)
     if len(support(instance).elements) == 0:
         return empty_latency(instance)
     deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
@@ -597,7 +614,7 @@ def lp_bound(instance: Instance, formulation: str = "level", *, time_limit: floa
     support(scaled)
     feasible = latency(instance, start_placement(instance))
     for tight in (False, True):
-        rep = start_solve(_model_builder(build, scaled, relax=True), deadline=deadline,
+        rep = start_solve(_model_builder(build, scaled, relax=True, tightenings=chosen), deadline=deadline,
                           options=_solve_options(DEFAULT_SOLVER, {}, tight)).wait()
         if rep.interrupted:
             raise KeyboardInterrupt

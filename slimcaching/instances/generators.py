@@ -30,34 +30,32 @@ def assemble(*, name: str, experts: Sequence[int], expert_size: Sequence[int], t
     """
     L = len(experts)
     U = len(user_names)
-    rows, probs, su, sl = [], [], [], []
     counts = np.zeros(U * L + 1, dtype=np.int64)
     kmax = 1
     for u in range(U):
         for l in range(L):
             sets, p = routing[u][l]
-            sets = np.asarray(sets, dtype=np.int64).reshape(len(p), -1)
-            p = np.asarray(p, dtype=float)
-            p = p / p.sum()
-            kmax = max(kmax, sets.shape[1])
-            rows.append(sets)
-            probs.append(p)
-            su.append(np.full(len(p), u))
-            sl.append(np.full(len(p), l))
             counts[u * L + l + 1] = len(p)
-    set_experts = np.full((int(counts.sum()), kmax), -1, dtype=np.int64)
-    i = 0
-    for r in rows:
-        set_experts[i:i + len(r), : r.shape[1]] = r
-        i += len(r)
+            kmax = max(kmax, int(np.prod(np.shape(sets))) // max(len(p), 1))
+    # fill the flat table in place: no int64 copy of every (u, l) block is kept alive at once
+    offsets = np.cumsum(counts)
+    set_experts = np.full((int(offsets[-1]), kmax), -1, dtype=np.int64)
+    set_prob = np.zeros(int(offsets[-1]))
+    for u in range(U):
+        for l in range(L):
+            sets, p = routing[u][l]
+            a, b = offsets[u * L + l], offsets[u * L + l + 1]
+            sets = np.asarray(sets).reshape(len(p), -1)
+            set_experts[a:b, : sets.shape[1]] = sets
+            p = np.asarray(p, dtype=float)
+            set_prob[a:b] = p / p.sum()
+    ul = np.repeat(np.arange(U * L), counts[1:])
     w = np.asarray(weight, dtype=float)
     return Instance(
         name=name, size_unit=size_unit, experts=experts, expert_size=expert_size, top_k=top_k,
         node_names=node_names, capacity=capacity, user_names=user_names, weight=w / w.sum(),
-        latency=latency, cloud_latency=cloud_latency, set_experts=set_experts,
-        set_prob=np.concatenate(probs) if probs else np.zeros(0),
-        set_user=np.concatenate(su) if su else np.zeros(0), set_layer=np.concatenate(sl) if sl else np.zeros(0),
-        offsets=np.cumsum(counts), metadata=dict(metadata or {}),
+        latency=latency, cloud_latency=cloud_latency, set_experts=set_experts, set_prob=set_prob,
+        set_user=ul // max(L, 1), set_layer=ul % max(L, 1), offsets=offsets, metadata=dict(metadata or {}),
     )
 
 

@@ -20,12 +20,19 @@ __all__ = [
 
 
 def read_instance(path: str | os.PathLike) -> Instance:
-    """Read and validate an instance file."""
+    """Read and validate an instance file: ``.json``, ``.json.gz`` or columnar ``.npz`` (:mod:`.serial`)."""
+    if str(path).lower().endswith(".npz"):
+        from .serial import read_columnar
+
+        return read_columnar(path)
     return instance_from_dict(read_json(path), file=str(path))
 
 
 def write_instance(instance: Instance, path: str | os.PathLike) -> None:
-    write_json(instance.to_dict(), path)
+    """Write an instance file by extension: ``.npz`` columnar, else JSON (``.gz``: gzip)."""
+    from .serial import write_instance_file
+
+    write_instance_file(instance, path)
 
 
 def read_placement(path: str | os.PathLike, instance: Instance) -> tuple[Placement, dict]:

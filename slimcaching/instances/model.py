@@ -137,11 +137,13 @@ class Instance:
         return c
 
     # ---------------------------------------------------------------- identity
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, routing_placeholders: bool = False) -> dict[str, Any]:
         """The instance as the ``slimcaching-instance/1`` JSON object.
 
         Latencies are written per layer when they differ across layers, as one
         number otherwise; unreachable nodes are omitted from ``latency``.
+        ``routing_placeholders`` puts the string ``"\\u0000routing-<u>"`` where
+        user ``u``'s routing goes (the fast writer of :mod:`.serial` renders it).
         """
         layers = [
             {"experts": int(e), "expert_size": int(s), "top_k": int(k)}
@@ -155,8 +157,8 @@ class Instance:
                 row = self.latency[u, n]
                 if np.isfinite(row).all():
                     lat[nname] = _scalar_or_list(row)
-            routing = []
-            for l in range(self.L):
+            routing: Any = []
+            for l in range(self.L if not routing_placeholders else 0):
                 sl = self.sets_of(u, l)
                 rows = self.set_experts[sl]
                 routing.append([
@@ -168,7 +170,7 @@ class Instance:
                 "weight": float(self.weight[u]),
                 "latency": lat,
                 "cloud_latency": _scalar_or_list(self.cloud_latency[u]),
-                "routing": routing,
+                "routing": routing if not routing_placeholders else f"\x00routing-{u}",
             })
         d: dict[str, Any] = {
             "format": "slimcaching-instance/1",
@@ -226,11 +228,25 @@ class Placement:
         return Placement(self.x.copy())
 
     def storage_used(self, instance: Instance) -> np.ndarray:
-        """``int64 (N,)``: ``sum_{l,e} s_l x[n,l,e]``."""
-        return (self.x.sum(axis=2) * instance.expert_size[None, :]).sum(axis=1).astype(np.int64)
+        """``(N,)``: ``sum_{l,e} s_l x[n,l,e]``, computed exactly.
+
+        The sums are taken in Python integers, so they cannot wrap around:
+        the result is ``int64`` when every sum fits (always for a validated
+        instance, whose model size is at most ``2^62``) and an ``object``
+        array of Python integers otherwise.
+        """
+        counts = self.x.sum(axis=2)
+        sizes = [int(s) for s in instance.expert_size]
+        used = [sum(int(c) * s for c, s in zip(row, sizes)) for row in counts]
+        fits = all(v <= np.iinfo(np.int64).max for v in used)
+        return np.array(used, dtype=np.int64 if fits else object).reshape(len(used))
+
+    def over_capacity(self, instance: Instance) -> list[int]:
+        """Indices of the nodes whose storage use exceeds their capacity (exact integer comparison)."""
+        return [n for n, (u, q) in enumerate(zip(self.storage_used(instance), instance.capacity)) if int(u) > int(q)]
 
     def is_feasible(self, instance: Instance) -> bool:
-        return bool(np.all(self.storage_used(instance) <= instance.capacity))
+        return not self.over_capacity(instance)
 
     def elements(self) -> np.ndarray:
         """``int64 (k, 3)``: the cached ``(n, l, e)`` triples, sorted."""

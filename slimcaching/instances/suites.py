@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import InputError
 from .catalog import PRECISION_BITS, Architecture, get_architecture, size_in_units
 from .generators import assemble
+from ..fileio import write_text
 from .io import write_instance
 from .model import Instance
 from .network import EdgeNetwork, get_preset, latency_tables, sample_network
@@ -499,6 +500,6 @@ def generate_suite(name: str, out: str | os.PathLike, *, only: Sequence[str] | N
         w = csv.DictWriter(buf, fieldnames=list(index[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(index)
-        (out / "index.csv").write_text(buf.getvalue(), encoding="utf-8")
+        write_text(buf.getvalue(), out / "index.csv")
         written.append(out / "index.csv")
     return written

@@ -14,20 +14,32 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..validation import Collector, is_int, is_num
+from ..validation import Collector, as_float, brief, is_int, is_num
 from .model import Instance, Placement
 
-__all__ = ["instance_from_dict", "placement_from_dict", "INSTANCE_FORMAT", "PLACEMENT_FORMAT", "SUM_TOL"]
+__all__ = ["instance_from_dict", "placement_from_dict", "INSTANCE_FORMAT", "PLACEMENT_FORMAT", "SUM_TOL", "LIMITS"]
 
 INSTANCE_FORMAT = "slimcaching-instance/1"
 PLACEMENT_FORMAT = "slimcaching-placement/1"
 SUM_TOL = 1e-6
 
+#: Sanity caps of an instance (``docs/model.md`` section 3).  Far above any real
+#: MoE model (DeepSeek-V3: 256 experts per layer, 58 layers), they keep a typo
+#: such as ``"experts": 1000000000`` from passing validation and then exhausting
+#: memory in the evaluator, whose dense arrays have ``U*L*max(E)``,
+#: ``N*L*max(E)`` and ``U*N*L`` cells.
+LIMITS: dict[str, int] = {
+    "experts": 2**16,        # routed experts of one layer
+    "size": 2**53,           # expert_size and capacity: exact as float64 MILP coefficients
+    "model_size": 2**62,     # sum_l E_l s_l: every storage sum is exact in int64
+    "cells": 2**26,          # each of U*L*max(E), N*L*max(E), U*N*L
+}
+
 
 def _positive_latency(c: Collector, v: Any, path: str, L: int) -> list[float] | None:
     """A latency value: one positive finite number or a list of L of them."""
     if is_num(v):
-        vals = [float(v)]
+        vals = [as_float(v)]
         paths = [path]
     elif isinstance(v, list):
         if L >= 0 and len(v) != L:
@@ -38,7 +50,7 @@ def _positive_latency(c: Collector, v: Any, path: str, L: int) -> list[float] | 
             if not is_num(x):
                 c.add(f"{path}[{i}]", f"latency must be a number, got {type(x).__name__}")
                 return None
-            vals.append(float(x))
+            vals.append(as_float(x))
             paths.append(f"{path}[{i}]")
     else:
         c.add(path, f"latency must be a number or a list of {L} numbers, got {type(v).__name__}")
@@ -46,11 +58,35 @@ def _positive_latency(c: Collector, v: Any, path: str, L: int) -> list[float] | 
     ok = True
     for x, p in zip(vals, paths):
         if not math.isfinite(x) or x <= 0:
-            c.add(p, f"latency must be positive and finite, got {x}")
+            c.add(p, f"latency must be positive and finite, got {brief(x)}")
             ok = False
     if not ok:
         return None
     return vals * L if len(vals) == 1 else vals
+
+
+def _check_size(c: Collector, E: list[int], S: list[int], U: int, N: int) -> None:
+    """The sanity caps of :data:`LIMITS` on the whole instance (exact integer arithmetic)."""
+    L = len(E)
+    model = sum(e * s for e, s in zip(E, S))
+    if model > LIMITS["model_size"]:
+        c.add("$.layers", f"total model size sum(experts * expert_size) = {model} exceeds {LIMITS['model_size']} "
+                          f"(2^62): use a coarser size_unit")
+    emax = max(E, default=0)
+    for what, cells in (("users x layers x experts", U * L * emax), ("nodes x layers x experts", N * L * emax),
+                        ("users x nodes x layers", U * N * L)):
+        if cells > LIMITS["cells"]:
+            c.add("$", f"instance too large: {what} = {cells} exceeds the limit of {LIMITS['cells']} "
+                       f"(U={U}, N={N}, L={L}, max experts={emax})")
+
+
+def _check_finite_latency(c: Collector, cloud: np.ndarray) -> None:
+    """``T(empty) = sum_u w_u sum_l c[u,l]`` must be a finite float, so every ``T(x) <= T(empty)`` is."""
+    with np.errstate(over="ignore"):
+        per_user = cloud.sum(axis=1)
+    for u in np.flatnonzero(~np.isfinite(per_user)):
+        c.add(f"$.users[{u}].cloud_latency", "cloud latencies summed over the layers overflow a float "
+                                             "(T(empty) must be finite): use a larger latency unit")
 
 
 def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
@@ -92,14 +128,14 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
             E.append(1), S.append(1), K.append(1)
             continue
         vals = []
-        for key, rule in (("experts", "positive integer"), ("expert_size", "positive integer"), ("top_k", "positive integer")):
+        for key, high in (("experts", LIMITS["experts"]), ("expert_size", LIMITS["size"]), ("top_k", LIMITS["experts"])):
             if key not in lay:
                 c.add(f"{p}.{key}", f"missing required field '{key}'")
                 vals.append(1)
                 continue
             v = lay[key]
-            if not is_int(v) or v <= 0:
-                c.add(f"{p}.{key}", f"must be a {rule}, got {v!r}")
+            if not is_int(v) or not 0 < v <= high:
+                c.add(f"{p}.{key}", f"must be a positive integer at most {high}, got {brief(v)}")
                 vals.append(1)
             else:
                 vals.append(int(v))
@@ -122,8 +158,8 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
         if "capacity" not in nd:
             c.add(f"{p}.capacity", "missing required field 'capacity'")
             cap = 0
-        elif not is_int(cap) or cap < 0:
-            c.add(f"{p}.capacity", f"must be a non-negative integer, got {cap!r}")
+        elif not is_int(cap) or not 0 <= cap <= LIMITS["size"]:
+            c.add(f"{p}.capacity", f"must be a non-negative integer at most {LIMITS['size']}, got {brief(cap)}")
             cap = 0
         if nm is not None:
             if nm in seen:
@@ -138,6 +174,10 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
     U = len(users)
     if U == 0:
         c.add("$.users", "must list at least one user")
+    before = len(c.problems)
+    _check_size(c, E, S, U, N)
+    if len(c.problems) > before:  # the arrays below are sized by these numbers
+        raise InputError(file, c.problems)
     weights = np.zeros(U)
     lat = np.full((U, N, L), np.inf)
     cloud = np.ones((U, L))
@@ -155,8 +195,8 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
         w = us.get("weight")
         if "weight" not in us:
             c.add(f"{p}.weight", "missing required field 'weight'")
-        elif not is_num(w) or not math.isfinite(w) or w <= 0:
-            c.add(f"{p}.weight", f"must be a positive number, got {w!r}")
+        elif not is_num(w) or not math.isfinite(as_float(w)) or w <= 0:
+            c.add(f"{p}.weight", f"must be a positive number, got {brief(w)}")
         else:
             weights[u] = float(w)
         latd = c.field(us, "latency", p, dict, "an object mapping node names to latencies")
@@ -197,8 +237,8 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                 if "p" not in st:
                     c.add(f"{ps}.p", "missing required field 'p'")
                     pr = None
-                elif not is_num(pr) or not math.isfinite(pr) or pr <= 0:
-                    c.add(f"{ps}.p", f"probability must be > 0, got {pr!r}")
+                elif not is_num(pr) or not math.isfinite(as_float(pr)) or pr <= 0:
+                    c.add(f"{ps}.p", f"probability must be > 0 and finite, got {brief(pr)}")
                     pr = None
                 if ex is None:
                     continue
@@ -210,10 +250,10 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                 bad = False
                 for k, e in enumerate(ex):
                     if not is_int(e):
-                        c.add(f"{ps}.experts[{k}]", f"expert id must be an integer, got {e!r}")
+                        c.add(f"{ps}.experts[{k}]", f"expert id must be an integer, got {brief(e)}")
                         bad = True
                     elif not 0 <= e < E[l]:
-                        c.add(f"{ps}.experts[{k}]", f"expert id {e} out of range 0..{E[l] - 1} for layer {l}")
+                        c.add(f"{ps}.experts[{k}]", f"expert id {brief(e)} out of range 0..{E[l] - 1} for layer {l}")
                         bad = True
                 if bad:
                     continue
@@ -238,6 +278,8 @@ def instance_from_dict(data: Any, file: str = "<input>") -> Instance:
                 c.add(pl, f"probabilities must sum to 1 within {SUM_TOL:g}, got {total:.9g}")
     if U and not c.problems and abs(weights.sum() - 1.0) > SUM_TOL:
         c.add("$.users", f"user weights must sum to 1 within {SUM_TOL:g}, got {weights.sum():.9g}")
+    if not c.problems:
+        _check_finite_latency(c, cloud)
     if c.problems:
         raise InputError(file, c.problems)
 

@@ -51,6 +51,10 @@ def generate_moe2(seed: int, experts: int = 8, categories: int = 3, *, orin_frac
         raise InputError("--experts", ("", f"must be in 1..{MAX_EXPERTS}, got {experts}"))
     if categories < 1:
         raise InputError("--categories", ("", f"must be >= 1, got {categories}"))
+    if not (np.isfinite(energy_fraction) and energy_fraction > 0):
+        raise InputError("--energy-fraction", ("", f"must be > 0 and finite, got {energy_fraction!r}"))
+    if not (0 <= orin_fraction <= 1):
+        raise InputError("--orin-fraction", ("", f"must be in [0, 1], got {orin_fraction!r}"))
     rng = np.random.default_rng(seed)
     M, C = int(experts), int(categories)
     n_servers = max(1, -(-M // max(1, experts_per_server)))
@@ -88,6 +92,8 @@ def generate_moe2(seed: int, experts: int = 8, categories: int = 3, *, orin_frac
     quality = ceiling[:, None] * (1 - miss)
     fits = np.array([within(latency + agg, float(b)) for b in budgets], dtype=float)  # (C, M)
     energy_budget = energy_fraction * float(np.dot(weight, fits @ energy))
+    if not np.isfinite(energy_budget):
+        raise InputError("--energy-fraction", ("", f"{energy_fraction!r} gives an infinite energy budget"))
     server_names = [f"{'orin' if k == 'jetson-agx-orin' else 'rtx4090'}-{s}" for s, k in enumerate(kinds)]
     expert_names = [f"llm{i}-{params[i]:.1f}b-q{bits[i]}" for i in range(M)]
     cat_names = [f"cat{k}" for k in range(C)]

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileio import content_hash
-from ..validation import Collector, is_num, readonly
+from ..validation import Collector, as_float, brief, is_num, readonly
 
 __all__ = [
     "Moe2Instance", "Moe2Evaluation", "MOE2_FORMAT", "SELECTION_FORMAT", "MAX_EXPERTS", "MONOTONE_TOL",
@@ -90,7 +90,9 @@ def parse_subset_key(key: str, M: int) -> int | None:
         return 0
     prev, mask = -1, 0
     for part in key.split(","):
-        if not part.isdigit() or (len(part) > 1 and part[0] == "0"):
+        # ASCII digits only: str.isdigit() also accepts '١' (Arabic-Indic one) and '²', which
+        # int() reads as 1 or rejects; at most two digits, as M <= 16
+        if not (part.isascii() and part.isdigit()) or len(part) > 2 or (len(part) > 1 and part[0] == "0"):
             return None
         i = int(part)
         if i <= prev or i >= M:
@@ -266,8 +268,8 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
                                       f"commas, each in 0..{M - 1} (\"\" for the empty set)")
             ok = False
             continue
-        if not is_num(v) or not math.isfinite(float(v)):
-            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {v!r}")
+        if not is_num(v) or not math.isfinite(as_float(v)):
+            c.add(f"{path}[{key!r}]", f"quality must be a finite number, got {brief(v)}")
             ok = False
             continue
         table[mask] = float(v)
@@ -295,6 +297,18 @@ def _quality_table(c: Collector, q: Any, path: str, M: int) -> np.ndarray | None
                     f"q({subset_key(s)!r}) = {float(table[s])!r} although adding expert {i} must not lower quality{more}")
         return None
     return table
+
+
+def _check_finite_sums(c: Collector, weights: list[float], energy: list[float], latency: list[float],
+                       agg: float) -> None:
+    """Finite inputs must give finite results: the total energy and every selection's latency."""
+    with np.errstate(over="ignore"):
+        total = float(np.sum(weights)) * float(np.sum(energy))
+        slowest = max(latency, default=0.0) + agg
+    if not math.isfinite(total):
+        c.add("$.experts", "energies summed over all experts and categories overflow a float: use a larger unit")
+    if not math.isfinite(slowest):
+        c.add("$.aggregation_delay", "latency plus aggregation delay overflows a float: use a larger unit")
 
 
 def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
@@ -378,6 +392,8 @@ def moe2_from_dict(d: Any, file: str = "<input>") -> Moe2Instance:
                 tables.append(None)
             elif experts is not None and 0 < M <= MAX_EXPERTS:
                 tables.append(_quality_table(c, cat["quality"], f"{p}.quality", M))
+    if not c.problems:
+        _check_finite_sums(c, weights, e_list, d_list, agg)
     if c.problems:
         raise InputError(file, c.problems)
     meta = d.get("metadata", {})
@@ -398,10 +414,19 @@ def read_moe2_instance(path: str | os.PathLike) -> Moe2Instance:
 
 
 def write_moe2_instance(instance: Moe2Instance, path: str | os.PathLike) -> None:
-    """Write ``instance`` as ``moe2-instance/1`` (gzip when the name ends in ``.gz``)."""
+    """Write ``instance`` as ``moe2-instance/1`` (gzip when the name ends in ``.gz``).
+
+    Raises
+    ------
+    InputError
+        ``instance`` breaks a rule of the reader (it is checked first, so no
+        file is written that :func:`read_moe2_instance` would reject).
+    """
     from ..fileio import write_json
 
-    write_json(instance.to_dict(), path, indent=None)
+    doc = instance.to_dict()
+    moe2_from_dict(doc, file=os.fspath(path))
+    write_json(doc, path, indent=None)
 
 
 # ------------------------------------------------------------------ selections

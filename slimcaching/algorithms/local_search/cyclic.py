@@ -35,7 +35,10 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
             if time.perf_counter() > deadline:
                 stopped = "time_limit"
                 break
-            sol = solve_single_node(ev, n, exclude_current=True, **single)
+            sol = solve_single_node(ev, n, exclude_current=True, deadline=deadline, **single)
+            if sol is None:
+                stopped = "time_limit"
+                break
             exact = exact and bool(getattr(sol, "exact", True))
             new = {(int(l), int(e)) for _, l, e in np.asarray(sol.elements, dtype=np.int64).reshape(-1, 3)}
             old = {(int(l), int(e)) for l, e in np.argwhere(ev.x[n])}

@@ -39,14 +39,16 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...fileio import write_text, write_with
 from ..catalog import get_architecture
+from .stream import DEFAULT_CHUNK_ROWS, Chunk, Counts, count_chunks, iter_rows
 from ..generators import assemble
 from ..model import Instance
 
 __all__ = ["Trace", "trace_from_frame", "check_trace", "trace_distributions", "instance_from_trace",
-           "sample_trace", "write_trace", "FORMATS"]
+           "counts_from_trace", "instances_from_counts", "sample_trace", "write_trace", "FORMATS"]
 
-FORMATS = ("long", "list", "npy", "jsonl")
+FORMATS = ("long", "list", "npy", "exflow", "jsonl", "megatron", "flame", "llamacpp", "sglang")
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,9 @@ def _columns_error(file: str, have: Sequence[str], user_column: str) -> InputErr
 
 
 def _int_column(file: str, df: pd.DataFrame, col: str) -> np.ndarray:
-    v = pd.to_numeric(df[col], errors="coerce")
-    bad = v.isna() | (v != np.floor(v))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(file, (f"$[{df.index[i]}].{col}",
-                                f"{col} must be an integer, got {df[col].iloc[i]!r}"))
-    return v.to_numpy(dtype=np.int64)
+    from .source import int_array
+
+    return int_array(file, df[col].to_numpy(), col, df.index.to_numpy())
 
 
 def trace_from_frame(df: pd.DataFrame, *, file: str = "<trace>", user_column: str = "user",
@@ -136,7 +134,12 @@ def trace_from_frame(df: pd.DataFrame, *, file: str = "<trace>", user_column: st
     layer = _int_column(file, long, "layer") - int(layer_base)
     expert = _int_column(file, long, "expert")
     src_row = long.index.to_numpy(dtype=np.int64)
-    ucodes, unames = pd.factorize(long[user_column], sort=False)
+    ucol = long[user_column]
+    blank = (ucol.isna() | ucol.astype(str).str.strip().eq("")).to_numpy()
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise InputError(file, (f"$[{src_row[i]}].{user_column}", f"empty {user_column} cell: every row needs a user"))
+    ucodes, unames = pd.factorize(ucol, sort=False)
     names = tuple(str(x) for x in unames)
     return _group(file, ucodes.astype(np.int64), names, token, layer, expert, src_row, fmt, user_column)
 
@@ -238,9 +241,21 @@ def trace_distributions(trace: Trace) -> tuple[np.ndarray, list[list[tuple[np.nd
     return layers, routing, tokens
 
 
+def counts_from_trace(trace: Trace, *, layers: int, experts: int, top_k: int, model: str = "the model",
+                      chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Counts:
+    """:func:`.stream.count_chunks` over an in-memory :class:`Trace` (its layers already 0-based)."""
+    chunks = (Chunk(user=trace.user[a:b], token=trace.token[a:b], layer=trace.layer[a:b],
+                    experts=trace.experts[a:b], row=trace.row[a:b]) for a, b in iter_rows(trace.n_sets, chunk_rows))
+    return count_chunks(chunks, user_names=lambda: trace.user_names, file=trace.source, layers=layers,
+                        experts=experts, top_k=top_k, model=model,
+                        info={"source": os.path.basename(trace.source), "format": trace.fmt,
+                              "user_column": trace.user_column})
+
+
 def instance_from_trace(trace: Trace, *, model: str, network: str = "wifi-rtx", nodes: int = 4,
                         capacity: Any = None, device_capacity: Any = None, seed: int = 0,
-                        precision: str = "bf16", devices: bool | None = None, name: str | None = None) -> Instance:
+                        precision: str = "bf16", devices: bool | None = None, name: str | None = None,
+                        top_k: int | None = None) -> Instance:
     """An instance whose routing statistics are the trace's empirical set distributions.
 
     Layers are the distinct trace layers (mapped to the model's MoE layers in
@@ -248,39 +263,116 @@ def instance_from_trace(trace: Trace, *, model: str, network: str = "wifi-rtx", 
     their share of tokens; sizes, nodes and latencies come from the model and
     the network preset exactly as in :func:`.suites.model_instance`.
     """
+    arch = get_architecture(model)
+    K = arch.top_k if top_k is None else int(top_k)
+    check_trace(trace, layers=arch.moe_layers, experts=arch.routed_experts, top_k=K, model=arch.name)
+    counts = counts_from_trace(trace, layers=arch.moe_layers, experts=arch.routed_experts, top_k=K, model=arch.name)
+    return instances_from_counts(counts, model=model, network=network, nodes=nodes, capacity=capacity,
+                                 device_capacity=device_capacity, seed=seed, precision=precision, devices=devices,
+                                 name=name, top_k=top_k)[0]
+
+
+def _physical(arch, user_names, *, network, nodes, capacity, precision, devices, seed, device_capacity):
     from ..suites import physical_model
 
+    return physical_model(arch, network=network, nodes=nodes, user_names=user_names, capacity=capacity,
+                          precision=precision, devices=devices, rng=np.random.default_rng(seed),
+                          device_capacity=device_capacity)
+
+
+def instances_from_counts(counts: Counts, *, model: str, network: str = "wifi-rtx", nodes: int = 4,
+                          capacity: Any = None, device_capacity: Any = None, seed: int = 0, precision: str = "bf16",
+                          devices: bool | None = None, name: str | None = None, top_k: int | None = None,
+                          max_sets: int | None = None, extra: dict | None = None) -> list[Instance]:
+    """One instance per part of ``counts`` (one, or fit and test), all over one sampled network.
+
+    The network is sampled once for every user of the trace (seeded), so the
+    instances of a split share nodes, capacities and each user's links; each
+    keeps the users with tokens in its part, weighted by their token share.
+
+    Raises
+    ------
+    InputError
+        The trace's largest set is smaller than the model's Top-K (a top-1
+        trace for a top-2 model) and ``top_k`` does not say so; a user without
+        tokens at one of the layers; more than ``max_sets`` sets.
+    """
     arch = get_architecture(model)
-    check_trace(trace, layers=arch.moe_layers, experts=arch.routed_experts, top_k=arch.top_k, model=arch.name)
-    layers, routing, tokens = trace_distributions(trace)
-    sub = arch.truncated(layers=len(layers))
-    rng = np.random.default_rng(seed)
-    users = list(trace.user_names)
-    user_names = [f"user-{u}" if not str(u).strip() else str(u) for u in users]
-    phys = physical_model(sub, network=network, nodes=nodes, user_names=user_names, capacity=capacity,
-                          precision=precision, devices=devices, rng=rng, device_capacity=device_capacity)
-    share = tokens.mean(axis=1)
-    kmax = max(int(s.shape[1]) for per in routing for s, _ in per)
-    meta = {
-        "generator": "slimcaching.instances.traces.instance_from_trace",
-        "params": {"model": arch.name, "network": network, "nodes": nodes, "capacity": capacity,
-                   "device_capacity": device_capacity, "seed": seed, "precision": precision, "devices": devices},
-        "architecture": {"name": arch.name, "source": arch.hf_config},
-        "precision": phys.precision,
-        "network": phys.network.summary(),
-        "trace": {"source": os.path.basename(trace.source), "format": trace.fmt,
-                  "user_column": trace.user_column, "model_layers": layers.tolist(),
-                  "sets_in_trace": trace.n_sets, "max_set_size": kmax},
-        "coactivation": "observed (empirical set frequencies of the trace)",
-        "sampled_tokens_per_distribution": tokens.tolist(),
-    }
+    src = counts.info.get("source", "<trace>")
+    kmax = counts.max_set_size
+    if top_k is None and kmax < arch.top_k:
+        raise InputError(src, ("", f"the trace activates at most {kmax} expert(s) per token but {arch.name} routes "
+                                   f"top-{arch.top_k}; pass --top-k {kmax} to model a top-{kmax} variant, or import "
+                                   f"the trace with the model it came from"))
+    if top_k is not None and not kmax <= int(top_k) <= arch.top_k:
+        raise InputError("--top-k", ("", f"must be between the trace's largest set ({kmax}) and "
+                                         f"{arch.name}'s top-k ({arch.top_k}), got {top_k}"))
+    K = arch.top_k if top_k is None else int(top_k)
+    total = counts.distinct
+    if max_sets is not None and total > max_sets:
+        raise InputError(src, ("", f"{total:,} distinct (user, layer, set) rows, more than --max-sets {max_sets:,} "
+                                   f"({counts.ratio:.2f} tokens per distinct set): keep the head with --top-mass or "
+                                   f"--min-count (the tail becomes a documented remainder), or raise --max-sets"))
+    layers = counts.layers
     L = len(layers)
-    stem = "trace" if trace.source.startswith("<") else Path(trace.source).stem
-    return assemble(name=name or f"{stem}-{arch.name.lower()}-{network}-s{seed}",
-                    experts=np.full(L, arch.routed_experts), expert_size=phys.sizes, top_k=np.full(L, arch.top_k),
-                    node_names=phys.node_names, capacity=phys.capacity, user_names=user_names,
-                    weight=share / share.sum(), latency=phys.latency, cloud_latency=phys.cloud_latency,
-                    routing=routing, size_unit=phys.size_unit, metadata=meta)
+    sub = arch.truncated(layers=L, top_k=K)
+    user_names = [f"user-{u}" if not str(u).strip() else str(u) for u in counts.user_names]
+    phys = _physical(sub, user_names, network=network, nodes=nodes, capacity=capacity, precision=precision,
+                     devices=devices, seed=seed, device_capacity=device_capacity)
+    out = []
+    for p, part in enumerate(counts.parts):
+        tok = counts.tokens[p]
+        keep = np.flatnonzero(tok.sum(axis=1) > 0)
+        if len(keep) == 0:
+            raise InputError(src, ("", f"the {part} part of the split has no tokens"))
+        gaps = np.argwhere(tok[keep] == 0)
+        if len(gaps):
+            u, l = keep[gaps[0][0]], gaps[0][1]
+            where = f" in the {part} part" if len(counts.parts) > 1 else ""
+            raise InputError(src, ("$", f"user {counts.user_names[u]!r} has no tokens at layer {int(layers[l])}"
+                                        f"{where}; every user needs every layer of the trace"))
+        routing = [[(counts.sets[counts.index(p, u, l)], counts.counts[counts.index(p, u, l)])
+                    for l in range(L)] for u in keep]
+        share = tok[keep].mean(axis=1)
+        meta = {
+            "generator": "slimcaching.instances.traces.instances_from_counts",
+            "params": {"model": arch.name, "network": network, "nodes": nodes, "capacity": capacity,
+                       "device_capacity": device_capacity, "seed": seed, "precision": precision, "devices": devices,
+                       "top_k": top_k},
+            "architecture": {"name": arch.name, "source": arch.hf_config},
+            "precision": phys.precision,
+            "network": phys.network.summary(),
+            "trace": {**{k: v for k, v in counts.info.items()}, "model_layers": layers.tolist(),
+                      "sets_in_trace": counts.rows, "max_set_size": kmax,
+                      "distinct_sets": total, "tokens_per_distinct_set": round(counts.ratio, 4)},
+            "coactivation": "observed (empirical set frequencies of the trace)",
+            "sampled_tokens_per_distribution": tok[keep].tolist(),
+            **(extra or {}),
+        }
+        if len(counts.parts) > 1:
+            meta["split"] = {**meta.get("split", {}), "part": part}
+        stem = "trace" if src.startswith("<") else Path(src).stem
+        nm = name or f"{stem}-{arch.name.lower()}-{network}-s{seed}"
+        if len(counts.parts) > 1:
+            nm = f"{nm}-{part}"
+        inst = assemble(name=nm, experts=np.full(L, arch.routed_experts), expert_size=phys.sizes,
+                            top_k=np.full(L, K), node_names=phys.node_names, capacity=phys.capacity,
+                            user_names=[user_names[u] for u in keep], weight=share / share.sum(),
+                            latency=phys.latency[keep], cloud_latency=phys.cloud_latency[keep], routing=routing,
+                            size_unit=phys.size_unit, metadata=meta)
+        if "truncation" in meta:
+            inst.metadata["truncation"] = _truncation_record(inst, meta["truncation"], p, keep)
+        out.append(inst)
+    return out
+
+
+def _truncation_record(inst: Instance, record: dict, part: int, keep: np.ndarray) -> dict:
+    """The truncation record of one instance: its tail masses and the bound of :func:`.stream.truncate`,
+    ``sum_u w_u sum_l tau[u,l] (c[u,l] - tmin[u,l])`` on ``|T_trace(x) - T_truncated(x)|`` for every ``x``."""
+    tau = np.asarray(record["tail_mass"], dtype=float)[part][keep]
+    tmin = np.minimum(inst.cloud_latency, inst.latency.min(axis=1))
+    bound = float(inst.weight @ (tau * (inst.cloud_latency - tmin)).sum(axis=1))
+    return {**record, "tail_mass": tau.round(6).tolist(), "latency_error_bound": bound}
 
 
 # ---------------------------------------------------------------- sampling
@@ -314,6 +406,6 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a trace table as CSV (``\\n`` line ends) or Parquet, by extension."""
     path = str(path)
     if path.lower().endswith((".parquet", ".pq")):
-        df.to_parquet(path, index=False)
+        write_with(path, lambda name: df.to_parquet(name, index=False))
     else:
-        df.to_csv(path, index=False, lineterminator="\n")
+        write_text(df.to_csv(index=False, lineterminator="\n"), path)

@@ -7,15 +7,15 @@ the observed activation frequencies (:func:`fit_plackett_luce`) and
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import InputError
+from ...fileio import read_json, read_npy
 from ..catalog import get_architecture
 from ..generators import assemble
 from ..model import Instance
@@ -23,7 +23,7 @@ from ..model import Instance
 __all__ = ["Marginals", "read_marginals", "fit_plackett_luce", "instance_from_marginals", "MARGINAL_FORMATS"]
 
 
-MARGINAL_FORMATS = ("fiddler", "counts-npy")
+MARGINAL_FORMATS = ("fiddler", "counts-npy", "sglang-stat")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Marginals:
     counts : float64 (U, L, E)         tokens that activated expert ``e`` at layer ``l``.
     tokens : float64 (U, L)            tokens behind each layer's counts.
     source, fmt : str
+    extra : dict                       format facts for the metadata.
     """
 
     user_names: tuple
@@ -43,6 +44,7 @@ class Marginals:
     tokens: np.ndarray
     source: str
     fmt: str
+    extra: dict = field(default_factory=dict)
 
 
 def _files(path: str, ext: str) -> list[Path]:
@@ -55,57 +57,83 @@ def _files(path: str, ext: str) -> list[Path]:
     return files
 
 
-def read_marginals(path: str | os.PathLike, *, fmt: str = "fiddler", top_k: int | None = None) -> Marginals:
+def read_marginals(path: str | os.PathLike, *, fmt: str = "fiddler", top_k: int | None = None,
+                   layer_base: int = 0) -> Marginals:
     """Read activation counts: a file per user, or a folder of them.
 
-    ``fiddler``: JSON ``{"total_input_tokens": T, "expert_popularity": [[count] * E] * L}``.
-    ``counts-npy``: integer array ``[sequences, layers, experts]`` summed over
-    sequences; the tokens of a layer are its total count divided by ``top_k``
-    (each token activates ``top_k`` experts), so ``top_k`` is required.
+    ``fiddler``: JSON ``{"total_input_tokens": T, "expert_popularity": [[count] * E] * L}``
+    (Fiddler's ``benchmarks/popularity.py``).  Fiddler counts every routed
+    token, prompt and generated, but its ``total_input_tokens`` is the number
+    of whitespace-separated *words* of the prompts, so the tokens of a layer
+    are taken from the counts: ``sum_e count / top_k``; ``T`` is kept in the
+    metadata as ``words``.
+    ``counts-npy``: MoE-Infinity's trace collection, an array ``[sequences,
+    layers, experts]`` of activation counts (``np.save`` of its
+    ``trace_collection``; float or integer), summed over sequences; all-zero
+    sequences (unused slots of the collection) are skipped.
+    ``sglang-stat``: SGLang ``stat``-mode dumps, ``logical_count`` summed over steps.
+
+    The tokens of a layer are its total count divided by ``top_k`` (each token
+    activates ``top_k`` experts), so ``top_k`` is required; ``layer_base``
+    drops that many leading (dense) layers.
     """
     path = str(path)
     if fmt not in MARGINAL_FORMATS:
         raise InputError("--format", ("", f"unknown marginal format {fmt!r}; valid: {', '.join(MARGINAL_FORMATS)}"))
-    counts, tokens, names = [], [], []
+    if not top_k:
+        raise InputError(path, ("", f"{fmt} needs the model's top-k to turn counts into tokens"))
+    counts, names, extra = [], [], {}
     if fmt == "fiddler":
+        words = []
         for f in _files(path, ".json"):
-            try:
-                d = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(str(f), ("$", f"not valid JSON: {exc}")) from None
+            d = read_json(f)  # strict and size-capped, one-line errors
             if not isinstance(d, dict) or "expert_popularity" not in d or "total_input_tokens" not in d:
                 raise InputError(str(f), ("$", "a Fiddler popularity file needs total_input_tokens and "
                                                "expert_popularity (layers x experts counts)"))
             try:
                 c = np.asarray(d["expert_popularity"], dtype=float)
-                T = float(d["total_input_tokens"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InputError(str(f), ("$.expert_popularity", "must be a list of lists of counts")) from None
+            if not (np.isfinite(c).all() and (c >= 0).all()):
+                raise InputError(str(f), ("$", "counts and total_input_tokens must be finite and non-negative"))
             if c.ndim != 2:
                 raise InputError(str(f), ("$.expert_popularity", f"must be layers x experts, got shape {c.shape}"))
-            if not T > 0:
-                raise InputError(str(f), ("$.total_input_tokens", f"must be > 0, got {d['total_input_tokens']!r}"))
             counts.append(c)
-            tokens.append(np.full(c.shape[0], T))
             names.append(f.stem)
+            words.append(d["total_input_tokens"])
+        extra["words"] = words
+        extra["words_rule"] = ("Fiddler's total_input_tokens counts whitespace-separated words of the prompts, "
+                               "not model tokens; tokens per layer = sum of counts / top-k")
+    elif fmt == "sglang-stat":
+        from .sglang import sglang_counts
+
+        names, counts = sglang_counts(path)
     else:
-        if not top_k:
-            raise InputError(path, ("", "counts-npy needs the model's top-k to turn counts into tokens"))
         for f in _files(path, ".npy"):
-            try:
-                a = np.load(f, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise InputError(str(f), ("", f"cannot read array: {exc}")) from None
+            a = read_npy(f, mmap=True)  # header checked against the file size first
             if a.ndim != 3:
                 raise InputError(str(f), ("", f"expected counts [sequences, layers, experts], got shape {a.shape}"))
-            c = a.sum(axis=0).astype(float)
+            c = np.zeros(a.shape[1:])
+            used = 0
+            for s0 in range(0, a.shape[0], 4096):
+                blk = np.asarray(a[s0:s0 + 4096], dtype=float)
+                if not np.isfinite(blk).all():
+                    raise InputError(str(f), ("", "counts must be finite numbers"))
+                used += int((blk.sum(axis=(1, 2)) != 0).sum())
+                c += blk.sum(axis=0)
             counts.append(c)
-            tokens.append(c.sum(axis=1) / top_k)
             names.append(f.stem)
+            extra.setdefault("sequences", []).append(used)
     shapes = {c.shape for c in counts}
     if len(shapes) != 1:
         raise InputError(path, ("", f"every file needs the same layers x experts shape, got {sorted(shapes)}"))
-    return Marginals(user_names=tuple(names), counts=np.stack(counts), tokens=np.stack(tokens), source=path, fmt=fmt)
+    cnt = np.stack(counts)
+    if layer_base:
+        if layer_base >= cnt.shape[1]:
+            raise InputError("--layer-base", ("", f"{layer_base} is not below the file's {cnt.shape[1]} layers"))
+        cnt = cnt[:, layer_base:]
+    tokens = cnt.sum(axis=2) / top_k
+    return Marginals(user_names=tuple(names), counts=cnt, tokens=tokens, source=path, fmt=fmt, extra=extra)
 
 
 def _inclusion_pl(w: np.ndarray, K: int, noise: np.ndarray | None) -> np.ndarray:
@@ -216,7 +244,7 @@ def instance_from_marginals(marg: Marginals, *, model: str, network: str = "wifi
         "precision": phys.precision,
         "network": phys.network.summary(),
         "trace": {"source": os.path.basename(marg.source.rstrip("/")), "format": marg.fmt,
-                  "user_column": "file name", "tokens_per_layer": np.round(marg.tokens, 3).tolist(),
+                  "user_column": "file name", "tokens_per_layer": np.round(marg.tokens, 3).tolist(), **marg.extra,
                   "plackett_luce_fit_max_error": float(fit_err.max())},
         "coactivation": "synthesised: Plackett-Luce fitted to the observed activation marginals (the source "
                         "has no co-activation)",

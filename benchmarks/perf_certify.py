@@ -1,0 +1,146 @@
+"""Certified gaps on the shipped real-architecture instances, and the flagship against HiGHS.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.perf_certify [--files F ...] [--time-limit 600] [--records certify.jsonl]
+    python -m benchmarks.perf_certify --flagship [--files F ...] [--time-limit 60] [--repeat 3]
+
+The first form runs ``certify`` on each instance (default: every file of
+``instances/paper`` and ``instances/mixed-precision``) and prints one row per
+instance: ``T(empty)``, the best proven bound (method, time), the best
+latency (method, time), the certified gap, wall and CPU time.  Each
+certificate is appended to ``--records`` as it finishes (one JSON object per
+line: nothing computed is lost if a later instance fails), the input of
+``slimcaching.analysis.certified`` tables.
+
+The second form runs the flagship ``lns`` and HiGHS alone on the full
+tightened level model for the same wall time, ``--repeat`` times each with
+seeds ``0..repeat-1``, and reports medians and the latency ratio
+``T(lns) / T(HiGHS)`` of each seed (the issue's target: never above 1).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.timing import machine
+
+__all__ = ["main", "certify_rows", "flagship_rows", "DEFAULT_FILES"]
+
+DEFAULT_FILES = sorted(glob.glob("instances/paper/*.json*")) + sorted(glob.glob("instances/mixed-precision/*.json*"))
+MIXTRAL_PAPER = sorted(glob.glob("instances/paper/paper-mixtral-8x7b-*.json"))
+
+
+def certify_rows(files: list[str], *, time_limit: float, seed: int, records: str | None) -> list[dict]:
+    """``certify`` on each file; one row per instance (also appended to ``records``)."""
+    from slimcaching.algorithms.certify import certify
+    from slimcaching.instances.io import read_instance
+
+    rows = []
+    for f in files:
+        inst = read_instance(f)
+        cert = certify(inst, time_limit=time_limit, seed=seed)
+        d = cert.to_dict(inst)
+        d["file"] = f
+        bound = next(b for b in cert.bounds if b["method"] == cert.bound_method and b["value"] == cert.bound)
+        inc = next(i for i in cert.incumbents if i["method"] == cert.latency_method and i["value"] == cert.latency)
+        row = {"instance": inst.name, "T_empty": d["empty_latency"], "bound": cert.bound,
+               "bound_method": cert.bound_method, "bound_s": bound["time_s"], "latency": cert.latency,
+               "latency_method": cert.latency_method, "latency_s": inc["time_s"], "gap": cert.gap,
+               "wall_s": cert.runtime_s, "cpu_s": cert.cpu_s}
+        rows.append(row)
+        if records:
+            with open(records, "a") as fh:
+                fh.write(json.dumps(d) + "\n")
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def certify_table(rows: list[dict], time_limit: float) -> str:
+    lines = [f"### certify on the shipped instances (machine: {machine()}; budget {time_limit:g} s each)", "",
+             "| instance | T(empty) | bound | bound method | at | best latency | latency method | at "
+             "| certified gap | wall | CPU |",
+             "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['instance']} | {r['T_empty']:.6g} | {r['bound']:.6f} | {r['bound_method']} | "
+                     f"{r['bound_s']:.0f} s | {r['latency']:.6f} | {r['latency_method']} | {r['latency_s']:.0f} s | "
+                     f"{100 * r['gap']:.3f} % | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s |")
+    return "\n".join(lines)
+
+
+def flagship_rows(files: list[str], *, time_limit: float, repeat: int) -> list[dict]:
+    """``lns`` and HiGHS alone (full tightened level model) for the same wall time, per seed."""
+    from slimcaching.algorithms import run
+    from slimcaching.formulations.arrays import arrays_placement, build_level_arrays
+    from slimcaching.formulations.direct import solve_arrays
+    from slimcaching.instances.io import read_instance
+    from slimcaching.objective import latency
+
+    rows = []
+    for f in files:
+        inst = read_instance(f)
+        for seed in range(repeat):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = run(inst, "lns", seed=seed, time_limit=time_limit)
+            lns_wall, lns_cpu = time.perf_counter() - t0, time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
+            model = build_level_arrays(inst)
+            h = solve_arrays(model, integer=True, time_limit=max(0.01, time_limit - (time.perf_counter() - t0)),
+                             seed=seed)
+            highs_t = latency(inst, arrays_placement(model, h.col_value)) if h.col_value is not None else None
+            row = {"instance": inst.name, "seed": seed, "lns": res.latency, "lns_bound": res.bound,
+                   "lns_gap": res.gap, "lns_wall_s": lns_wall, "lns_cpu_s": lns_cpu, "highs": highs_t,
+                   "highs_bound": h.bound, "highs_wall_s": time.perf_counter() - t0,
+                   "highs_cpu_s": time.process_time() - c0}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def flagship_table(rows: list[dict], time_limit: float) -> str:
+    lines = [f"### flagship `lns` against HiGHS's incumbent at equal wall time (machine: {machine()}; "
+             f"{time_limit:g} s each)", "",
+             "| instance | seeds | T(lns) median | gap to its bound (median) | T(HiGHS) median | "
+             "T(lns)/T(HiGHS) per seed | CPU lns / HiGHS (median) |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for name in dict.fromkeys(r["instance"] for r in rows):
+        rs = [r for r in rows if r["instance"] == name]
+        ratios = ", ".join(f"{r['lns'] / r['highs']:.4f}" if r["highs"] else "no HiGHS incumbent" for r in rs)
+        gaps = [r["lns_gap"] for r in rs if r["lns_gap"] is not None]
+        highs = [r["highs"] for r in rs if r["highs"]]
+        lines.append(f"| {name} | {len(rs)} | {statistics.median(r['lns'] for r in rs):.6f} | "
+                     f"{100 * statistics.median(gaps):.3f} % | "
+                     f"{statistics.median(highs):.6f} | {ratios} | "
+                     f"{statistics.median(r['lns_cpu_s'] for r in rs):.0f} s / "
+                     f"{statistics.median(r['highs_cpu_s'] for r in rs):.0f} s |" if highs and gaps else
+                     f"| {name} | {len(rs)} | {statistics.median(r['lns'] for r in rs):.6f} | | | {ratios} | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", nargs="+", default=None, metavar="INSTANCE")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds per instance (default 600 for certify, 60 for --flagship)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--records", default=None, help="append each certificate to this JSON-lines file")
+    ap.add_argument("--flagship", action="store_true", help="lns against HiGHS at equal time instead")
+    ap.add_argument("--repeat", type=int, default=3, help="seeds per instance for --flagship")
+    args = ap.parse_args(argv)
+    if args.flagship:
+        tl = 60.0 if args.time_limit is None else args.time_limit
+        out = flagship_table(flagship_rows(args.files or MIXTRAL_PAPER, time_limit=tl, repeat=args.repeat), tl)
+    else:
+        tl = 600.0 if args.time_limit is None else args.time_limit
+        out = certify_table(certify_rows(args.files or DEFAULT_FILES, time_limit=tl, seed=args.seed,
+                                         records=args.records), tl)
+    print(out)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,36 @@
+"""Command ``certify``: a placement with a proven bound within a time budget.
+
+Registered by :func:`slimcaching.cli.main.build_parser`; parses options and
+calls :func:`slimcaching.algorithms.certify.certify`.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_command, emit, positive_float, seed
+
+__all__ = ["register"]
+
+EXAMPLE = "slimcaching certify instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json --time-limit 600"
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    from ..algorithms.certify import certify
+    from ..instances.io import read_instance
+
+    inst = read_instance(args.instance)
+    cert = certify(inst, time_limit=args.time_limit, seed=args.seed)
+    emit(cert.to_dict(inst), args.output, indent=None)
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``certify`` to the ``slimcaching`` parser."""
+    p = add_command(sub, "certify", "prove a bound on the optimum and find a placement within a time budget; "
+                                    "prints latency, bound, gap, status, the method of each, and the placement",
+                    cmd_certify, EXAMPLE, inputs=["instance"], outputs=["output"])
+    p.add_argument("instance")
+    p.add_argument("--time-limit", type=positive_float("--time-limit"), default=600.0, metavar="S",
+                   help="seconds for everything (default 600)")
+    p.add_argument("--seed", type=seed(), default=0)
+    p.add_argument("--output", "-o", help="JSON file; stdout when omitted")

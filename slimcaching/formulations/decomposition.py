@@ -1,0 +1,400 @@
+"""Dantzig-Wolfe decomposition of the level model by layer, and its Lagrangian bound.
+
+Layers interact only through the node capacities.  A *column* of layer ``l``
+is a layer pattern ``P`` (which node caches which expert of layer ``l``), with
+cost ``c_P`` = the layer's share of ``T`` under ``P`` (the evaluator's, see
+:func:`slimcaching.formulations.arrays.layer_latencies`) and storage
+``u_n(P) = s_l |P_n|``.  The restricted master LP is
+
+.. math::
+
+    \\min \\sum_{l,P} c_P \\lambda_{l,P}\\quad\\text{s.t.}\\quad
+    \\sum_P \\lambda_{l,P} = 1\\ (\\text{convexity}[l],\\ \\pi_l),\\qquad
+    \\sum_{l,P} u_n(P) \\lambda_{l,P} \\le Q'_n\\ (\\text{capacity}[n],\\ -\\nu_n),\\qquad \\lambda \\ge 0,
+
+with ``Q'`` the tightened capacities (:mod:`.tightenings`).  *Pricing* for
+layer ``l`` at prices ``nu >= 0`` is the one-layer level model with
+``nu_n s_l`` added to the cost of every ``x[n,l,e]`` (and each node's
+capacity, which a single layer's pattern must respect too), solved as a MILP
+(or as an LP for very large layers, ``pricing="lp"``).
+
+**Lagrangian bound.**  For every ``nu >= 0`` and every feasible placement
+``x`` with layer patterns ``P_l``,
+``T(x) >= T(x) + nu . (u(x) - Q') = sum_l (c_{P_l} + nu . u(P_l)) - nu . Q'
+>= sum_l min_P (c_P + nu . u(P)) - nu . Q'``.  Each minimum is replaced by a
+*proven* lower bound of the pricing problem: the MILP's dual bound, or the
+rigorous LP bound from the duals (:func:`.direct.safe_lp_bound`), and never
+below the layer's capacity-free latency.  So the bound is valid after every
+round, whatever the prices, and the method can stop at any time.
+
+**Stabilisation** (Wentges smoothing): prices are
+``alpha nu_center + (1 - alpha) nu_master`` with ``nu_center`` the prices of
+the best bound so far; when no column prices out at the master's duals
+(a mispricing) the round is repeated at the master's duals, so the method
+converges like plain column generation, without the oscillation seen on
+8-node instances.
+
+**Price-and-branch** (:func:`price_and_branch`): the master over the
+generated columns with integer ``lambda`` is a MILP whose solutions are
+feasible placements.
+
+References
+----------
+.. [1] G. B. Dantzig, P. Wolfe, "Decomposition principle for linear programs",
+   Operations Research 8(1), 1960.
+.. [2] P. Wentges, "Weighted Dantzig-Wolfe decomposition for linear mixed-integer
+   programming", International Transactions in Operational Research 4(2), 1997.
+.. [3] A. Pessoa, R. Sadykov, E. Uchoa, F. Vanderbeck, "Automation and combination
+   of linear-programming based stabilization techniques in column generation",
+   INFORMS Journal on Computing 30(2), 2018.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import highspy
+import numpy as np
+
+from ..instances.model import Instance, Placement
+from ..objective import empty_latency
+from .arrays import build_level_arrays, layer_latencies
+from .assignment import support
+from .direct import new_highs, run, solve_arrays, to_highs
+from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
+
+__all__ = ["Column", "Decomposition", "LayerPricer", "column_generation", "price_and_branch", "lp_prices",
+           "PRICING"]
+
+PRICING = ("milp", "lp")
+"""Pricing problems: the one-layer MILP (exact columns, stronger bound) or its LP (large layers)."""
+
+
+@dataclass
+class Column:
+    """A layer pattern: ``pattern`` bool (N, Emax), ``cost`` seconds, ``usage`` int64 (N,)."""
+
+    layer: int
+    pattern: np.ndarray
+    cost: float
+    usage: np.ndarray
+
+
+def make_column(instance: Instance, layer: int, pattern: np.ndarray) -> Column:
+    """The column of ``pattern`` for ``layer``, its cost from the evaluator."""
+    x = np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool)
+    x[:, layer, :] = pattern
+    return Column(layer, np.array(pattern, dtype=bool), float(layer_latencies(instance, x)[layer]),
+                  (np.asarray(pattern).sum(axis=1) * instance.expert_size[layer]).astype(np.int64))
+
+
+@dataclass
+class Decomposition:
+    """Outcome of :func:`column_generation`.
+
+    Attributes
+    ----------
+    bound : float
+        Best Lagrangian bound (seconds), a proven lower bound on ``T(opt)``.
+    master_value : float or None
+        Last restricted master LP value (an upper bound on the decomposition's
+        LP value, not a bound on ``T(opt)``).
+    prices : float64 (N,)
+        Prices of the best bound.
+    columns : list of Column
+    capacity : int64 (N,)
+        The tightened capacities ``Q'``.
+    rounds, converged, history
+        Pricing rounds, whether master and bound met, one dict per round.
+    """
+
+    bound: float
+    master_value: float | None
+    prices: np.ndarray
+    columns: list[Column]
+    capacity: np.ndarray
+    rounds: int = 0
+    converged: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+class LayerPricer:
+    """The pricing problem of one layer in a warm HiGHS object; re-priced by changing ``x`` costs.
+
+    Parameters
+    ----------
+    instance : Instance
+    layer : int
+    capacity : int (N,)
+        Per-node capacity a single layer's pattern must respect.
+    pricing : {"milp", "lp"}
+    tightenings : iterable of str
+    """
+
+    def __init__(self, instance: Instance, layer: int, capacity: np.ndarray, pricing: str = "milp",
+                 tightenings: Iterable[str] = DEFAULT_TIGHTENINGS):
+        self.instance, self.layer, self.pricing = instance, layer, pricing
+        mask = np.zeros(instance.L, dtype=bool)
+        mask[layer] = True
+        self.model = build_level_arrays(instance, layers=mask, capacity=capacity, tightenings=tightenings)
+        self.h = to_highs(self.model, integer=pricing == "milp") if self.model.n_x else None
+        # the LP first: when its solution is integral it is the MILP's optimum, at a fraction of the cost
+        self.h_lp = to_highs(self.model, integer=False) if self.model.n_x and pricing == "milp" else None
+        self.lp_hits = 0
+        self.base = self.model.obj[:self.model.n_x].copy()
+        el = support(instance).elements[self.model.x_el]
+        self.node, self.expert = el[:, 0], el[:, 2]
+        share = layer_latencies(instance, instance.empty_placement().x)
+        # the sub-model's offset holds T(empty) of every layer; a column costs only its own layer
+        self.other = empty_latency(instance) - float(share[layer])
+        everything = np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool)
+        allel = support(instance).elements
+        everything[allel[:, 0], allel[:, 1], allel[:, 2]] = True
+        self.floor = float(layer_latencies(instance, everything)[layer])  # capacity-free latency of the layer
+
+    def price(self, nu: np.ndarray, time_limit: float | None = None) -> tuple[float, np.ndarray]:
+        """``(proven lower bound on min_P c_P + nu . u(P), a pattern bool (N, Emax))`` in seconds."""
+        inst = self.instance
+        pattern = np.zeros((inst.N, inst.max_experts), dtype=bool)
+        m = self.model
+        if self.h is None:
+            return self.floor, pattern
+        size = float(inst.expert_size[self.layer])
+        cost = self.base + m.scale * size * nu[self.node]
+        cols = np.arange(m.n_x, dtype=np.int32)
+        full = m.obj.copy()
+        full[:m.n_x] = cost
+        res = None
+        if self.h_lp is not None:
+            self.h_lp.changeColsCost(m.n_x, cols, cost)
+            first = solve_arrays(m, integer=False, time_limit=time_limit, h=self.h_lp, obj=full)
+            if first.col_value is not None and np.all(np.minimum(first.col_value[:m.n_x],
+                                                                 1 - first.col_value[:m.n_x]) <= 1e-9):
+                res = first
+                self.lp_hits += 1
+        if res is None:
+            self.h.changeColsCost(m.n_x, cols, cost)
+            res = solve_arrays(m, integer=self.pricing == "milp", time_limit=time_limit, h=self.h, obj=full)
+        if res.safe_bound is not None:
+            lower = res.safe_bound
+        else:
+            lower = res.bound if res.bound is not None else -math.inf
+        lower = max(lower - self.other, self.floor)
+        if res.col_value is not None:
+            x = res.col_value[:m.n_x]
+            take = x > 0.5
+            pattern[self.node[take], self.expert[take]] = True
+            if self.pricing == "lp":
+                pattern = self._repair(pattern, x)
+        return lower, pattern
+
+    def _repair(self, pattern: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Drop the elements with the smallest LP values until every node's pattern fits."""
+        inst = self.instance
+        size = int(inst.expert_size[self.layer])
+        for n in range(inst.N):
+            k = int(self.model.capacity[n]) // size
+            mine = np.flatnonzero((self.node == n) & pattern[self.node, self.expert])
+            if len(mine) > k:
+                drop = mine[np.argsort(x[mine], kind="stable")[:len(mine) - k]]
+                pattern[self.node[drop], self.expert[drop]] = False
+        return pattern
+
+
+class _Master:
+    """The restricted master LP in a warm highspy object (scaled like the arrays)."""
+
+    def __init__(self, instance: Instance, capacity: np.ndarray):
+        self.instance, self.capacity = instance, capacity
+        self.scale = 1e4 / max(empty_latency(instance), 1e-300)
+        self.h = new_highs()
+        self.h.setOptionValue("threads", 1)
+        L, N = instance.L, instance.N
+        lo = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)])
+        hi = np.concatenate([np.ones(L), capacity.astype(float)])
+        self.h.addRows(L + N, lo, hi, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        self.columns: list[Column] = []
+        self._keys: set[bytes] = set()
+
+    def add(self, col: Column) -> bool:
+        key = bytes([col.layer % 256, col.layer // 256]) + np.packbits(col.pattern).tobytes()
+        if key in self._keys or np.any(col.usage > self.capacity):
+            return False
+        self._keys.add(key)
+        L = self.instance.L
+        nodes = np.flatnonzero(col.usage)
+        rows = np.concatenate([[col.layer], L + nodes]).astype(np.int32)
+        vals = np.concatenate([[1.0], col.usage[nodes].astype(float)])
+        self.h.addCol(col.cost * self.scale, 0.0, highspy.kHighsInf, len(rows), rows, vals)
+        self.columns.append(col)
+        return True
+
+    def solve(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(value seconds, pi (L,), nu (N,) >= 0)`` of the restricted master LP."""
+        run(self.h)
+        y = np.array(self.h.getSolution().row_dual) / self.scale
+        L = self.instance.L
+        return self.h.getInfo().objective_function_value / self.scale, y[:L], np.maximum(0.0, -y[L:])
+
+
+def lp_prices(instance: Instance, *, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
+              time_limit: float | None = None) -> tuple[float | None, np.ndarray]:
+    """``(safe LP bound or None, capacity prices nu (N,) >= 0)`` of the tightened level LP.
+
+    The prices (the capacity rows' duals per storage unit, in seconds) start
+    column generation where the Lagrangian bound already equals the LP bound.
+    """
+    m = build_level_arrays(instance, tightenings=tightenings)
+    nu = np.zeros(instance.N)
+    if m.n_x == 0:
+        return empty_latency(instance), nu
+    r = solve_arrays(m, integer=False, time_limit=time_limit)
+    if r.row_dual is None:
+        return None, nu
+    nu[m.capacity_node] = np.maximum(0.0, -r.row_dual[m.capacity_row] / m.scale)
+    return r.safe_bound, nu
+
+
+def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), prices: np.ndarray | None = None,
+                      alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
+                      pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
+                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> Decomposition:
+    """Column generation by layer with Wentges smoothing; a valid bound after every round.
+
+    Parameters
+    ----------
+    starts : placements
+        Their layer patterns are initial columns (with the empty pattern, which
+        keeps the master feasible).
+    prices : float (N,), optional
+        Initial prices (e.g. from :func:`lp_prices`): one pricing round there
+        gives a first bound and columns before the master is solved.
+    alpha : float in [0, 1)
+        Smoothing weight; 0 is plain column generation.
+    time_limit : float, optional
+        Seconds; checked between pricing problems.
+    price_time : float, optional
+        Time limit of each pricing problem (its dual bound keeps the Lagrangian bound valid).
+    pricing : {"milp", "lp"}
+    tol : float
+        Stop when ``master - bound <= tol * master``.
+
+    Returns
+    -------
+    Decomposition
+    """
+    t0 = time.perf_counter()
+    deadline = math.inf if time_limit is None else t0 + float(time_limit)
+    L, N, E = instance.L, instance.N, instance.max_experts
+    cap = tightened_capacities(instance, tuple(tightenings))
+    master = _Master(instance, cap)
+    for l in range(L):
+        master.add(make_column(instance, l, np.zeros((N, E), dtype=bool)))
+        for st in starts:
+            master.add(make_column(instance, l, st.x[:, l, :]))
+    pricers: list[LayerPricer] = []
+    best, center = -math.inf, np.zeros(N)
+    history: list[dict] = []
+
+    def left() -> float:
+        return deadline - time.perf_counter()
+
+    def pricing_round(nu: np.ndarray, pi: np.ndarray | None, nu_master: np.ndarray | None):
+        """Price every layer at ``nu``; returns (bound, columns added, columns with negative reduced cost)."""
+        total, added, negative = 0.0, 0, 0
+        for l in range(L):
+            if left() <= 0:
+                return None, added, negative
+            if len(pricers) <= l:
+                pricers.append(LayerPricer(instance, l, cap, pricing, tightenings))
+            tl = left() if price_time is None else min(price_time, left())
+            lower, pattern = pricers[l].price(nu, tl)
+            total += lower
+            col = make_column(instance, l, pattern)
+            if pi is not None and col.cost + float(nu_master @ col.usage) - pi[l] < -1e-12 * empty_latency(instance):
+                negative += 1
+            added += master.add(col)
+        return total - float(nu @ cap), added, negative
+
+    rounds, converged, value = 0, False, None
+    if prices is not None and left() > 0:
+        lb, added, _ = pricing_round(np.asarray(prices, dtype=float), None, None)
+        rounds += 1
+        if lb is not None:
+            best, center = lb, np.asarray(prices, dtype=float).copy()
+        history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
+                        "added": added, "t": time.perf_counter() - t0})
+    while rounds < max_rounds and left() > 0:
+        value, pi, nu_master = master.solve()
+        if math.isfinite(best) and value - best <= tol * abs(value):
+            converged = True
+            break
+        found = False
+        for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
+            nu = a * center + (1 - a) * nu_master
+            lb, added, negative = pricing_round(nu, pi, nu_master)
+            rounds += 1
+            if lb is not None and lb > best:
+                best, center = lb, nu.copy()
+            history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
+                            "added": added, "negative": negative, "t": time.perf_counter() - t0})
+            if lb is None:
+                break
+            if negative:
+                found = True
+                break
+        if not found:
+            # no column prices out at the master's duals: the master value is the decomposition bound
+            converged = lb is not None and pricing == "milp" and value - best <= max(tol, 1e-9) * abs(value)
+            break
+    if not math.isfinite(best):
+        best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
+    return Decomposition(bound=best, master_value=value, prices=center, columns=master.columns, capacity=cap,
+                         rounds=rounds, converged=converged, history=history)
+
+
+def price_and_branch(instance: Instance, columns: list[Column], capacity: np.ndarray, *,
+                     time_limit: float | None = None, cutoff: float | None = None,
+                     threads: int = 1) -> tuple[Placement | None, dict]:
+    """The best combination of generated columns: one per layer, within the capacities.
+
+    A MILP over binary ``lambda`` (master rows as constraints).  Every solution
+    is a feasible placement (each column fits its layer; the capacity rows hold).
+    ``cutoff`` (seconds) asks only for something better.
+
+    Returns
+    -------
+    (Placement or None, info)
+        ``None`` when HiGHS found no solution (within the cutoff).
+    """
+    L, N = instance.L, instance.N
+    scale = 1e4 / max(empty_latency(instance), 1e-300)
+    h = new_highs()
+    h.setOptionValue("threads", threads)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(max(0.01, time_limit)))
+    if cutoff is not None:
+        h.setOptionValue("objective_bound", float(cutoff * scale))
+    lo = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)])
+    hi = np.concatenate([np.ones(L), np.asarray(capacity, float)])
+    h.addRows(L + N, lo, hi, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    for col in columns:
+        nodes = np.flatnonzero(col.usage)
+        rows = np.concatenate([[col.layer], L + nodes]).astype(np.int32)
+        vals = np.concatenate([[1.0], col.usage[nodes].astype(float)])
+        h.addCol(col.cost * scale, 0.0, 1.0, len(rows), rows, vals)
+    n = len(columns)
+    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.array([highspy.HighsVarType.kInteger] * n))
+    t = time.perf_counter()
+    run(h)
+    info = {"status": h.modelStatusToString(h.getModelStatus()), "wall_s": time.perf_counter() - t, "columns": n}
+    if h.getInfo().primal_solution_status < 1:
+        return None, info
+    lam = np.array(h.getSolution().col_value)
+    x = np.zeros((N, L, instance.max_experts), dtype=bool)
+    for j in np.flatnonzero(lam > 0.5):
+        x[:, columns[j].layer, :] = columns[j].pattern
+    info["objective"] = h.getInfo().objective_function_value / scale
+    return Placement(x), info

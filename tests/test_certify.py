@@ -1,0 +1,111 @@
+"""``certify``: gap 0 on the worked example, bounds never above any feasible latency, planted wrong cuts caught."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reference import random_instance_dict
+from slimcaching.algorithms import run
+from slimcaching.algorithms.bruteforce import brute_force
+from slimcaching.algorithms.certify import certify
+from slimcaching.errors import InputError
+from slimcaching.formulations import tightenings as tightenings_mod
+from slimcaching.formulations.bounds import InvalidBound, check_bound, separable_bound
+from slimcaching.instances.io import read_instance
+from slimcaching.instances.model import Placement
+from slimcaching.instances.validate import instance_from_dict
+from slimcaching.objective import latency
+
+
+def test_certify_on_the_worked_example_closes_the_gap(worked_example):
+    inst = read_instance(worked_example / "tiny.json")
+    cert = certify(inst, time_limit=60)
+    assert cert.gap == 0.0 or cert.gap <= 1e-9
+    assert cert.status == "optimal"
+    assert cert.latency == pytest.approx(9.172273055346421, rel=1e-9)
+    assert latency(inst, cert.placement) == cert.latency
+
+
+def test_certify_command_prints_one_json_object(worked_example, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"),
+                          "--time-limit", "60"], capture_output=True, text=True, check=True)
+    d = json.loads(out.stdout)
+    for key in ("latency", "bound", "gap", "status", "latency_method", "bound_method", "placement"):
+        assert key in d
+    assert d["gap"] <= 1e-9 and d["status"] == "optimal"
+    inst = read_instance(worked_example / "tiny.json")
+    assert latency(inst, Placement.from_cache(inst, d["placement"])) == pytest.approx(d["latency"], rel=1e-12)
+    target = tmp_path / "cert.json"
+    subprocess.run([sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"),
+                    "--time-limit", "30", "--output", str(target)], capture_output=True, text=True, check=True)
+    assert json.loads(target.read_text())["bound"] == pytest.approx(d["bound"], rel=1e-9)
+
+
+def test_certify_bad_time_limit_is_a_one_line_error(worked_example):
+    out = subprocess.run([sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"),
+                          "--time-limit", "-1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--time-limit" in out.stderr and "Traceback" not in out.stderr
+    with pytest.raises(InputError, match="--time-limit: must be a number > 0"):
+        certify(read_instance(worked_example / "tiny.json"), time_limit=0)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None)
+def test_every_bound_of_certify_is_below_the_optimum(seed):
+    """Random instances (unequal sizes, unreachable and device nodes): every bound any method
+    reported is <= T(opt) <= every incumbent, and the reported gap is honest."""
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    opt = brute_force(inst).latency
+    cert = certify(inst, time_limit=20, seed=seed)
+    for b in cert.bounds:
+        assert b["value"] <= opt * (1 + 1e-9), b
+    for i in cert.incumbents:
+        assert i["value"] >= opt * (1 - 1e-9), i
+    assert cert.bound <= opt * (1 + 1e-9) <= cert.latency * (1 + 2e-9)
+    assert latency(inst, cert.placement) == cert.latency
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_separable_bound_is_below_the_optimum(seed):
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    opt = brute_force(inst).latency
+    res = separable_bound(inst, upper=opt, rounds=60)
+    assert res["bound"] <= opt * (1 + 1e-9)
+
+
+def _planted(monkeypatch):
+    """A wrong 'tightening': allow no expert of any layer on any node (removes every nonempty placement)."""
+    def wrong(instance, capacity, counts):
+        return [(n, l, 0) for n in range(instance.N) for l in np.flatnonzero(counts[n]).tolist()]
+
+    for mod in ("slimcaching.formulations.tightenings", "slimcaching.formulations.arrays"):
+        monkeypatch.setattr(f"{mod}.cardinality_rows", wrong)
+
+
+def test_a_planted_wrong_cut_is_caught_by_certify(monkeypatch, worked_example):
+    inst = read_instance(worked_example / "tiny.json")
+    _planted(monkeypatch)
+    with pytest.raises(InvalidBound, match=r"bound .* from .* exceeds the latency .* of a feasible placement"):
+        certify(inst, time_limit=30)
+
+
+def test_a_planted_wrong_cut_is_caught_by_decompose(monkeypatch, worked_example):
+    inst = read_instance(worked_example / "tiny.json")
+    _planted(monkeypatch)
+    with pytest.raises(InvalidBound):
+        run(inst, "decompose", seed=0)
+
+
+def test_check_bound_tolerates_rounding_only():
+    check_bound(1.0 + 1e-12, "lp", 1.0, "best")
+    with pytest.raises(InvalidBound, match="bound 1.001 from lp exceeds the latency 1.0 of a feasible placement "
+                                           "from best"):
+        check_bound(1.001, "lp", 1.0, "best")

@@ -1,0 +1,141 @@
+"""Decomposition by layer and the MILP-LNS: bounds against brute force, pricing against enumeration."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from reference import random_instance_dict
+from slimcaching.algorithms import run
+from slimcaching.algorithms.bruteforce import brute_force
+from slimcaching.algorithms.lns import milp_lns
+from slimcaching.formulations import lp_bound
+from slimcaching.formulations.arrays import build_level_arrays, layer_latencies
+from slimcaching.formulations.assignment import support
+from slimcaching.formulations.decomposition import LayerPricer, column_generation, price_and_branch
+from slimcaching.formulations.direct import solve_arrays
+from slimcaching.formulations.tightenings import tightened_capacities
+from slimcaching.instances.io import read_instance
+from slimcaching.instances.validate import instance_from_dict
+from slimcaching.objective import latency
+from slimcaching.result import Status
+
+RTOL = 1e-7
+
+
+def _instance(seed: int, **kw):
+    args = dict(max_layers=3, max_experts=4, max_k=3, max_nodes=3, max_users=3, max_cap=6)
+    args.update(kw)
+    return instance_from_dict(random_instance_dict(seed, **args))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_decomposition_bound_is_between_the_lp_and_the_optimum(seed):
+    inst = _instance(seed)
+    opt = brute_force(inst).latency
+    res = run(inst, "decompose", seed=seed)
+    assert res.feasible and res.latency >= opt * (1 - RTOL)
+    assert res.bound <= opt * (1 + 1e-9)
+    assert res.bound >= lp_bound(inst, "level") - 1e-9 * opt
+    assert res.info["lagrangian_bound"] <= opt * (1 + 1e-9)
+    if res.status is Status.OPTIMAL:
+        assert res.latency == pytest.approx(opt, rel=1e-6)
+
+
+def _min_by_enumeration(inst, layer, nu, cap):
+    """``min_P c_P + nu . u(P)`` over every layer pattern that fits each node (useful elements only)."""
+    el = support(inst).elements
+    mine = el[el[:, 1] == layer]
+    best = np.inf
+    for bits in itertools.product((0, 1), repeat=len(mine)):
+        x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+        on = mine[np.array(bits, dtype=bool)] if len(mine) else mine
+        x[on[:, 0], on[:, 1], on[:, 2]] = True
+        use = x[:, layer, :].sum(axis=1) * inst.expert_size[layer]
+        if np.any(use > cap):
+            continue
+        best = min(best, layer_latencies(inst, x)[layer] + float(nu @ use))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("pricing", ["milp", "lp"])
+def test_pricing_bound_never_exceeds_the_enumerated_minimum(seed, pricing):
+    inst = _instance(seed, max_experts=4, max_nodes=3)
+    cap = tightened_capacities(inst)
+    rng = np.random.default_rng(seed)
+    for layer in range(inst.L):
+        if int((support(inst).elements[:, 1] == layer).sum()) > 12:
+            continue
+        pricer = LayerPricer(inst, layer, cap, pricing)
+        for _ in range(3):
+            nu = rng.random(inst.N) * 0.5 / max(1, int(inst.expert_size[layer]))
+            lower, pattern = pricer.price(nu)
+            exact = _min_by_enumeration(inst, layer, nu, cap)
+            assert lower <= exact * (1 + 1e-9) + 1e-12
+            if pricing == "milp":
+                assert lower == pytest.approx(exact, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_lp_pricing_bound_is_the_priced_lp(seed):
+    """LP pricing reports the LP of the one-layer model with the prices as x costs (built afresh)."""
+    inst = _instance(seed)
+    cap = tightened_capacities(inst)
+    nu = np.random.default_rng(seed).random(inst.N) * 0.3
+    el = support(inst).elements
+    share = layer_latencies(inst, inst.empty_placement().x)
+    for layer in range(inst.L):
+        pricer = LayerPricer(inst, layer, cap, "lp")
+        if pricer.model.n_x == 0:
+            continue
+        lower, _ = pricer.price(nu / inst.expert_size[layer])
+        mask = np.arange(inst.L) == layer
+        cost = np.where(el[:, 1] == layer, nu[el[:, 0]], 0.0)
+        fresh = solve_arrays(build_level_arrays(inst, layers=mask, capacity=cap, x_cost=cost), integer=False)
+        expected = max(fresh.objective - (share.sum() - share[layer]), pricer.floor)
+        assert lower == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_decomposition_on_the_mixtral_paper_instance_reaches_the_rounded_lp():
+    """32 x 8, 4 nodes: the Lagrangian bound from the LP prices equals the tightened LP bound,
+    above the plain LP; with columns from ``best`` and converged column generation,
+    price-and-branch returns a feasible placement within 0.2 % of the bound."""
+    inst = read_instance("instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json")
+    from slimcaching.formulations.decomposition import lp_prices
+
+    lp, prices = lp_prices(inst)
+    first = column_generation(inst, prices=prices, max_rounds=1)
+    assert first.bound == pytest.approx(lp, rel=1e-7)
+    assert first.bound > lp_bound(inst, "level") * 1.01
+    dw = column_generation(inst, starts=[run(inst, "best", seed=0, time_limit=10).placement], prices=prices)
+    assert dw.converged and dw.bound >= first.bound * (1 - 1e-9)
+    placement, _ = price_and_branch(inst, dw.columns, dw.capacity)
+    assert placement is not None and placement.is_feasible(inst)
+    assert latency(inst, placement) <= dw.bound * 1.002
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_milp_lns_never_worsens_and_ends_with_clean_neighbourhoods(seed):
+    inst = _instance(seed, max_layers=4, max_nodes=4)
+    start = run(inst, "random", seed=seed).placement
+    placement, record = milp_lns(inst, start, time_limit=None, seed=seed)
+    assert placement.is_feasible(inst)
+    assert latency(inst, placement) <= latency(inst, start) * (1 + 1e-12)
+    assert record["exhausted"] or record["steps"] == 0
+    assert latency(inst, placement) >= brute_force(inst).latency * (1 - RTOL)
+
+
+@pytest.mark.parametrize("name", ["decompose", "lns"])
+def test_parameter_errors_name_the_parameter(name):
+    inst = _instance(1)
+    from slimcaching.errors import InputError
+
+    with pytest.raises(InputError, match=f"{name} does not take bogus"):
+        run(inst, name, bogus=1)
+    bad = {"decompose": ("alpha", 1.5, r"--param alpha: must be a number in \[0, 1\)"),
+           "lns": ("width", 0, r"--param width: must be an integer >= 1")}[name]
+    with pytest.raises(InputError, match=bad[2]):
+        run(inst, name, **{bad[0]: bad[1]})
