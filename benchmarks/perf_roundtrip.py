@@ -14,34 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.timing import machine
+from benchmarks.timing import cpu_time, machine, ratio
 
 __all__ = ["main", "run", "DEFAULT_INSTANCES"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCES = ("paper-mixtral-8x7b-wifi-rtx-bf16.json", "paper-olmoe-1b-7b-wifi-rtx-bf16.json.gz")
-
-
-def _cpu(fn, repeat: int):
-    """CPU seconds of ``repeat`` calls (list) and the last return value."""
-    times, out = [], None
-    for _ in range(max(1, repeat)):
-        t0 = time.process_time()
-        out = fn()
-        times.append(time.process_time() - t0)
-    return times, out
-
-
-def _median_iqr(xs: list[float]) -> str:
-    if len(xs) >= 2:
-        q = statistics.quantiles(xs, n=4, method="inclusive")
-        return f"{statistics.median(xs):.2f} ({q[2] - q[0]:.2f})"
-    return f"{xs[0]:.2f} (-)"
 
 
 def run(instances=DEFAULT_INSTANCES, *, formulation: str = "level", repeat: int = 3,
@@ -58,7 +40,8 @@ def run(instances=DEFAULT_INSTANCES, *, formulation: str = "level", repeat: int 
         inst = read_instance(ROOT / "instances" / "paper" / name)
         with tempfile.TemporaryDirectory() as tmp:
             mps = os.path.join(tmp, "model.mps")
-            t_export, _ = _cpu(lambda: export_model(inst, formulation=formulation, fmt="mps", path=mps), repeat)
+            t_export, _ = cpu_time(lambda: export_model(inst, formulation=formulation, fmt="mps", path=mps), repeat,
+                                   warmup=0)
             h = highspy.Highs()
             h.setOptionValue("output_flag", False)
             h.setOptionValue("threads", 1)
@@ -68,7 +51,7 @@ def run(instances=DEFAULT_INSTANCES, *, formulation: str = "level", repeat: int 
             sol = os.path.join(tmp, "model.sol")
             h.writeSolution(sol, 0)
             objective = h.getInfo().objective_function_value
-            t_import, imp = _cpu(lambda: import_solution(inst, sol, formulation=formulation), repeat)
+            t_import, imp = cpu_time(lambda: import_solution(inst, sol, formulation=formulation), repeat, warmup=0)
             rows.append({
                 "instance": name, "N": inst.N, "L": inst.L, "E": inst.max_experts, "sets": inst.n_sets,
                 "columns": h.getNumCol(), "rows": h.getNumRow(),
@@ -82,15 +65,15 @@ def run(instances=DEFAULT_INSTANCES, *, formulation: str = "level", repeat: int 
 
 
 def table(rows: list[dict], repeat: int) -> str:
-    lines = [f"### Round trip at paper scale (machine: {machine()}; CPU s, median (IQR) over {repeat} runs)", "",
+    lines = [f"### Round trip at paper scale (machine: {machine()}; CPU s, median ± IQR over {repeat} runs)", "",
              "| instance | N x L x E, sets | columns x rows | MPS / .sol MB | HiGHS stopped | export CPU s | "
              "import CPU s | import / export | \\|T(x) - objective\\| / objective |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = statistics.median(r["import_cpu"]) / statistics.median(r["export_cpu"])
+        rel = ratio(r["import_cpu"], r["export_cpu"])
         lines.append(f"| {r['instance']} | {r['N']} x {r['L']} x {r['E']}, {r['sets']} | {r['columns']} x {r['rows']} "
-                     f"| {r['mps_mb']:.1f} / {r['sol_mb']:.1f} | {r['highs_status']} | {_median_iqr(r['export_cpu'])} "
-                     f"| {_median_iqr(r['import_cpu'])} | {ratio:.2f} | {r['rel_diff']:.1e} |")
+                     f"| {r['mps_mb']:.1f} / {r['sol_mb']:.1f} | {r['highs_status']} | {r['export_cpu'].fmt('s', 2)} "
+                     f"| {r['import_cpu'].fmt('s', 2)} | {rel.fmt('s', 2).removesuffix(' s')} | {r['rel_diff']:.1e} |")
     return "\n".join(lines)
 
 
