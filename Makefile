@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow check-latex bench install clean
+.PHONY: demo test test-slow test-min check-latex bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,24 @@ check-latex: $(STAMP)
 	   texlive-publishers poppler-utils)
 	SLIMCACHING_LATEX_OUT=latex-check $(BIN)/python -m pytest -m "slow or not slow" -rs tests/test_latex.py
 	@echo "compiled tables and a PNG of each page: latex-check/"
+# the fast tests in a separate venv at exactly the declared lower bounds
+# (constraints-min.txt); rebuilt whenever either file changes
+VENV_MIN  := .venv-min
+STAMP_MIN := $(VENV_MIN)/.installed
+
+$(STAMP_MIN): pyproject.toml constraints-min.txt
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install --quiet -c constraints-min.txt -e ".[test,traces,dask,bench,fast]"
+	$(VENV_MIN)/bin/python -m pip check
+	$(VENV_MIN)/bin/python -m pip freeze --exclude-editable > $(VENV_MIN)/freeze.txt
+	touch $(STAMP_MIN)
+
+test-min: $(STAMP_MIN)
+	$(VENV_MIN)/bin/python -m pytest -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) demo-output latex-check .pytest_cache
+	rm -rf $(VENV) $(VENV_MIN) demo-output latex-check .pytest_cache

@@ -36,6 +36,7 @@ STANDARD_ARGS: dict[str, list[str]] = {
     "certify": ["--files", "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json",
                 "instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json",
                 "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "120"],
+    "roundtrip": ["--instances", "paper-mixtral-8x7b-wifi-rtx-bf16.json", "--repeat", "3"],
 }
 
 

@@ -13,8 +13,8 @@ from .instances.io import read_instance, read_placement, write_instance, write_p
 from .instances.model import Instance, Placement
 from .objective import IncrementalEvaluator, evaluate, latency
 from .result import Guarantee, Result, Status
+from .version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "InputError", "Instance", "Placement", "Result", "Status", "Guarantee",

@@ -50,3 +50,22 @@ def test_every_command_and_option_stays():
         missing = set(spec["options"]) - set(now[cmd]["options"])
         assert not missing, f"{cmd}: options {sorted(missing)} disappeared"
         assert now[cmd]["positionals"] == spec["positionals"], cmd
+
+
+def test_version_names_the_installed_package_and_back_ends(capsys):
+    """``slimcaching --version`` prints the installed distribution's version (one source: ``__version__``)
+    and the back-end versions that results record, then exits 0."""
+    from importlib import metadata
+
+    import numpy
+    import pytest
+
+    from slimcaching.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"slimcaching {slimcaching.__version__} (python ")
+    assert slimcaching.__version__ == metadata.version("slimcaching")
+    assert f"numpy {numpy.__version__}" in line and f"highspy {metadata.version('highspy')}" in line

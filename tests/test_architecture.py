@@ -18,8 +18,8 @@ PKG = ROOT / "slimcaching"
 
 #: Module-name prefix -> layer; the longest matching prefix wins.
 LAYERS = {
-    "slimcaching.errors": 0,
-    "slimcaching.validation": 1, "slimcaching.fileio": 1,
+    "slimcaching.errors": 0, "slimcaching.version": 0,
+    "slimcaching.validation": 1, "slimcaching.fileio": 1, "slimcaching.schemas": 1,
     "slimcaching.instances": 2,
     "slimcaching.result": 3, "slimcaching.objective": 3,
     "slimcaching.solvers": 4,

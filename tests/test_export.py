@@ -171,3 +171,12 @@ def test_cli_solve_exact_bad_mip_gap_is_one_line_exit_2(inst_file, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err == "slimcaching solve: error: argument --mip-gap: --mip-gap must be finite and in [0, 1), got '2'\n"
+
+
+def test_nl_export_of_a_model_without_variables_is_one_line(tmp_path):
+    from reference import random_instance_dict as rid
+
+    inst = instance_from_dict(rid(5, max_layers=2, max_experts=4, max_k=3, max_nodes=3, max_users=3, max_cap=6))
+    with pytest.raises(InputError, match=r"m\.nl: the model has no variables .* the optimum is the empty placement"):
+        export_model(inst, formulation="level", fmt="nl", path=tmp_path / "m.nl")
+    export_model(inst, formulation="level", fmt="lp", path=tmp_path / "m.lp")  # LP holds the constant alone

@@ -34,14 +34,16 @@ from ..errors import InputError, OutputError, escape_control
 from .common import Parser, check_relations
 
 
-
 def version_text() -> str:
     """``slimcaching X.Y.Z (Python ..., numpy ..., pyomo ..., highspy ...)``: what a results section cites."""
     from ..result import versions
+    from ..version import __version__
 
     v = versions()
     deps = ", ".join(f"{k} {v[k]}" for k in ("numpy", "pyomo", "highspy"))
-    return f"slimcaching {v['slimcaching']} (Python {v['python']}, {deps})"
+    return f"slimcaching {__version__} (Python {v['python']}, {deps})"
+
+
 __all__ = ["main", "build_parser", "version_text", "Terminated"]
 
 
@@ -102,13 +104,13 @@ def _one_line(exc: BaseException, head: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The whole parser: every command group registers its sub-commands."""
     from ..moe2 import cli as moe2_cli
-    from . import analysis, certify, instances, simulate, solve
+    from . import analysis, certify, instances, interop, simulate, solve
 
     parser = Parser(prog="slimcaching", description="Expert caching for distributed MoE inference.")
     parser.add_argument("--version", action="version", version=version_text(),
                         help="print the versions of slimcaching and its numerical back ends, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (instances, solve, certify, analysis, simulate, moe2_cli):
+    for group in (instances, solve, certify, analysis, simulate, interop, moe2_cli):
         group.register(sub)
     return parser
 

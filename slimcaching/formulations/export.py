@@ -17,7 +17,7 @@ from ..fileio import write_with
 from ..instances.model import Instance
 from .solve import build_model
 
-__all__ = ["FORMATS", "export_model", "scip_optimum"]
+__all__ = ["FORMATS", "export_model", "write_model", "scip_optimum"]
 
 FORMATS: dict[str, str] = {"lp": "lp", "mps": "mps", "nl": "nl", "gms": "gams"}
 """Our format name -> Pyomo writer name."""
@@ -53,15 +53,43 @@ def export_model(instance: Instance, *, formulation: str = "level", fmt: str = "
         raise InputError("--format", ("", f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}"))
     model = build_model(instance, formulation, relax=relax)
     path = os.fspath(path)
+    write_model(model, path, fmt)
+    return path
+
+
+def write_model(model, path: str, fmt: str):
+    """Write a built model with the writer settings of :func:`export_model`; return Pyomo's symbol map.
+
+    The symbol map (``pyomo.core.expr.symbol_map.SymbolMap``) holds the name
+    the writer gave each component (``bySymbol``: name -> component), so a
+    solution that names variables the way the file does can be mapped back
+    to the model (:mod:`slimcaching.formulations.import_solution`).
+
+    Raises
+    ------
+    InputError
+        (NL) the model has no variables.
+    OutputError
+        ``path`` cannot be written (see :mod:`slimcaching.fileio`).
+    """
     log = logging.getLogger("pyomo.core")
     level = log.level
     log.setLevel(logging.ERROR)  # Pyomo warns when the extension is not the writer's usual one
+    written = []
     try:
-        write_with(path, lambda name: model.write(name, format=FORMATS[fmt],
-                                                  io_options={"symbolic_solver_labels": True}))
+        write_with(path, lambda name: written.append(model.write(name, format=FORMATS[fmt],
+                                                                 io_options={"symbolic_solver_labels": True})))
+    except ValueError as exc:
+        if "No variables" not in str(exc):
+            raise
+        # Pyomo's NL writer refuses a model without variables (no expert fits a node faster than the cloud)
+        raise InputError(path, ("", "the model has no variables (no expert can be cached anywhere it would be "
+                                    "faster than the cloud), which the NL format cannot hold; the optimum is "
+                                    "the empty placement")) from None
     finally:
         log.setLevel(level)
-    return path
+    _, symbol_id = written[0]
+    return model.solutions.symbol_map[symbol_id]
 
 
 def scip_optimum(path: str | os.PathLike, *, time_limit: float | None = None) -> float:

@@ -86,9 +86,13 @@ def arrow_users(file: str, col, field: str, rows: np.ndarray, users: UserCodes) 
 
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        col = pc.cast(col, pa.string())
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), True).to_numpy(zero_copy_only=False)
+    try:
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            col = pc.cast(col, pa.string())
+        col.validate(full=True)
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), True).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        raise InputError(file, (f"$.{field}", f"a {field} cell is not valid UTF-8 text")) from None
     if blank.any():
         i = int(np.flatnonzero(blank)[0])
         raise InputError(file, (f"$[{rows[i]}].{field}", f"empty {field} cell: every row needs a user"))
@@ -221,9 +225,13 @@ def json_blocks(path: str, block_bytes: int = 1 << 25) -> Iterator[tuple[int, "o
             if block.strip():
                 try:
                     tab = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(block_size=max(1 << 20, len(block) + 1)))
+                    tab.column_names  # a key that is not UTF-8 fails here, not in the caller
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     msg = str(exc).splitlines()[0]
                     raise InputError(path, ("", f"cannot read JSON lines after line {line}: {msg}")) from None
+                except UnicodeDecodeError:  # pyarrow's own message quotes the bytes that are not UTF-8
+                    raise InputError(path, ("", f"cannot read JSON lines after line {line}: "
+                                                "not valid UTF-8 text")) from None
                 yield line, tab
                 line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             if not data:
