@@ -66,6 +66,6 @@ def test_version_names_the_installed_package_and_back_ends(capsys):
         main(["--version"])
     assert exc.value.code == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"slimcaching {slimcaching.__version__} (python ")
+    assert line.startswith(f"slimcaching {slimcaching.__version__} (Python ")
     assert slimcaching.__version__ == metadata.version("slimcaching")
     assert f"numpy {numpy.__version__}" in line and f"highspy {metadata.version('highspy')}" in line

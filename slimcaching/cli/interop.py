@@ -63,7 +63,7 @@ def register(sub) -> None:
                    help="for --format nl: the .col file written next to the .nl (default: SOLUTION with .col)")
     p.add_argument("--row", default=None, metavar="FILE",
                    help="for --format nl: the .row file, to check the constraint count (default: SOLUTION with .row)")
-    p.add_argument("--output", "-o", help="placement file; stdout when omitted")
+    p.add_argument("--output", "-o", help="placement file (default: stdout)")
 
     p = add_command(sub, "schema", "print the JSON Schema (draft 2020-12) of a file format or command output",
                     cmd_schema, EXAMPLES["schema"])
