@@ -40,8 +40,8 @@ so the bound at those prices is at least the layer decomposition's bound at
 LP bound of the master below, which intersects the layer hulls with the hulls
 of the ``K_n``.
 
-**Master** (column generation over both column kinds, Wentges smoothing as in
-:func:`.decomposition.column_generation`):
+**Master** (column generation over both column kinds, Wentges smoothing by
+:func:`.decomposition.stabilised_generation`, the loop of the layer decomposition):
 
 .. math::
 
@@ -68,7 +68,7 @@ import numpy as np
 
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency
-from .decomposition import Column, Decomposition, LayerPricer, make_column
+from .decomposition import Column, Decomposition, LayerPricer, make_column, stabilised_generation
 from .direct import new_highs, run
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_counts
 
@@ -286,39 +286,13 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
             added += master.add_count(n, k)
         return total, added, negative
 
-    best, center, history = -math.inf, np.zeros((N, L)), []
-    rounds, converged, value, start_bound = 0, False, None, -math.inf
-    if start is not None and left() > 0:
-        mu0 = np.asarray(start.prices, float)[:, None] * sizes[None, :].astype(float)
-        lb, added, _ = pricing_round(mu0, None)
-        rounds += 1
-        if lb is not None:
-            best, center, start_bound = lb, mu0, lb
-        history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
-                        "added": added, "t": time.perf_counter() - t0})
-    lb = None
-    while rounds < max_rounds and left() > 0:
+    def solve_master():
         value, pi, rho, mu_m = master.solve()
-        if math.isfinite(best) and value - best <= tol * abs(value):
-            converged = True
-            break
-        found = False
-        for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
-            mu = a * center + (1 - a) * mu_m
-            lb, added, negative = pricing_round(mu, (pi, rho, mu_m))
-            rounds += 1
-            if lb is not None and lb > best:
-                best, center = lb, mu.copy()
-            history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
-                            "added": added, "negative": negative, "t": time.perf_counter() - t0})
-            if lb is None:
-                break
-            if negative:
-                found = True
-                break
-        if not found:
-            converged = lb is not None and pricing == "milp" and value - best <= max(tol, 1e-9) * abs(value)
-            break
-    return CountDecomposition(bound=best, start_bound=start_bound, master_value=value, prices=center,
-                              columns=master.columns, counts=master.counts, capacity=cap, rounds=rounds,
-                              converged=converged, history=history)
+        return value, (pi, rho, mu_m), mu_m
+
+    mu0 = None if start is None else np.asarray(start.prices, float)[:, None] * sizes[None, :].astype(float)
+    run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros((N, L)), start=mu0, alpha=alpha,
+                                 tol=tol, max_rounds=max_rounds, left=left, exact_pricing=pricing == "milp", t0=t0)
+    return CountDecomposition(bound=run_.bound, start_bound=run_.start_bound, master_value=run_.master_value,
+                              prices=run_.prices, columns=master.columns, counts=master.counts, capacity=cap,
+                              rounds=run_.rounds, converged=run_.converged, history=run_.history)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import highspy
 import numpy as np
@@ -65,7 +65,7 @@ from .assignment import support
 from .direct import new_highs, run, solve_arrays, to_highs
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 
-__all__ = ["Column", "Decomposition", "LayerPricer", "column_generation", "price_and_branch", "lp_prices",
+__all__ = ["Column", "Decomposition", "Generation", "LayerPricer", "column_generation", "stabilised_generation", "price_and_branch", "lp_prices",
            "PRICING"]
 
 PRICING = ("milp", "lp")
@@ -260,6 +260,119 @@ def lp_prices(instance: Instance, *, tightenings: Iterable[str] = DEFAULT_TIGHTE
     return r.safe_bound, nu
 
 
+@dataclass
+class Generation:
+    """Outcome of :func:`stabilised_generation`.
+
+    Attributes
+    ----------
+    bound : float
+        Best bound any pricing round proved (``-inf`` when none completed).
+    prices : ndarray
+        The stability centre: prices of ``bound`` (the initial centre if none).
+    start_bound : float
+        The bound of the round at the start prices (``-inf`` without one).
+    master_value : float or None
+        Last restricted master LP value.
+    rounds, converged, history
+        Pricing rounds, whether master and bound met, one dict per round.
+    """
+
+    bound: float
+    prices: np.ndarray
+    start_bound: float = -math.inf
+    master_value: float | None = None
+    rounds: int = 0
+    converged: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarray]],
+                          pricing_round: Callable[[np.ndarray, Any], tuple[float | None, int, int]], *,
+                          center: np.ndarray, start: np.ndarray | None = None, alpha: float = 0.5,
+                          tol: float = 1e-7, max_rounds: int = 10_000, left: Callable[[], float],
+                          exact_pricing: bool = True, t0: float | None = None) -> Generation:
+    """Column generation with Wentges smoothing, for any master and pricing round.
+
+    Parameters
+    ----------
+    solve_master : callable
+        ``() -> (value, duals, prices)``: solves the restricted master LP;
+        ``prices`` (the shape of ``center``) are its duals of the linking rows,
+        ``duals`` whatever ``pricing_round`` needs to test reduced costs.
+    pricing_round : callable
+        ``(prices, duals or None) -> (bound or None, columns added, columns
+        with negative reduced cost at duals)``: prices every subproblem at
+        ``prices``, adds the columns to the master and returns the proven
+        Lagrangian bound there (``None`` when it ran out of time).  With
+        ``duals=None`` reduced costs are not tested.
+    center : ndarray
+        Initial stability centre (usually zero prices).
+    start : ndarray, optional
+        Prices of a first round before the master is solved (e.g. LP duals).
+    alpha : float in [0, 1)
+        Smoothing weight; 0 is plain column generation.
+    tol : float
+        Stop when ``master - bound <= tol * master``.
+    max_rounds : int
+        Pricing rounds at most (a work limit: the count does not depend on machine speed).
+    left : callable
+        ``() -> seconds left``; nothing starts when it is ``<= 0``.
+    exact_pricing : bool
+        Whether pricing is exact (MILP), so that no column pricing out at the
+        master's duals proves the master value is the decomposition bound.
+
+    Returns
+    -------
+    Generation
+
+    Notes
+    -----
+    Every round's bound is proven by ``pricing_round`` at whatever prices it
+    is given, so the smoothing (prices ``alpha center + (1 - alpha) master``,
+    centre moved to the prices of each new best bound) changes only which
+    bounds are found, never their validity.  A mispricing (no column with
+    negative reduced cost at the smoothed prices) repeats the round at the
+    master's duals, so the method ends like plain column generation [2]_.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    best, center, history = -math.inf, np.asarray(center, float).copy(), []
+    rounds, converged, value, start_bound, lb = 0, False, None, -math.inf, None
+    if start is not None and left() > 0:
+        lb, added, _ = pricing_round(start, None)
+        rounds += 1
+        if lb is not None:
+            best, center, start_bound = lb, np.asarray(start, float).copy(), lb
+        history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
+                        "added": added, "t": time.perf_counter() - t0})
+    lb = None
+    while rounds < max_rounds and left() > 0:
+        value, duals, master_prices = solve_master()
+        if math.isfinite(best) and value - best <= tol * abs(value):
+            converged = True
+            break
+        found = False
+        for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
+            prices = a * center + (1 - a) * master_prices
+            lb, added, negative = pricing_round(prices, duals)
+            rounds += 1
+            if lb is not None and lb > best:
+                best, center = lb, prices.copy()
+            history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
+                            "added": added, "negative": negative, "t": time.perf_counter() - t0})
+            if lb is None:
+                break
+            if negative:
+                found = True
+                break
+        if not found:
+            # no column prices out at the master's duals: the master value is the decomposition bound
+            converged = lb is not None and exact_pricing and value - best <= max(tol, 1e-9) * abs(value)
+            break
+    return Generation(bound=best, prices=center, start_bound=start_bound, master_value=value, rounds=rounds,
+                      converged=converged, history=history)
+
+
 def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), prices: np.ndarray | None = None,
                       alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
                       pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
@@ -298,14 +411,12 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
         for st in starts:
             master.add(make_column(instance, l, st.x[:, l, :]))
     pricers: list[LayerPricer] = []
-    best, center = -math.inf, np.zeros(N)
-    history: list[dict] = []
 
     def left() -> float:
         return deadline - time.perf_counter()
 
-    def pricing_round(nu: np.ndarray, pi: np.ndarray | None, nu_master: np.ndarray | None):
-        """Price every layer at ``nu``; returns (bound, columns added, columns with negative reduced cost)."""
+    def pricing_round(nu: np.ndarray, duals: tuple | None):
+        """Price every layer at ``nu``; (bound, columns added, columns with negative reduced cost at ``duals``)."""
         total, added, negative = 0.0, 0, 0
         for l in range(L):
             if left() <= 0:
@@ -316,46 +427,25 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
             lower, pattern = pricers[l].price(nu, tl)
             total += lower
             col = make_column(instance, l, pattern)
-            if pi is not None and col.cost + float(nu_master @ col.usage) - pi[l] < -1e-12 * empty_latency(instance):
-                negative += 1
+            if duals is not None:
+                pi, nu_master = duals
+                if col.cost + float(nu_master @ col.usage) - pi[l] < -1e-12 * empty_latency(instance):
+                    negative += 1
             added += master.add(col)
         return total - float(nu @ cap), added, negative
 
-    rounds, converged, value = 0, False, None
-    if prices is not None and left() > 0:
-        lb, added, _ = pricing_round(np.asarray(prices, dtype=float), None, None)
-        rounds += 1
-        if lb is not None:
-            best, center = lb, np.asarray(prices, dtype=float).copy()
-        history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
-                        "added": added, "t": time.perf_counter() - t0})
-    while rounds < max_rounds and left() > 0:
+    def solve_master():
         value, pi, nu_master = master.solve()
-        if math.isfinite(best) and value - best <= tol * abs(value):
-            converged = True
-            break
-        found = False
-        for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
-            nu = a * center + (1 - a) * nu_master
-            lb, added, negative = pricing_round(nu, pi, nu_master)
-            rounds += 1
-            if lb is not None and lb > best:
-                best, center = lb, nu.copy()
-            history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
-                            "added": added, "negative": negative, "t": time.perf_counter() - t0})
-            if lb is None:
-                break
-            if negative:
-                found = True
-                break
-        if not found:
-            # no column prices out at the master's duals: the master value is the decomposition bound
-            converged = lb is not None and pricing == "milp" and value - best <= max(tol, 1e-9) * abs(value)
-            break
+        return value, (pi, nu_master), nu_master
+
+    run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros(N), start=None if prices is None else np.asarray(prices, float),
+                                 alpha=alpha, tol=tol, max_rounds=max_rounds, left=left,
+                                 exact_pricing=pricing == "milp", t0=t0)
+    best = run_.bound
     if not math.isfinite(best):
         best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
-    return Decomposition(bound=best, master_value=value, prices=center, columns=master.columns, capacity=cap,
-                         rounds=rounds, converged=converged, history=history)
+    return Decomposition(bound=best, master_value=run_.master_value, prices=run_.prices, columns=master.columns,
+                         capacity=cap, rounds=run_.rounds, converged=run_.converged, history=run_.history)
 
 
 def price_and_branch(instance: Instance, columns: list[Column], capacity: np.ndarray, *,
