@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.perf_certify [--files F ...] [--time-limit 600] [--records certify.jsonl]
+    python -m benchmarks.perf_certify [--files F ...] [--time-limit 600] [--work-limit W] [--records certify.jsonl]
     python -m benchmarks.perf_certify --flagship [--files F ...] [--time-limit 60] [--repeat 3]
     python -m benchmarks.perf_certify --lp [--files F ...]
     python -m benchmarks.perf_certify --decompose [--files F ...] [--time-limit 120]
@@ -44,7 +44,8 @@ DEFAULT_FILES = sorted(glob.glob("instances/paper/*.json*")) + sorted(glob.glob(
 MIXTRAL_PAPER = sorted(glob.glob("instances/paper/paper-mixtral-8x7b-*.json"))
 
 
-def certify_rows(files: list[str], *, time_limit: float, seed: int, records: str | None) -> list[dict]:
+def certify_rows(files: list[str], *, time_limit: float, seed: int, records: str | None,
+                 work_limit: float | None = None) -> list[dict]:
     """``certify`` on each file; one row per instance (also appended to ``records``)."""
     from slimcaching.algorithms.certify import certify
     from slimcaching.instances.io import read_instance
@@ -52,7 +53,7 @@ def certify_rows(files: list[str], *, time_limit: float, seed: int, records: str
     rows = []
     for f in files:
         inst = read_instance(f)
-        cert = certify(inst, time_limit=time_limit, seed=seed)
+        cert = certify(inst, time_limit=time_limit, seed=seed, work_limit=work_limit)
         d = cert.to_dict(inst)
         d["file"] = f
         bound = next(b for b in cert.bounds if b["method"] == cert.bound_method and b["value"] == cert.bound)
@@ -60,13 +61,23 @@ def certify_rows(files: list[str], *, time_limit: float, seed: int, records: str
         row = {"instance": inst.name, "T_empty": d["empty_latency"], "bound": cert.bound,
                "bound_method": cert.bound_method, "bound_s": bound["time_s"], "latency": cert.latency,
                "latency_method": cert.latency_method, "latency_s": inc["time_s"], "gap": cert.gap,
-               "wall_s": cert.runtime_s, "cpu_s": cert.cpu_s}
+               "wall_s": cert.runtime_s, "cpu_s": cert.cpu_s, "work_limit": work_limit,
+               "reproducible": cert.info.get("reproducible"), "load": _load()}
         rows.append(row)
         if records:
             with open(records, "a") as fh:
                 fh.write(json.dumps(d) + "\n")
         print(json.dumps(row), flush=True)
     return rows
+
+
+def _load() -> float | None:
+    """The 1-minute load average at the end of a run (the machine is shared)."""
+    try:
+        import os
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def certify_table(rows: list[dict], time_limit: float) -> str:
@@ -197,6 +208,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--time-limit", type=float, default=None,
                     help="seconds per instance (default 600 for certify, 60 for --flagship)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work-limit", type=float, default=None,
+                    help="certify in work mode (caps per stage; --time-limit is the wall on top)")
     ap.add_argument("--records", default=None, help="append each certificate to this JSON-lines file")
     ap.add_argument("--flagship", action="store_true", help="lns against HiGHS at equal time instead")
     ap.add_argument("--repeat", type=int, default=3, help="seeds per instance for --flagship")
@@ -214,7 +227,7 @@ def main(argv: list[str] | None = None) -> str:
     else:
         tl = 600.0 if args.time_limit is None else args.time_limit
         out = certify_table(certify_rows(args.files or DEFAULT_FILES, time_limit=tl, seed=args.seed,
-                                         records=args.records), tl)
+                                         records=args.records, work_limit=args.work_limit), tl)
     print(out)
     return out
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from reference import random_instance_dict
 from slimcaching.algorithms import run
 from slimcaching.algorithms.bruteforce import brute_force
-from slimcaching.algorithms.certify import certify
+from slimcaching.algorithms.certify import WORK_UNIT, certify
 from slimcaching.errors import InputError
 from slimcaching.formulations import tightenings as tightenings_mod
 from slimcaching.formulations.bounds import InvalidBound, check_bound, separable_bound
@@ -79,6 +79,60 @@ def test_separable_bound_is_below_the_optimum(seed):
     opt = brute_force(inst).latency
     res = separable_bound(inst, upper=opt, rounds=60)
     assert res["bound"] <= opt * (1 + 1e-9)
+
+
+def _stable(cert) -> dict:
+    """What a work-mode certificate must reproduce: values, methods, placement (not times)."""
+    return {"latency": cert.latency, "bound": cert.bound, "latency_method": cert.latency_method,
+            "bound_method": cert.bound_method, "x": cert.placement.x.tobytes(),
+            "bounds": [(b["method"], b["value"]) for b in cert.bounds],
+            "incumbents": [(i["method"], i["value"]) for i in cert.incumbents]}
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_work_mode_gives_the_same_certificate_twice_and_records_its_limits(seed):
+    """Work mode stops every stage at a count: two runs agree exactly, and the caps are recorded."""
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=4, max_experts=5, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=8))
+    first = certify(inst, time_limit=120, seed=1, work_limit=0.05)
+    # a busy machine: the second run shares the core with a spinning thread
+    import threading
+    import time as _time
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(1000))
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        _time.sleep(0.01)
+        second = certify(inst, time_limit=120, seed=1, work_limit=0.05)
+    finally:
+        stop.set()
+        t.join()
+    assert first.info["reproducible"] and second.info["reproducible"]
+    assert first.info["work_limits"] == {k: max(1, round(v * 0.05)) for k, v in WORK_UNIT.items()}
+    assert first.info["wall_cut"] == [] and first.info["work_limit"] == 0.05
+    assert _stable(first) == _stable(second)
+    opt = brute_force(inst).latency
+    assert first.bound <= opt * (1 + 1e-9) <= first.latency * (1 + 2e-9)
+
+
+def test_work_mode_reports_a_stage_the_wall_clock_cut(worked_example):
+    """A work cap far beyond the wall: the wall ends it, and the run says it is not reproducible."""
+    inst = read_instance(worked_example / "tiny.json")
+    cert = certify(inst, time_limit=0.05, work_limit=1000)
+    assert cert.info["reproducible"] is False
+    assert cert.bound <= cert.latency * (1 + 1e-9)
+
+
+def test_bad_work_limit_is_a_one_line_error(worked_example):
+    out = subprocess.run([sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"),
+                          "--work-limit", "0"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--work-limit" in out.stderr and "Traceback" not in out.stderr
+    with pytest.raises(InputError, match="--work-limit: must be a number > 0"):
+        certify(read_instance(worked_example / "tiny.json"), work_limit=-1)
 
 
 def _planted(monkeypatch):

@@ -22,6 +22,15 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
 5. small models: HiGHS branch-and-bound on the tightened level model with the
    incumbent as objective cutoff, for the rest (its dual bound, and its
    incumbent if better).
+
+**Work mode** (``work_limit=W``): the same stages in the same order, each
+stopped by a count instead of a share of the clock (:func:`work_limits`:
+column-generation rounds, HiGHS branch-and-bound nodes per MILP, LNS steps,
+subgradient rounds, all proportional to ``W``; ``best`` and the LP run to the
+end).  HiGHS runs single-threaded with a fixed seed, so the certificate is
+the same on a fast or a loaded machine.  ``time_limit`` stays the hard wall
+on top; a stage the wall clock cut is listed in ``info["wall_cut"]`` (then
+the run is not reproducible, and ``info["reproducible"]`` says so).
 """
 from __future__ import annotations
 
@@ -45,10 +54,27 @@ from ..result import versions
 from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
 from .local_search import best
 
-__all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT"]
+__all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT", "WORK_UNIT", "work_limits"]
 
 DEFAULT_TIME_LIMIT = 600.0
 """Seconds ``certify`` spends when no limit is given."""
+
+WORK_UNIT: dict[str, int] = {
+    "separable_rounds": 100,  # subgradient rounds of the separable Lagrangian bound (large models)
+    "cg_rounds": 40,          # pricing rounds of the layer decomposition
+    "count_rounds": 40,       # pricing rounds of the count decomposition
+    "pricing_nodes": 200,     # branch-and-bound nodes of each pricing MILP
+    "pab_nodes": 2000,        # branch-and-bound nodes of price-and-branch
+    "lns_steps": 60,          # LNS sub-MILPs
+    "lns_nodes": 200,         # branch-and-bound nodes of each LNS sub-MILP
+    "bb_nodes": 5000,         # branch-and-bound nodes on the whole model (small models)
+}
+"""The caps of ``work_limit=1``; ``work_limit=W`` multiplies each by ``W`` (at least 1)."""
+
+
+def work_limits(work_limit: float) -> dict[str, int]:
+    """The per-stage caps of ``certify(..., work_limit=W)``: :data:`WORK_UNIT` times ``W``, rounded, >= 1."""
+    return {k: max(1, int(round(v * float(work_limit)))) for k, v in WORK_UNIT.items()}
 
 
 @dataclass
@@ -134,7 +160,7 @@ class _Ledger:
 
 
 def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT, seed: int | None = 0,
-            tightenings: Any = DEFAULT_TIGHTENINGS) -> Certificate:
+            tightenings: Any = DEFAULT_TIGHTENINGS, work_limit: float | None = None) -> Certificate:
     """Prove a bound on ``T(opt)`` and find a placement, within ``time_limit`` seconds.
 
     Parameters
@@ -146,6 +172,10 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         Seeds ``best`` and the LNS (``None``: 0).
     tightenings
         Of :mod:`slimcaching.formulations.tightenings` (default all).
+    work_limit : float, optional
+        Work mode: every stage stops at a count (:func:`work_limits`),
+        recorded in ``info["work_limits"]``; the result does not depend on
+        machine speed unless ``time_limit`` cut a stage (``info["wall_cut"]``).
 
     Returns
     -------
@@ -154,7 +184,7 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     Raises
     ------
     InputError
-        A time limit that is not a number > 0.
+        A time limit or work limit that is not a number > 0.
     InvalidBound
         A bound above a feasible latency (a bug; see :mod:`.bounds`).
 
@@ -169,19 +199,38 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         time_limit = DEFAULT_TIME_LIMIT
     if not (isinstance(time_limit, (int, float)) and time_limit > 0):
         raise InputError("--time-limit", ("", f"must be a number > 0, got {time_limit!r}"))
+    if work_limit is not None and not (isinstance(work_limit, (int, float)) and not isinstance(work_limit, bool)
+                                       and work_limit > 0 and math.isfinite(work_limit)):
+        raise InputError("--work-limit", ("", f"must be a number > 0, got {work_limit!r}"))
     t0, c0 = time.perf_counter(), time.process_time()
     seed = 0 if seed is None else seed
     budget = float(time_limit)
     deadline = t0 + budget
     ledger = _Ledger(instance, t0)
-    info: dict[str, Any] = {"seed": seed, "time_limit": budget, "tightenings": list(tightenings)}
+    info: dict[str, Any] = {"seed": seed, "time_limit": budget, "tightenings": list(tightenings),
+                            "work_limit": work_limit}
+    work = None if work_limit is None else work_limits(work_limit)
+    if work is not None:
+        info["work_limits"] = work
+        info["wall_cut"] = []
 
     def until(share: float) -> float:
-        """Seconds left until ``share`` of the budget has elapsed (>= 0)."""
-        return max(0.0, min(t0 + share * budget, deadline) - time.perf_counter())
+        """Seconds left until ``share`` of the budget has elapsed (>= 0); in work mode until the wall deadline."""
+        end = deadline if work is not None else min(t0 + share * budget, deadline)
+        return max(0.0, end - time.perf_counter())
+
+    def cap(key: str) -> int | None:
+        """The work cap ``key`` (None in time mode)."""
+        return None if work is None else work[key]
+
+    def stage_done(name: str) -> None:
+        """Work mode: note a stage that the wall clock (not its work cap) ended."""
+        if work is not None and time.perf_counter() >= deadline and name not in info["wall_cut"]:
+            info["wall_cut"].append(name)
 
     ledger.add_bound("capacity-free", capacity_free_bound(instance))
-    start = best(instance, seed=seed, time_limit=max(0.01, min(30.0, 0.05 * budget)))
+    start = best(instance, seed=seed, time_limit=max(0.01, min(30.0, 0.05 * budget)) if work is None else until(1.0))
+    stage_done("best")
     ledger.add_incumbent("best", start.placement)
     rows = level_model_rows(instance)
     per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)), default=0)
@@ -190,12 +239,15 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     prices = None
     if small:
         lp, prices = lp_prices(instance, tightenings=tightenings, time_limit=max(0.01, until(0.3)))
+        stage_done("level LP")
         ledger.add_bound("level LP (tightened)", lp)
     else:
-        cap = tightened_capacities(instance, tuple(tightenings))
+        capacity = tightened_capacities(instance, tuple(tightenings))
         try:
-            sep = separable_bound(instance, capacity=cap, upper=ledger.best_latency,
-                                  time_limit=max(until(0.1), min(30.0, 0.05 * budget)))
+            sep = separable_bound(instance, capacity=capacity, upper=ledger.best_latency,
+                                  time_limit=max(until(0.1), min(30.0, 0.05 * budget)) if work is None else until(1),
+                                  **({} if work is None else {"rounds": work["separable_rounds"]}))
+            stage_done("separable Lagrangian")
             ledger.add_bound("separable Lagrangian", sep["bound"], rounds=sep["rounds"])
             prices = sep["prices"]
         except ValueError as exc:  # too many nodes to enumerate their subsets
@@ -203,34 +255,47 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     counts = small and len(np.unique(instance.expert_size)) > 1
     if until(0.5 if small else 0.85) > 0:
         pricing = "milp" if per_layer <= MILP_PRICING_ROWS else "lp"
+        price_time = 5.0 if pricing == "milp" and work is None else None
         dw = column_generation(instance, starts=[ledger.placement], prices=prices,
                                time_limit=until(0.3 if counts else 0.5 if small else 0.85), pricing=pricing,
-                               price_time=5.0 if pricing == "milp" else None, tightenings=tightenings)
+                               price_time=price_time, tightenings=tightenings,
+                               node_limit=cap("pricing_nodes"), **_rounds(cap("cg_rounds")))
+        stage_done("layer decomposition")
         ledger.add_bound(f"Lagrangian (decomposition, {pricing} pricing)", dw.bound, rounds=dw.rounds)
         columns = dw.columns
         info["decomposition"] = {"rounds": dw.rounds, "columns": len(dw.columns), "converged": dw.converged,
                                  "pricing": pricing}
         if counts and until(0.5) > 0:
             cd = count_generation(instance, start=dw, starts=[ledger.placement], time_limit=until(0.5),
-                                  pricing=pricing, price_time=5.0 if pricing == "milp" else None,
-                                  tightenings=tightenings)
+                                  pricing=pricing, price_time=price_time, tightenings=tightenings,
+                                  node_limit=cap("pricing_nodes"), **_rounds(cap("count_rounds")))
+            stage_done("count decomposition")
             ledger.add_bound("Lagrangian (count decomposition)", cd.bound, rounds=cd.rounds)
             columns = cd.columns
             info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
                                            "count_columns": len(cd.counts), "converged": cd.converged}
         placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
-                                         time_limit=max(0.01, min(60.0, until(0.55 if small else 0.9))))
+                                         time_limit=max(0.01, until(1.0) if work is not None else
+                                                        min(60.0, until(0.55 if small else 0.9))),
+                                         node_limit=cap("pab_nodes"))
+        stage_done("price-and-branch")
         ledger.add_incumbent("price-and-branch", placement)
         info["decomposition"]["price_and_branch"] = pb
     if until(0.7 if small else 1.0) > 0.5:
         placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.7 if small else 1.0),
-                                     seed=seed, width=2 if small else 1)
+                                     seed=seed, width=2 if small else 1,
+                                     **({} if work is None else {"max_steps": work["lns_steps"],
+                                                                 "sub_nodes": work["lns_nodes"], "finish_rows": 0}))
+        stage_done("milp-lns")
         ledger.add_incumbent("milp-lns", placement)
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
         if record["finish"] is not None:
             ledger.add_bound("HiGHS branch-and-bound (after LNS)", record["finish"]["bound"])
     if small and until(1.0) > 0.5 and ledger.best_bound()["value"] < ledger.best_latency * (1 - OPTIMAL_GAP):
-        _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info)
+        _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
+        stage_done("branch-and-bound")
+    if work is not None:  # every stage ended at its cap, none at (or skipped near) the deadline
+        info["reproducible"] = not info["wall_cut"] and time.perf_counter() < deadline - 0.5
     inc, bnd = ledger.best_incumbent(), ledger.best_bound()
     gap = max(0.0, (inc["value"] - bnd["value"]) / inc["value"]) if inc["value"] > 0 else 0.0
     return Certificate(latency=inc["value"], bound=bnd["value"], gap=gap,
@@ -240,11 +305,17 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
                        cpu_s=time.process_time() - c0, info=info)
 
 
+def _rounds(cap: int | None) -> dict:
+    """``max_rounds`` of a column generation in work mode (nothing in time mode)."""
+    return {} if cap is None else {"max_rounds": cap}
+
+
 def _branch_and_bound(instance: Instance, ledger: _Ledger, tightenings: Any, seconds: float, seed: int,
-                      info: dict) -> None:
+                      info: dict, node_limit: int | None = None) -> None:
     """:func:`~.lns.cutoff_branch_and_bound` below the best latency; records its bound and incumbent."""
     placement, bound, info["branch_and_bound"] = cutoff_branch_and_bound(instance, ledger.best_latency, seconds,
-                                                                         seed=seed, tightenings=tightenings)
+                                                                         seed=seed, tightenings=tightenings,
+                                                                         node_limit=node_limit)
     ledger.add_incumbent("HiGHS branch-and-bound", placement)
     ledger.add_bound("HiGHS branch-and-bound" + (" (cutoff)" if info["branch_and_bound"]["status"] == "Infeasible"
                                                  else ""), bound)

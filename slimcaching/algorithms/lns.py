@@ -40,7 +40,7 @@ from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
-from ..formulations.direct import solve_arrays
+from ..formulations.direct import solve_arrays, to_highs
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS
 from ..instances.model import Instance, Placement
@@ -63,8 +63,11 @@ FULL_MILP_ROWS = 50_000
 
 
 def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | None, *, seed: int | None = 0,
-                            tightenings: Any = DEFAULT_TIGHTENINGS) -> tuple[Placement | None, float | None, dict]:
+                            tightenings: Any = DEFAULT_TIGHTENINGS,
+                            node_limit: int | None = None) -> tuple[Placement | None, float | None, dict]:
     """HiGHS on the full tightened level model, asked only for latencies below ``cutoff``.
+
+    ``node_limit`` is HiGHS's ``mip_max_nodes`` (a work limit, on top of ``seconds``).
 
     Returns
     -------
@@ -85,7 +88,8 @@ def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | 
     HiGHS's gap tolerance ``1e-9`` (:data:`~slimcaching.formulations.direct.HIGHS_OPTIONS`).
     """
     model = build_level_arrays(instance, tightenings=tightenings)
-    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed)
+    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed,
+                       h=_node_limited(model, node_limit, seed))
     info = {"status": res.status, "nodes": res.nodes, "wall_s": res.wall_s}
     margin = cutoff * (1 - 1e-8)
     if res.status == "Infeasible":
@@ -101,9 +105,19 @@ def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]
             [tuple(map(int, e)) for e in diff if not new[tuple(e)]])
 
 
+def _node_limited(model, node_limit: int | None, seed: int | None = None):
+    """A HiGHS object for ``model`` with ``mip_max_nodes`` set, or ``None`` (no node limit)."""
+    if node_limit is None:
+        return None
+    h = to_highs(model, integer=True, seed=seed)
+    h.setOptionValue("mip_max_nodes", int(node_limit))
+    return h
+
+
 def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None = 60.0, seed: int | None = 0,
              width: int = 2, sub_time: float = 5.0, kinds: tuple[str, ...] = NEIGHBOURHOODS,
-             tightenings: Any = DEFAULT_TIGHTENINGS, finish_rows: int = FULL_MILP_ROWS) -> tuple[Placement, dict]:
+             tightenings: Any = DEFAULT_TIGHTENINGS, finish_rows: int = FULL_MILP_ROWS,
+             max_steps: int | None = None, sub_nodes: int | None = None) -> tuple[Placement, dict]:
     """Large-neighbourhood search with exact HiGHS re-optimisation of layer windows and node pairs.
 
     Parameters
@@ -126,6 +140,13 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         When every neighbourhood is clean before the time limit and the level
         model has at most this many rows, the remaining time goes to
         :func:`cutoff_branch_and_bound` on the whole model (0: never).
+    max_steps : int, optional
+        Sub-MILPs at most (a work limit).
+    sub_nodes : int, optional
+        Work mode: each sub-MILP gets this many branch-and-bound nodes instead
+        of ``sub_time`` seconds, and the window width adapts to node counts
+        instead of wall time, so with ``max_steps`` (and ``finish_rows=0``)
+        the search is the same on any machine; ``time_limit`` still ends it.
 
     Returns
     -------
@@ -169,7 +190,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
 
     k = 0
     exhausted = not kinds  # no neighbourhood at all (one layer, at most two nodes): only the whole model
-    while kinds and time.perf_counter() < deadline:
+    while kinds and time.perf_counter() < deadline and (max_steps is None or len(history) < max_steps):
         pending = {kind: [c for c in candidates(kind) if c not in clean] for kind in kinds}
         if not any(pending.values()):
             exhausted = True
@@ -197,8 +218,12 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
             clean.add(key)
             continue
         left = deadline - time.perf_counter()
-        res = solve_arrays(model, integer=True, time_limit=min(sub_time, left) if math.isfinite(left) else sub_time,
-                           cutoff=ev.latency)
+        if sub_nodes is None:
+            res = solve_arrays(model, integer=True, cutoff=ev.latency,
+                               time_limit=min(sub_time, left) if math.isfinite(left) else sub_time)
+        else:
+            res = solve_arrays(model, integer=True, cutoff=ev.latency, h=_node_limited(model, sub_nodes),
+                               time_limit=left if math.isfinite(left) else None)
         gain = 0.0
         if res.col_value is not None:
             new = arrays_placement(model, res.col_value, x_fixed=ev.x)
@@ -215,7 +240,8 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         if gain == 0.0 and (proven or attempts[key] >= 2):
             clean.add(key)  # proven, or twice unproven for this placement: not retried until it changes
         if kind == "layers":
-            if proven and res.wall_s < sub_time / 4 and w < L - 1:
+            quick = res.wall_s < sub_time / 4 if sub_nodes is None else res.nodes < sub_nodes / 4
+            if proven and quick and w < L - 1:
                 w += 1
             elif not proven and w > 1:
                 w -= 1

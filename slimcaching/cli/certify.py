@@ -19,7 +19,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     from ..instances.io import read_instance
 
     inst = read_instance(args.instance)
-    cert = certify(inst, time_limit=args.time_limit, seed=args.seed)
+    cert = certify(inst, time_limit=args.time_limit, seed=args.seed, work_limit=args.work_limit)
     emit(cert.to_dict(inst), args.output, indent=None)
     return 0
 
@@ -31,6 +31,10 @@ def register(sub) -> None:
                     cmd_certify, EXAMPLE, inputs=["instance"], outputs=["output"])
     p.add_argument("instance", help="instance file")
     p.add_argument("--time-limit", type=positive_float("--time-limit"), default=600.0, metavar="S",
-                   help="seconds for everything")
+                   help="seconds for everything (with --work-limit: the hard wall on top)")
+    p.add_argument("--work-limit", type=positive_float("--work-limit"), default=None, metavar="W",
+                   help="stop every stage at a count (column-generation rounds, branch-and-bound nodes, LNS "
+                        "steps; W times the unit caps) instead of a share of the time, so the result does not "
+                        "depend on machine speed; the caps are in info.work_limits")
     p.add_argument("--seed", type=seed(), default=0, help="seed of the search's random choices")
     p.add_argument("--output", "-o", help="JSON file (default: stdout)")

@@ -122,12 +122,17 @@ class KnapsackPricer:
         ``Q'_n``.
     scale : float
         Objective scale (prices are multiplied by it for HiGHS).
+    node_limit : int, optional
+        HiGHS ``mip_max_nodes`` (a work limit; the returned upper bound stays proven).
     """
 
-    def __init__(self, sizes: np.ndarray, upper: np.ndarray, capacity: int, scale: float):
+    def __init__(self, sizes: np.ndarray, upper: np.ndarray, capacity: int, scale: float,
+                 node_limit: int | None = None):
         self.L, self.scale = len(sizes), scale
         self.h = new_highs()
         self.h.setOptionValue("threads", 1)
+        if node_limit is not None:
+            self.h.setOptionValue("mip_max_nodes", int(node_limit))
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
         L = self.L
         self.h.addVars(L, np.zeros(L), np.asarray(upper, float))
@@ -212,7 +217,8 @@ class _CountMaster:
 def count_generation(instance: Instance, *, start: Decomposition | None = None, starts: Iterable[Placement] = (),
                      alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
                      pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
-                     tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> CountDecomposition:
+                     tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
+                     node_limit: int | None = None) -> CountDecomposition:
     """Column generation for the count decomposition; a valid bound after every round.
 
     Parameters
@@ -223,8 +229,8 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
         ``mu_{n,l} = nu_n s_l`` (where this bound is already at least its bound).
     starts : placements
         Their layer patterns and count vectors are initial columns.
-    alpha, time_limit, price_time, pricing, tol, max_rounds, tightenings
-        As in :func:`.decomposition.column_generation`.
+    alpha, time_limit, price_time, pricing, tol, max_rounds, tightenings, node_limit
+        As in :func:`.decomposition.column_generation` (``node_limit`` for the knapsacks too).
 
     Returns
     -------
@@ -249,7 +255,7 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
     if start is not None:
         for col in start.columns:
             master.add_pattern(col)
-    knaps = [KnapsackPricer(sizes, upper[n], int(cap[n]), master.scale) for n in range(N)]
+    knaps = [KnapsackPricer(sizes, upper[n], int(cap[n]), master.scale, node_limit) for n in range(N)]
     pricers: dict[int, LayerPricer] = {}
     eps = 1e-12 * empty_latency(instance)
 
@@ -263,7 +269,7 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
             if left() <= 0:
                 return None, added, negative
             if l not in pricers:
-                pricers[l] = LayerPricer(instance, l, cap, pricing, tightenings)
+                pricers[l] = LayerPricer(instance, l, cap, pricing, tightenings, node_limit)
             tl = left() if price_time is None else min(price_time, left())
             lower, pattern = pricers[l].price_items(mu[:, l], tl)
             total += lower

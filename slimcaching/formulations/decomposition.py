@@ -131,15 +131,20 @@ class LayerPricer:
         Per-node capacity a single layer's pattern must respect.
     pricing : {"milp", "lp"}
     tightenings : iterable of str
+    node_limit : int, optional
+        HiGHS ``mip_max_nodes`` of each pricing MILP (a work limit: its dual
+        bound stays a proven bound, and the result does not depend on machine speed).
     """
 
     def __init__(self, instance: Instance, layer: int, capacity: np.ndarray, pricing: str = "milp",
-                 tightenings: Iterable[str] = DEFAULT_TIGHTENINGS):
+                 tightenings: Iterable[str] = DEFAULT_TIGHTENINGS, node_limit: int | None = None):
         self.instance, self.layer, self.pricing = instance, layer, pricing
         mask = np.zeros(instance.L, dtype=bool)
         mask[layer] = True
         self.model = build_level_arrays(instance, layers=mask, capacity=capacity, tightenings=tightenings)
         self.h = to_highs(self.model, integer=pricing == "milp") if self.model.n_x else None
+        if self.h is not None and node_limit is not None:
+            self.h.setOptionValue("mip_max_nodes", int(node_limit))
         # the LP first: when its solution is integral it is the MILP's optimum, at a fraction of the cost
         self.h_lp = to_highs(self.model, integer=False) if self.model.n_x and pricing == "milp" else None
         self.lp_hits = 0
@@ -376,7 +381,7 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
 def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), prices: np.ndarray | None = None,
                       alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
                       pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
-                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> Decomposition:
+                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS, node_limit: int | None = None) -> Decomposition:
     """Column generation by layer with Wentges smoothing; a valid bound after every round.
 
     Parameters
@@ -396,6 +401,12 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
     pricing : {"milp", "lp"}
     tol : float
         Stop when ``master - bound <= tol * master``.
+    max_rounds : int
+        Pricing rounds at most.
+    node_limit : int, optional
+        Branch-and-bound nodes of each pricing MILP.  With ``time_limit`` and
+        ``price_time`` ``None``, ``max_rounds`` and ``node_limit`` bound the
+        work, and the result is the same on any machine.
 
     Returns
     -------
@@ -422,7 +433,7 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
             if left() <= 0:
                 return None, added, negative
             if len(pricers) <= l:
-                pricers.append(LayerPricer(instance, l, cap, pricing, tightenings))
+                pricers.append(LayerPricer(instance, l, cap, pricing, tightenings, node_limit))
             tl = left() if price_time is None else min(price_time, left())
             lower, pattern = pricers[l].price(nu, tl)
             total += lower
@@ -450,12 +461,13 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
 
 def price_and_branch(instance: Instance, columns: list[Column], capacity: np.ndarray, *,
                      time_limit: float | None = None, cutoff: float | None = None,
-                     threads: int = 1) -> tuple[Placement | None, dict]:
+                     threads: int = 1, node_limit: int | None = None) -> tuple[Placement | None, dict]:
     """The best combination of generated columns: one per layer, within the capacities.
 
     A MILP over binary ``lambda`` (master rows as constraints).  Every solution
     is a feasible placement (each column fits its layer; the capacity rows hold).
-    ``cutoff`` (seconds) asks only for something better.
+    ``cutoff`` (seconds) asks only for something better; ``node_limit`` is
+    HiGHS's ``mip_max_nodes`` (a work limit).
 
     Returns
     -------
@@ -470,6 +482,8 @@ def price_and_branch(instance: Instance, columns: list[Column], capacity: np.nda
         h.setOptionValue("time_limit", float(max(0.01, time_limit)))
     if cutoff is not None:
         h.setOptionValue("objective_bound", float(cutoff * scale))
+    if node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(node_limit))
     lo = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)])
     hi = np.concatenate([np.ones(L), np.asarray(capacity, float)])
     h.addRows(L + N, lo, hi, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
