@@ -163,3 +163,23 @@ def test_check_bound_tolerates_rounding_only():
     with pytest.raises(InvalidBound, match="bound 1.001 from lp exceeds the latency 1.0 of a feasible placement "
                                            "from best"):
         check_bound(1.001, "lp", 1.0, "best")
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=15, deadline=None)
+def test_rins_with_everything_free_is_the_whole_model_and_never_worse(seed):
+    """RINS fixes only where LP and incumbent agree: with a fractional LP everywhere it solves the
+    whole model (the brute-force optimum); with the incumbent's own values it has nothing to do."""
+    from slimcaching.algorithms.certify import _Ledger, _rins
+
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    opt = brute_force(inst).latency
+    ledger = _Ledger(inst, 0.0)
+    info: dict = {}
+    _rins(inst, ledger, np.full(inst.empty_placement().x.shape, 0.5), 30.0, 0, info, None, ())
+    assert info["rins"]["free"] == info["rins"]["elements"]
+    assert ledger.best_latency == pytest.approx(opt, rel=1e-7)
+    same = _Ledger(inst, 0.0)
+    _rins(inst, same, same.placement.x.astype(float), 30.0, 0, info, 50, ())
+    assert info["rins"]["free"] == 0 and same.best_latency == latency(inst, inst.empty_placement())

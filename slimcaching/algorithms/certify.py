@@ -16,10 +16,12 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    large models; with more than one expert size on small models: until 30 %,
    then the count decomposition of :mod:`~slimcaching.formulations.counts`
    until 50 %), price-and-branch over its columns;
-4. MILP-LNS from the incumbent (15 % of ``S``; large models: the rest); when
+4. small models, while the gap is open: RINS (:func:`_rins`: HiGHS on the
+   elements where the incumbent and the tightened LP differ, until 65 %);
+5. MILP-LNS from the incumbent (until 75 %; large models: the rest); when
    every neighbourhood is locally optimal early, HiGHS on the whole model
    (small models) with the rest of that share;
-5. small models: HiGHS branch-and-bound on the tightened level model with the
+6. small models: HiGHS branch-and-bound on the tightened level model with the
    incumbent as objective cutoff, for the rest (its dual bound, and its
    incumbent if better).
 
@@ -42,7 +44,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..formulations.arrays import level_model_rows
+from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
+from ..formulations.assignment import support
+from ..formulations.direct import solve_arrays
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
@@ -51,7 +55,7 @@ from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from ..result import versions
-from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
+from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns, node_limited_highs
 from .local_search import best
 
 __all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT", "WORK_UNIT", "work_limits"]
@@ -65,6 +69,7 @@ WORK_UNIT: dict[str, int] = {
     "count_rounds": 40,       # pricing rounds of the count decomposition
     "pricing_nodes": 200,     # branch-and-bound nodes of each pricing MILP
     "pab_nodes": 2000,        # branch-and-bound nodes of price-and-branch
+    "rins_nodes": 1000,       # branch-and-bound nodes of the RINS sub-MILP (small models)
     "lns_steps": 60,          # LNS sub-MILPs
     "lns_nodes": 200,         # branch-and-bound nodes of each LNS sub-MILP
     "bb_nodes": 5000,         # branch-and-bound nodes on the whole model (small models)
@@ -236,9 +241,9 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)), default=0)
     small = rows <= FULL_LP_ROWS
     info.update(level_rows=rows, max_layer_rows=per_layer, full_model=small)
-    prices = None
+    prices, lp_x = None, None
     if small:
-        lp, prices = lp_prices(instance, tightenings=tightenings, time_limit=max(0.01, until(0.3)))
+        lp, prices, lp_x = lp_prices(instance, tightenings=tightenings, time_limit=max(0.01, until(0.3)), point=True)
         stage_done("level LP")
         ledger.add_bound("level LP (tightened)", lp)
     else:
@@ -281,8 +286,11 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         stage_done("price-and-branch")
         ledger.add_incumbent("price-and-branch", placement)
         info["decomposition"]["price_and_branch"] = pb
-    if until(0.7 if small else 1.0) > 0.5:
-        placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.7 if small else 1.0),
+    if small and lp_x is not None and until(0.65) > 0.5 and not _closed(ledger):
+        _rins(instance, ledger, lp_x, until(0.65), seed, info, cap("rins_nodes"), tightenings)
+        stage_done("rins")
+    if until(0.75 if small else 1.0) > 0.5:
+        placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.75 if small else 1.0),
                                      seed=seed, width=2 if small else 1,
                                      **({} if work is None else {"max_steps": work["lns_steps"],
                                                                  "sub_nodes": work["lns_nodes"], "finish_rows": 0}))
@@ -291,7 +299,7 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
         if record["finish"] is not None:
             ledger.add_bound("HiGHS branch-and-bound (after LNS)", record["finish"]["bound"])
-    if small and until(1.0) > 0.5 and ledger.best_bound()["value"] < ledger.best_latency * (1 - OPTIMAL_GAP):
+    if small and until(1.0) > 0.5 and not _closed(ledger):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
         stage_done("branch-and-bound")
     if work is not None:  # every stage ended at its cap, none at (or skipped near) the deadline
@@ -303,6 +311,42 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
                        latency_method=inc["method"], bound_method=bnd["method"], placement=ledger.placement,
                        bounds=ledger.bounds, incumbents=ledger.incumbents, runtime_s=time.perf_counter() - t0,
                        cpu_s=time.process_time() - c0, info=info)
+
+
+def _closed(ledger: _Ledger) -> bool:
+    """Whether the best bound meets the best latency (gap at most ``OPTIMAL_GAP``)."""
+    return ledger.best_bound()["value"] >= ledger.best_latency * (1 - OPTIMAL_GAP)
+
+
+def _rins(instance: Instance, ledger: _Ledger, lp_x: np.ndarray, seconds: float, seed: int, info: dict,
+          node_limit: int | None, tightenings: Any) -> None:
+    """Relaxation-induced neighbourhood search: HiGHS below the incumbent on the elements where it and the LP differ.
+
+    Every element whose tightened-LP value equals its value in the incumbent
+    (within ``1e-6``) is fixed there; HiGHS solves the level model of the rest
+    (:func:`~slimcaching.formulations.arrays.build_level_arrays` with
+    ``free``/``x_fixed``: its optimum is the best completion of the fixed
+    part) with the incumbent's latency as cutoff.  Its solutions are feasible
+    placements, checked by the evaluator in the ledger; no bound comes from it.
+
+    References
+    ----------
+    .. [1] E. Danna, E. Rothberg, C. Le Pape, "Exploring relaxation induced
+       neighborhoods to improve MIP solutions", Mathematical Programming 102, 2005.
+    """
+    x = ledger.placement.x
+    el = support(instance).elements
+    at = (el[:, 0], el[:, 1], el[:, 2])
+    free = np.abs(lp_x[at] - x[at]) > 1e-6
+    info["rins"] = {"free": int(free.sum()), "elements": len(el)}
+    if not free.any():
+        return
+    model = build_level_arrays(instance, free=free, x_fixed=x, tightenings=tightenings)
+    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=ledger.best_latency, seed=seed,
+                       h=node_limited_highs(model, node_limit, seed))
+    if res.col_value is not None:
+        ledger.add_incumbent("RINS", arrays_placement(model, res.col_value, x_fixed=x))
+    info["rins"].update(status=res.status, nodes=res.nodes, wall_s=res.wall_s)
 
 
 def _rounds(cap: int | None) -> dict:

@@ -89,7 +89,7 @@ def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | 
     """
     model = build_level_arrays(instance, tightenings=tightenings)
     res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed,
-                       h=_node_limited(model, node_limit, seed))
+                       h=node_limited_highs(model, node_limit, seed))
     info = {"status": res.status, "nodes": res.nodes, "wall_s": res.wall_s}
     margin = cutoff * (1 - 1e-8)
     if res.status == "Infeasible":
@@ -105,7 +105,7 @@ def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]
             [tuple(map(int, e)) for e in diff if not new[tuple(e)]])
 
 
-def _node_limited(model, node_limit: int | None, seed: int | None = None):
+def node_limited_highs(model, node_limit: int | None, seed: int | None = None):
     """A HiGHS object for ``model`` with ``mip_max_nodes`` set, or ``None`` (no node limit)."""
     if node_limit is None:
         return None
@@ -222,7 +222,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
             res = solve_arrays(model, integer=True, cutoff=ev.latency,
                                time_limit=min(sub_time, left) if math.isfinite(left) else sub_time)
         else:
-            res = solve_arrays(model, integer=True, cutoff=ev.latency, h=_node_limited(model, sub_nodes),
+            res = solve_arrays(model, integer=True, cutoff=ev.latency, h=node_limited_highs(model, sub_nodes),
                                time_limit=left if math.isfinite(left) else None)
         gain = 0.0
         if res.col_value is not None:

@@ -248,21 +248,28 @@ class _Master:
 
 
 def lp_prices(instance: Instance, *, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
-              time_limit: float | None = None) -> tuple[float | None, np.ndarray]:
+              time_limit: float | None = None, point: bool = False):
     """``(safe LP bound or None, capacity prices nu (N,) >= 0)`` of the tightened level LP.
 
     The prices (the capacity rows' duals per storage unit, in seconds) start
     column generation where the Lagrangian bound already equals the LP bound.
+    With ``point=True`` a third item: the LP's ``x`` as float (N, L, Emax)
+    (``None`` when the LP did not finish), e.g. for a RINS neighbourhood.
     """
     m = build_level_arrays(instance, tightenings=tightenings)
     nu = np.zeros(instance.N)
+    x = np.zeros((instance.N, instance.L, instance.max_experts))
     if m.n_x == 0:
-        return empty_latency(instance), nu
+        return (empty_latency(instance), nu, x) if point else (empty_latency(instance), nu)
     r = solve_arrays(m, integer=False, time_limit=time_limit)
     if r.row_dual is None:
-        return None, nu
+        return (None, nu, None) if point else (None, nu)
     nu[m.capacity_node] = np.maximum(0.0, -r.row_dual[m.capacity_row] / m.scale)
-    return r.safe_bound, nu
+    if not point:
+        return r.safe_bound, nu
+    el = support(instance).elements[m.x_el]
+    x[el[:, 0], el[:, 1], el[:, 2]] = r.col_value[:m.n_x]
+    return r.safe_bound, nu, x
 
 
 @dataclass
