@@ -18,12 +18,11 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    until 50 %), price-and-branch over its columns;
 4. small models, while the gap is open: RINS (:func:`_rins`: HiGHS on the
    elements where the incumbent and the tightened LP differ, until 65 %);
-5. MILP-LNS from the incumbent (until 75 %; large models: the rest); when
-   every neighbourhood is locally optimal early, HiGHS on the whole model
-   (small models) with the rest of that share;
+5. MILP-LNS from the incumbent (until 75 %, or until every neighbourhood is
+   locally optimal; large models: the rest);
 6. small models: HiGHS branch-and-bound on the tightened level model with the
-   incumbent as objective cutoff, for the rest (its dual bound, and its
-   incumbent if better).
+   incumbent as objective cutoff, for the rest, in one run from wherever the
+   LNS ended (its dual bound, and its incumbent if better).
 
 **Work mode** (``work_limit=W``): the same stages in the same order, each
 stopped by a count instead of a share of the clock (:func:`work_limits`:
@@ -290,15 +289,15 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         _rins(instance, ledger, lp_x, until(0.65), seed, info, cap("rins_nodes"), tightenings)
         stage_done("rins")
     if until(0.75 if small else 1.0) > 0.5:
+        # no whole-model finish inside the LNS: the branch-and-bound stage below is that run, and one
+        # continuous run from the LNS's end proves more than two restarts of the same tree
         placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.75 if small else 1.0),
-                                     seed=seed, width=2 if small else 1,
+                                     seed=seed, width=2 if small else 1, finish_rows=0,
                                      **({} if work is None else {"max_steps": work["lns_steps"],
-                                                                 "sub_nodes": work["lns_nodes"], "finish_rows": 0}))
+                                                                 "sub_nodes": work["lns_nodes"]}))
         stage_done("milp-lns")
         ledger.add_incumbent("milp-lns", placement)
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
-        if record["finish"] is not None:
-            ledger.add_bound("HiGHS branch-and-bound (after LNS)", record["finish"]["bound"])
     if small and until(1.0) > 0.5 and not _closed(ledger):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
         stage_done("branch-and-bound")
