@@ -35,6 +35,7 @@ def register(sub) -> None:
     p.add_argument("--work-limit", type=positive_float("--work-limit"), default=None, metavar="W",
                    help="stop every stage at a count (column-generation rounds, branch-and-bound nodes, LNS "
                         "steps; W times the unit caps) instead of a share of the time, so the result does not "
-                        "depend on machine speed; the caps are in info.work_limits")
+                        "depend on machine speed; the caps are in info.work_limits (default: none, stages "
+                        "stop at shares of --time-limit)")
     p.add_argument("--seed", type=seed(), default=0, help="seed of the search's random choices")
     p.add_argument("--output", "-o", help="JSON file (default: stdout)")
