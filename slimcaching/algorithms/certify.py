@@ -45,10 +45,10 @@ import numpy as np
 from ..errors import InputError
 from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
 from ..formulations.assignment import support
-from ..formulations.direct import solve_arrays
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
+from ..formulations.direct import solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
