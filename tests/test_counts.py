@@ -113,3 +113,20 @@ def test_a_planted_wrong_count_set_is_caught_by_decompose(monkeypatch):
             break
     with pytest.raises(InvalidBound, match="from counts exceeds the latency"):
         run(inst, "decompose", seed=0)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 3))
+def test_work_limited_generations_keep_their_bounds_valid(seed):
+    """Node limits on every pricing MILP and knapsack, and round caps (certify's work mode): the
+    bounds stay below the brute-force optimum and the runs are repeatable exactly."""
+    inst = _instance(seed)
+    opt = brute_force(inst).latency
+    _, prices = lp_prices(inst)
+    runs = []
+    for _ in range(2):
+        dw = column_generation(inst, prices=prices, price_time=None, node_limit=1, max_rounds=3)
+        cd = count_generation(inst, start=dw, price_time=None, node_limit=1, max_rounds=3)
+        runs.append((dw.bound, dw.rounds, cd.bound, cd.rounds, len(cd.columns), len(cd.counts)))
+        assert dw.rounds <= 3 and cd.rounds <= 3
+        assert dw.bound <= opt * (1 + 1e-9) + 1e-12 and cd.bound <= opt * (1 + 1e-9) + 1e-12
+    assert runs[0] == runs[1]

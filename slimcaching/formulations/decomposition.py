@@ -327,7 +327,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     tol : float
         Stop when ``master - bound <= tol * master``.
     max_rounds : int
-        Pricing rounds at most (a work limit: the count does not depend on machine speed).
+        Pricing rounds at most, the start round and mispricing retries
+        included (a work limit: the count does not depend on machine speed).
     left : callable
         ``() -> seconds left``; nothing starts when it is ``<= 0``.
     exact_pricing : bool
@@ -365,6 +366,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
             break
         found = False
         for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
+            if rounds >= max_rounds:  # the retry at the master's duals counts as a round too
+                break
             prices = a * center + (1 - a) * master_prices
             lb, added, negative = pricing_round(prices, duals)
             rounds += 1
