@@ -6,15 +6,30 @@ algorithm that never returns fails the test instead of hanging the suite.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
 import resource
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from slimcaching.algorithms import REGISTRY, run
+from slimcaching.algorithms.certify import certify
+from slimcaching.formulations.arrays import build_level_arrays
+from slimcaching.formulations import direct
+from slimcaching.formulations.direct import hard_deadline, solve_arrays
 from slimcaching.instances.generators import random_instance
+from slimcaching.instances.io import read_instance, read_placement, write_instance
+from slimcaching.objective import empty_latency, latency
 from slimcaching.result import Status
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LIMIT = 1.0
 ALLOWED = LIMIT * 1.05 + 2.0
@@ -44,12 +59,12 @@ def _child(name: str, params: dict, conn) -> None:
                str(res.status), res.info, rss0 * 1024, peak * 1024))
 
 
-def _timed(name: str, **params):
+def _timed(name: str, _target=_child, **params):
     """``(wall s, feasible, latency, empty latency, status, info, peak RSS before, after (bytes))``,
     or ``None`` if killed."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(name, params, child))
+    proc = ctx.Process(target=_target, args=(name, params, child))
     proc.start()
     child.close()
     # generating the instance is not part of the run: allow for it before killing
@@ -94,3 +109,117 @@ def test_brute_force_streams_its_caches_within_the_limit_and_bounded_memory():
     assert feasible and lat < empty  # a placement it evaluated, better than the cloud
     assert peak < 1 << 30, f"peak RSS {peak / 2**20:.0f} MiB"
     assert peak - rss0 < 256 << 20, f"brute-force grew the RSS by {(peak - rss0) / 2**20:.0f} MiB"
+
+
+# ------------------------------------------------------------------ the in-process HiGHS users
+HIGHS_USERS = ("lns", "decompose", "certify")
+
+
+def _busy(n: int = 2) -> list[subprocess.Popen]:
+    """Processes that keep the CPU busy (the machine under load)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _certify_child(name: str, params: dict, conn) -> None:
+    inst = _instance()
+    t0 = time.perf_counter()
+    cert = certify(inst, time_limit=LIMIT, seed=0)
+    wall = time.perf_counter() - t0
+    conn.send((wall, bool(cert.placement.is_feasible(inst)), cert.latency, empty_latency(inst), cert.status,
+               cert.info, cert.bound, 0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HIGHS_USERS)
+def test_highs_users_keep_their_limit_under_load(name):
+    """Two busy loops on the two cores: the sub-solves still end by the deadline."""
+    procs = _busy()
+    try:
+        out = _timed(name, _target=_certify_child if name == "certify" else _child)
+    finally:
+        for p in procs:
+            p.kill()
+    assert out is not None and not isinstance(out, str), out
+    wall, feasible, lat, empty = out[:4]
+    assert wall <= ALLOWED, f"{name} took {wall:.2f} s under a {LIMIT} s limit with two busy loops"
+    assert feasible and lat <= empty
+
+
+def _hard_model():
+    """The full level model of the test instance: HiGHS needs far more than a second for it."""
+    inst = _instance()
+    return build_level_arrays(inst), inst
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_hard_deadline_stops_a_solve_that_asked_for_more(isolate, monkeypatch):
+    """In a child process (large models) and in-process (HiGHS's own limit, cut to the deadline)."""
+    monkeypatch.setattr(direct, "ISOLATE_ROWS", 0 if isolate else 10**9)
+    model, inst = _hard_model()
+    t0 = time.perf_counter()
+    with hard_deadline(t0 + 0.5):
+        res = solve_arrays(model, integer=True, time_limit=300.0, cutoff=empty_latency(inst))
+    wall = time.perf_counter() - t0
+    assert wall <= 0.5 * 1.05 + 2.0
+    assert res.status in ("Time limit reached", "Interrupted by user"), res.status
+    assert res.bound is None or res.bound <= latency(inst, inst.empty_placement()) * (1 + 1e-9)
+
+
+def test_sigint_stops_a_large_direct_solve_at_once():
+    """The model is solved in a child process: Ctrl-C in the parent ends it at once and propagates."""
+    model, inst = _hard_model()
+    assert model.n_rows >= direct.ISOLATE_ROWS
+    sent = []
+
+    def interrupt():
+        time.sleep(1.0)
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        solve_arrays(model, integer=True, time_limit=300.0)
+    assert sent and time.perf_counter() - sent[0] <= 2.0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+def _cli_interrupted(tmp_path, argv: list[str], after: float):
+    """Start ``slimcaching argv... -o out``, SIGINT it ``after`` s later: (exit code, s to exit, stderr, out)."""
+    inst_file, out = tmp_path / "inst.json", tmp_path / "out.json"
+    write_instance(_instance(), inst_file)
+    proc = subprocess.Popen([sys.executable, "-m", "slimcaching.cli", *argv, str(inst_file), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(after)
+        assert proc.poll() is None, proc.communicate()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    return proc.returncode, elapsed, err, out, read_instance(inst_file)
+
+
+@pytest.mark.slow
+def test_sigint_during_lns_exits_130_and_keeps_the_incumbent(tmp_path):
+    code, elapsed, err, out, inst = _cli_interrupted(
+        tmp_path, ["solve", "--algorithm", "lns", "--time-limit", "120", "--param", "best_share=0.02"], 12.0)
+    assert code == 130 and elapsed <= 2.0, (code, elapsed, err)
+    assert err.count("\n") == 1 and "solve: interrupted (SIGINT)" in err, err
+    doc = json.loads(out.read_text())
+    assert doc["info"]["stopped_by"] == "interrupt" and doc["feasible"]
+    placement, _ = read_placement(out, inst)
+    assert doc["latency"] == latency(inst, placement) < empty_latency(inst)
+    assert doc["bound"] is None or doc["bound"] <= doc["latency"]
+
+
+@pytest.mark.slow
+def test_sigint_during_certify_exits_130_and_keeps_the_certificate(tmp_path):
+    code, elapsed, err, out, inst = _cli_interrupted(tmp_path, ["certify", "--time-limit", "120"], 14.0)
+    assert code == 130 and elapsed <= 2.0, (code, elapsed, err)
+    assert err.count("\n") == 1 and "certify: interrupted (SIGINT)" in err, err
+    doc = json.loads(out.read_text())
+    assert doc["info"]["stopped_by"] == "interrupt"
+    assert doc["bound"] <= doc["latency"] < empty_latency(inst)
+    assert len(doc["bounds"]) >= 2  # more than the capacity-free bound was proven before the signal

@@ -37,11 +37,13 @@ from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
+from ..formulations.direct import hard_deadline
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from ..result import versions
+from ..solvers import SolveInterrupted
 from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
 from .local_search import best
 
@@ -157,6 +159,9 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         A time limit that is not a number > 0.
     InvalidBound
         A bound above a feasible latency (a bug; see :mod:`.bounds`).
+    SolveInterrupted
+        Ctrl-C; its ``result`` is the certificate of what was proven and
+        found so far (``info["stopped_by"] == "interrupt"``).
 
     Notes
     -----
@@ -172,15 +177,38 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     t0, c0 = time.perf_counter(), time.process_time()
     seed = 0 if seed is None else seed
     budget = float(time_limit)
-    deadline = t0 + budget
     ledger = _Ledger(instance, t0)
-    info: dict[str, Any] = {"seed": seed, "time_limit": budget, "tightenings": list(tightenings)}
+    info: dict[str, Any] = {"seed": seed, "time_limit": budget, "tightenings": list(tightenings),
+                            "stopped_by": None}
+    ledger.add_bound("capacity-free", capacity_free_bound(instance))
+    try:
+        with hard_deadline(t0 + budget):  # every HiGHS run inside stops by then, and Ctrl-C stops it
+            _stages(instance, ledger, info, t0, budget, seed, tightenings)
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+            raise
+        info["stopped_by"] = "interrupt"
+    inc, bnd = ledger.best_incumbent(), ledger.best_bound()
+    gap = max(0.0, (inc["value"] - bnd["value"]) / inc["value"]) if inc["value"] > 0 else 0.0
+    cert = Certificate(latency=inc["value"], bound=bnd["value"], gap=gap,
+                       status="optimal" if gap <= OPTIMAL_GAP else "gap",
+                       latency_method=inc["method"], bound_method=bnd["method"], placement=ledger.placement,
+                       bounds=ledger.bounds, incumbents=ledger.incumbents, runtime_s=time.perf_counter() - t0,
+                       cpu_s=time.process_time() - c0, info=info)
+    if info["stopped_by"] == "interrupt":
+        raise SolveInterrupted(cert)
+    return cert
+
+
+def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: float, seed: int,
+            tightenings: Any) -> None:
+    """The stages of :func:`certify`, recording every bound and incumbent in ``ledger`` as it goes."""
+    deadline = t0 + budget
 
     def until(share: float) -> float:
         """Seconds left until ``share`` of the budget has elapsed (>= 0)."""
         return max(0.0, min(t0 + share * budget, deadline) - time.perf_counter())
 
-    ledger.add_bound("capacity-free", capacity_free_bound(instance))
     start = best(instance, seed=seed, time_limit=max(0.01, min(30.0, 0.05 * budget)))
     ledger.add_incumbent("best", start.placement)
     rows = level_model_rows(instance)
@@ -227,17 +255,12 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
                                      seed=seed, width=2 if small else 1)
         ledger.add_incumbent("milp-lns", placement)
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
+        if record["interrupted"]:
+            raise KeyboardInterrupt  # milp_lns kept its placement through Ctrl-C; now stop here too
         if record["finish"] is not None:
             ledger.add_bound("HiGHS branch-and-bound (after LNS)", record["finish"]["bound"])
     if small and until(1.0) > 0.5 and ledger.best_bound()["value"] < ledger.best_latency * (1 - OPTIMAL_GAP):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info)
-    inc, bnd = ledger.best_incumbent(), ledger.best_bound()
-    gap = max(0.0, (inc["value"] - bnd["value"]) / inc["value"]) if inc["value"] > 0 else 0.0
-    return Certificate(latency=inc["value"], bound=bnd["value"], gap=gap,
-                       status="optimal" if gap <= OPTIMAL_GAP else "gap",
-                       latency_method=inc["method"], bound_method=bnd["method"], placement=ledger.placement,
-                       bounds=ledger.bounds, incumbents=ledger.incumbents, runtime_s=time.perf_counter() - t0,
-                       cpu_s=time.process_time() - c0, info=info)
 
 
 def _branch_and_bound(instance: Instance, ledger: _Ledger, tightenings: Any, seconds: float, seed: int,
