@@ -39,6 +39,7 @@ the methods built on these solves return.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
 import signal
@@ -54,7 +55,7 @@ import numpy as np
 from .arrays import LevelArrays
 
 __all__ = ["DirectSolve", "new_highs", "to_highs", "run", "solve_arrays", "safe_lp_bound", "HIGHS_OPTIONS",
-           "hard_deadline", "time_left", "ISOLATE_ROWS"]
+           "hard_deadline", "ISOLATE_ROWS"]
 
 HIGHS_OPTIONS: dict[str, object] = {
     "output_flag": False,
@@ -78,8 +79,9 @@ def new_highs() -> highspy.Highs:
 
     HiGHS prints its banner to the process's standard output when the first
     object is created, before any option can switch output off; that would
-    corrupt JSON written to stdout (``slimcaching certify``), so the first
-    construction runs with file descriptor 1 pointed at standard error.
+    corrupt JSON written to stdout (``slimcaching certify``) and add lines to
+    the one-line messages of the command line, so the first construction runs
+    with file descriptor 1 pointed at the null device.
     """
     global _BANNER_SHOWN
     if _BANNER_SHOWN:
@@ -87,12 +89,14 @@ def new_highs() -> highspy.Highs:
     else:
         sys.stdout.flush()
         saved = os.dup(1)
+        null = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(2, 1)
+            os.dup2(null, 1)
             h = highspy.Highs()
         finally:
             os.dup2(saved, 1)
             os.close(saved)
+            os.close(null)
         _BANNER_SHOWN = True
     for k, v in HIGHS_OPTIONS.items():
         h.setOptionValue(k, v)
@@ -154,9 +158,12 @@ def to_highs(model: LevelArrays, *, integer: bool, threads: int | None = 1, time
     return h
 
 
-_GUARD: dict = {"deadline": None, "signal": None}
-"""The innermost :func:`hard_deadline` (a ``time.perf_counter()`` value) and a signal held back
-during a run."""
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("slimcaching_highs_deadline",
+                                                                         default=None)
+"""The innermost :func:`hard_deadline` (a ``time.perf_counter()`` value), per thread."""
+
+_HELD: dict = {"signal": None}
+"""A signal held back while HiGHS runs (signals are delivered to the main thread only)."""
 
 
 @contextlib.contextmanager
@@ -166,27 +173,18 @@ def hard_deadline(deadline: float | None) -> Iterator[None]:
     ``deadline`` is a ``time.perf_counter()`` value (``None``: no limit); nested
     blocks keep the earlier of the two deadlines.
     """
-    outer = _GUARD["deadline"]
-    _GUARD["deadline"] = deadline if outer is None else outer if deadline is None else min(outer, deadline)
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else outer if deadline is None else min(outer, deadline))
     try:
         yield
     finally:
-        _GUARD["deadline"] = outer
-
-
-def time_left(default: float | None = None) -> float | None:
-    """Seconds until the current :func:`hard_deadline` (``default`` outside one), at least 0."""
-    deadline = _GUARD["deadline"]
-    if deadline is None:
-        return default
-    left = max(0.0, deadline - time.perf_counter())
-    return left if default is None else min(default, left)
+        _DEADLINE.reset(token)
 
 
 def _interrupt(e) -> None:
     """HiGHS interrupt callback: stop on a held-back signal or past the hard deadline."""
-    deadline = _GUARD["deadline"]
-    if _GUARD["signal"] is not None or (deadline is not None and time.perf_counter() > deadline):
+    deadline = _DEADLINE.get()
+    if _HELD["signal"] is not None or (deadline is not None and time.perf_counter() > deadline):
         e.interrupt()
 
 
@@ -208,7 +206,7 @@ def _signals_held() -> Iterator[None]:
         return
 
     def hold(signum, frame):
-        _GUARD["signal"] = signum
+        _HELD["signal"] = signum
 
     old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,7 +219,7 @@ def _signals_held() -> Iterator[None]:
     finally:
         for sig, prev in old.items():
             signal.signal(sig, prev)
-        pending, _GUARD["signal"] = _GUARD["signal"], None
+        pending, _HELD["signal"] = _HELD["signal"], None
         if pending is not None:
             signal.raise_signal(pending)  # the restored handler raises (KeyboardInterrupt) right here
 
@@ -241,14 +239,14 @@ def run(h: highspy.Highs) -> None:
         (from the restored handler) ``SIGINT`` arrived during the run.
     """
     _watch(h)
-    deadline = _GUARD["deadline"]
+    deadline = _DEADLINE.get()
     limit = None
     if deadline is not None:
         limit = h.getOptionValue("time_limit")[1]
         h.setOptionValue("time_limit", float(max(0.001, min(limit, deadline - time.perf_counter()))))
     try:
         with _signals_held():
-            if h.run() == highspy.HighsStatus.kError and _GUARD["signal"] is None:
+            if h.run() == highspy.HighsStatus.kError and _HELD["signal"] is None:
                 h.resetThreadScheduler(False)
                 if h.run() == highspy.HighsStatus.kError:
                     raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
@@ -354,7 +352,7 @@ def _solve_in_child(model: LevelArrays, *, integer: bool, time_limit: float | No
     from ..solvers import GRACE_S, _die_with_parent
 
     t = time.perf_counter()
-    ends = [e for e in (_GUARD["deadline"], None if time_limit is None else t + float(time_limit)) if e is not None]
+    ends = [e for e in (_DEADLINE.get(), None if time_limit is None else t + float(time_limit)) if e is not None]
     end = min(ends) if ends else None
     reader, writer = multiprocessing.Pipe(duplex=False)
     parent = os.getpid()
@@ -366,7 +364,10 @@ def _solve_in_child(model: LevelArrays, *, integer: bool, time_limit: float | No
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a terminal's Ctrl-C reaches both
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             _die_with_parent(parent)
-            _GUARD["deadline"] = end
+            null = os.open(os.devnull, os.O_RDWR)  # nothing of the child reaches the parent's terminal
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            _DEADLINE.set(end)
             highspy.Highs.resetThreadScheduler(False)
             left = None if end is None else max(0.01, end - time.perf_counter())
             writer.send(solve_arrays(model, integer=integer, time_limit=left, h=to_highs(
