@@ -166,9 +166,11 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     Notes
     -----
     Guarantee: ``bound <= T(opt) <= latency``; each bound's proof is in the
-    docstring of the method named by ``bound_method``.  The run time is
-    ``time_limit`` plus HiGHS's overshoot inside one LP (measured in
-    ``docs/performance.md``).
+    docstring of the method named by ``bound_method``.  Every HiGHS run
+    ends by the deadline (:func:`~slimcaching.formulations.direct.hard_deadline`;
+    large models in a child process that is killed), so the run time is
+    ``time_limit`` plus one stage's step past it (measured in
+    ``docs/formulations.md``).
     """
     if time_limit is None:
         time_limit = DEFAULT_TIME_LIMIT
