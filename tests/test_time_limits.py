@@ -231,3 +231,17 @@ def test_sigint_during_certify_exits_130_and_keeps_the_certificate(tmp_path):
     assert [i["method"] for i in doc["incumbents"]][:2] == ["cloud", "best"]  # found before the signal, kept
     placement = Placement.from_cache(inst, doc["placement"])
     assert placement.is_feasible(inst) and latency(inst, placement) == pytest.approx(doc["latency"], rel=1e-12)
+
+
+def test_sigint_during_brute_force_returns_its_best_so_far():
+    from slimcaching.algorithms.bruteforce import brute_force
+    from slimcaching.solvers import SolveInterrupted
+
+    inst = _instance()
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(SolveInterrupted) as caught:
+        brute_force(inst, max_placements=10**200)
+    res = caught.value.result
+    assert res.info["stopped_by"] == "interrupt" and res.status is Status.FEASIBLE  # not "optimal"
+    assert res.placement.is_feasible(inst) and res.latency < res.empty_latency
+    assert res.bound <= res.latency and 0 < res.info["placements_evaluated"] < res.info["placements"]
