@@ -48,13 +48,14 @@ from ..formulations.assignment import support
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
-from ..formulations.direct import solve_arrays
+from ..formulations.direct import hard_deadline, solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from ..result import versions
-from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns, node_limited_highs
+from ..solvers import SolveInterrupted
+from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
 from .local_search import best
 
 __all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT", "WORK_UNIT", "work_limits"]
@@ -191,13 +192,18 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         A time limit or work limit that is not a number > 0.
     InvalidBound
         A bound above a feasible latency (a bug; see :mod:`.bounds`).
+    SolveInterrupted
+        Ctrl-C; its ``result`` is the certificate of what was proven and
+        found so far (``info["stopped_by"] == "interrupt"``).
 
     Notes
     -----
     Guarantee: ``bound <= T(opt) <= latency``; each bound's proof is in the
-    docstring of the method named by ``bound_method``.  The run time is
-    ``time_limit`` plus HiGHS's overshoot inside one LP (measured in
-    ``docs/performance.md``).
+    docstring of the method named by ``bound_method``.  Every HiGHS run
+    ends by the deadline (:func:`~slimcaching.formulations.direct.hard_deadline`;
+    large models in a child process that is killed), so the run time is
+    ``time_limit`` plus one stage's step past it (measured in
+    ``docs/formulations.md``).
     """
     if time_limit is None:
         time_limit = DEFAULT_TIME_LIMIT
@@ -209,14 +215,40 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     t0, c0 = time.perf_counter(), time.process_time()
     seed = 0 if seed is None else seed
     budget = float(time_limit)
-    deadline = t0 + budget
     ledger = _Ledger(instance, t0)
     info: dict[str, Any] = {"seed": seed, "time_limit": budget, "tightenings": list(tightenings),
-                            "work_limit": work_limit}
+                            "work_limit": work_limit, "stopped_by": None}
     work = None if work_limit is None else work_limits(work_limit)
     if work is not None:
         info["work_limits"] = work
         info["wall_cut"] = []
+    ledger.add_bound("capacity-free", capacity_free_bound(instance))
+    try:
+        with hard_deadline(t0 + budget):  # every HiGHS run inside stops by then, and Ctrl-C stops it
+            _stages(instance, ledger, info, t0, budget, seed, tightenings, work)
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+            raise
+        info["stopped_by"] = "interrupt"
+    if work is not None:  # every stage ended at its cap, none at (or skipped near) the deadline
+        info["reproducible"] = (info["stopped_by"] is None and not info["wall_cut"]
+                                and time.perf_counter() < t0 + budget - 0.5)
+    inc, bnd = ledger.best_incumbent(), ledger.best_bound()
+    gap = max(0.0, (inc["value"] - bnd["value"]) / inc["value"]) if inc["value"] > 0 else 0.0
+    cert = Certificate(latency=inc["value"], bound=bnd["value"], gap=gap,
+                       status="optimal" if gap <= OPTIMAL_GAP else "gap",
+                       latency_method=inc["method"], bound_method=bnd["method"], placement=ledger.placement,
+                       bounds=ledger.bounds, incumbents=ledger.incumbents, runtime_s=time.perf_counter() - t0,
+                       cpu_s=time.process_time() - c0, info=info)
+    if info["stopped_by"] == "interrupt":
+        raise SolveInterrupted(cert)
+    return cert
+
+
+def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: float, seed: int,
+            tightenings: Any, work: dict | None = None) -> None:
+    """The stages of :func:`certify`, recording every bound and incumbent in ``ledger`` as it goes."""
+    deadline = t0 + budget
 
     def until(share: float) -> float:
         """Seconds left until ``share`` of the budget has elapsed (>= 0); in work mode until the wall deadline."""
@@ -232,7 +264,6 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         if work is not None and time.perf_counter() >= deadline and name not in info["wall_cut"]:
             info["wall_cut"].append(name)
 
-    ledger.add_bound("capacity-free", capacity_free_bound(instance))
     start = best(instance, seed=seed, time_limit=max(0.01, min(30.0, 0.05 * budget)) if work is None else until(1.0))
     stage_done("best")
     ledger.add_incumbent("best", start.placement)
@@ -298,18 +329,11 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         stage_done("milp-lns")
         ledger.add_incumbent("milp-lns", placement)
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
+        if record["interrupted"]:
+            raise KeyboardInterrupt  # milp_lns kept its placement through Ctrl-C; now stop here too
     if small and until(1.0) > 0.5 and not _closed(ledger):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
         stage_done("branch-and-bound")
-    if work is not None:  # every stage ended at its cap, none at (or skipped near) the deadline
-        info["reproducible"] = not info["wall_cut"] and time.perf_counter() < deadline - 0.5
-    inc, bnd = ledger.best_incumbent(), ledger.best_bound()
-    gap = max(0.0, (inc["value"] - bnd["value"]) / inc["value"]) if inc["value"] > 0 else 0.0
-    return Certificate(latency=inc["value"], bound=bnd["value"], gap=gap,
-                       status="optimal" if gap <= OPTIMAL_GAP else "gap",
-                       latency_method=inc["method"], bound_method=bnd["method"], placement=ledger.placement,
-                       bounds=ledger.bounds, incumbents=ledger.incumbents, runtime_s=time.perf_counter() - t0,
-                       cpu_s=time.process_time() - c0, info=info)
 
 
 def _closed(ledger: _Ledger) -> bool:
@@ -342,7 +366,7 @@ def _rins(instance: Instance, ledger: _Ledger, lp_x: np.ndarray, seconds: float,
         return
     model = build_level_arrays(instance, free=free, x_fixed=x, tightenings=tightenings)
     res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=ledger.best_latency, seed=seed,
-                       h=node_limited_highs(model, node_limit, seed))
+                       node_limit=node_limit)
     if res.col_value is not None:
         ledger.add_incumbent("RINS", arrays_placement(model, res.col_value, x_fixed=x))
     info["rins"].update(status=res.status, nodes=res.nodes, wall_s=res.wall_s)

@@ -20,11 +20,13 @@ from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import PRICING, column_generation, lp_prices, price_and_branch
+from ..formulations.direct import hard_deadline
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import check_tightenings
 from ..instances.model import Instance
 from ..objective import latency
 from ..result import Result, Status, make_result
+from ..solvers import SolveInterrupted
 from .common import reject_unknown
 from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS
 from .local_search import best
@@ -101,7 +103,12 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         ``incumbent_source``, ``lagrangian_bound``, ``count_bound`` (with
         ``count_rounds``, ``count_converged``), ``lp_bound``, ``rounds``,
         ``columns``, ``converged``, ``pricing``, ``price_and_branch``,
-        ``tightenings``.
+        ``tightenings``, ``stopped_by`` (``interrupt`` or ``None``).
+
+    Raises
+    ------
+    SolveInterrupted
+        Ctrl-C; its ``result`` holds the best placement and bound so far.
 
     Notes
     -----
@@ -118,7 +125,6 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         raise InputError("--time-limit", ("", f"must be a number > 0, got {time_limit!r}"))
     deadline = math.inf if time_limit is None else t0 + float(time_limit)
     seed = 0 if seed is None else seed
-    start = best(instance, seed=seed, time_limit=opts["best_share"] * time_limit if time_limit else 5.0)
     pricing = opts["pricing"]
     if pricing == "auto":
         per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)), default=0)
@@ -126,52 +132,65 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
     lp_start = opts["lp_start"]
     if lp_start == "auto":
         lp_start = level_model_rows(instance) <= FULL_LP_ROWS
-    lp, prices = None, None
-    if lp_start:
-        remaining = deadline - time.perf_counter()
-        lp, prices = lp_prices(instance, tightenings=opts["tightenings"],
-                               time_limit=None if math.isinf(remaining) else max(0.01, 0.5 * remaining))
     use_counts = opts["counts"]
     if use_counts == "auto":
         use_counts = len(np.unique(instance.expert_size)) > 1
-    remaining = deadline - time.perf_counter()
-    dw = column_generation(instance, starts=[start.placement], prices=prices, alpha=opts["alpha"],
-                           time_limit=None if math.isinf(remaining) else
-                           max(0.0, (0.4 if use_counts else 0.85) * remaining),
-                           price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
-    columns, cd = dw.columns, None
-    if use_counts and deadline - time.perf_counter() > 0:
-        remaining = deadline - time.perf_counter()
-        cd = count_generation(instance, start=dw, starts=[start.placement], alpha=opts["alpha"],
-                              time_limit=None if math.isinf(remaining) else max(0.0, 0.75 * remaining),
-                              price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
-        columns = cd.columns
-    remaining = deadline - time.perf_counter()
-    placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
-                                     time_limit=None if math.isinf(remaining) else max(0.01, remaining))
-    incumbent, source = start.placement, "best"
-    if placement is not None and latency(instance, placement) < start.latency:
+    start, lp, dw, cd, placement, pb, stopped_by = None, None, None, None, None, None, None
+    try:
+        with hard_deadline(None if math.isinf(deadline) else deadline):
+            start = best(instance, seed=seed, time_limit=opts["best_share"] * time_limit if time_limit else 5.0)
+            prices = None
+            if lp_start:
+                remaining = deadline - time.perf_counter()
+                lp, prices = lp_prices(instance, tightenings=opts["tightenings"],
+                                       time_limit=None if math.isinf(remaining) else max(0.01, 0.5 * remaining))
+            remaining = deadline - time.perf_counter()
+            dw = column_generation(instance, starts=[start.placement], prices=prices, alpha=opts["alpha"],
+                                   time_limit=None if math.isinf(remaining) else
+                                   max(0.0, (0.4 if use_counts else 0.85) * remaining),
+                                   price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
+            columns = dw.columns
+            if use_counts and deadline - time.perf_counter() > 0:
+                remaining = deadline - time.perf_counter()
+                cd = count_generation(instance, start=dw, starts=[start.placement], alpha=opts["alpha"],
+                                      time_limit=None if math.isinf(remaining) else max(0.0, 0.75 * remaining),
+                                      price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
+                columns = cd.columns
+            remaining = deadline - time.perf_counter()
+            placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
+                                             time_limit=None if math.isinf(remaining) else max(0.01, remaining))
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+            raise
+        stopped_by = "interrupt"
+    incumbent, source = (instance.empty_placement(), "cloud") if start is None else (start.placement, "best")
+    if placement is not None and latency(instance, placement) < latency(instance, incumbent):
         incumbent, source = placement, "price-and-branch"
-    candidates = {"lagrangian": dw.bound, "counts": None if cd is None else cd.bound, "lp": lp,
-                  "capacity-free": capacity_free_bound(instance)}
+    candidates = {"lagrangian": None if dw is None else dw.bound, "counts": None if cd is None else cd.bound,
+                  "lp": lp, "capacity-free": capacity_free_bound(instance)}
     bound_source, bound = max(((k, v) for k, v in candidates.items() if v is not None and math.isfinite(v)),
                               key=lambda kv: kv[1])
     res = make_result(instance, incumbent, algorithm="decompose", status=Status.FEASIBLE,
                       runtime_s=time.perf_counter() - t0, seed=seed, bound=bound,
                       params={**opts, "tightenings": list(opts["tightenings"])},
-                      info={"bound_source": bound_source, "incumbent_source": source, "lagrangian_bound": dw.bound,
+                      info={"bound_source": bound_source, "incumbent_source": source,
+                            "lagrangian_bound": None if dw is None else dw.bound,
                             "count_bound": None if cd is None else cd.bound,
                             "count_rounds": None if cd is None else cd.rounds,
                             "count_converged": None if cd is None else cd.converged,
-                            "lp_bound": lp, "rounds": dw.rounds, "columns": len(dw.columns),
-                            "converged": dw.converged, "pricing": pricing, "price_and_branch": pb,
-                            "best_latency": start.latency,
+                            "lp_bound": lp, "rounds": None if dw is None else dw.rounds,
+                            "columns": None if dw is None else len(dw.columns),
+                            "converged": dw is not None and dw.converged, "pricing": pricing, "price_and_branch": pb,
+                            "best_latency": None if start is None else start.latency, "stopped_by": stopped_by,
                             "tightenings": {"applied": list(opts["tightenings"]),
-                                            "capacity": {n: [int(q), int(c)] for n, q, c in
-                                                         zip(instance.node_names, instance.capacity, dw.capacity)
-                                                         if c < q}}})
+                                            "capacity": {} if dw is None else
+                                            {n: [int(q), int(c)] for n, q, c in
+                                             zip(instance.node_names, instance.capacity, dw.capacity) if c < q}}})
     for name, value in candidates.items():
         check_bound(value, name, res.latency, source)
     if res.gap is not None and res.gap <= OPTIMAL_GAP:
         res.status = Status.OPTIMAL
+    if stopped_by == "interrupt":
+        res.message = (res.message + "; " if res.message else "") + "interrupted"
+        raise SolveInterrupted(res)
     return res

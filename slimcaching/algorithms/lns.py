@@ -40,12 +40,13 @@ from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
-from ..formulations.direct import solve_arrays, to_highs
+from ..formulations.direct import hard_deadline, solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS
 from ..instances.model import Instance, Placement
 from ..objective import IncrementalEvaluator, latency
 from ..result import Result, Status, make_result
+from ..solvers import SolveInterrupted
 from .common import reject_unknown
 from .local_search import best
 
@@ -88,8 +89,7 @@ def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | 
     HiGHS's gap tolerance ``1e-9`` (:data:`~slimcaching.formulations.direct.HIGHS_OPTIONS`).
     """
     model = build_level_arrays(instance, tightenings=tightenings)
-    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed,
-                       h=node_limited_highs(model, node_limit, seed))
+    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=cutoff, seed=seed, node_limit=node_limit)
     info = {"status": res.status, "nodes": res.nodes, "wall_s": res.wall_s}
     margin = cutoff * (1 - 1e-8)
     if res.status == "Infeasible":
@@ -103,15 +103,6 @@ def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]
     diff = np.argwhere(new != old)
     return ([tuple(map(int, e)) for e in diff if new[tuple(e)]],
             [tuple(map(int, e)) for e in diff if not new[tuple(e)]])
-
-
-def node_limited_highs(model, node_limit: int | None, seed: int | None = None):
-    """A HiGHS object for ``model`` with ``mip_max_nodes`` set, or ``None`` (no node limit)."""
-    if node_limit is None:
-        return None
-    h = to_highs(model, integer=True, seed=seed)
-    h.setOptionValue("mip_max_nodes", int(node_limit))
-    return h
 
 
 def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None = 60.0, seed: int | None = 0,
@@ -154,7 +145,8 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         The placement and a record: ``steps``, ``improving_steps``, ``history``
         (one dict per neighbourhood), ``final_width``, ``exhausted`` (every
         neighbourhood proven optimal for the returned placement), ``finish``
-        (the whole-model run: ``status``, ``bound``, ``latency``; ``None`` if none ran).
+        (the whole-model run: ``status``, ``bound``, ``latency``; ``None`` if none ran),
+        ``interrupted`` (Ctrl-C stopped the search; the placement is the best so far).
 
     Notes
     -----
@@ -190,77 +182,88 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
 
     k = 0
     exhausted = not kinds  # no neighbourhood at all (one layer, at most two nodes): only the whole model
-    while kinds and time.perf_counter() < deadline and (max_steps is None or len(history) < max_steps):
-        pending = {kind: [c for c in candidates(kind) if c not in clean] for kind in kinds}
-        if not any(pending.values()):
-            exhausted = True
-            break
-        kind = kinds[k % len(kinds)]
-        k += 1
-        if not pending[kind]:
-            continue
-        cands = candidates(kind)
-        key = None
-        for i in range(len(cands)):
-            c = cands[(cursor[kind] + i) % len(cands)]
-            if c not in clean:
-                key, cursor[kind] = c, (cursor[kind] + i + 1) % len(cands)
+    interrupted, finish = False, None
+    kept = ev.placement()  # the last placement applied in full (a Ctrl-C may strike inside ev.apply)
+    try:
+        while kinds and time.perf_counter() < deadline and (max_steps is None or len(history) < max_steps):
+            pending = {kind: [c for c in candidates(kind) if c not in clean] for kind in kinds}
+            if not any(pending.values()):
+                exhausted = True
                 break
-        if kind == "layers":
-            mask = np.zeros(L, dtype=bool)
-            mask[list(key[1])] = True
-            model = build_level_arrays(instance, layers=mask, free=mask[sup.elements[:, 1]], x_fixed=ev.x,
-                                       tightenings=tightenings)
-        else:
-            model = build_level_arrays(instance, free=np.isin(sup.elements[:, 0], key[1]), x_fixed=ev.x,
-                                       tightenings=tightenings)
-        if model.n_x == 0:
-            clean.add(key)
-            continue
-        left = deadline - time.perf_counter()
-        if sub_nodes is None:
-            res = solve_arrays(model, integer=True, cutoff=ev.latency,
-                               time_limit=min(sub_time, left) if math.isfinite(left) else sub_time)
-        else:
-            res = solve_arrays(model, integer=True, cutoff=ev.latency, h=node_limited_highs(model, sub_nodes),
-                               time_limit=left if math.isfinite(left) else None)
-        gain = 0.0
-        if res.col_value is not None:
-            new = arrays_placement(model, res.col_value, x_fixed=ev.x)
-            add, remove = _changes(new.x, ev.x)
-            gain = ev.gain_of(add, remove) if add or remove else 0.0
-            if gain > tol and new.is_feasible(instance):
-                ev.apply(add, remove)
-                clean.clear()
-                attempts.clear()
+            kind = kinds[k % len(kinds)]
+            k += 1
+            if not pending[kind]:
+                continue
+            cands = candidates(kind)
+            key = None
+            for i in range(len(cands)):
+                c = cands[(cursor[kind] + i) % len(cands)]
+                if c not in clean:
+                    key, cursor[kind] = c, (cursor[kind] + i + 1) % len(cands)
+                    break
+            if kind == "layers":
+                mask = np.zeros(L, dtype=bool)
+                mask[list(key[1])] = True
+                model = build_level_arrays(instance, layers=mask, free=mask[sup.elements[:, 1]], x_fixed=ev.x,
+                                           tightenings=tightenings)
             else:
-                gain = 0.0
-        proven = res.status in ("Optimal", "Infeasible")
-        attempts[key] = attempts.get(key, 0) + 1
-        if gain == 0.0 and (proven or attempts[key] >= 2):
-            clean.add(key)  # proven, or twice unproven for this placement: not retried until it changes
-        if kind == "layers":
-            quick = res.wall_s < sub_time / 4 if sub_nodes is None else res.nodes < sub_nodes / 4
-            if proven and quick and w < L - 1:
-                w += 1
-            elif not proven and w > 1:
-                w -= 1
-        history.append({"t": time.perf_counter() - t0, "kind": kind, "free": list(key[1]), "status": res.status,
-                        "sub_s": res.wall_s, "gain": gain, "latency": ev.latency, "width": w})
-    finish = None
-    if exhausted and finish_rows and level_model_rows(instance) <= finish_rows and deadline - time.perf_counter() > 0.5:
-        # every window is locally optimal: the rest of the time goes to HiGHS on the whole model below T
-        left = deadline - time.perf_counter()
-        placement, bound, finish = cutoff_branch_and_bound(instance, ev.latency, None if math.isinf(left) else left,
-                                                           seed=seed, tightenings=tightenings)
-        finish["bound"] = bound
-        if placement is not None and placement.is_feasible(instance):
-            add, remove = _changes(placement.x, ev.x)
-            if (add or remove) and ev.gain_of(add, remove) > tol:
-                ev.apply(add, remove)
-        finish["latency"] = ev.latency
-    return ev.placement(), {"steps": len(history), "improving_steps": sum(h["gain"] > 0 for h in history),
-                            "final_width": w, "exhausted": exhausted, "finish": finish, "history": history}
+                model = build_level_arrays(instance, free=np.isin(sup.elements[:, 0], key[1]), x_fixed=ev.x,
+                                           tightenings=tightenings)
+            if model.n_x == 0:
+                clean.add(key)
+                continue
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break  # building the sub-model used the rest of the time
+            if sub_nodes is None:
+                res = solve_arrays(model, integer=True, cutoff=ev.latency,
+                                   time_limit=min(sub_time, left) if math.isfinite(left) else sub_time)
+            else:
+                res = solve_arrays(model, integer=True, cutoff=ev.latency, node_limit=sub_nodes,
+                                   time_limit=left if math.isfinite(left) else None)
+            gain = 0.0
+            if res.col_value is not None:
+                new = arrays_placement(model, res.col_value, x_fixed=ev.x)
+                add, remove = _changes(new.x, ev.x)
+                gain = ev.gain_of(add, remove) if add or remove else 0.0
+                if gain > tol and new.is_feasible(instance):
+                    ev.apply(add, remove)
+                    kept = ev.placement()
+                    clean.clear()
+                    attempts.clear()
+                else:
+                    gain = 0.0
+            proven = res.status in ("Optimal", "Infeasible")
+            attempts[key] = attempts.get(key, 0) + 1
+            if gain == 0.0 and (proven or attempts[key] >= 2):
+                clean.add(key)  # proven, or twice unproven for this placement: not retried until it changes
+            if kind == "layers":
+                quick = res.wall_s < sub_time / 4 if sub_nodes is None else res.nodes < sub_nodes / 4
+                if proven and quick and w < L - 1:
+                    w += 1
+                elif not proven and w > 1:
+                    w -= 1
+            history.append({"t": time.perf_counter() - t0, "kind": kind, "free": list(key[1]), "status": res.status,
+                            "sub_s": res.wall_s, "gain": gain, "latency": ev.latency, "width": w})
+        if exhausted and finish_rows and level_model_rows(instance) <= finish_rows and deadline - time.perf_counter() > 0.5:
+            # every window is locally optimal: the rest of the time goes to HiGHS on the whole model below T
+            left = deadline - time.perf_counter()
+            placement, bound, finish = cutoff_branch_and_bound(instance, ev.latency, None if math.isinf(left) else left,
+                                                               seed=seed, tightenings=tightenings)
+            finish["bound"] = bound
+            if placement is not None and placement.is_feasible(instance):
+                add, remove = _changes(placement.x, ev.x)
+                if (add or remove) and ev.gain_of(add, remove) > tol:
+                    ev.apply(add, remove)
+                    kept = ev.placement()
+            finish["latency"] = ev.latency
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: not ours to keep
+            raise
+        interrupted = True  # Ctrl-C: the caller re-raises once it has its result
+    return kept, {"steps": len(history), "improving_steps": sum(h["gain"] > 0 for h in history),
+                  "final_width": w, "exhausted": exhausted, "finish": finish, "history": history,
+                  "interrupted": interrupted}
 
 
 _LNS_PARAMS = ("width", "sub_time", "neighbourhoods", "decompose", "best_share", "decompose_share", "price_time")
@@ -352,51 +355,67 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
     def share(f: float) -> float | None:
         return None if math.isinf(budget) else max(0.01, f * budget)
 
-    first = best(instance, seed=seed, time_limit=share(opts["best_share"]))
-    current, cur_t = first.placement, first.latency
-    stages.append({"stage": "best", "latency": cur_t, "t": time.perf_counter() - t0})
-    use_dw = opts["decompose"]
-    if use_dw == "auto":
-        per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)), default=0)
-        use_dw = per_layer <= MILP_PRICING_ROWS and level_model_rows(instance) <= FULL_LP_ROWS
-    bound, dw_info = None, None
-    if use_dw and left() > 0:
-        dw_deadline = time.perf_counter() + opts["decompose_share"] * budget
+    current, cur_t = instance.empty_placement(), math.inf
+    bound, dw_info, record, stopped_by = None, None, None, None
+    try:
+        with hard_deadline(None if math.isinf(budget) else t0 + budget):
+            first = best(instance, seed=seed, time_limit=share(opts["best_share"]))
+            current, cur_t = first.placement, first.latency
+            stages.append({"stage": "best", "latency": cur_t, "t": time.perf_counter() - t0})
+            use_dw = opts["decompose"]
+            if use_dw == "auto":
+                per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)),
+                                default=0)
+                use_dw = per_layer <= MILP_PRICING_ROWS and level_model_rows(instance) <= FULL_LP_ROWS
+            if use_dw and left() > 0:
+                dw_deadline = time.perf_counter() + opts["decompose_share"] * budget
 
-        def until(f: float) -> float | None:
-            return None if math.isinf(budget) else max(0.01, f * (dw_deadline - time.perf_counter()))
+                def until(f: float) -> float | None:
+                    return None if math.isinf(budget) else max(0.01, f * (dw_deadline - time.perf_counter()))
 
-        lp, prices = lp_prices(instance, time_limit=until(1.0))
-        mixed = len(np.unique(instance.expert_size)) > 1
-        dw = column_generation(instance, starts=[current], prices=prices, time_limit=until(0.4 if mixed else 0.8),
-                               price_time=opts["price_time"])
-        columns, cd = dw.columns, None
-        if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
-            cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
-                                  price_time=opts["price_time"])
-            columns = cd.columns
-        placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t, time_limit=until(1.0))
-        if placement is not None and latency(instance, placement) < cur_t:
-            current, cur_t = placement, latency(instance, placement)
-        bound = max(b for b in (dw.bound, None if cd is None else cd.bound, lp, capacity_free_bound(instance))
-                    if b is not None and math.isfinite(b))
-        dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound, "count_bound": None if cd is None else cd.bound,
-                   "rounds": dw.rounds, "columns": len(columns), "converged": dw.converged, "price_and_branch": pb}
-        stages.append({"stage": "price-and-branch", "latency": cur_t, "t": time.perf_counter() - t0})
-    record = None
-    if left() > 0:
-        current, record = milp_lns(instance, current, time_limit=None if math.isinf(budget) else left(),
-                                   seed=seed, width=opts["width"],
-                                   sub_time=opts["sub_time"], kinds=opts["neighbourhoods"])
-        stages.append({"stage": "milp-lns", "latency": latency(instance, current), "t": time.perf_counter() - t0})
-        if record["finish"] is not None and record["finish"]["bound"] is not None:
-            bound = max(record["finish"]["bound"], -math.inf if bound is None else bound)
+                lp, prices = lp_prices(instance, time_limit=until(1.0))
+                bound = max(b for b in (lp, capacity_free_bound(instance)) if b is not None and math.isfinite(b))
+                mixed = len(np.unique(instance.expert_size)) > 1
+                dw = column_generation(instance, starts=[current], prices=prices,
+                                       time_limit=until(0.4 if mixed else 0.8), price_time=opts["price_time"])
+                columns, cd = dw.columns, None
+                if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
+                    cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
+                                          price_time=opts["price_time"])
+                    columns = cd.columns
+                bound = max(b for b in (dw.bound, None if cd is None else cd.bound, bound)
+                            if b is not None and math.isfinite(b))
+                dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound,
+                           "count_bound": None if cd is None else cd.bound, "rounds": dw.rounds,
+                           "columns": len(columns), "converged": dw.converged, "price_and_branch": None}
+                placement, dw_info["price_and_branch"] = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t,
+                                                                          time_limit=until(1.0))
+                if placement is not None and latency(instance, placement) < cur_t:
+                    current, cur_t = placement, latency(instance, placement)
+                stages.append({"stage": "price-and-branch", "latency": cur_t, "t": time.perf_counter() - t0})
+            if left() > 0:
+                current, record = milp_lns(instance, current, time_limit=None if math.isinf(budget) else left(),
+                                           seed=seed, width=opts["width"],
+                                           sub_time=opts["sub_time"], kinds=opts["neighbourhoods"])
+                stages.append({"stage": "milp-lns", "latency": latency(instance, current),
+                               "t": time.perf_counter() - t0})
+                if record["finish"] is not None and record["finish"]["bound"] is not None:
+                    bound = max(record["finish"]["bound"], -math.inf if bound is None else bound)
+    except KeyboardInterrupt as exc:
+        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+            raise
+        stopped_by = "interrupt"
+    if record is not None and record.get("interrupted"):
+        stopped_by = "interrupt"
     res = make_result(instance, current, algorithm="lns", status=Status.FEASIBLE if bound is not None else Status.HEURISTIC,
                       runtime_s=time.perf_counter() - t0, seed=seed, bound=bound,
                       params={k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()},
-                      info={"stages": stages, "decomposition": dw_info,
+                      info={"stages": stages, "decomposition": dw_info, "stopped_by": stopped_by,
                             "lns": None if record is None else {k: v for k, v in record.items() if k != "history"}})
     check_bound(res.bound, "lns (decomposition)", res.latency, "lns")
     if res.gap is not None and res.gap <= OPTIMAL_GAP:
         res.status = Status.OPTIMAL
+    if stopped_by == "interrupt":
+        res.message = (res.message + "; " if res.message else "") + "interrupted"
+        raise SolveInterrupted(res)
     return res

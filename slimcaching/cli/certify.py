@@ -17,9 +17,14 @@ EXAMPLE = "slimcaching certify instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.
 def cmd_certify(args: argparse.Namespace) -> int:
     from ..algorithms.certify import certify
     from ..instances.io import read_instance
+    from ..solvers import SolveInterrupted
 
     inst = read_instance(args.instance)
-    cert = certify(inst, time_limit=args.time_limit, seed=args.seed, work_limit=args.work_limit)
+    try:
+        cert = certify(inst, time_limit=args.time_limit, seed=args.seed, work_limit=args.work_limit)
+    except SolveInterrupted as exc:  # Ctrl-C: write what was proven and found so far, then exit 130
+        emit(exc.result.to_dict(inst), args.output, indent=None)
+        raise
     emit(cert.to_dict(inst), args.output, indent=None)
     return 0
 

@@ -17,21 +17,45 @@ every number it returns honest:
 * **One thread scheduler.**  HiGHS keeps one global scheduler; after a solve
   with more threads (e.g. through Pyomo with the default) a ``threads = 1``
   run fails.  :func:`run` resets the scheduler and retries once.
+
+Limits and Ctrl-C
+-----------------
+These solves run in-process (thousands of small warm-started models would
+not pay for a process each), so :func:`run` keeps two promises itself:
+
+* inside :func:`hard_deadline` every run's HiGHS ``time_limit`` is cut to
+  what is left until the deadline when it starts, and an interrupt callback
+  stops HiGHS once the deadline has passed, whatever limit the caller set;
+* ``SIGINT`` / ``SIGTERM`` during a run are held back, HiGHS is stopped at its
+  next callback (``kInterrupt``), and the signal is delivered again, to the
+  handler that was in place, as soon as ``run`` returns; so the caller's
+  Ctrl-C handling (``KeyboardInterrupt``) never fires inside HiGHS.
+
+HiGHS looks at both between the steps of its algorithms (simplex iterations,
+branch-and-bound nodes), not inside one step such as presolve or one
+factorisation; ``benchmarks/perf_solver.py`` measures how far past a limit
+the methods built on these solves return.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import highspy
 import numpy as np
 
 from .arrays import LevelArrays
 
-__all__ = ["DirectSolve", "new_highs", "to_highs", "run", "solve_arrays", "safe_lp_bound", "HIGHS_OPTIONS"]
+__all__ = ["DirectSolve", "new_highs", "to_highs", "run", "solve_arrays", "safe_lp_bound", "HIGHS_OPTIONS",
+           "hard_deadline", "ISOLATE_ROWS"]
 
 HIGHS_OPTIONS: dict[str, object] = {
     "output_flag": False,
@@ -46,14 +70,18 @@ HIGHS_OPTIONS: dict[str, object] = {
 
 _BANNER_SHOWN = False
 
+ISOLATE_ROWS = 10_000
+"""Models built by :func:`solve_arrays` with at least this many rows are solved in a child process."""
+
 
 def new_highs() -> highspy.Highs:
     """A silent ``highspy.Highs`` with :data:`HIGHS_OPTIONS`.
 
     HiGHS prints its banner to the process's standard output when the first
     object is created, before any option can switch output off; that would
-    corrupt JSON written to stdout (``slimcaching certify``), so the first
-    construction runs with file descriptor 1 pointed at standard error.
+    corrupt JSON written to stdout (``slimcaching certify``) and add lines to
+    the one-line messages of the command line, so the first construction runs
+    with file descriptor 1 pointed at the null device.
     """
     global _BANNER_SHOWN
     if _BANNER_SHOWN:
@@ -61,12 +89,14 @@ def new_highs() -> highspy.Highs:
     else:
         sys.stdout.flush()
         saved = os.dup(1)
+        null = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(2, 1)
+            os.dup2(null, 1)
             h = highspy.Highs()
         finally:
             os.dup2(saved, 1)
             os.close(saved)
+            os.close(null)
         _BANNER_SHOWN = True
     for k, v in HIGHS_OPTIONS.items():
         h.setOptionValue(k, v)
@@ -93,8 +123,8 @@ class DirectSolve:
 
 
 def to_highs(model: LevelArrays, *, integer: bool, threads: int | None = 1, time_limit: float | None = None,
-             mip_gap: float | None = None, seed: int | None = None) -> highspy.Highs:
-    """A ``highspy.Highs`` holding ``model`` (``x`` integer when ``integer``)."""
+             mip_gap: float | None = None, seed: int | None = None, node_limit: int | None = None) -> highspy.Highs:
+    """A ``highspy.Highs`` holding ``model`` (``x`` integer when ``integer``; ``node_limit``: ``mip_max_nodes``)."""
     h = new_highs()
     if threads is not None:
         h.setOptionValue("threads", int(threads))
@@ -104,6 +134,8 @@ def to_highs(model: LevelArrays, *, integer: bool, threads: int | None = 1, time
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     if seed is not None:
         h.setOptionValue("random_seed", int(seed) % 2147483647)
+    if node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(node_limit))
     lp = highspy.HighsLp()
     lp.num_col_ = model.n_cols
     lp.num_row_ = model.n_rows
@@ -128,18 +160,101 @@ def to_highs(model: LevelArrays, *, integer: bool, threads: int | None = 1, time
     return h
 
 
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("slimcaching_highs_deadline",
+                                                                         default=None)
+"""The innermost :func:`hard_deadline` (a ``time.perf_counter()`` value), per thread."""
+
+_HELD: dict = {"signal": None}
+"""A signal held back while HiGHS runs (signals are delivered to the main thread only)."""
+
+
+@contextlib.contextmanager
+def hard_deadline(deadline: float | None) -> Iterator[None]:
+    """Every HiGHS run through :func:`run` inside the block stops by ``deadline``.
+
+    ``deadline`` is a ``time.perf_counter()`` value (``None``: no limit); nested
+    blocks keep the earlier of the two deadlines.
+    """
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else outer if deadline is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _interrupt(e) -> None:
+    """HiGHS interrupt callback: stop on a held-back signal or past the hard deadline."""
+    deadline = _DEADLINE.get()
+    if _HELD["signal"] is not None or (deadline is not None and time.perf_counter() > deadline):
+        e.interrupt()
+
+
+def _watch(h: highspy.Highs) -> None:
+    """Subscribe :func:`_interrupt` to ``h``'s simplex, IPM and MIP interrupt callbacks (once)."""
+    if getattr(h, "_slimcaching_watched", False):
+        return
+    h.cbSimplexInterrupt += _interrupt
+    h.cbIpmInterrupt += _interrupt
+    h.cbMipInterrupt += _interrupt
+    h._slimcaching_watched = True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT / SIGTERM only recorded while HiGHS runs (main thread), then delivered again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum, frame):
+        _HELD["signal"] = signum
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        prev = signal.getsignal(sig)
+        if prev is signal.SIG_IGN or prev is None:
+            continue
+        old[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+        pending, _HELD["signal"] = _HELD["signal"], None
+        if pending is not None:
+            signal.raise_signal(pending)  # the restored handler raises (KeyboardInterrupt) right here
+
+
 def run(h: highspy.Highs) -> None:
-    """``h.run()``; on an error status reset HiGHS's thread scheduler and retry once.
+    """``h.run()`` within the current :func:`hard_deadline`, with Ctrl-C held back until it returns.
+
+    On an error status HiGHS's thread scheduler is reset and the run retried
+    once.  The ``time_limit`` option of ``h`` is cut to the time left before
+    the run and restored after it.
 
     Raises
     ------
     RuntimeError
         The retry failed too.
+    KeyboardInterrupt
+        (from the restored handler) ``SIGINT`` arrived during the run.
     """
-    if h.run() == highspy.HighsStatus.kError:
-        h.resetThreadScheduler(False)
-        if h.run() == highspy.HighsStatus.kError:
-            raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
+    _watch(h)
+    deadline = _DEADLINE.get()
+    limit = None
+    if deadline is not None:
+        limit = h.getOptionValue("time_limit")[1]
+        h.setOptionValue("time_limit", float(max(0.001, min(limit, deadline - time.perf_counter()))))
+    try:
+        with _signals_held():
+            if h.run() == highspy.HighsStatus.kError and _HELD["signal"] is None:
+                h.resetThreadScheduler(False)
+                if h.run() == highspy.HighsStatus.kError:
+                    raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
+    finally:
+        if limit is not None:
+            h.setOptionValue("time_limit", float(limit))
 
 
 def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray, obj: np.ndarray | None = None) -> float:
@@ -173,7 +288,8 @@ def safe_lp_bound(model: LevelArrays, row_dual: np.ndarray, obj: np.ndarray | No
 
 def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None = None, threads: int | None = 1,
                  mip_gap: float | None = None, cutoff: float | None = None, seed: int | None = None,
-                 h: highspy.Highs | None = None, obj: np.ndarray | None = None) -> DirectSolve:
+                 h: highspy.Highs | None = None, obj: np.ndarray | None = None,
+                 node_limit: int | None = None) -> DirectSolve:
     """Solve ``model`` (LP or MILP) with HiGHS.
 
     Parameters
@@ -186,10 +302,23 @@ def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None 
         A prepared object (e.g. with changed costs); built from ``model`` otherwise.
     obj : float (n_cols,), optional
         The scaled costs ``h`` holds when they differ from ``model.obj`` (for the safe LP bound).
+    node_limit : int, optional
+        HiGHS ``mip_max_nodes`` of a model built here (a work limit).
+
+    Notes
+    -----
+    A model built here with at least :data:`ISOLATE_ROWS` rows is solved in a
+    child process (:func:`_solve_in_child`): HiGHS went 14 s between two
+    interrupt callbacks on a 100 000-row level model, so only a process that
+    can be killed keeps a deadline and Ctrl-C there.
     """
     t = time.perf_counter()
+    if h is None and model.n_rows >= ISOLATE_ROWS and hasattr(os, "fork"):
+        return _solve_in_child(model, integer=integer, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
+                               cutoff=cutoff, seed=seed, node_limit=node_limit)
     if h is None:
-        h = to_highs(model, integer=integer, threads=threads, time_limit=time_limit, mip_gap=mip_gap, seed=seed)
+        h = to_highs(model, integer=integer, threads=threads, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                     node_limit=node_limit)
     elif time_limit is not None:
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     if cutoff is not None:
@@ -212,3 +341,73 @@ def solve_arrays(model: LevelArrays, *, integer: bool, time_limit: float | None 
     y = np.array(sol.row_dual)
     value = model.latency(info.objective_function_value)
     return DirectSolve(status, value, value, safe_lp_bound(model, y, obj), np.array(sol.col_value), y, wall)
+
+
+def _solve_in_child(model: LevelArrays, *, integer: bool, time_limit: float | None, **kwargs) -> DirectSolve:
+    """:func:`solve_arrays` in a forked child; the parent keeps the clock and Ctrl-C.
+
+    The child solves with HiGHS's own limit (what is left of the time limit
+    and of the :func:`hard_deadline`) and sends the :class:`DirectSolve` back.
+    The parent waits until that limit plus :data:`~slimcaching.solvers.GRACE_S`;
+    then it kills the child and returns status ``Time limit reached`` with no
+    solution and no bound (which every caller treats as "nothing found").  A
+    ``KeyboardInterrupt`` in the parent (Ctrl-C) kills the child and propagates.
+    """
+    import multiprocessing
+
+    from ..solvers import GRACE_S, _die_with_parent
+
+    t = time.perf_counter()
+    ends = [e for e in (_DEADLINE.get(), None if time_limit is None else t + float(time_limit)) if e is not None]
+    end = min(ends) if ends else None
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow a fork)
+        code = 0
+        try:
+            reader.close()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a terminal's Ctrl-C reaches both
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _die_with_parent(parent)
+            null = os.open(os.devnull, os.O_RDWR)  # nothing of the child reaches the parent's terminal
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            _DEADLINE.set(end)
+            highspy.Highs.resetThreadScheduler(False)
+            left = None if end is None else max(0.01, end - time.perf_counter())
+            writer.send(solve_arrays(model, integer=integer, time_limit=left, h=to_highs(
+                model, integer=integer, time_limit=left,
+                **{k: kwargs.get(k) for k in ("threads", "mip_gap", "seed", "node_limit")}),
+                cutoff=kwargs.get("cutoff")))
+        except BaseException as exc:  # noqa: BLE001 - the parent raises it again
+            code = 1
+            with contextlib.suppress(Exception):
+                writer.send(RuntimeError(f"HiGHS in a child process failed: {exc!r}"))
+        finally:
+            os._exit(code)
+    writer.close()
+    answer = None
+    try:
+        while True:
+            wait = 0.05 if end is None else min(0.05, max(0.0, end + GRACE_S - time.perf_counter()))
+            if reader.poll(wait):
+                try:
+                    answer = reader.recv()
+                except (EOFError, OSError):
+                    answer = None
+                break
+            if end is not None and time.perf_counter() >= end + GRACE_S:
+                break
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        reader.close()
+    if isinstance(answer, BaseException):
+        raise answer
+    if answer is None:
+        return DirectSolve("Time limit reached", None, None, None, None, None, time.perf_counter() - t)
+    answer.wall_s = time.perf_counter() - t
+    return answer
