@@ -171,6 +171,14 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = 
     last member joins).  ``h(c)`` is the value of the largest chain set of
     size ``<= c``, a lower bound of the true ``h_l``.  Cost: at most ``cmax``
     steps of ``O(R K log(R K))``, ``R = min(r, max_rows)``, plus ``O(r K)``.
+
+    ``kernel`` (``"auto"``: ``SLIMCACHING_KERNEL``, see
+    :func:`~slimcaching.objective.resolve_kernel`): ``"numpy"`` recomputes
+    every row's proposals and sorts their keys at every step
+    (:func:`_chain_steps`); ``"numba"`` keeps the proposals and recomputes
+    only the rows holding an expert that just joined, ``O(R K)`` plain loop
+    iterations per step (:func:`_compile_chain`).  Both make the same
+    choices, bit for bit (``tests/test_knapsack.py``).
     """
     m = len(useful)
     max_rows = HEURISTIC_ROWS if max_rows is None else max_rows
