@@ -403,6 +403,14 @@ class _Neighbourhood:
                 free = self.cap - ev.used
                 el_size = self.size[cached[:, 1]]
                 reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
+                if do_swap and self.incremental:
+                    # per node the best and second best layer of single-addition gains (room ignored):
+                    # an upper bound on every other-layer swap of an element of that node
+                    gm = np.where(~ev.x & self.valid[None], self.G, -np.inf).max(axis=2)    # (N, L)
+                    top_l = np.argmax(gm, axis=1)
+                    top1 = gm[np.arange(len(gm)), top_l]
+                    gm[np.arange(len(gm)), top_l] = -np.inf
+                    top2 = gm.max(axis=1)
                 stale = False
             i = index[d]
             n, l, e = d
@@ -410,7 +418,10 @@ class _Neighbourhood:
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
             if do_drop:
                 best_g, best = 0.0, ("drop", [], [])
-            if do_swap:
+            # no other-layer swap can be accepted when its upper bound cannot beat tol (then it
+            # cannot be the step either: a batch move of equal gain would not be accepted)
+            swap_ub = (top1[n] if top_l[n] != l else top2[n]) if do_swap and self.incremental else np.inf
+            if do_swap and swap_ub - loss[i] > tol:
                 ok = ~ev.x[n] & self.valid & (self.size[:, None] <= room)
                 ok[l] = False
                 if ok.any():
