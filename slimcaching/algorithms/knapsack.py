@@ -302,6 +302,11 @@ def _compile_chain(numba):
         index = Dict.empty(key_type=types.int64, value_type=types.int64)
         todo = np.arange(R)
         n_todo = R
+        live = np.arange(R)
+        n_live = R
+        act = np.zeros(R * K + 1, dtype=np.int64)        # ids with a proposal in this step
+        pooled = np.zeros(1024)
+        count = np.zeros(1024, dtype=np.int64)
         stamp = np.full(R, -1, dtype=np.int64)
         sizes[0] = 0
         n_sizes = 1
@@ -340,27 +345,44 @@ def _compile_chain(numba):
             if sizes[n_sizes - 1] >= cmax:
                 break
             room = cmax - sizes[n_sizes - 1]
-            pooled = np.zeros(n_ids)
-            count = np.zeros(n_ids, dtype=np.int64)
-            for r in range(R):
+            if pooled.shape[0] < n_ids:
+                pooled = np.zeros(keys.shape[0])
+                count = np.zeros(keys.shape[0], dtype=np.int64)
+            n_act = 0
+            n_kept = 0
+            for t in range(n_live):                       # rows with a proposal, in row order
+                r = live[t]
+                if not missing[r].any():                  # complete: no proposal now or later
+                    continue
+                live[n_kept] = r
+                n_kept += 1
                 for j in range(K):
                     i = cid[r, j]
                     if i > 0 and ccnt[r, j] <= room:
+                        if count[i] == 0:
+                            act[n_act] = i
+                            n_act += 1
                         pooled[i] += cgain[r, j]
                         count[i] += 1
             best = -1
             best_q = 0.0
-            for i in range(1, n_ids):
-                if count[i] > 0:
-                    q = pooled[i] / cost[i]
-                    if best < 0 or q > best_q or (q == best_q and keys[i] < keys[best]):
-                        best = i
-                        best_q = q
-            if best < 0 or pooled[best] <= 0:
+            for t in range(n_act):
+                i = act[t]
+                q = pooled[i] / cost[i]
+                if best < 0 or q > best_q or (q == best_q and keys[i] < keys[best]):
+                    best = i
+                    best_q = q
+            best_pooled = pooled[best] if best >= 0 else 0.0
+            for t in range(n_act):                        # back to zero for the next step
+                pooled[act[t]] = 0.0
+                count[act[t]] = 0
+            if best < 0 or best_pooled <= 0:
                 break
+            n_live = n_kept
             row = -1
             jb = -1
-            for r in range(R):
+            for t in range(n_live):
+                r = live[t]
                 for j in range(K):
                     if cid[r, j] == best:
                         row = r
