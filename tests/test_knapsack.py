@@ -165,3 +165,18 @@ def test_compiled_chain_places_as_the_numpy_steps_on_the_small_suite(monkeypatch
     for i, a, b in zip(insts, placed["numba"], placed["numpy"]):
         assert np.array_equal(a.placement.x, b.placement.x), i.name
         assert a.latency == b.latency
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), L=st.integers(1, 6), Q=st.integers(0, 40), ties=st.booleans())
+def test_compiled_dp_equals_the_numpy_dp(seed, L, Q, ties):
+    """Same counts and value, bit for bit (tables with equal entries exercise the tie-breaks)."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    tables = random_tables(rng, L, 6)
+    if ties:
+        tables = [np.round(h) for h in tables]
+    weights = [int(v) for v in rng.integers(1, 5, size=L)]
+    a = exact_tables_dp(weights, tables, Q, kernel="numba")
+    b = exact_tables_dp(weights, tables, Q, kernel="numpy")
+    assert np.array_equal(a.counts, b.counts) and a.value == b.value

@@ -258,18 +258,19 @@ _CHAIN: dict[str, object] = {}
 _CHAIN_LOCK = threading.Lock()
 
 
-def _chain_kernel():
-    """The compiled chain (:func:`_compile_chain`), or ``None`` when numba is not installed."""
-    if "chain" not in _CHAIN:
+def _chain_kernel(name: str = "chain"):
+    """A compiled kernel of this module (``"chain"``, ``"dp_layer"``; :func:`_compile_chain`),
+    or ``None`` when numba is not installed."""
+    if "kernels" not in _CHAIN:
         with _CHAIN_LOCK:
-            if "chain" not in _CHAIN:
+            if "kernels" not in _CHAIN:
                 try:
                     import numba
                 except ImportError:
-                    _CHAIN["chain"] = None
+                    _CHAIN["kernels"] = None
                 else:
-                    _CHAIN["chain"] = _compile_chain(numba)
-    return _CHAIN["chain"]
+                    _CHAIN["kernels"] = _compile_chain(numba)
+    return None if _CHAIN["kernels"] is None else _CHAIN["kernels"][name]
 
 
 def _compile_chain(numba):
@@ -412,7 +413,23 @@ def _compile_chain(numba):
                     missing[rr, j] = imp[rr, j] and not inA[loc[rr, j]]
         return n_sizes
 
-    return chain
+    @numba.njit(cache=True, nogil=True)
+    def dp_layer(F, h, w, ch):  # pragma: no cover - compiled
+        """One layer of :func:`exact_tables_dp`: the numpy loop's comparisons, element by element."""
+        Q = F.shape[0] - 1
+        G = F.copy()
+        for c in range(1, h.shape[0]):
+            if h[c] <= h[c - 1] and c > 1:
+                continue
+            s = c * w
+            for q in range(s, Q + 1):
+                cand = F[q - s] + h[c]
+                if cand > G[q]:
+                    G[q] = cand
+                    ch[q] = c
+        return G
+
+    return {"chain": chain, "dp_layer": dp_layer}
 
 
 # ------------------------------------------------------------ merges over layers
@@ -458,7 +475,7 @@ def _finish(w: np.ndarray, hs: list[np.ndarray], counts: np.ndarray, method: str
 
 
 def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int,
-                    deadline: float | None = None) -> TablesSolution | None:
+                    deadline: float | None = None, kernel: str = "auto") -> TablesSolution | None:
     """Exact (max,+) DP over storage ``q = 0..Q``.
 
     Parameters
@@ -487,16 +504,22 @@ def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int
     it is non-decreasing in ``q``; each layer is ``m_l`` shifted maxima over a
     length-``Q + 1`` vector, ``O(Q sum_l m_l)`` time, and the argmax per
     ``(l, q)`` (``int16``) is kept for the backtrack, ``O(L Q)`` memory.
+    ``kernel="numba"`` (``"auto"``: ``SLIMCACHING_KERNEL``) runs each layer as
+    compiled loops with the same comparisons, hence the same choices.
     """
     w, hs = _prepare(weights, tables, Q)
     L = len(w)
     F = np.zeros(Q + 1)
     choice = np.zeros((L, Q + 1), dtype=np.int16)
+    compiled = _chain_kernel("dp_layer") if resolve_kernel(kernel) == "numba" else None
     for l in range(L):
         if deadline is not None and time.perf_counter() > deadline:
             return None
         h = hs[l]
         if len(h) <= 1 or h[-1] <= 0:
+            continue
+        if compiled is not None:
+            F = compiled(F, np.asarray(h, dtype=np.float64), int(w[l]), choice[l])
             continue
         G = F.copy()
         ch = choice[l]
