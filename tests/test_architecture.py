@@ -9,6 +9,8 @@ never imports the benchmarks.  (``docs/architecture.md`` draws the layers.)
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ PKG = ROOT / "slimcaching"
 
 #: Module-name prefix -> layer; the longest matching prefix wins.
 LAYERS = {
-    "slimcaching.errors": 0, "slimcaching.version": 0,
+    "slimcaching.errors": 0, "slimcaching.version": 0, "slimcaching.lazy": 0,
     "slimcaching.validation": 1, "slimcaching.fileio": 1, "slimcaching.schemas": 1,
     "slimcaching.instances": 2,
     "slimcaching.result": 3, "slimcaching.objective": 3,
@@ -134,3 +136,26 @@ def test_the_checker_sees_imports():
     assert "slimcaching.formulations.solve" in GRAPH["slimcaching.algorithms.exact"]
     assert "slimcaching.algorithms.local_search.polish" in GRAPH["slimcaching.algorithms.registry"]  # inside run()
     assert _layer("slimcaching.moe2.cli") == 8 and _layer("slimcaching.moe2.milp") == 5
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["evaluate", "--help"], ["report", "--help"], ["moe2", "solve", "--help"]])
+def test_the_command_line_starts_without_pyomo_or_pandas(argv):
+    """Building the parser imports neither Pyomo (formulations, MoE² MILP) nor pandas (tables, traces):
+    they cost about 0.8 CPU-s together, which every command, ``--help`` included, would pay."""
+    code = ("import sys\nfrom slimcaching.cli.main import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('LOADED=' + ','.join(m for m in ('pyomo', 'pandas', 'highspy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "LOADED=", out.stdout.strip().splitlines()[-1]
+
+
+def test_lazy_package_names_resolve():
+    import slimcaching.formulations as f
+    import slimcaching.moe2 as m
+    for pkg in (f, m):
+        assert set(pkg.__all__) <= set(dir(pkg))
+        for name in pkg.__all__:
+            assert getattr(pkg, name) is not None
+    with pytest.raises(AttributeError):
+        f.no_such_name

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import write_bytes
+from .columns import WIDTHS
 from .profiles import bootstrap_ci, common_matrix, cost_matrix, ecdf, performance_profile, performance_ratios, \
     ratio_matrix
 from .report import ALGORITHM_ORDER, BOUND_ONLY, algorithm_rank, load_frame, with_ratios
@@ -61,8 +62,6 @@ AXES = {"cap_frac": "storage per node (fraction of the model)", "top_k": "top-$k
         "N": "edge nodes $N$"}
 #: Axes whose values are categories (integers): markers and error bars, no joining lines.
 DISCRETE = ("top_k", "N")
-#: Figure widths in inches: one IEEE column and the full text width.
-WIDTHS = {"column": 3.5, "page": 7.16}
 #: Most distinct x positions on a continuous axis; more values are binned.
 MAX_POINTS = 8
 #: Bootstrap resamples and seed of every confidence interval.

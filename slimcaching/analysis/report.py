@@ -50,30 +50,13 @@ import pandas as pd
 
 from ..errors import InputError
 from .escape import escape_latex, escape_markdown
+from .columns import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS, TABLES
 from .families import FAMILIES
 from .store import ResultStore
 
 __all__ = ["GROUP_COLUMNS", "RATIO_COLUMNS", "COLUMN_SETS", "ALGORITHM_ORDER", "algorithm_rank", "BOUND_ONLY", "WALL_STOPS",
            "algorithm_label", "load_frame", "with_ratios", "ratio_table", "proof_table", "formulation_table", "select_columns",
            "ratio_caption", "TABLES", "FORMULATION_CAPTION", "PROOF_CAPTION", "CERTIFIED_CAPTION", "PROOF_LATEX_COLUMNS", "format_table", "report"]
-
-#: Columns a ratio table may be grouped by.
-GROUP_COLUMNS = ("family", "suite", "algorithm", "name", "params", "top_k", "L", "N", "U", "cap_frac",
-                 "seed", "instance_name")
-
-#: Value columns of :func:`ratio_table`, in order (``median_oracle_calls`` follows when counted).
-RATIO_COLUMNS = ("runs", "instances", "proven", "mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio",
-                 "certified", "cert_mean_ratio", "cert_min_ratio", "cert_mean_latency_ratio",
-                 "median_runtime_s", "failed")
-
-#: Named column choices of ``report --columns`` (the group columns always come first).
-COLUMN_SETS: dict[str, tuple[str, ...]] = {
-    "all": RATIO_COLUMNS,
-    "paper": ("proven", "mean_ratio", "min_ratio", "certified", "cert_mean_ratio", "cert_min_ratio",
-              "median_runtime_s"),
-    "proven": ("proven", "mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "median_runtime_s"),
-    "certified": ("certified", "cert_mean_ratio", "cert_min_ratio", "cert_mean_latency_ratio"),
-}
 
 #: The order of the known algorithms in tables and figure legends: ours, the paper's, the baselines, then the
 #: exact references; other algorithms (MoE² methods, new ones) follow in name order, variants beside their name.
@@ -747,9 +730,6 @@ def ratio_caption(columns: Sequence[str], family: str | None = None) -> str:
         parts.append("; time: median solve time, wall clock (unit in the header)")
     return "".join(parts) + "."
 
-
-#: Tables of ``slimcaching report --table``.
-TABLES = ("all", "ratios", "formulations", "proofs", "certified")
 
 CERTIFIED_CAPTION = (r"Per instance: the best proven bound and the best latency of any method, the certified "
                      r"gap, and each algorithm's ratio $R(\mathrm{alg})/\bar{R}$ against the smallest proven "

@@ -138,8 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the analysis commands to the ``slimcaching`` sub-parsers."""
-    from ..analysis.figures import WIDTHS
-    from ..analysis.report import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS, TABLES
+    from ..analysis.columns import COLUMN_SETS, GROUP_COLUMNS, RATIO_COLUMNS, TABLES, WIDTHS
 
     def add(sub, name, help, func, **io):
         return add_command(sub, name, help, func, EXAMPLES[name], **io)

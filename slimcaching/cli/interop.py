@@ -46,7 +46,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the interoperability commands to the ``slimcaching`` parser."""
-    from ..formulations.import_solution import SOLUTION_FORMATS
+    from ..formulations.solution_files import SOLUTION_FORMATS
     from ..schemas import schema_names
 
     p = add_command(sub, "import-solution",

@@ -9,9 +9,13 @@
 """
 from __future__ import annotations
 
-from .assignment import build_assignment_model
-from .export import export_model
-from .level import build_level_model
-from .solve import exact, lp_bound, solve_exact
+from ..lazy import lazy_exports
+
+# Imported on first use (PEP 562): the Pyomo import behind the builders costs
+# about 0.6 CPU-s, which every command would pay for its ``--help``.
+_WHERE = {"build_assignment_model": ".assignment", "export_model": ".export", "build_level_model": ".level",
+          "exact": ".solve", "lp_bound": ".solve", "solve_exact": ".solve"}
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 __all__ = ["build_assignment_model", "build_level_model", "exact", "solve_exact", "lp_bound", "export_model"]

@@ -20,10 +20,18 @@ Nothing here imports the caching family's algorithms or formulations.
 """
 from __future__ import annotations
 
-from .algorithms import MOE2_ALGORITHMS, get_moe2_algorithm
-from .common import CountingOracle, Moe2Result
-from .generator import generate_moe2, generate_moe2_gated
-from .instance import Moe2Instance, evaluate_moe2, moe2_from_dict, read_moe2_instance, write_moe2_instance
+from ..lazy import lazy_exports
+
+# The public names, and the module each one lives in.  They are imported on
+# first use (PEP 562), so that ``slimcaching moe2 --help`` or any caching
+# command does not pay for the MILP's Pyomo import (about 0.6 CPU-s).
+_WHERE = {"MOE2_ALGORITHMS": ".algorithms", "get_moe2_algorithm": ".algorithms",
+          "CountingOracle": ".common", "Moe2Result": ".common",
+          "generate_moe2": ".generator", "generate_moe2_gated": ".generator",
+          "Moe2Instance": ".instance", "evaluate_moe2": ".instance", "moe2_from_dict": ".instance",
+          "read_moe2_instance": ".instance", "write_moe2_instance": ".instance"}
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 __all__ = ["Moe2Instance", "Moe2Result", "CountingOracle", "MOE2_ALGORITHMS", "get_moe2_algorithm",
            "generate_moe2", "generate_moe2_gated", "evaluate_moe2", "moe2_from_dict", "read_moe2_instance", "write_moe2_instance"]

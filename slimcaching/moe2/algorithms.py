@@ -36,10 +36,10 @@ import numpy as np
 from ..errors import InputError
 from ..result import Status
 from .bits import ids_of, popcount, submasks
-from .common import NOTHING_FITS, CountingOracle, Moe2Result, _begin, _check_time_limit, _finish, _usable
+from .common import (MAX_CANDIDATES, NOTHING_FITS, CountingOracle, Moe2Result, _begin, _check_time_limit, _finish,
+                     _usable, check_candidates)
 from .dmo import dmo_joint, dmo_mckp, dmo_polyblock
 from .instance import Moe2Instance, within
-from .milp import MAX_CANDIDATES, check_candidates, solve_moe2_milp
 
 __all__ = [
     "Moe2Result", "CountingOracle", "MOE2_ALGORITHMS", "get_moe2_algorithm", "MASTERS",
@@ -251,6 +251,8 @@ def exact(instance: Moe2Instance, *, seed: int | None = None, time_limit: float 
           **params) -> Moe2Result:
     """Exact optimum of the subset-choice MILP, solved by HiGHS (see :mod:`slimcaching.moe2.milp`);
     :func:`greedy` is the selection returned if HiGHS stops with nothing better."""
+    from .milp import solve_moe2_milp  # Pyomo is imported when the MILP is asked for, not with the registry
+
     _check_time_limit(time_limit)
     return solve_moe2_milp(instance, seed=seed, time_limit=time_limit,
                            heuristic=lambda budget: greedy(instance, seed=seed, time_limit=budget), **params)

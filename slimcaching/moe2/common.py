@@ -19,6 +19,18 @@ from .instance import SELECTION_FORMAT, Moe2Instance, evaluate_moe2, ids_of, wit
 
 __all__ = ["Moe2Result", "CountingOracle", "NOTHING_FITS"]
 
+MAX_CANDIDATES = 1 << 22
+"""Most candidate subsets (summed over categories) the MILP and exhaustive search will list."""
+
+
+def check_candidates(name: str, sizes: list[int], max_candidates: int) -> None:
+    """Refuse (``InputError``) to list ``sum_k 2**sizes[k]`` subsets when that exceeds ``max_candidates``."""
+    total = sum(1 << n for n in sizes)
+    if total > max_candidates:
+        raise InputError("--algorithm", ("", f"{name} would list {total:.3g} candidate subsets (more than "
+                                             f"max_candidates = {max_candidates}); use dmo"))
+
+
 NOTHING_FITS = ("no expert fits: every expert misses its category's latency budget or the energy budget, "
                 "so the empty selection is the only feasible one")
 

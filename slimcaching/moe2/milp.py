@@ -37,29 +37,17 @@ import pyomo.environ as pyo
 from ..errors import InputError
 from ..result import Status
 from ..solvers import SolveInterrupted, start_solve, translate_status
-from .common import CountingOracle, _begin, _finish, _no_params, _usable
+from .common import MAX_CANDIDATES, CountingOracle, _begin, _finish, _no_params, _usable, check_candidates
 from .bits import popcount, submasks
 from .instance import Moe2Instance, evaluate_moe2, mask_of, within
 
 __all__ = ["build_moe2_milp", "solve_moe2_milp", "extract_selection", "candidate_subsets", "energy_free_bound",
            "check_candidates", "MAX_CANDIDATES"]
 
-MAX_CANDIDATES = 1 << 22
-"""Most candidate subsets (summed over categories) the MILP and exhaustive search will list."""
-
-
 FEAS_TOL = 1e-9
 
 BOUND_RTOL = 1e-9
 """How far (relative) HiGHS's bound may fall below a feasible selection's objective and still count as rounding."""
-
-
-def check_candidates(name: str, sizes: list[int], max_candidates: int) -> None:
-    """Refuse (``InputError``) to list ``sum_k 2**sizes[k]`` subsets when that exceeds ``max_candidates``."""
-    total = sum(1 << n for n in sizes)
-    if total > max_candidates:
-        raise InputError("--algorithm", ("", f"{name} would list {total:.3g} candidate subsets (more than "
-                                             f"max_candidates = {max_candidates}); use dmo"))
 
 
 def candidate_subsets(instance: Moe2Instance, oracle: CountingOracle | None = None,

@@ -33,10 +33,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ...errors import InputError
 from ...fileio import write_text, write_with
@@ -44,6 +43,9 @@ from ..catalog import get_architecture
 from .stream import DEFAULT_CHUNK_ROWS, Chunk, Counts, count_chunks, iter_rows
 from ..generators import assemble
 from ..model import Instance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Trace", "trace_from_frame", "check_trace", "trace_distributions", "instance_from_trace",
            "counts_from_trace", "instances_from_counts", "sample_trace", "write_trace", "FORMATS"]
@@ -104,6 +106,8 @@ def trace_from_frame(df: pd.DataFrame, *, file: str = "<trace>", user_column: st
 
     Row numbers in error messages are 0-based data rows of the source.
     """
+    import pandas as pd  # here, not at the top: commands that read no table do not pay for it
+
     if len(df) == 0:
         raise InputError(file, ("", "empty trace: no rows"))
     cols = list(df.columns)
@@ -384,6 +388,8 @@ def sample_trace(instance: Instance, tokens: int | Sequence[int], rng: np.random
     ``p[u,l,.]``; vectorised per ``(u, l)``.  ``layer_ids`` relabels the layers
     (e.g. model layer ids); default ``0..L-1``.
     """
+    import pandas as pd
+
     U, L = instance.U, instance.L
     T = np.broadcast_to(np.asarray(tokens, dtype=np.int64), (U,))
     lid = np.arange(L) if layer_ids is None else np.asarray(layer_ids, dtype=np.int64)
