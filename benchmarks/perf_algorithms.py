@@ -244,6 +244,47 @@ def deepseek_chain(path: str = DEEPSEEK_V3, seed: int = 0, time_limit: float | N
     return out
 
 
+def successive_kernels(path: str = DEEPSEEK_V3, repeat: int = 3, reference_repeat: int = 1
+                       ) -> tuple[dict, dict, bool]:
+    """``successive`` on the DeepSeek-V3 paper instance with the compiled chain (``repeat`` runs)
+    and with the numpy steps (``reference_repeat`` runs, the first interleaved after the first
+    compiled run), CPU and wall seconds, BLAS pinned; the compiled kernel is compiled (or loaded
+    from numba's cache) before timing.  Returns per kernel ``{"cpu": Timing, "wall": Timing,
+    "latency", "reduction"}`` and whether the placements are identical."""
+    import os
+
+    from slimcaching.algorithms.knapsack import _chain_kernel
+    from slimcaching.algorithms.successive import successive
+    from slimcaching.instances.io import read_instance
+
+    inst = read_instance(path)
+    if _chain_kernel() is None:
+        raise SystemExit("--successive-kernels needs numba (pip install 'slimcaching[fast]')")
+    before = os.environ.get("SLIMCACHING_KERNEL")
+    runs = {"numba": [], "numpy": []}
+    placements = {}
+    plan = ["numba", "numpy"][: 1 + (reference_repeat > 0)]
+    plan += ["numba"] * (repeat - 1) + ["numpy"] * (reference_repeat - 1)
+    try:
+        for kernel in plan:
+            os.environ["SLIMCACHING_KERNEL"] = kernel
+            with single_threaded():
+                c0, w0 = time.process_time(), time.perf_counter()
+                res = successive(inst)
+                runs[kernel].append((time.process_time() - c0, time.perf_counter() - w0, res))
+            placements[kernel] = res.placement.x
+    finally:
+        if before is None:
+            os.environ.pop("SLIMCACHING_KERNEL", None)
+        else:
+            os.environ["SLIMCACHING_KERNEL"] = before
+    out = {k: {"cpu": Timing(tuple(c for c, _, _ in v)), "wall": Timing(tuple(w for _, w, _ in v)),
+               "latency": v[-1][2].latency, "reduction": v[-1][2].reduction / v[-1][2].empty_latency}
+           for k, v in runs.items() if v}
+    same = len(placements) < 2 or bool(np.array_equal(placements["numba"], placements["numpy"]))
+    return out["numba"], out.get("numpy"), same
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -257,7 +298,23 @@ def main(argv: list[str] | None = None) -> None:
                     help="only polish's bookkeeping against its reference, on the slope instances")
     ap.add_argument("--deepseek-chain", action="store_true",
                     help="only best's main chain, stage by stage, on the DeepSeek-V3 paper instance")
+    ap.add_argument("--successive-kernels", action="store_true",
+                    help="only successive on the DeepSeek-V3 paper instance, compiled chain against numpy steps")
+    ap.add_argument("--reference-repeat", type=int, default=1,
+                    help="runs of the numpy steps in --successive-kernels (0: none)")
     args = ap.parse_args(argv)
+    if args.successive_kernels:
+        fast, ref, same = successive_kernels(repeat=args.repeat, reference_repeat=args.reference_repeat)
+        print(f"\nsuccessive on {DEEPSEEK_V3} (CPU and wall s, median ± IQR; {machine()})\n")
+        print("| chain steps | runs | CPU s | wall s | R / T(empty) |\n|---|---:|---:|---:|---:|")
+        for name, t in (("compiled (SLIMCACHING_KERNEL=numba)", fast), ("numpy", ref)):
+            if t is not None:
+                print(f"| {name} | {len(t['cpu'].values)} | {t['cpu'].fmt('s')} | {t['wall'].fmt('s')} | "
+                      f"{100 * t['reduction']:.2f} % |")
+        if ref is not None:
+            print(f"\nnumpy / compiled CPU: {ref['cpu'].median / fast['cpu'].median:.2f}x; "
+                  f"identical placements: {same}")
+        return
     if args.deepseek_chain:
         print("\n| stage | CPU s | wall s | latency | R / T(empty) | status |\n|---|---:|---:|---:|---:|---|")
         for name, cpu, wall, lat, red, status in deepseek_chain(seed=args.seed):

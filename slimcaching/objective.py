@@ -46,7 +46,7 @@ from .instances.model import Instance, Placement
 
 __all__ = ["Evaluation", "evaluate", "latency", "empty_latency", "tau", "set_latency", "activation_marginals",
            "member_index", "member_index_ks", "weighted_sum", "IncrementalEvaluator", "KERNELS",
-           "available_kernels", "LAYOUTS"]
+           "available_kernels", "resolve_kernel", "LAYOUTS"]
 
 #: Implementations of the full pass over the set members (:func:`set_latency`).
 KERNELS = ("numpy", "numba")
@@ -248,7 +248,11 @@ def available_kernels() -> tuple[str, ...]:
     return KERNELS if _numba_kernels() is not None else KERNELS[:1]
 
 
-def _kernel(kernel: str) -> str:
+def resolve_kernel(kernel: str) -> str:
+    """``"numpy"`` or ``"numba"``: ``"auto"`` reads ``SLIMCACHING_KERNEL`` (numpy when unset).
+
+    Raises ``ValueError`` for an unknown name or ``"numba"`` without numba installed.
+    """
     if kernel == "auto":
         kernel = os.environ.get("SLIMCACHING_KERNEL", "numpy")
     if kernel not in KERNELS:
@@ -314,7 +318,7 @@ def tau(instance: Instance, x: np.ndarray, *, kernel: str = "numpy") -> np.ndarr
     """
     U, L, E = instance.U, instance.L, instance.max_experts
     out = np.repeat(instance.cloud_latency.reshape(-1), E).reshape(U, L * E)
-    if _kernel(kernel) == "numba":
+    if resolve_kernel(kernel) == "numba":
         _numba_kernels()["tau_fill"](np.asarray(x, dtype=bool), instance.latency, out.reshape(U, L, E))
         return out.reshape(U, L, E)
     xs = np.asarray(x, dtype=bool).reshape(instance.N, L * E)
@@ -345,7 +349,7 @@ def set_latency(instance: Instance, tau_arr: np.ndarray, *, kernel: str = "auto"
     """
     if layout not in LAYOUTS + ("auto",):
         raise ValueError(f"layout must be 'auto' or one of {', '.join(LAYOUTS)}, got {layout!r}")
-    kernel = _kernel(kernel)
+    kernel = resolve_kernel(kernel)
     if layout == "auto":
         layout = "sk" if kernel == "numba" else "ks"
     out = np.empty(instance.n_sets) if out is None else out
@@ -367,7 +371,7 @@ def latency(instance: Instance, placement: Placement | np.ndarray, *, kernel: st
             layout: str = "auto") -> float:
     """``T(x)`` in seconds per token (``kernel`` and ``layout`` as in :func:`set_latency`)."""
     x = placement.x if isinstance(placement, Placement) else np.asarray(placement, dtype=bool)
-    kernel = _kernel(kernel)
+    kernel = resolve_kernel(kernel)
     out = _buffers(instance)[1]
     set_latency(instance, tau(instance, x, kernel=kernel), kernel=kernel, layout=layout, out=out)
     return weighted_sum(instance.coef, out)
@@ -462,7 +466,7 @@ class IncrementalEvaluator:
 
     def __init__(self, instance: Instance, placement: Placement | None = None, *, kernel: str = "auto"):
         self.instance = instance
-        self.kernel = _kernel(kernel)
+        self.kernel = resolve_kernel(kernel)
         self.x = (placement.x.copy() if placement is not None
                   else np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool))
         self._flat = member_index(instance)

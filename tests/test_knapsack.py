@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,70 @@ def test_exact_dp_stops_at_its_deadline_and_equals_itself_without_one():
     full = exact_tables_dp(w, hs, Q, deadline=time.perf_counter() + 3600)
     assert full is not None and full.value == exact_tables_dp(w, hs, Q).value
     assert int((full.counts * w).sum()) <= Q
+
+
+# ------------------------------------------------------------ the chain heuristic against its reference
+def _chain_input(rng: np.random.Generator, r: int, K: int, m: int, levels: int):
+    """Rows of a layer as ``layer_table`` hands them to the chain: members sorted by decreasing value.
+
+    ``levels`` small: coefficients and latencies from a few values, so pooled
+    gains tie exactly and the tie-breaks are exercised."""
+    loc = np.stack([rng.choice(m, size=K, replace=False) for _ in range(r)]) if r else np.zeros((0, K), np.int64)
+    k = rng.integers(1, K + 1, size=r)
+    imp = np.arange(K)[None, :] < k[:, None]
+    v = np.sort(rng.integers(2, 2 + levels, size=(r, K)).astype(float), axis=1)[:, ::-1]
+    tn = np.ones((r, 1))
+    vals = np.concatenate([np.where(imp, v, tn), tn], axis=1)
+    coef = rng.integers(1, levels + 1, size=r) / levels
+    return loc.astype(np.int64), imp, vals, coef, np.arange(100, 100 + m, dtype=np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10**6), r=st.integers(0, 60), K=st.integers(1, 5), m=st.integers(5, 20),
+       levels=st.sampled_from([1, 2, 3, 1000]), cmax=st.integers(1, 25), max_rows=st.sampled_from([None, 7]))
+def test_compiled_chain_equals_the_numpy_steps(seed, r, K, m, levels, cmax, max_rows):
+    """The incremental compiled chain makes the numpy steps' choices, bit for bit, exact ties included."""
+    pytest.importorskip("numba")
+    from slimcaching.algorithms.knapsack import _heuristic_chain
+
+    args = _chain_input(np.random.default_rng(seed), r, K, m, levels)
+    a = _heuristic_chain(*args, cmax, max_rows=max_rows, kernel="numba")
+    b = _heuristic_chain(*args, cmax, max_rows=max_rows, kernel="numpy")
+    assert np.array_equal(a.h, b.h)
+    assert len(a.sets) == len(b.sets) and all(np.array_equal(x, y) for x, y in zip(a.sets, b.sets))
+
+
+SMALL_SUITE = sorted((Path(__file__).resolve().parents[1] / "instances" / "small").glob("small-*.json"))
+
+
+@pytest.mark.parametrize("algorithm", ["successive", "cyclic"])
+def test_compiled_chain_places_as_the_numpy_steps_on_the_small_suite(monkeypatch, algorithm):
+    """``layer_solver="heuristic"`` (every table by the chain) on the shipped small suite: the same
+    placements with ``SLIMCACHING_KERNEL=numba`` as with numpy."""
+    pytest.importorskip("numba")
+    from slimcaching.algorithms import run
+    from slimcaching.instances.io import read_instance
+
+    insts = [read_instance(f) for f in SMALL_SUITE]
+    placed = {}
+    for kernel in ("numba", "numpy"):
+        monkeypatch.setenv("SLIMCACHING_KERNEL", kernel)
+        placed[kernel] = [run(i, algorithm, seed=0, layer_solver="heuristic") for i in insts]
+    for i, a, b in zip(insts, placed["numba"], placed["numpy"]):
+        assert np.array_equal(a.placement.x, b.placement.x), i.name
+        assert a.latency == b.latency
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), L=st.integers(1, 6), Q=st.integers(0, 40), ties=st.booleans())
+def test_compiled_dp_equals_the_numpy_dp(seed, L, Q, ties):
+    """Same counts and value, bit for bit (tables with equal entries exercise the tie-breaks)."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    tables = random_tables(rng, L, 6)
+    if ties:
+        tables = [np.round(h) for h in tables]
+    weights = [int(v) for v in rng.integers(1, 5, size=L)]
+    a = exact_tables_dp(weights, tables, Q, kernel="numba")
+    b = exact_tables_dp(weights, tables, Q, kernel="numpy")
+    assert np.array_equal(a.counts, b.counts) and a.value == b.value

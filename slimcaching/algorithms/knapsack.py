@@ -28,6 +28,7 @@ This module builds the tables and merges them:
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -36,6 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..instances.model import Instance
+from ..objective import resolve_kernel
 
 __all__ = ["LayerTable", "layer_table", "TablesSolution", "exact_tables_dp", "approx_tables_dp",
            "concave_tables_merge", "is_concave", "solve_tables", "one_node_exact_tables",
@@ -150,7 +152,8 @@ def _enumerate_table(loc, imp, dw, useful, cmax) -> LayerTable:
     return LayerTable(h, sets, "enumerate", m)
 
 
-def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = None) -> LayerTable:
+def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = None,
+                     kernel: str = "auto") -> LayerTable:
     """Nested chain of sets grown by whole missing prefix parts (heuristic ``h_l``).
 
     Starting from ``A = {}``, every row proposes the missing members of each of
@@ -168,6 +171,14 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = 
     last member joins).  ``h(c)`` is the value of the largest chain set of
     size ``<= c``, a lower bound of the true ``h_l``.  Cost: at most ``cmax``
     steps of ``O(R K log(R K))``, ``R = min(r, max_rows)``, plus ``O(r K)``.
+
+    ``kernel`` (``"auto"``: ``SLIMCACHING_KERNEL``, see
+    :func:`~slimcaching.objective.resolve_kernel`): ``"numpy"`` recomputes
+    every row's proposals and sorts their keys at every step
+    (:func:`_chain_steps`); ``"numba"`` keeps the proposals and recomputes
+    only the rows holding an expert that just joined, ``O(R K)`` plain loop
+    iterations per step (:func:`_compile_chain`).  Both make the same
+    choices, bit for bit (``tests/test_knapsack.py``).
     """
     m = len(useful)
     max_rows = HEURISTIC_ROWS if max_rows is None else max_rows
@@ -177,8 +188,36 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = 
         loc, imp, vals, coef = loc[top], imp[top], vals[top], coef[top]
     rng = np.random.default_rng(0x5EED)                   # fixed Zobrist keys: deterministic pooling
     zob = rng.integers(1, np.iinfo(np.int64).max, size=m, dtype=np.int64)
-    inA = np.zeros(m, dtype=bool)
     step_of = np.full(m, np.iinfo(np.int64).max // 2, dtype=np.int64)   # chain step adding each expert
+    if resolve_kernel(kernel) == "numba":
+        members = loc[imp]
+        by_expert = np.argsort(members, kind="stable")
+        rows_of = np.repeat(np.arange(len(coef)), imp.sum(axis=1))[by_expert]   # rows holding each expert
+        starts = np.searchsorted(members[by_expert], np.arange(m + 1))
+        out = np.zeros(m + 2, dtype=np.int64)
+        k = _chain_kernel()(np.ascontiguousarray(loc, dtype=np.int64), np.ascontiguousarray(imp),
+                            np.ascontiguousarray(vals, dtype=np.float64), np.ascontiguousarray(coef, dtype=np.float64),
+                            zob, int(cmax), rows_of.astype(np.int64), starts.astype(np.int64), step_of, out)
+        sizes = [int(v) for v in out[:k]]
+    else:
+        sizes = _chain_steps(loc, imp, vals, coef, zob, cmax, step_of)
+    # exact values of the chain sets over all rows: prefix j of a row completes at the
+    # step its slowest member joins; g(step t) = sum of prefix weights completed by t
+    done_at = np.maximum.accumulate(np.where(all_imp, step_of[all_loc], 0), axis=1)
+    ok = all_imp & (done_at < len(sizes))
+    values = np.cumsum(np.bincount(done_at[ok], weights=all_dw[ok], minlength=len(sizes)))
+    idx = np.searchsorted(np.asarray(sizes), np.arange(cmax + 1), side="right") - 1
+    h = np.maximum.accumulate(values[idx])
+    order = np.argsort(step_of, kind="stable")
+    sets = [useful[order[: sizes[i]]] for i in idx]
+    return LayerTable(h, sets, "heuristic", m)
+
+
+
+def _chain_steps(loc, imp, vals, coef, zob, cmax, step_of) -> list[int]:
+    """The steps of :func:`_heuristic_chain` in numpy: every step recomputes every row's proposals
+    and pools them by sorting their keys.  Sets ``step_of`` and returns the chain's sizes."""
+    inA = np.zeros(len(zob), dtype=bool)
     sizes = [0]
     r = len(coef)
     while sizes[-1] < cmax and r:
@@ -211,17 +250,186 @@ def _heuristic_chain(loc, imp, vals, coef, useful, cmax, max_rows: int | None = 
         inA[new] = True
         step_of[new] = len(sizes)
         sizes.append(sizes[-1] + len(new))
-    # exact values of the chain sets over all rows: prefix j of a row completes at the
-    # step its slowest member joins; g(step t) = sum of prefix weights completed by t
-    done_at = np.maximum.accumulate(np.where(all_imp, step_of[all_loc], 0), axis=1)
-    ok = all_imp & (done_at < len(sizes))
-    values = np.cumsum(np.bincount(done_at[ok], weights=all_dw[ok], minlength=len(sizes)))
-    idx = np.searchsorted(np.asarray(sizes), np.arange(cmax + 1), side="right") - 1
-    h = np.maximum.accumulate(values[idx])
-    order = np.argsort(step_of, kind="stable")
-    sets = [useful[order[: sizes[i]]] for i in idx]
-    return LayerTable(h, sets, "heuristic", m)
+    return sizes
 
+
+# ------------------------------------------------------------ the chain, compiled
+_CHAIN: dict[str, object] = {}
+_CHAIN_LOCK = threading.Lock()
+
+
+def _chain_kernel(name: str = "chain"):
+    """A compiled kernel of this module (``"chain"``, ``"dp_layer"``; :func:`_compile_chain`),
+    or ``None`` when numba is not installed."""
+    if "kernels" not in _CHAIN:
+        with _CHAIN_LOCK:
+            if "kernels" not in _CHAIN:
+                try:
+                    import numba
+                except ImportError:
+                    _CHAIN["kernels"] = None
+                else:
+                    _CHAIN["kernels"] = _compile_chain(numba)
+    return None if _CHAIN["kernels"] is None else _CHAIN["kernels"][name]
+
+
+def _compile_chain(numba):
+    """The steps of :func:`_heuristic_chain` with incremental bookkeeping, compiled.
+
+    The same choices as the numpy steps, bit for bit: every row keeps its
+    proposals (``cid``: an id per ``(row, j)``, 0 for none; gains and counts
+    computed with the numpy steps' operations) and only the rows containing
+    an expert that just joined are recomputed; the pooled gains are summed
+    per id in row-major order from 0.0 (the order and start of the numpy
+    steps' ``bincount``); the best ratio wins, ties to the smallest key (the
+    first of numpy's sorted unique keys).  A step costs ``O(R K + ids)``
+    simple loop iterations instead of a sort.
+    """
+    from numba import types
+    from numba.typed import Dict
+
+    @numba.njit(cache=True, nogil=True)
+    def chain(loc, imp, vals, coef, zob, cmax, rows_of, starts, step_of, sizes):  # pragma: no cover - compiled
+        R, K = imp.shape
+        m = zob.shape[0]
+        inA = np.zeros(m, dtype=np.bool_)
+        missing = imp.copy()
+        cid = np.zeros((R, K), dtype=np.int64)
+        ccnt = np.zeros((R, K), dtype=np.int64)
+        cgain = np.zeros((R, K), dtype=np.float64)
+        keys = np.zeros(1024, dtype=np.int64)
+        cost = np.zeros(1024, dtype=np.float64)
+        n_ids = 1
+        index = Dict.empty(key_type=types.int64, value_type=types.int64)
+        todo = np.arange(R)
+        n_todo = R
+        live = np.arange(R)
+        n_live = R
+        act = np.zeros(R * K + 1, dtype=np.int64)        # ids with a proposal in this step
+        pooled = np.zeros(1024)
+        count = np.zeros(1024, dtype=np.int64)
+        stamp = np.full(R, -1, dtype=np.int64)
+        sizes[0] = 0
+        n_sizes = 1
+        while True:
+            for t in range(n_todo):                       # the proposals of the changed rows
+                r = todo[t]
+                c = 0
+                first = 0
+                x = np.int64(0)
+                for j in range(K):
+                    if missing[r, j]:
+                        if c == 0:
+                            first = j
+                        c += 1
+                        x ^= zob[loc[r, j]]
+                    end = True if j == K - 1 else (missing[r, j + 1] or not imp[r, j + 1])
+                    if imp[r, j] and end and c >= 1:
+                        ccnt[r, j] = c
+                        cgain[r, j] = coef[r] * (vals[r, first] - vals[r, j + 1])
+                        i = index.get(x, -1)
+                        if i < 0:
+                            if n_ids == keys.shape[0]:
+                                k2 = np.zeros(2 * n_ids, dtype=np.int64)
+                                c2 = np.zeros(2 * n_ids, dtype=np.float64)
+                                k2[:n_ids] = keys[:n_ids]
+                                c2[:n_ids] = cost[:n_ids]
+                                keys, cost = k2, c2
+                            i = n_ids
+                            index[x] = i
+                            keys[i] = x
+                            cost[i] = c
+                            n_ids += 1
+                        cid[r, j] = i
+                    else:
+                        cid[r, j] = 0
+            if sizes[n_sizes - 1] >= cmax:
+                break
+            room = cmax - sizes[n_sizes - 1]
+            if pooled.shape[0] < n_ids:
+                pooled = np.zeros(keys.shape[0])
+                count = np.zeros(keys.shape[0], dtype=np.int64)
+            n_act = 0
+            n_kept = 0
+            for t in range(n_live):                       # rows with a proposal, in row order
+                r = live[t]
+                if not missing[r].any():                  # complete: no proposal now or later
+                    continue
+                live[n_kept] = r
+                n_kept += 1
+                for j in range(K):
+                    i = cid[r, j]
+                    if i > 0 and ccnt[r, j] <= room:
+                        if count[i] == 0:
+                            act[n_act] = i
+                            n_act += 1
+                        pooled[i] += cgain[r, j]
+                        count[i] += 1
+            best = -1
+            best_q = 0.0
+            for t in range(n_act):
+                i = act[t]
+                q = pooled[i] / cost[i]
+                if best < 0 or q > best_q or (q == best_q and keys[i] < keys[best]):
+                    best = i
+                    best_q = q
+            best_pooled = pooled[best] if best >= 0 else 0.0
+            for t in range(n_act):                        # back to zero for the next step
+                pooled[act[t]] = 0.0
+                count[act[t]] = 0
+            if best < 0 or best_pooled <= 0:
+                break
+            n_live = n_kept
+            row = -1
+            jb = -1
+            for t in range(n_live):
+                r = live[t]
+                for j in range(K):
+                    if cid[r, j] == best:
+                        row = r
+                        jb = j
+                        break
+                if row >= 0:
+                    break
+            n_new = 0
+            n_todo = 0
+            for j in range(jb + 1):
+                if missing[row, j]:
+                    e = loc[row, j]
+                    inA[e] = True
+                    step_of[e] = n_sizes
+                    n_new += 1
+                    for p in range(starts[e], starts[e + 1]):
+                        rr = rows_of[p]
+                        if stamp[rr] != n_sizes:
+                            stamp[rr] = n_sizes
+                            todo[n_todo] = rr
+                            n_todo += 1
+            sizes[n_sizes] = sizes[n_sizes - 1] + n_new
+            n_sizes += 1
+            for t in range(n_todo):
+                rr = todo[t]
+                for j in range(K):
+                    missing[rr, j] = imp[rr, j] and not inA[loc[rr, j]]
+        return n_sizes
+
+    @numba.njit(cache=True, nogil=True)
+    def dp_layer(F, h, w, ch):  # pragma: no cover - compiled
+        """One layer of :func:`exact_tables_dp`: the numpy loop's comparisons, element by element."""
+        Q = F.shape[0] - 1
+        G = F.copy()
+        for c in range(1, h.shape[0]):
+            if h[c] <= h[c - 1] and c > 1:
+                continue
+            s = c * w
+            for q in range(s, Q + 1):
+                cand = F[q - s] + h[c]
+                if cand > G[q]:
+                    G[q] = cand
+                    ch[q] = c
+        return G
+
+    return {"chain": chain, "dp_layer": dp_layer}
 
 
 # ------------------------------------------------------------ merges over layers
@@ -267,7 +475,7 @@ def _finish(w: np.ndarray, hs: list[np.ndarray], counts: np.ndarray, method: str
 
 
 def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int,
-                    deadline: float | None = None) -> TablesSolution | None:
+                    deadline: float | None = None, kernel: str = "auto") -> TablesSolution | None:
     """Exact (max,+) DP over storage ``q = 0..Q``.
 
     Parameters
@@ -296,16 +504,22 @@ def exact_tables_dp(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int
     it is non-decreasing in ``q``; each layer is ``m_l`` shifted maxima over a
     length-``Q + 1`` vector, ``O(Q sum_l m_l)`` time, and the argmax per
     ``(l, q)`` (``int16``) is kept for the backtrack, ``O(L Q)`` memory.
+    ``kernel="numba"`` (``"auto"``: ``SLIMCACHING_KERNEL``) runs each layer as
+    compiled loops with the same comparisons, hence the same choices.
     """
     w, hs = _prepare(weights, tables, Q)
     L = len(w)
     F = np.zeros(Q + 1)
     choice = np.zeros((L, Q + 1), dtype=np.int16)
+    compiled = _chain_kernel("dp_layer") if resolve_kernel(kernel) == "numba" else None
     for l in range(L):
         if deadline is not None and time.perf_counter() > deadline:
             return None
         h = hs[l]
         if len(h) <= 1 or h[-1] <= 0:
+            continue
+        if compiled is not None:
+            F = compiled(F, np.asarray(h, dtype=np.float64), int(w[l]), choice[l])
             continue
         G = F.copy()
         ch = choice[l]

@@ -277,6 +277,61 @@ def solve_single_node(ev: IncrementalEvaluator, n: int, *, capacity: int | None 
     return _solve_node_tables(inst, n, tables, capacity, eps, deadline)
 
 
+class NodeTables:
+    """The per-layer tables of every node's subproblem with the node emptied, kept between solves.
+
+    Node ``n``'s table of layer ``l`` depends only on the other nodes' caches
+    in layer ``l`` (``tau`` with ``n`` emptied, module docstring) and on
+    ``Q_n``, so it is rebuilt only when another node's layer-``l`` cache
+    changed since it was built (:meth:`changed` counts the changes per node
+    and layer).  A solve from kept tables is the solve from scratch
+    (:func:`solve_single_node` with ``exclude_current=True``), bit for bit.
+    """
+
+    def __init__(self, instance: Instance, layer_solver: str = "auto", max_enumerate: int = 16,
+                 eps: float | None = None):
+        _check_options(layer_solver, max_enumerate, eps)
+        self.instance = instance
+        self.options = (layer_solver, max_enumerate)
+        self.eps = eps
+        self.version = np.zeros((instance.N, instance.L), dtype=np.int64)
+        self.tables: dict[int, list[LayerTable]] = {}
+        self.built_at: dict[int, np.ndarray] = {}
+        self.built = 0
+
+    def changed(self, n: int, layers) -> None:
+        """Node ``n``'s cache changed in ``layers``."""
+        self.version[n, np.asarray(sorted(set(int(l) for l in layers)), dtype=np.int64)] += 1
+
+    def stale(self, n: int) -> np.ndarray:
+        """int64: the layers of node ``n`` whose tables another node's change made stale (all when never built)."""
+        others = self.version.sum(axis=0) - self.version[n]
+        if n not in self.built_at:
+            return np.arange(self.instance.L)
+        return np.flatnonzero(others != self.built_at[n])
+
+    def solve(self, ev: IncrementalEvaluator, n: int, deadline: float | None = None) -> SingleNodeSolution | None:
+        """:func:`solve_single_node` ``(ev, n, exclude_current=True)`` from the kept tables."""
+        inst = self.instance
+        layers = self.stale(n)
+        cap = int(inst.capacity[n])
+        tables = self.tables.get(n)
+        if len(layers):
+            x = ev.x
+            if x[n].any():
+                x = x.copy()
+                x[n] = False
+            tau0 = _tau(inst, x) if x is not ev.x else ev.tau
+            tables = _node_tables(inst, tau0, n, cap, *self.options, tables,
+                                  None if n not in self.tables else set(int(l) for l in layers), deadline=deadline)
+            if tables is None:
+                return None
+            self.tables[n] = tables
+            self.built_at[n] = self.version.sum(axis=0) - self.version[n]
+            self.built += len(layers)
+        return _solve_node_tables(inst, n, tables, cap, self.eps, deadline)
+
+
 # ------------------------------------------------------------ orders
 def node_order(instance: Instance, order: str | Sequence = "latency") -> list[int]:
     """Visiting order of the nodes for a fixed order.

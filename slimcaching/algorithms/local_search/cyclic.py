@@ -19,10 +19,18 @@ __all__ = ["cyclic"]
 
 def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: int | None, tol: float,
                    deadline: float, single: dict) -> dict:
-    """Re-solve one node at a time on ``ev`` in place until a pass improves nothing."""
-    solve_single_node = _successive.solve_single_node
+    """Re-solve one node at a time on ``ev`` in place until a pass improves nothing.
+
+    A node's tables are kept between its solves and rebuilt only for the
+    layers another node changed since (:class:`~slimcaching.algorithms.successive.NodeTables`);
+    a node none of whose layers changed since its last solve is skipped: its
+    answer would be the same, and so would the decision on it (its own cache
+    is then that answer, or the answer was rejected against the same
+    placement).  The steps are those of re-solving every node from scratch.
+    """
     inst = ev.instance
-    passes = improved_nodes = rejected = 0
+    cache = _successive.NodeTables(inst, **single)
+    passes = improved_nodes = rejected = skipped = 0
     exact = True
     stopped = "no_improvement"
     while True:
@@ -35,7 +43,10 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
             if time.perf_counter() > deadline:
                 stopped = "time_limit"
                 break
-            sol = solve_single_node(ev, n, exclude_current=True, deadline=deadline, **single)
+            if n in cache.tables and not len(cache.stale(n)):
+                skipped += 1
+                continue
+            sol = cache.solve(ev, n, deadline=deadline)
             if sol is None:
                 stopped = "time_limit"
                 break
@@ -51,12 +62,14 @@ def _cyclic_sweeps(ev: IncrementalEvaluator, *, order: list[int], max_passes: in
             remove = [(n, l, e) for l, e in sorted(old - new)]
             if ev.gain_of(add=add, remove=remove) > tol:
                 ev.apply(add=add, remove=remove)
+                cache.changed(n, [l for _, l, _ in add + remove])
                 improved = True
                 improved_nodes += 1
         if stopped == "time_limit" or not improved:
             break
     return {"passes": passes, "improvements": improved_nodes, "stopped": stopped,
-            "single_node_exact": exact, "rejected_infeasible": rejected}
+            "single_node_exact": exact, "rejected_infeasible": rejected, "skipped_unchanged": skipped,
+            "tables_built": cache.built}
 
 
 def cyclic(instance: Instance, *, seed: int | None = None, time_limit: float | None = None,

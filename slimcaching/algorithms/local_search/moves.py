@@ -179,7 +179,7 @@ class _Neighbourhood:
         self.ev, self.kinds, self.tol, self.rng = ev, kinds, tol, rng
         self.incremental = incremental
         self.version = np.zeros(inst.L, dtype=np.int64)  # bumped when a step changes the layer
-        self.batch_cache: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}  # d -> (version, gains)
+        self.batch_cache: dict[tuple[int, int, int], tuple] = {}  # d -> (version, gains, batch, swaps in it)
         self.pair_cache: dict[int, tuple[int, list]] = {}  # layer -> (version, improving same-layer exchanges)
         self.replace_gain: list = [None] * inst.L  # per layer (N, m_l): gain of adding a replace set's missing members
         # slack of the batched evaluation against gain_of (float summation order), far above its error
@@ -403,6 +403,14 @@ class _Neighbourhood:
                 free = self.cap - ev.used
                 el_size = self.size[cached[:, 1]]
                 reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
+                if do_swap and self.incremental:
+                    # per node the best and second best layer of single-addition gains (room ignored):
+                    # an upper bound on every other-layer swap of an element of that node
+                    gm = np.where(~ev.x & self.valid[None], self.G, -np.inf).max(axis=2)    # (N, L)
+                    top_l = np.argmax(gm, axis=1)
+                    top1 = gm[np.arange(len(gm)), top_l]
+                    gm[np.arange(len(gm)), top_l] = -np.inf
+                    top2 = gm.max(axis=1)
                 stale = False
             i = index[d]
             n, l, e = d
@@ -410,7 +418,10 @@ class _Neighbourhood:
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
             if do_drop:
                 best_g, best = 0.0, ("drop", [], [])
-            if do_swap:
+            # no other-layer swap can be accepted when its upper bound cannot beat tol (then it
+            # cannot be the step either: a batch move of equal gain would not be accepted)
+            swap_ub = (top1[n] if top_l[n] != l else top2[n]) if do_swap and self.incremental else np.inf
+            if do_swap and swap_ub - loss[i] > tol:
                 ok = ~ev.x[n] & self.valid & (self.size[:, None] <= room)
                 ok[l] = False
                 if ok.any():
@@ -419,12 +430,16 @@ class _Neighbourhood:
                     if g.flat[j] > best_g:
                         l2, e2 = np.unravel_index(j, g.shape)
                         best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
-            batch = []
-            if do_swap:
-                batch += [(n, l, int(e2)) for e2 in np.nonzero(~ev.x[n, l] & self.valid[l])[0]]
-            n_swap = len(batch)
-            if do_move or do_pair:
-                batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
+            hit = self.batch_cache.get(d) if self.incremental and not eval_move else None
+            if hit is not None and hit[0] == self.version[l]:
+                batch, n_swap = hit[2], hit[3]     # layer l unchanged: the same batch
+            else:
+                batch = []
+                if do_swap:
+                    batch += [(n, l, int(e2)) for e2 in np.nonzero(~ev.x[n, l] & self.valid[l])[0]]
+                n_swap = len(batch)
+                if do_move or do_pair:
+                    batch += [(int(m), l, e) for m in np.nonzero(~ev.x[:, l, e])[0]]
             if batch:
                 best_g, best, g = self._batch(d, batch, n_swap, best_g, best, cached, loss, free, el_size, eval_move)
                 if do_pair:
@@ -571,7 +586,7 @@ class _Neighbourhood:
             g = ev.gains(np.asarray(batch))
             self.queries += len(batch)
             if self.incremental:
-                self.batch_cache[d] = (int(self.version[l]), g)
+                self.batch_cache[d] = (int(self.version[l]), g, batch, n_swap)
             if n_swap:
                 j = int(np.argmax(g[:n_swap]))
                 if g[j] > best_g:
