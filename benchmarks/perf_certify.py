@@ -34,7 +34,6 @@ import glob
 import json
 import statistics
 import time
-from pathlib import Path
 
 from benchmarks.timing import machine
 

@@ -711,7 +711,7 @@ class IncrementalEvaluator:
 
     def _gains_of_many(self, move: np.ndarray, el: np.ndarray, added: np.ndarray) -> np.ndarray:
         k = int(move[-1]) + 1
-        E, U = self._E, self.tau.shape[0]
+        E = self._E
         keys = el[:, 1] * E + el[:, 2]
         mk, pinv = np.unique(move * (self.instance.L * E) + keys, return_inverse=True)   # (move, key) pairs
         pinv = pinv.ravel()

@@ -537,7 +537,7 @@ def make_guarantees(bound: float | None = None) -> tuple[Guarantee, ...]:
     """
     alpha = 1.0 if bound is None else 1.0 - bound
     dp = "exact DP (eps = None)" if bound is None else f"eps <= {bound:g}"
-    step = "" if bound is None else f"; (max,+) steps within 1 - eps (Ibarra and Kim, J. ACM 1975)"
+    step = "" if bound is None else "; (max,+) steps within 1 - eps (Ibarra and Kim, J. ACM 1975)"
     return (
         Guarantee(
             ratio=alpha,

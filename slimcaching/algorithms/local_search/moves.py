@@ -481,7 +481,7 @@ class _Neighbourhood:
         routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
         (vectorised over all pairs); same-layer pairs are evaluated jointly.
         """
-        ev, tol = self.ev, self.tol
+        tol = self.tol
         nodes, layers = cached[:, 0], cached[:, 1]
         C = len(cached)
         cands = []
