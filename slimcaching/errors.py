@@ -15,7 +15,7 @@ user's terminal.
 """
 from __future__ import annotations
 
-__all__ = ["InputError", "OutputError", "Problem", "escape_control"]
+__all__ = ["InputError", "OutputError", "Problem", "Terminated", "escape_control"]
 
 Problem = tuple[str, str]  # (JSON path such as "$.users[1].routing[0][2].p", rule)
 
@@ -92,3 +92,13 @@ class OutputError(OSError):
     def one_line(self) -> str:
         """``file: cannot write: reason``, control characters escaped."""
         return escape_control(f"{self.file}: cannot write: {self.reason}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that the same cleanup runs.
+
+    The command line's handler raises it (:mod:`slimcaching.cli.main`); a
+    method that keeps its incumbent on Ctrl-C keeps it on SIGTERM too (a job
+    scheduler's time limit), and the command exits 143 instead of 130
+    (:class:`~slimcaching.solvers.SolveInterrupted` carries the incumbent).
+    """

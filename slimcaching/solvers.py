@@ -60,7 +60,7 @@ from pyomo.contrib.solver.common.results import (SolutionStatus, TerminationCond
                                                   legacy_termination_condition_map)
 from pyomo.opt import TerminationCondition as LegacyTerminationCondition
 
-from .errors import InputError
+from .errors import InputError, Terminated
 from .result import Status
 
 __all__ = ["TERMINATION", "LEGACY_TERMINATION", "translate_status", "highs", "SolveInterrupted",
@@ -138,15 +138,17 @@ def translate_status(results) -> tuple[Status, bool, str]:
 
 
 class SolveInterrupted(KeyboardInterrupt):
-    """Ctrl-C (``SIGINT``) stopped a solve; ``result`` holds what was found so far.
+    """Ctrl-C (``SIGINT``) or ``SIGTERM`` stopped a solve; ``result`` holds what was found so far.
 
     A subclass of ``KeyboardInterrupt``, so code that does not know it treats
-    it as any Ctrl-C; the command line writes ``result`` before it exits 130.
+    it as any Ctrl-C; the command line writes ``result`` before it exits 130
+    (143 for ``SIGTERM``).
     """
 
-    def __init__(self, result: Any = None, message: str = "interrupted"):
+    def __init__(self, result: Any = None, message: str = "interrupted", signum: int | None = None):
         super().__init__(message)
         self.result = result
+        self.signum = signal.SIGINT if signum is None else signum
 
 
 # ------------------------------------------------------------------ solver names and options
@@ -249,6 +251,7 @@ class SolveReport:
     isolated: bool = True
     options: dict = field(default_factory=dict)
     exit_code: int | None = None
+    signal: int | None = None  # SIGINT or SIGTERM, when one stopped the solve
     """Set when the solver process ended by itself without an answer (negative: the signal)."""
 
     @property
@@ -514,6 +517,7 @@ class PendingSolve:
         self._reason: str | None = None
         self._cancel_at: float | None = None
         self._sigint = False
+        self._signum: int | None = None
         self._done = False
         self._error: tuple | None = None
         if isolate:
@@ -625,8 +629,9 @@ class PendingSolve:
             self.child.send = self._on
             try:
                 self.child.run()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 self._sigint = True
+                self._signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
                 self.cancel("interrupt")
 
     def _on(self, msg: tuple) -> None:
@@ -668,6 +673,7 @@ class PendingSolve:
             raise RuntimeError(f"{rep.solver} failed while solving: {payload[1]}\n{text}")
         if self._sigint and self._reason is None:
             self._reason = "interrupt"
+        rep.signal = self._signum if self._sigint else None
         if not self._done:  # killed, or ended without an answer: what was streamed stands
             rep.termination_condition = (TerminationCondition.interrupted if self._reason == "interrupt"
                                          else TerminationCondition.maxTimeLimit if self._reason == "time_limit"
@@ -689,19 +695,26 @@ class _SigintFlag:
     """While waiting, Ctrl-C sets a flag instead of raising (only in the main thread)."""
 
     def __init__(self, pending: PendingSolve, inline: bool = False):
-        self.pending, self.inline, self.old = pending, inline, None
+        self.pending, self.inline, self.old, self.old_term = pending, inline, None, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             def handler(signum, frame):
                 self.pending._sigint = True
+                self.pending._signum = self.pending._signum or signum
                 self.pending.child.cancel.set()
             self.old = signal.signal(signal.SIGINT, handler)
+            # SIGTERM too, where a handler turns it into an exception (the command line's): a job
+            # scheduler's stop keeps the incumbent; the default (end the process) is left alone.
+            if callable(signal.getsignal(signal.SIGTERM)):
+                self.old_term = signal.signal(signal.SIGTERM, handler)
         return self
 
     def __exit__(self, *exc):
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
+        if self.old_term is not None:
+            signal.signal(signal.SIGTERM, self.old_term)
 
 
 def start_solve(build: Callable[[], tuple[Any, list]], *, solver: str = DEFAULT_SOLVER,

@@ -184,8 +184,8 @@ def test_sigint_stops_a_large_direct_solve_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
 
 
-def _cli_interrupted(tmp_path, argv: list[str], after: float):
-    """Start ``slimcaching argv... -o out``, SIGINT it ``after`` s later: (exit code, s to exit, stderr, out)."""
+def _cli_interrupted(tmp_path, argv: list[str], after: float, sig: int = signal.SIGINT):
+    """Start ``slimcaching argv... -o out``, signal it ``after`` s later: (exit code, s to exit, stderr, out)."""
     inst_file, out = tmp_path / "inst.json", tmp_path / "out.json"
     write_instance(_instance(), inst_file)
     proc = subprocess.Popen([sys.executable, "-m", "slimcaching.cli", *argv, str(inst_file), "-o", str(out)],
@@ -194,7 +194,7 @@ def _cli_interrupted(tmp_path, argv: list[str], after: float):
         time.sleep(after)
         assert proc.poll() is None, proc.communicate()
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         elapsed = time.monotonic() - t0
     finally:
@@ -202,16 +202,21 @@ def _cli_interrupted(tmp_path, argv: list[str], after: float):
     return proc.returncode, elapsed, err, out, read_instance(inst_file)
 
 
+#: Signal -> (exit code, its name in the message): a job scheduler's SIGTERM keeps the incumbent as Ctrl-C does.
+SIGNALS = {signal.SIGINT: (130, "SIGINT"), signal.SIGTERM: (143, "SIGTERM")}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", list(SIGNALS))
 @pytest.mark.parametrize("stage", ["decompose", "milp-lns"])
-def test_sigint_during_lns_exits_130_and_keeps_the_incumbent(tmp_path, stage):
+def test_sigint_during_lns_exits_130_and_keeps_the_incumbent(tmp_path, stage, sig):
     """In the decomposition (its large LP runs in a child process) or in the LNS (small sub-MILPs
     in-process: HiGHS is stopped through its interrupt callback)."""
     params = ["--param", "best_share=0.02"] + (["--param", "decompose=false"] if stage == "milp-lns" else [])
     code, elapsed, err, out, inst = _cli_interrupted(
-        tmp_path, ["solve", "--algorithm", "lns", "--time-limit", "120", *params], 12.0)
-    assert code == 130 and elapsed <= 2.0, (code, elapsed, err)
-    assert err.count("\n") == 1 and "solve: interrupted (SIGINT)" in err, err
+        tmp_path, ["solve", "--algorithm", "lns", "--time-limit", "120", *params], 12.0, sig)
+    assert code == SIGNALS[sig][0] and elapsed <= 2.0, (code, elapsed, err)
+    assert err.count("\n") == 1 and f"solve: interrupted ({SIGNALS[sig][1]})" in err, err
     doc = json.loads(out.read_text())
     assert doc["info"]["stopped_by"] == "interrupt" and doc["status"] in ("feasible", "heuristic")
     placement, _ = read_placement(out, inst)
@@ -221,16 +226,32 @@ def test_sigint_during_lns_exits_130_and_keeps_the_incumbent(tmp_path, stage):
 
 
 @pytest.mark.slow
-def test_sigint_during_certify_exits_130_and_keeps_the_certificate(tmp_path):
-    code, elapsed, err, out, inst = _cli_interrupted(tmp_path, ["certify", "--time-limit", "120"], 14.0)
-    assert code == 130 and elapsed <= 2.0, (code, elapsed, err)
-    assert err.count("\n") == 1 and "certify: interrupted (SIGINT)" in err, err
+@pytest.mark.parametrize("sig", list(SIGNALS))
+def test_sigint_during_certify_exits_130_and_keeps_the_certificate(tmp_path, sig):
+    code, elapsed, err, out, inst = _cli_interrupted(tmp_path, ["certify", "--time-limit", "120"], 14.0, sig)
+    assert code == SIGNALS[sig][0] and elapsed <= 2.0, (code, elapsed, err)
+    assert err.count("\n") == 1 and f"certify: interrupted ({SIGNALS[sig][1]})" in err, err
     doc = json.loads(out.read_text())
     assert doc["info"]["stopped_by"] == "interrupt"
     assert doc["bound"] <= doc["latency"] < empty_latency(inst)
     assert [i["method"] for i in doc["incumbents"]][:2] == ["cloud", "best"]  # found before the signal, kept
     placement = Placement.from_cache(inst, doc["placement"])
     assert placement.is_feasible(inst) and latency(inst, placement) == pytest.approx(doc["latency"], rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", list(SIGNALS))
+def test_a_signal_during_exact_keeps_the_incumbent(tmp_path, sig):
+    """exact solves in a child process; the parent stops it and writes what it has."""
+    code, elapsed, err, out, inst = _cli_interrupted(
+        tmp_path, ["solve", "--algorithm", "exact", "--time-limit", "120"], 10.0, sig)
+    assert code == SIGNALS[sig][0] and elapsed <= 2.0, (code, elapsed, err)
+    assert err.count("\n") == 1 and f"solve: interrupted ({SIGNALS[sig][1]})" in err, err
+    doc = json.loads(out.read_text())
+    placement, _ = read_placement(out, inst)
+    assert placement.is_feasible(inst) and doc["status"] != "optimal"
+    assert doc["latency"] == latency(inst, placement) < empty_latency(inst)
+    assert doc["bound"] is None or doc["bound"] <= doc["latency"]
 
 
 def test_sigint_during_brute_force_returns_its_best_so_far():

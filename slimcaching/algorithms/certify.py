@@ -227,7 +227,7 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         with hard_deadline(t0 + budget):  # every HiGHS run inside stops by then, and Ctrl-C stops it
             _stages(instance, ledger, info, t0, budget, seed, tightenings, work)
     except KeyboardInterrupt as exc:
-        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+        if isinstance(exc, SolveInterrupted):  # an inner method's, already holding its result
             raise
         info["stopped_by"] = "interrupt"
     if work is not None:  # every stage ended at its cap, none at (or skipped near) the deadline

@@ -159,7 +159,7 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
             placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
                                              time_limit=None if math.isinf(remaining) else max(0.01, remaining))
     except KeyboardInterrupt as exc:
-        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+        if isinstance(exc, SolveInterrupted):  # an inner method's, already holding its result
             raise
         stopped_by = "interrupt"
     incumbent, source = (instance.empty_placement(), "cloud") if start is None else (start.placement, "best")

@@ -258,9 +258,9 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
                     kept = ev.placement()
             finish["latency"] = ev.latency
     except KeyboardInterrupt as exc:
-        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: not ours to keep
+        if isinstance(exc, SolveInterrupted):  # an inner method's, already holding its result
             raise
-        interrupted = True  # Ctrl-C: the caller re-raises once it has its result
+        interrupted = True  # Ctrl-C or SIGTERM: the caller re-raises once it has its result
     return kept, {"steps": len(history), "improving_steps": sum(h["gain"] > 0 for h in history),
                   "final_width": w, "exhausted": exhausted, "finish": finish, "history": history,
                   "interrupted": interrupted}
@@ -402,7 +402,7 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                 if record["finish"] is not None and record["finish"]["bound"] is not None:
                     bound = max(record["finish"]["bound"], -math.inf if bound is None else bound)
     except KeyboardInterrupt as exc:
-        if type(exc) is not KeyboardInterrupt:  # SIGTERM and the like: nothing to keep
+        if isinstance(exc, SolveInterrupted):  # an inner method's, already holding its result
             raise
         stopped_by = "interrupt"
     if record is not None and record.get("interrupted"):

@@ -30,7 +30,7 @@ import sys
 import threading
 from typing import Any, Iterator, Sequence
 
-from ..errors import InputError, OutputError, escape_control
+from ..errors import InputError, OutputError, Terminated, escape_control
 from .common import Parser, check_relations
 
 
@@ -47,11 +47,11 @@ def version_text() -> str:
 __all__ = ["main", "build_parser", "version_text", "Terminated"]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread like Ctrl-C so that the same cleanup runs."""
-
-
 _EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+#: The first SIGINT / SIGTERM of this run: it decides the exit code, also when a solve turned it into
+#: :class:`~slimcaching.solvers.SolveInterrupted` with its incumbent.
+_RECEIVED: list[int] = []
 
 
 def _install_signal_handlers() -> dict[int, Any]:
@@ -69,6 +69,7 @@ def _install_signal_handlers() -> dict[int, Any]:
             os.write(2, b"slimcaching: interrupted again; exiting now\n")
             os._exit(_EXIT.get(state["first"], 130))
         state["first"] = signum
+        _RECEIVED.append(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     restore = {}
@@ -155,6 +156,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _RECEIVED.clear()
     restore = _install_signal_handlers()
     command = "slimcaching"
     try:
@@ -180,8 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _drop_stdout()
         return 1
     except KeyboardInterrupt as exc:
-        sig = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        code = _fail(_one_line(exc, f"{command}: interrupted ({sig})"), 143 if isinstance(exc, Terminated) else 130)
+        term = (isinstance(exc, Terminated) or getattr(exc, "signum", None) == signal.SIGTERM
+                or _RECEIVED[:1] == [signal.SIGTERM])
+        sig = "SIGTERM" if term else "SIGINT"
+        code = _fail(_one_line(exc, f"{command}: interrupted ({sig})"), 143 if term else 130)
         if argv is None:  # the program itself: the cleanup has run, skip the interpreter's teardown
             _exit_now(code)
         return code

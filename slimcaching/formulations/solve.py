@@ -533,7 +533,7 @@ def exact(instance: Instance, *, seed: int | None = None, time_limit: float | No
         res.status = Status.FEASIBLE
     if rep.interrupted:
         res.message += "; interrupted"
-        raise SolveInterrupted(res)
+        raise SolveInterrupted(res, signum=rep.signal)
     return res
 
 def capacity_free_bound(instance: Instance) -> float:

@@ -260,7 +260,7 @@ def solve_moe2_milp(instance: Moe2Instance, *, seed: int | None = None, time_lim
     res = _finish(instance, best.masks, algorithm="exact", status=status, t0=t0, oracle=oracle, params=record,
                   seed=seed, bound=bound, info=info, message=message)
     if rep.interrupted:
-        raise SolveInterrupted(res)
+        raise SolveInterrupted(res, signum=rep.signal)
     return res
 
 
