@@ -148,7 +148,7 @@ class SolveInterrupted(KeyboardInterrupt):
     def __init__(self, result: Any = None, message: str = "interrupted", signum: int | None = None):
         super().__init__(message)
         self.result = result
-        self.signum = signal.SIGINT if signum is None else signum
+        self.signum = signum  # None: not known here (the command line remembers the first signal)
 
 
 # ------------------------------------------------------------------ solver names and options
