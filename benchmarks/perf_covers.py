@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -314,6 +315,7 @@ def highs_bound(model, *, cuts=(), count_form: bool = False, node_limit: int = 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slimcaching.errors import InputError
     from slimcaching.formulations.arrays import build_level_arrays
     from slimcaching.instances.io import read_instance
 
@@ -323,9 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node-limit", type=int, default=1, help="mip_max_nodes of the three HiGHS runs (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.rounds < 0 or args.node_limit < 1:
+        ap.error("--rounds must be >= 0 and --node-limit >= 1")
     rows = []
     for f in args.files:
-        inst = read_instance(f)
+        try:
+            inst = read_instance(f)
+        except InputError as exc:  # one line, exit 2; the rows printed so far stay printed
+            print(exc.one_line(), file=sys.stderr)
+            return 2
         model = build_level_arrays(inst)
         cuts, history = cover_rounds(model, args.rounds)
         lp = history[0]["bound"]

@@ -94,3 +94,13 @@ def test_a_known_violated_cover_is_found():
     alpha, rhs, viol = separate_cover(np.array([2, 2, 3]), 4, np.array([1.0, 0.0, 0.5]))
     assert rhs == 1 and viol == pytest.approx(0.5)
     assert alpha.tolist() == [1, 0, 1]
+
+
+def test_a_bad_instance_file_is_one_line_and_exit_2(tmp_path, capsys):
+    from benchmarks.perf_covers import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "nope"}')
+    assert main(["--files", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.json" in err and "format" in err
