@@ -497,7 +497,7 @@ class _Neighbourhood:
             cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
-            found = self._same_layer_pairs(int(l), cached, idx, deadline)
+            found = self._same_layer_pairs(int(l), cached, idx, deadline, reloc)
             if found is None:
                 break
             cands += found
@@ -512,18 +512,25 @@ class _Neighbourhood:
             out.append((g, [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]))
         return out
 
-    def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray,
-                          deadline: float) -> list[tuple[float, int, int]] | None:
+    def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray, deadline: float,
+                          reloc: np.ndarray | None = None) -> list[tuple[float, int, int]] | None:
         """Improving exchanges between the cached elements ``cached[idx]`` of layer ``l``, exact.
 
         Returns ``(gain, a, b)`` with ``a < b`` indices into ``cached``, in
         ``itertools.combinations`` order, or ``None`` if the deadline passed.
         The value of such an exchange reads layer ``l`` only (and two
         same-layer elements always fit in each other's place), so the list is
-        cached until a step changes layer ``l``.  Pairs are first evaluated
-        in one batch (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`);
-        those that could exceed ``tol`` are evaluated exactly with ``gain_of``,
-        as every pair is without the incremental bookkeeping.
+        cached until a step changes layer ``l``.  Pairs are first valued
+        without a joint evaluation where the sweep has computed both
+        relocations (``reloc``, exact, from the current placement): the
+        exchange gives each expert the node set of one relocation, so its
+        value is their sum plus their interaction on the rows holding both
+        experts (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`);
+        the other pairs in one batch
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`).
+        Those that could exceed ``tol`` (within ``self.slack``, far above
+        the rounding) are evaluated exactly with ``gain_of``, as every pair
+        is without the incremental bookkeeping.
         """
         ev, tol = self.ev, self.tol
         hit = self.pair_cache.get(l) if self.incremental else None
@@ -540,14 +547,34 @@ class _Neighbourhood:
         else:
             if time.perf_counter() > deadline:
                 return None
-            el = np.stack([np.stack([n_[ia], np.full(len(ia), l), e_[ia]], 1),   # remove a
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ib]], 1),   # remove b
-                           np.stack([n_[ia], np.full(len(ia), l), e_[ib]], 1),   # add b's expert at a's node
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ia]], 1)],  # add a's expert at b's node
-                          axis=1).reshape(-1, 3)
-            move = np.repeat(np.arange(len(ia)), 4)
-            added = np.tile([False, False, True, True], len(ia))
-            g = ev.gains_of_many(move, el, added) if len(ia) else np.zeros(0)
+            # an exchange gives e_a the nodes of a relocation of a to b's node and e_b those of b to
+            # a's node: its value is the two relocations' (reloc, exact from the sweep) plus their
+            # interaction on the rows holding both experts (IncrementalEvaluator.pair_interactions)
+            g = np.full(len(ia), np.inf)
+            if reloc is not None and len(ia):
+                ra, rb = reloc[idx[ia], n_[ib]], reloc[idx[ib], n_[ia]]
+                known = np.nonzero(np.isfinite(ra) & np.isfinite(rb))[0]
+                if len(known):
+                    a, b = ia[known], ib[known]
+                    rng_ = np.arange(len(known))
+                    cols_a = x[:, l, e_[a]].T.copy()
+                    cols_a[rng_, n_[a]] = False
+                    cols_a[rng_, n_[b]] = True
+                    cols_b = x[:, l, e_[b]].T.copy()
+                    cols_b[rng_, n_[b]] = False
+                    cols_b[rng_, n_[a]] = True
+                    g[known] = ra[known] + rb[known] + ev.pair_interactions(l, e_[a], cols_a, e_[b], cols_b)
+            rest = np.nonzero(np.isinf(g))[0]  # relocation values not known: one joint batch
+            if len(rest):
+                a, b = ia[rest], ib[rest]
+                el = np.stack([np.stack([n_[a], np.full(len(a), l), e_[a]], 1),   # remove a
+                               np.stack([n_[b], np.full(len(a), l), e_[b]], 1),   # remove b
+                               np.stack([n_[a], np.full(len(a), l), e_[b]], 1),   # add b's expert at a's node
+                               np.stack([n_[b], np.full(len(a), l), e_[a]], 1)],  # add a's expert at b's node
+                              axis=1).reshape(-1, 3)
+                move = np.repeat(np.arange(len(a)), 4)
+                added = np.tile([False, False, True, True], len(a))
+                g[rest] = ev.gains_of_many(move, el, added)
             self.queries += len(ia)
             keep = g + self.slack > tol
             pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
