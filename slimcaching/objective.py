@@ -745,6 +745,42 @@ class IncrementalEvaluator:
             cache[l] = np.nonzero(self.instance.set_layer == l)[0]
         return cache[l]
 
+    def key_columns(self, l: int, cols: np.ndarray) -> np.ndarray:
+        """``tau[:, l, e]`` for node indicators ``cols bool (P, N)`` of a layer-``l`` expert: ``(P, U)``."""
+        cols = np.asarray(cols, dtype=bool).reshape(-1, self.instance.N)
+        via = np.where(cols[:, :, None], self._latT[:, l, :][None], np.inf).min(axis=1, initial=np.inf)
+        return np.minimum(self._cloud[:, l][None], via)
+
+    def key_gains(self, l: int, e: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Increase of ``R`` when expert ``e[p]`` of layer ``l`` is cached exactly at the nodes
+        ``cols[p]`` (``bool (P, N)``), the rest unchanged; one value per ``p``.
+
+        A change of one key alters ``tau[u, l, e]`` only.  On a row ``S`` holding
+        ``e`` the other members' maximum is ``m2[S]`` if ``tau_e = m1[S]`` and
+        ``m1[S]`` otherwise (the top-two bookkeeping of this class), so the new
+        set latency is ``max(that, tau'_e)`` without reading the row: ``O(r)``
+        per change for ``r`` rows holding ``e``, where :meth:`gains_of_many`
+        re-maximises every row.  Equal to :meth:`gain_of` of the same change up
+        to the order of floating-point summation.
+        """
+        e = np.asarray(e, dtype=np.int64).ravel()
+        P = len(e)
+        if P == 0:
+            return np.zeros(0)
+        new = self.key_columns(l, cols)                                        # (P, U)
+        keys = l * self._E + e
+        starts = self._ptr[keys]
+        counts = self._ptr[keys + 1] - starts
+        owner = np.repeat(np.arange(P), counts)
+        entry = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        if len(entry) == 0:
+            return np.zeros(P)
+        rows, users = self._rows[entry], self._users[entry]
+        m1 = self.setlat[rows]
+        rest = np.where(self.tau[users, l, e[owner]] >= m1, self.setlat2[rows], m1)
+        diff = self._ecoef[entry] * (m1 - np.maximum(rest, new[owner, users]))
+        return np.bincount(owner, weights=diff, minlength=P)
+
     def pair_interactions(self, l: int, ea: np.ndarray, cols_a: np.ndarray, eb: np.ndarray,
                           cols_b: np.ndarray) -> np.ndarray:
         """Non-additive part of two single-key changes in one layer, for many pairs at once.
@@ -801,10 +837,7 @@ class IncrementalEvaluator:
         within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         pair = order[first + within]                                           # (I,) incidences (pair, row)
         row = np.repeat(rows_l[r_idx], cnt)
-        lat = self._latT[:, l, :]                                              # (N, U)
-        cloud = self._cloud[:, l]
-        ta = np.minimum(cloud[None], np.where(cols_a[:, :, None], lat[None], np.inf).min(axis=1))   # (P, U)
-        tb = np.minimum(cloud[None], np.where(cols_b[:, :, None], lat[None], np.inf).min(axis=1))
+        ta, tb = self.key_columns(l, cols_a), self.key_columns(l, cols_b)     # (P, U)
         users = inst.set_user[row]
         memb = self.tau_flat[self._flat[row]]                                  # (I, K)
         members = inst.set_experts[row]
@@ -814,7 +847,7 @@ class IncrementalEvaluator:
         m_a = np.where(is_a, va, memb).max(axis=1)
         m_b = np.where(is_b, vb, memb).max(axis=1)
         m_ab = np.where(is_a, va, np.where(is_b, vb, memb)).max(axis=1)
-        w = self._coef[row] * (m_a + m_b - self.setlat[row] - m_ab)
+        w = self._coef[row] * ((m_a - self.setlat[row]) + (m_b - m_ab))  # exact 0 where they do not interact
         return np.bincount(pair, weights=w, minlength=P)
 
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:

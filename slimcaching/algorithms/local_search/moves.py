@@ -431,6 +431,9 @@ class _Neighbourhood:
                         l2, e2 = np.unravel_index(j, g.shape)
                         best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
             hit = self.batch_cache.get(d) if self.incremental and not eval_move else None
+            if self.incremental and not eval_move and (hit is None or hit[0] != self.version[l]):
+                self._layer_batches(l, cached, loss, do_swap, do_move or do_pair)
+                hit = self.batch_cache.get(d)
             if hit is not None and hit[0] == self.version[l]:
                 batch, n_swap = hit[2], hit[3]     # layer l unchanged: the same batch
             else:
@@ -497,7 +500,7 @@ class _Neighbourhood:
             cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
-            found = self._same_layer_pairs(int(l), cached, idx, deadline, reloc)
+            found = self._same_layer_pairs(int(l), cached, idx, deadline)
             if found is None:
                 break
             cands += found
@@ -512,22 +515,20 @@ class _Neighbourhood:
             out.append((g, [(n1, l2, e2), (n2, l1, e1)], [(n1, l1, e1), (n2, l2, e2)]))
         return out
 
-    def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray, deadline: float,
-                          reloc: np.ndarray | None = None) -> list[tuple[float, int, int]] | None:
+    def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray,
+                          deadline: float) -> list[tuple[float, int, int]] | None:
         """Improving exchanges between the cached elements ``cached[idx]`` of layer ``l``, exact.
 
         Returns ``(gain, a, b)`` with ``a < b`` indices into ``cached``, in
         ``itertools.combinations`` order, or ``None`` if the deadline passed.
         The value of such an exchange reads layer ``l`` only (and two
         same-layer elements always fit in each other's place), so the list is
-        cached until a step changes layer ``l``.  Pairs are first valued
-        without a joint evaluation where the sweep has computed both
-        relocations (``reloc``, exact, from the current placement): the
-        exchange gives each expert the node set of one relocation, so its
-        value is their sum plus their interaction on the rows holding both
-        experts (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`);
-        the other pairs in one batch
-        (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`).
+        cached until a step changes layer ``l``.  Pairs are first valued in
+        one vectorised pass: an exchange gives each expert a new node set, so
+        its value is the two single-key changes'
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
+        their interaction on the rows holding both experts
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`).
         Those that could exceed ``tol`` (within ``self.slack``, far above
         the rounding) are evaluated exactly with ``gain_of``, as every pair
         is without the incremental bookkeeping.
@@ -548,33 +549,17 @@ class _Neighbourhood:
             if time.perf_counter() > deadline:
                 return None
             # an exchange gives e_a the nodes of a relocation of a to b's node and e_b those of b to
-            # a's node: its value is the two relocations' (reloc, exact from the sweep) plus their
-            # interaction on the rows holding both experts (IncrementalEvaluator.pair_interactions)
-            g = np.full(len(ia), np.inf)
-            if reloc is not None and len(ia):
-                ra, rb = reloc[idx[ia], n_[ib]], reloc[idx[ib], n_[ia]]
-                known = np.nonzero(np.isfinite(ra) & np.isfinite(rb))[0]
-                if len(known):
-                    a, b = ia[known], ib[known]
-                    rng_ = np.arange(len(known))
-                    cols_a = x[:, l, e_[a]].T.copy()
-                    cols_a[rng_, n_[a]] = False
-                    cols_a[rng_, n_[b]] = True
-                    cols_b = x[:, l, e_[b]].T.copy()
-                    cols_b[rng_, n_[b]] = False
-                    cols_b[rng_, n_[a]] = True
-                    g[known] = ra[known] + rb[known] + ev.pair_interactions(l, e_[a], cols_a, e_[b], cols_b)
-            rest = np.nonzero(np.isinf(g))[0]  # relocation values not known: one joint batch
-            if len(rest):
-                a, b = ia[rest], ib[rest]
-                el = np.stack([np.stack([n_[a], np.full(len(a), l), e_[a]], 1),   # remove a
-                               np.stack([n_[b], np.full(len(a), l), e_[b]], 1),   # remove b
-                               np.stack([n_[a], np.full(len(a), l), e_[b]], 1),   # add b's expert at a's node
-                               np.stack([n_[b], np.full(len(a), l), e_[a]], 1)],  # add a's expert at b's node
-                              axis=1).reshape(-1, 3)
-                move = np.repeat(np.arange(len(a)), 4)
-                added = np.tile([False, False, True, True], len(a))
-                g[rest] = ev.gains_of_many(move, el, added)
+            # a's node: its value is the two single-key changes' plus their interaction on the rows
+            # holding both experts (IncrementalEvaluator.key_gains, .pair_interactions)
+            rng_ = np.arange(len(ia))
+            cols_a = x[:, l, e_[ia]].T.copy()
+            cols_a[rng_, n_[ia]] = False
+            cols_a[rng_, n_[ib]] = True
+            cols_b = x[:, l, e_[ib]].T.copy()
+            cols_b[rng_, n_[ib]] = False
+            cols_b[rng_, n_[ia]] = True
+            g = (ev.key_gains(l, e_[ia], cols_a) + ev.key_gains(l, e_[ib], cols_b)
+                 + ev.pair_interactions(l, e_[ia], cols_a, e_[ib], cols_b))
             self.queries += len(ia)
             keep = g + self.slack > tol
             pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
@@ -591,6 +576,60 @@ class _Neighbourhood:
             self.pair_cache[l] = (int(self.version[l]), [(g, tuple(int(v) for v in cached[a]),
                                                           tuple(int(v) for v in cached[b])) for g, a, b in out])
         return out
+
+    def _layer_batches(self, l: int, cached: np.ndarray, loss: np.ndarray, swaps: bool, moves: bool) -> None:
+        """The sweep's batch of every cached element ``d`` of layer ``l`` at once, into ``batch_cache``.
+
+        For ``d = (n, l, e)`` the batch holds its same-layer swaps
+        ``(n, l, e2)`` (``e2`` not cached at ``n``) and its relocations
+        ``(m, l, e)`` (``m`` without ``e``), each valued as the gain of adding
+        it to ``Y = x - d``, as :meth:`_batch` computes by removing ``d``.
+        Here nothing is removed: a swap's value is ``G[n, l, e2]`` (its gain
+        in ``x``) plus the interaction of evicting ``d`` with adding ``e2``
+        (both change one key of layer ``l``:
+        :meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`),
+        and a relocation's is the gain of giving ``e`` the node set with ``n``
+        replaced by ``m``
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
+        ``loss(d)``.
+        Equal to :meth:`_batch`'s values up to the order of floating-point
+        summation; one vectorised pass per layer instead of two applied
+        changes and a gain batch per element.
+        """
+        ev, x = self.ev, self.ev.x
+        pos = np.nonzero(cached[:, 1] == l)[0]
+        if not len(pos):
+            return
+        dn, de = cached[pos, 0], cached[pos, 2]
+        k = len(pos)
+        if swaps:
+            si, se2 = np.nonzero(~x[dn, l, :] & self.valid[l][None, :])     # per d, e2 ascending
+            r = np.arange(len(si))
+            cols_a = x[:, l, de[si]].T.copy()
+            cols_a[r, dn[si]] = False
+            cols_b = x[:, l, se2].T.copy()
+            cols_b[r, dn[si]] = True
+            g_swap = self.G[dn[si], l, se2] + ev.pair_interactions(l, de[si], cols_a, se2, cols_b)
+            self.queries += len(si)
+        else:
+            si, se2, g_swap = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if moves:
+            mi, mm = np.nonzero(~x[:, l, de].T)                                # per d, m ascending
+            cols = x[:, l, de[mi]].T.copy()
+            cols[np.arange(len(mi)), dn[mi]] = False
+            cols[np.arange(len(mi)), mm] = True
+            g_move = ev.key_gains(l, de[mi], cols) + loss[pos[mi]]
+            self.queries += len(mi)
+        else:
+            mi, mm, g_move = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        s_cut = np.searchsorted(si, np.arange(k + 1))
+        m_cut = np.searchsorted(mi, np.arange(k + 1))
+        version = int(self.version[l])
+        for j in range(k):
+            n, e = int(dn[j]), int(de[j])
+            a, b, c, d_ = s_cut[j], s_cut[j + 1], m_cut[j], m_cut[j + 1]
+            batch = [(n, l, int(e2)) for e2 in se2[a:b]] + [(int(m), l, e) for m in mm[c:d_]]
+            self.batch_cache[(n, l, e)] = (version, np.concatenate([g_swap[a:b], g_move[c:d_]]), batch, b - a)
 
     def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
         """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
