@@ -482,22 +482,12 @@ class _Neighbourhood:
         alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
         For ``a`` and ``b`` of different layers the exchange changes disjoint
         routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
-        (vectorised over all pairs); same-layer pairs are evaluated jointly.
+        (:func:`_cross_layer_exchanges`); same-layer pairs are evaluated jointly.
         """
         tol = self.tol
-        nodes, layers = cached[:, 0], cached[:, 1]
-        C = len(cached)
-        cands = []
-        block = max(1, (1 << 20) // max(C, 1))  # rows of the (C, C) pair arrays at a time: bounded memory
-        for a0 in range(0, C, block):
-            a1 = min(C, a0 + block)
-            rows = slice(a0, a1)
-            fit_ik = free[nodes[rows]][:, None] + el_size[rows, None] - el_size[None, :] >= 0  # room at i's node
-            fit_ki = free[nodes][None, :] + el_size[None, :] - el_size[rows, None] >= 0   # room at k's node
-            ok = (nodes[rows, None] != nodes[None, :]) & (layers[rows, None] != layers[None, :]) & fit_ik & fit_ki
-            ok &= np.arange(a0, a1)[:, None] < np.arange(C)[None, :]
-            tot = np.where(ok, reloc[rows][:, nodes] + reloc[:, nodes[rows]].T, -np.inf)
-            cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
+        layers = cached[:, 1]
+        g, a, b = _cross_layer_exchanges(reloc, cached[:, 0], layers, free, el_size, tol, self.slack)
+        cands = [(float(g[j]), int(a[j]), int(b[j])) for j in range(len(g))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
             found = self._same_layer_pairs(int(l), cached, idx, deadline)
@@ -680,6 +670,56 @@ class _Neighbourhood:
         finally:
             ev.apply(add=[d])
         return best_g, best, g
+
+
+def _cross_layer_exchanges(reloc: np.ndarray, nodes: np.ndarray, layers: np.ndarray, free: np.ndarray,
+                           el_size: np.ndarray, tol: float, slack: float) -> tuple[np.ndarray, ...]:
+    """Exchanges of cached elements of different layers on different nodes that fit and gain more than ``tol``.
+
+    Element ``i`` is cached on ``nodes[i]`` in layer ``layers[i]`` with size
+    ``el_size[i]``; ``reloc[i, m]`` is the value of relocating it alone to
+    ``m`` (``-inf`` where not allowed); ``free[n]`` the room of node ``n``.
+    The pair ``a < b`` is returned if ``nodes[a] != nodes[b]``,
+    ``layers[a] != layers[b]``, each fits in the other's place and
+    ``reloc[a, nodes[b]] + reloc[b, nodes[a]] > tol``.
+
+    Returns ``(value, a, b)`` arrays ordered by ``(a, b)``: the pairs a scan of
+    every pair would list, in its order, with the same values.  Per pair of
+    nodes one side is sorted and each element's partners are read off by
+    binary search against ``tol`` minus its own value (relaxed by ``slack``
+    against rounding; the exact sum then decides), so the work is
+    ``O(C log C)`` plus the candidates instead of ``C^2``.
+    """
+    as_, bs = [], []
+    N = len(free)
+    for n1 in range(N):
+        on1 = np.nonzero(nodes == n1)[0]
+        if not len(on1):
+            continue
+        for n2 in range(n1 + 1, N):
+            on2 = np.nonzero(nodes == n2)[0]
+            if not len(on2):
+                continue
+            u, v = reloc[on1, n2], reloc[on2, n1]
+            order = np.argsort(-v, kind="stable")                      # partners, best first
+            cnt = len(v) - np.searchsorted(v[order][::-1], tol - u - slack, side="right")
+            total = int(cnt.sum())
+            if not total:
+                continue
+            i = np.repeat(np.arange(len(on1)), cnt)
+            k = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+            a, b = on1[i], on2[k]
+            as_.append(np.minimum(a, b))
+            bs.append(np.maximum(a, b))
+    if not as_:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.concatenate(as_), np.concatenate(bs)
+    g = reloc[a, nodes[b]] + reloc[b, nodes[a]]
+    ok = ((g > tol) & (layers[a] != layers[b])
+          & (free[nodes[a]] + el_size[a] - el_size[b] >= 0) & (free[nodes[b]] + el_size[b] - el_size[a] >= 0))
+    g, a, b = g[ok], a[ok], b[ok]
+    o = np.lexsort((b, a))
+    return g[o], a[o], b[o]
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
