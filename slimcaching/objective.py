@@ -738,6 +738,118 @@ class IncrementalEvaluator:
         diff = self._coef[rrow] * (self.setlat[rrow] - memb.max(axis=0))              # column-wise maxima
         return np.bincount(rmove, weights=diff, minlength=k)
 
+    def _layer_rows(self, l: int) -> np.ndarray:
+        """Routing rows of layer ``l`` (all users), cached per evaluator."""
+        cache = self.__dict__.setdefault("_rows_by_layer", {})
+        if l not in cache:
+            cache[l] = np.nonzero(self.instance.set_layer == l)[0]
+        return cache[l]
+
+    def key_columns(self, l: int, cols: np.ndarray) -> np.ndarray:
+        """``tau[:, l, e]`` for node indicators ``cols bool (P, N)`` of a layer-``l`` expert: ``(P, U)``."""
+        cols = np.asarray(cols, dtype=bool).reshape(-1, self.instance.N)
+        via = np.where(cols[:, :, None], self._latT[:, l, :][None], np.inf).min(axis=1, initial=np.inf)
+        return np.minimum(self._cloud[:, l][None], via)
+
+    def key_gains(self, l: int, e: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Increase of ``R`` when expert ``e[p]`` of layer ``l`` is cached exactly at the nodes
+        ``cols[p]`` (``bool (P, N)``), the rest unchanged; one value per ``p``.
+
+        A change of one key alters ``tau[u, l, e]`` only.  On a row ``S`` holding
+        ``e`` the other members' maximum is ``m2[S]`` if ``tau_e = m1[S]`` and
+        ``m1[S]`` otherwise (the top-two bookkeeping of this class), so the new
+        set latency is ``max(that, tau'_e)`` without reading the row: ``O(r)``
+        per change for ``r`` rows holding ``e``, where :meth:`gains_of_many`
+        re-maximises every row.  Equal to :meth:`gain_of` of the same change up
+        to the order of floating-point summation.
+        """
+        e = np.asarray(e, dtype=np.int64).ravel()
+        P = len(e)
+        if P == 0:
+            return np.zeros(0)
+        new = self.key_columns(l, cols)                                        # (P, U)
+        keys = l * self._E + e
+        starts = self._ptr[keys]
+        counts = self._ptr[keys + 1] - starts
+        owner = np.repeat(np.arange(P), counts)
+        entry = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        if len(entry) == 0:
+            return np.zeros(P)
+        rows, users = self._rows[entry], self._users[entry]
+        m1 = self.setlat[rows]
+        rest = np.where(self.tau[users, l, e[owner]] >= m1, self.setlat2[rows], m1)
+        diff = self._ecoef[entry] * (m1 - np.maximum(rest, new[owner, users]))
+        return np.bincount(owner, weights=diff, minlength=P)
+
+    def pair_interactions(self, l: int, ea: np.ndarray, cols_a: np.ndarray, eb: np.ndarray,
+                          cols_b: np.ndarray) -> np.ndarray:
+        """Non-additive part of two single-key changes in one layer, for many pairs at once.
+
+        Pair ``p`` gives expert ``ea[p]`` of layer ``l`` the node indicators
+        ``cols_a[p]`` and expert ``eb[p] != ea[p]`` the indicators ``cols_b[p]``
+        (``bool (P, N)`` each).  Let ``g_a``, ``g_b`` be the increases of ``R``
+        of each change alone and ``g_ab`` of both together, all from the
+        current placement.  Returns ``g_ab - g_a - g_b`` per pair.
+
+        Proof.  A change of key ``(l, e)`` alters ``tau[:, l, e]`` only, hence
+        only the set latencies of the routing rows holding ``e``.  On a row
+        holding ``ea`` but not ``eb`` the joint change equals the change of
+        ``ea`` alone, and symmetrically; rows holding neither do not change.
+        So ``g_ab - g_a - g_b`` is the sum over the rows holding both of
+        ``w p (m1 - M_ab) - w p (m1 - M_a) - w p (m1 - M_b)
+        = w p (M_a + M_b - m1 - M_ab)``, with ``M`` the row's new maximum under
+        each change.  Only those rows are read: found per row of layer ``l``
+        from its ``K (K - 1) / 2`` member pairs, ``O(rows_l K^2)`` plus
+        ``O(K)`` per (pair, shared row).
+
+        Returns
+        -------
+        float64 (P,)
+            Equal to ``gain_of(both) - gain_of(a) - gain_of(b)`` up to the
+            order of floating-point summation.
+        """
+        inst, E = self.instance, self._E
+        ea = np.asarray(ea, dtype=np.int64).ravel()
+        eb = np.asarray(eb, dtype=np.int64).ravel()
+        P = len(ea)
+        out = np.zeros(P)
+        if P == 0 or self._K < 2:
+            return out
+        rows_l = self._layer_rows(l)
+        se = inst.set_experts[rows_l]                                          # (R, K)
+        gkey = np.minimum(ea, eb) * E + np.maximum(ea, eb)                     # unordered expert pair
+        ukeys, ginv = np.unique(gkey, return_inverse=True)
+        gid = np.full(E * E, -1, dtype=np.int64)
+        gid[ukeys] = np.arange(len(ukeys))
+        ci, cj = np.triu_indices(se.shape[1], 1)
+        A, B = se[:, ci], se[:, cj]
+        ok = (A >= 0) & (B >= 0)
+        g = np.where(ok, gid[np.where(ok, np.minimum(A, B) * E + np.maximum(A, B), 0)], -1)
+        r_idx, c_idx = np.nonzero(g >= 0)
+        if len(r_idx) == 0:
+            return out
+        grp = g[r_idx, c_idx]
+        order = np.argsort(ginv, kind="stable")                                # pairs grouped by expert pair
+        gcount = np.bincount(ginv, minlength=len(ukeys))
+        gstart = np.cumsum(gcount) - gcount
+        cnt = gcount[grp]
+        first = np.repeat(gstart[grp], cnt)
+        within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pair = order[first + within]                                           # (I,) incidences (pair, row)
+        row = np.repeat(rows_l[r_idx], cnt)
+        ta, tb = self.key_columns(l, cols_a), self.key_columns(l, cols_b)     # (P, U)
+        users = inst.set_user[row]
+        memb = self.tau_flat[self._flat[row]]                                  # (I, K)
+        members = inst.set_experts[row]
+        is_a = members == ea[pair][:, None]
+        is_b = members == eb[pair][:, None]
+        va, vb = ta[pair, users][:, None], tb[pair, users][:, None]
+        m_a = np.where(is_a, va, memb).max(axis=1)
+        m_b = np.where(is_b, vb, memb).max(axis=1)
+        m_ab = np.where(is_a, va, np.where(is_b, vb, memb)).max(axis=1)
+        w = self._coef[row] * ((m_a - self.setlat[row]) + (m_b - m_ab))  # exact 0 where they do not interact
+        return np.bincount(pair, weights=w, minlength=P)
+
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
         """Apply the move; returns its gain in ``R``."""
         ls, es, cols, newcol, slots, rem, add, rows = self._changed(add, remove)

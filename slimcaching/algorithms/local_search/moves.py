@@ -431,6 +431,9 @@ class _Neighbourhood:
                         l2, e2 = np.unravel_index(j, g.shape)
                         best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
             hit = self.batch_cache.get(d) if self.incremental and not eval_move else None
+            if self.incremental and not eval_move and (hit is None or hit[0] != self.version[l]):
+                self._layer_batches(l, cached, loss, do_swap, do_move or do_pair)
+                hit = self.batch_cache.get(d)
             if hit is not None and hit[0] == self.version[l]:
                 batch, n_swap = hit[2], hit[3]     # layer l unchanged: the same batch
             else:
@@ -479,22 +482,12 @@ class _Neighbourhood:
         alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
         For ``a`` and ``b`` of different layers the exchange changes disjoint
         routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
-        (vectorised over all pairs); same-layer pairs are evaluated jointly.
+        (:func:`_cross_layer_exchanges`); same-layer pairs are evaluated jointly.
         """
         tol = self.tol
-        nodes, layers = cached[:, 0], cached[:, 1]
-        C = len(cached)
-        cands = []
-        block = max(1, (1 << 20) // max(C, 1))  # rows of the (C, C) pair arrays at a time: bounded memory
-        for a0 in range(0, C, block):
-            a1 = min(C, a0 + block)
-            rows = slice(a0, a1)
-            fit_ik = free[nodes[rows]][:, None] + el_size[rows, None] - el_size[None, :] >= 0  # room at i's node
-            fit_ki = free[nodes][None, :] + el_size[None, :] - el_size[rows, None] >= 0   # room at k's node
-            ok = (nodes[rows, None] != nodes[None, :]) & (layers[rows, None] != layers[None, :]) & fit_ik & fit_ki
-            ok &= np.arange(a0, a1)[:, None] < np.arange(C)[None, :]
-            tot = np.where(ok, reloc[rows][:, nodes] + reloc[:, nodes[rows]].T, -np.inf)
-            cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
+        layers = cached[:, 1]
+        g, a, b = _cross_layer_exchanges(reloc, cached[:, 0], layers, free, el_size, tol, self.slack)
+        cands = [(float(g[j]), int(a[j]), int(b[j])) for j in range(len(g))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
             found = self._same_layer_pairs(int(l), cached, idx, deadline)
@@ -520,10 +513,15 @@ class _Neighbourhood:
         ``itertools.combinations`` order, or ``None`` if the deadline passed.
         The value of such an exchange reads layer ``l`` only (and two
         same-layer elements always fit in each other's place), so the list is
-        cached until a step changes layer ``l``.  Pairs are first evaluated
-        in one batch (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`);
-        those that could exceed ``tol`` are evaluated exactly with ``gain_of``,
-        as every pair is without the incremental bookkeeping.
+        cached until a step changes layer ``l``.  Pairs are first valued in
+        one vectorised pass: an exchange gives each expert a new node set, so
+        its value is the two single-key changes'
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
+        their interaction on the rows holding both experts
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`).
+        Those that could exceed ``tol`` (within ``self.slack``, far above
+        the rounding) are evaluated exactly with ``gain_of``, as every pair
+        is without the incremental bookkeeping.
         """
         ev, tol = self.ev, self.tol
         hit = self.pair_cache.get(l) if self.incremental else None
@@ -540,14 +538,18 @@ class _Neighbourhood:
         else:
             if time.perf_counter() > deadline:
                 return None
-            el = np.stack([np.stack([n_[ia], np.full(len(ia), l), e_[ia]], 1),   # remove a
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ib]], 1),   # remove b
-                           np.stack([n_[ia], np.full(len(ia), l), e_[ib]], 1),   # add b's expert at a's node
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ia]], 1)],  # add a's expert at b's node
-                          axis=1).reshape(-1, 3)
-            move = np.repeat(np.arange(len(ia)), 4)
-            added = np.tile([False, False, True, True], len(ia))
-            g = ev.gains_of_many(move, el, added) if len(ia) else np.zeros(0)
+            # an exchange gives e_a the nodes of a relocation of a to b's node and e_b those of b to
+            # a's node: its value is the two single-key changes' plus their interaction on the rows
+            # holding both experts (IncrementalEvaluator.key_gains, .pair_interactions)
+            rng_ = np.arange(len(ia))
+            cols_a = x[:, l, e_[ia]].T.copy()
+            cols_a[rng_, n_[ia]] = False
+            cols_a[rng_, n_[ib]] = True
+            cols_b = x[:, l, e_[ib]].T.copy()
+            cols_b[rng_, n_[ib]] = False
+            cols_b[rng_, n_[ia]] = True
+            g = (ev.key_gains(l, e_[ia], cols_a) + ev.key_gains(l, e_[ib], cols_b)
+                 + ev.pair_interactions(l, e_[ia], cols_a, e_[ib], cols_b))
             self.queries += len(ia)
             keep = g + self.slack > tol
             pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
@@ -564,6 +566,60 @@ class _Neighbourhood:
             self.pair_cache[l] = (int(self.version[l]), [(g, tuple(int(v) for v in cached[a]),
                                                           tuple(int(v) for v in cached[b])) for g, a, b in out])
         return out
+
+    def _layer_batches(self, l: int, cached: np.ndarray, loss: np.ndarray, swaps: bool, moves: bool) -> None:
+        """The sweep's batch of every cached element ``d`` of layer ``l`` at once, into ``batch_cache``.
+
+        For ``d = (n, l, e)`` the batch holds its same-layer swaps
+        ``(n, l, e2)`` (``e2`` not cached at ``n``) and its relocations
+        ``(m, l, e)`` (``m`` without ``e``), each valued as the gain of adding
+        it to ``Y = x - d``, as :meth:`_batch` computes by removing ``d``.
+        Here nothing is removed: a swap's value is ``G[n, l, e2]`` (its gain
+        in ``x``) plus the interaction of evicting ``d`` with adding ``e2``
+        (both change one key of layer ``l``:
+        :meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`),
+        and a relocation's is the gain of giving ``e`` the node set with ``n``
+        replaced by ``m``
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
+        ``loss(d)``.
+        Equal to :meth:`_batch`'s values up to the order of floating-point
+        summation; one vectorised pass per layer instead of two applied
+        changes and a gain batch per element.
+        """
+        ev, x = self.ev, self.ev.x
+        pos = np.nonzero(cached[:, 1] == l)[0]
+        if not len(pos):
+            return
+        dn, de = cached[pos, 0], cached[pos, 2]
+        k = len(pos)
+        if swaps:
+            si, se2 = np.nonzero(~x[dn, l, :] & self.valid[l][None, :])     # per d, e2 ascending
+            r = np.arange(len(si))
+            cols_a = x[:, l, de[si]].T.copy()
+            cols_a[r, dn[si]] = False
+            cols_b = x[:, l, se2].T.copy()
+            cols_b[r, dn[si]] = True
+            g_swap = self.G[dn[si], l, se2] + ev.pair_interactions(l, de[si], cols_a, se2, cols_b)
+            self.queries += len(si)
+        else:
+            si, se2, g_swap = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if moves:
+            mi, mm = np.nonzero(~x[:, l, de].T)                                # per d, m ascending
+            cols = x[:, l, de[mi]].T.copy()
+            cols[np.arange(len(mi)), dn[mi]] = False
+            cols[np.arange(len(mi)), mm] = True
+            g_move = ev.key_gains(l, de[mi], cols) + loss[pos[mi]]
+            self.queries += len(mi)
+        else:
+            mi, mm, g_move = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        s_cut = np.searchsorted(si, np.arange(k + 1))
+        m_cut = np.searchsorted(mi, np.arange(k + 1))
+        version = int(self.version[l])
+        for j in range(k):
+            n, e = int(dn[j]), int(de[j])
+            a, b, c, d_ = s_cut[j], s_cut[j + 1], m_cut[j], m_cut[j + 1]
+            batch = [(n, l, int(e2)) for e2 in se2[a:b]] + [(int(m), l, e) for m in mm[c:d_]]
+            self.batch_cache[(n, l, e)] = (version, np.concatenate([g_swap[a:b], g_move[c:d_]]), batch, b - a)
 
     def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
         """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
@@ -614,6 +670,56 @@ class _Neighbourhood:
         finally:
             ev.apply(add=[d])
         return best_g, best, g
+
+
+def _cross_layer_exchanges(reloc: np.ndarray, nodes: np.ndarray, layers: np.ndarray, free: np.ndarray,
+                           el_size: np.ndarray, tol: float, slack: float) -> tuple[np.ndarray, ...]:
+    """Exchanges of cached elements of different layers on different nodes that fit and gain more than ``tol``.
+
+    Element ``i`` is cached on ``nodes[i]`` in layer ``layers[i]`` with size
+    ``el_size[i]``; ``reloc[i, m]`` is the value of relocating it alone to
+    ``m`` (``-inf`` where not allowed); ``free[n]`` the room of node ``n``.
+    The pair ``a < b`` is returned if ``nodes[a] != nodes[b]``,
+    ``layers[a] != layers[b]``, each fits in the other's place and
+    ``reloc[a, nodes[b]] + reloc[b, nodes[a]] > tol``.
+
+    Returns ``(value, a, b)`` arrays ordered by ``(a, b)``: the pairs a scan of
+    every pair would list, in its order, with the same values.  Per pair of
+    nodes one side is sorted and each element's partners are read off by
+    binary search against ``tol`` minus its own value (relaxed by ``slack``
+    against rounding; the exact sum then decides), so the work is
+    ``O(C log C)`` plus the candidates instead of ``C^2``.
+    """
+    as_, bs = [], []
+    N = len(free)
+    for n1 in range(N):
+        on1 = np.nonzero(nodes == n1)[0]
+        if not len(on1):
+            continue
+        for n2 in range(n1 + 1, N):
+            on2 = np.nonzero(nodes == n2)[0]
+            if not len(on2):
+                continue
+            u, v = reloc[on1, n2], reloc[on2, n1]
+            order = np.argsort(-v, kind="stable")                      # partners, best first
+            cnt = len(v) - np.searchsorted(v[order][::-1], tol - u - slack, side="right")
+            total = int(cnt.sum())
+            if not total:
+                continue
+            i = np.repeat(np.arange(len(on1)), cnt)
+            k = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+            a, b = on1[i], on2[k]
+            as_.append(np.minimum(a, b))
+            bs.append(np.maximum(a, b))
+    if not as_:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.concatenate(as_), np.concatenate(bs)
+    g = reloc[a, nodes[b]] + reloc[b, nodes[a]]
+    ok = ((g > tol) & (layers[a] != layers[b])
+          & (free[nodes[a]] + el_size[a] - el_size[b] >= 0) & (free[nodes[b]] + el_size[b] - el_size[a] >= 0))
+    g, a, b = g[ok], a[ok], b[ok]
+    o = np.lexsort((b, a))
+    return g[o], a[o], b[o]
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
