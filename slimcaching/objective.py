@@ -17,14 +17,13 @@ gathers go through ``np.take`` into preallocated buffers.  The weighted sum
 ``sum_S w_u p_S max`` is ``np.einsum`` (no BLAS: a single dot product is not
 worth a thread pool, and ``einsum`` gives the same bits on every machine).
 With numba installed (``pip install slimcaching[fast]``), ``kernel="numba"``
-(or ``SLIMCACHING_KERNEL=numba`` in the environment, which is what
-``kernel="auto"`` reads; numpy otherwise) makes ``tau`` and the set maxima
-compiled passes; the set latencies are the same bits either way (maxima and
-minima are exact) and the sum is the same ``einsum``, so ``T`` is identical
-with and without it.  It is not the default because the first call in a
-fresh environment compiles for seconds, which a short time limit cannot
-absorb, and the algorithms spend their time in incremental queries, not in
-full evaluations.
+makes ``tau`` and the set maxima compiled passes; the set latencies are the
+same bits either way (maxima and minima are exact) and the sum is the same
+``einsum``, so ``T`` is identical with and without it.  ``kernel="auto"`` (the
+default) reads ``SLIMCACHING_KERNEL`` and otherwise compiles only for
+instances of at least :data:`AUTO_COMPILED_MEMBERS` set members: the first
+call in a fresh environment compiles for seconds, which small instances and
+short time limits cannot absorb (:func:`resolve_kernel`).
 
 :func:`evaluate` is the full evaluation; :class:`IncrementalEvaluator` keeps
 ``tau``, the per-set latency *and the second largest member latency of every
@@ -35,6 +34,7 @@ computed here.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from dataclasses import dataclass, field
@@ -248,13 +248,34 @@ def available_kernels() -> tuple[str, ...]:
     return KERNELS if _numba_kernels() is not None else KERNELS[:1]
 
 
-def resolve_kernel(kernel: str) -> str:
-    """``"numpy"`` or ``"numba"``: ``"auto"`` reads ``SLIMCACHING_KERNEL`` (numpy when unset).
+#: ``kernel="auto"`` without ``SLIMCACHING_KERNEL`` compiles (numba, when installed) for
+#: instances with at least this many set members: there the numpy passes cost minutes
+#: (``successive`` on the DeepSeek-V3 paper instance, 950,272 members: 141 CPU-s against
+#: 34), far above the one-off compilation; below it, numpy (no numba import at all).
+AUTO_COMPILED_MEMBERS = 100_000
+
+
+def set_members(instance: Instance) -> int:
+    """Number of set members ``sum_S |S|`` of the routing table (cached)."""
+    return _cached(instance, "_set_members", lambda: int(np.count_nonzero(instance.set_experts >= 0)))
+
+
+def resolve_kernel(kernel: str, members: int | None = None) -> str:
+    """``"numpy"`` or ``"numba"``.
+
+    ``"auto"``: ``SLIMCACHING_KERNEL`` when set; otherwise ``"numba"`` if
+    ``members`` (set members of the instance at hand) is at least
+    :data:`AUTO_COMPILED_MEMBERS` and numba is installed and works, else
+    ``"numpy"``.  Every kernel gives the same bits (tested), so the choice
+    changes only the time.
 
     Raises ``ValueError`` for an unknown name or ``"numba"`` without numba installed.
     """
     if kernel == "auto":
-        kernel = os.environ.get("SLIMCACHING_KERNEL", "numpy")
+        kernel = os.environ.get("SLIMCACHING_KERNEL", "")
+        if not kernel:
+            large = members is not None and members >= AUTO_COMPILED_MEMBERS
+            kernel = "numba" if large and importlib.util.find_spec("numba") and _numba_kernels() else "numpy"
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {', '.join(KERNELS)}, got {kernel!r}")
     if kernel == "numba" and _numba_kernels() is None:
@@ -318,7 +339,7 @@ def tau(instance: Instance, x: np.ndarray, *, kernel: str = "numpy") -> np.ndarr
     """
     U, L, E = instance.U, instance.L, instance.max_experts
     out = np.repeat(instance.cloud_latency.reshape(-1), E).reshape(U, L * E)
-    if resolve_kernel(kernel) == "numba":
+    if resolve_kernel(kernel, set_members(instance)) == "numba":
         _numba_kernels()["tau_fill"](np.asarray(x, dtype=bool), instance.latency, out.reshape(U, L, E))
         return out.reshape(U, L, E)
     xs = np.asarray(x, dtype=bool).reshape(instance.N, L * E)
@@ -349,7 +370,7 @@ def set_latency(instance: Instance, tau_arr: np.ndarray, *, kernel: str = "auto"
     """
     if layout not in LAYOUTS + ("auto",):
         raise ValueError(f"layout must be 'auto' or one of {', '.join(LAYOUTS)}, got {layout!r}")
-    kernel = resolve_kernel(kernel)
+    kernel = resolve_kernel(kernel, set_members(instance))
     if layout == "auto":
         layout = "sk" if kernel == "numba" else "ks"
     out = np.empty(instance.n_sets) if out is None else out
@@ -371,7 +392,7 @@ def latency(instance: Instance, placement: Placement | np.ndarray, *, kernel: st
             layout: str = "auto") -> float:
     """``T(x)`` in seconds per token (``kernel`` and ``layout`` as in :func:`set_latency`)."""
     x = placement.x if isinstance(placement, Placement) else np.asarray(placement, dtype=bool)
-    kernel = resolve_kernel(kernel)
+    kernel = resolve_kernel(kernel, set_members(instance))
     out = _buffers(instance)[1]
     set_latency(instance, tau(instance, x, kernel=kernel), kernel=kernel, layout=layout, out=out)
     return weighted_sum(instance.coef, out)
@@ -466,7 +487,7 @@ class IncrementalEvaluator:
 
     def __init__(self, instance: Instance, placement: Placement | None = None, *, kernel: str = "auto"):
         self.instance = instance
-        self.kernel = resolve_kernel(kernel)
+        self.kernel = resolve_kernel(kernel, set_members(instance))
         self.x = (placement.x.copy() if placement is not None
                   else np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool))
         self._flat = member_index(instance)

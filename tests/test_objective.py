@@ -282,3 +282,19 @@ def test_many_moves_at_once_equal_gain_of(seed):
     finally:
         objective._ENTRY_CHUNK = old
     assert np.array_equal(ev.x, x)  # nothing applied
+
+
+def test_auto_kernel_compiles_only_for_large_instances(monkeypatch):
+    """``kernel="auto"``: the environment variable wins; otherwise numba (when it works here) from
+    AUTO_COMPILED_MEMBERS set members on, numpy below and when the size is unknown."""
+    from slimcaching.objective import AUTO_COMPILED_MEMBERS, resolve_kernel, set_members
+
+    monkeypatch.delenv("SLIMCACHING_KERNEL", raising=False)
+    big = "numba" if "numba" in available_kernels() else "numpy"
+    assert resolve_kernel("auto") == "numpy"
+    assert resolve_kernel("auto", AUTO_COMPILED_MEMBERS - 1) == "numpy"
+    assert resolve_kernel("auto", AUTO_COMPILED_MEMBERS) == big
+    monkeypatch.setenv("SLIMCACHING_KERNEL", "numpy")
+    assert resolve_kernel("auto", 10 * AUTO_COMPILED_MEMBERS) == "numpy"
+    inst = instance_from_dict(random_instance_dict(3))
+    assert set_members(inst) == sum(len([e for e in row if e >= 0]) for row in inst.set_experts)
