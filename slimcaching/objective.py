@@ -863,10 +863,12 @@ class IncrementalEvaluator:
         members = inst.set_experts[row]
         is_a = members == ea[pair][:, None]
         is_b = members == eb[pair][:, None]
-        va, vb = ta[pair, users][:, None], tb[pair, users][:, None]
-        m_a = np.where(is_a, va, memb).max(axis=1)
-        m_b = np.where(is_b, vb, memb).max(axis=1)
-        m_ab = np.where(is_a, va, np.where(is_b, vb, memb)).max(axis=1)
+        rest = np.where(is_a | is_b, 0.0, memb).max(axis=1)                   # the other members (latencies > 0)
+        old_a, old_b = self.tau[users, l, ea[pair]], self.tau[users, l, eb[pair]]
+        va, vb = ta[pair, users], tb[pair, users]
+        m_a = np.maximum(rest, np.maximum(va, old_b))
+        m_b = np.maximum(rest, np.maximum(old_a, vb))
+        m_ab = np.maximum(rest, np.maximum(va, vb))
         w = self._coef[row] * ((m_a - self.setlat[row]) + (m_b - m_ab))  # exact 0 where they do not interact
         return np.bincount(pair, weights=w, minlength=P)
 

@@ -181,6 +181,7 @@ class _Neighbourhood:
         self.version = np.zeros(inst.L, dtype=np.int64)  # bumped when a step changes the layer
         self.batch_cache: dict[tuple[int, int, int], tuple] = {}  # d -> (version, gains, batch, swaps in it)
         self.pair_cache: dict[int, tuple[int, list]] = {}  # layer -> (version, improving same-layer exchanges)
+        self.index: np.ndarray | None = None  # (n, l, e) -> row in the sweep's array of cached elements
         self.replace_gain: list = [None] * inst.L  # per layer (N, m_l): gain of adding a replace set's missing members
         # slack of the batched evaluation against gain_of (float summation order), far above its error
         self.slack = 1e-9 * max(ev.empty_latency, 1e-300)
@@ -385,7 +386,7 @@ class _Neighbourhood:
         eval_move = do_move and not ("add" in self.kinds and do_swap)
         if not (do_drop or do_swap or do_move or do_pair):
             return applied, gained, False
-        order = [tuple(int(v) for v in r) for r in np.argwhere(ev.x)]
+        order = list(map(tuple, np.argwhere(ev.x).tolist()))
         order = [order[i] for i in self.rng.permutation(len(order))]
         stale = True
         reloc = None
@@ -400,7 +401,9 @@ class _Neighbourhood:
                 cached = np.argwhere(ev.x)
                 loss = ev.losses(cached)
                 self.queries += len(cached)
-                index = {tuple(int(v) for v in r): k for k, r in enumerate(cached)}
+                index = np.full(ev.x.shape, -1, dtype=np.int64)  # (n, l, e) -> row of cached
+                index[cached[:, 0], cached[:, 1], cached[:, 2]] = np.arange(len(cached))
+                self.index = index
                 free = self.cap - ev.used
                 el_size = self.size[cached[:, 1]]
                 reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
@@ -413,7 +416,7 @@ class _Neighbourhood:
                     gm[np.arange(len(gm)), top_l] = -np.inf
                     top2 = gm.max(axis=1)
                 stale = False
-            i = index[d]
+            i = int(index[d])
             n, l, e = d
             room = free[n] + self.size[l]
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
@@ -534,8 +537,7 @@ class _Neighbourhood:
         ev, tol = self.ev, self.tol
         hit = self.pair_cache.get(l) if self.incremental else None
         if hit is not None and hit[0] == self.version[l]:
-            pos = {tuple(int(v) for v in cached[i]): int(i) for i in idx}
-            return [(g, pos[a], pos[b]) for g, a, b in hit[1]]
+            return [(g, int(self.index[a]), int(self.index[b])) for g, a, b in hit[1]]
         n_, e_ = cached[idx, 0], cached[idx, 2]
         ia, ib = np.triu_indices(len(idx), 1)
         x = ev.x
