@@ -772,9 +772,10 @@ class IncrementalEvaluator:
         via = np.where(cols[:, :, None], self._latT[:, l, :][None], np.inf).min(axis=1, initial=np.inf)
         return np.minimum(self._cloud[:, l][None], via)
 
-    def key_gains(self, l: int, e: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Increase of ``R`` when expert ``e[p]`` of layer ``l`` is cached exactly at the nodes
-        ``cols[p]`` (``bool (P, N)``), the rest unchanged; one value per ``p``.
+    def key_gains(self, l: int, e: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Increase of ``R`` when the serving latencies ``tau[:, l, e[p]]`` become ``new[p]``
+        (``float (P, U)``, e.g. :meth:`key_columns` of a new node set), the rest unchanged;
+        one value per ``p``.
 
         A change of one key alters ``tau[u, l, e]`` only.  On a row ``S`` holding
         ``e`` the other members' maximum is ``m2[S]`` if ``tau_e = m1[S]`` and
@@ -788,7 +789,6 @@ class IncrementalEvaluator:
         P = len(e)
         if P == 0:
             return np.zeros(0)
-        new = self.key_columns(l, cols)                                        # (P, U)
         keys = l * self._E + e
         starts = self._ptr[keys]
         counts = self._ptr[keys + 1] - starts
@@ -802,13 +802,13 @@ class IncrementalEvaluator:
         diff = self._ecoef[entry] * (m1 - np.maximum(rest, new[owner, users]))
         return np.bincount(owner, weights=diff, minlength=P)
 
-    def pair_interactions(self, l: int, ea: np.ndarray, cols_a: np.ndarray, eb: np.ndarray,
-                          cols_b: np.ndarray) -> np.ndarray:
+    def pair_interactions(self, l: int, ea: np.ndarray, ta: np.ndarray, eb: np.ndarray,
+                          tb: np.ndarray) -> np.ndarray:
         """Non-additive part of two single-key changes in one layer, for many pairs at once.
 
-        Pair ``p`` gives expert ``ea[p]`` of layer ``l`` the node indicators
-        ``cols_a[p]`` and expert ``eb[p] != ea[p]`` the indicators ``cols_b[p]``
-        (``bool (P, N)`` each).  Let ``g_a``, ``g_b`` be the increases of ``R``
+        Pair ``p`` sets the serving latencies of expert ``ea[p]`` of layer ``l``
+        to ``ta[p]`` and those of expert ``eb[p] != ea[p]`` to ``tb[p]``
+        (``float (P, U)`` each, e.g. :meth:`key_columns` of new node sets).  Let ``g_a``, ``g_b`` be the increases of ``R``
         of each change alone and ``g_ab`` of both together, all from the
         current placement.  Returns ``g_ab - g_a - g_b`` per pair.
 
@@ -858,16 +858,17 @@ class IncrementalEvaluator:
         within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         pair = order[first + within]                                           # (I,) incidences (pair, row)
         row = np.repeat(rows_l[r_idx], cnt)
-        ta, tb = self.key_columns(l, cols_a), self.key_columns(l, cols_b)     # (P, U)
         users = inst.set_user[row]
         memb = self.tau_flat[self._flat[row]]                                  # (I, K)
         members = inst.set_experts[row]
         is_a = members == ea[pair][:, None]
         is_b = members == eb[pair][:, None]
-        va, vb = ta[pair, users][:, None], tb[pair, users][:, None]
-        m_a = np.where(is_a, va, memb).max(axis=1)
-        m_b = np.where(is_b, vb, memb).max(axis=1)
-        m_ab = np.where(is_a, va, np.where(is_b, vb, memb)).max(axis=1)
+        rest = np.where(is_a | is_b, 0.0, memb).max(axis=1)                   # the other members (latencies > 0)
+        old_a, old_b = self.tau[users, l, ea[pair]], self.tau[users, l, eb[pair]]
+        va, vb = ta[pair, users], tb[pair, users]
+        m_a = np.maximum(rest, np.maximum(va, old_b))
+        m_b = np.maximum(rest, np.maximum(old_a, vb))
+        m_ab = np.maximum(rest, np.maximum(va, vb))
         w = self._coef[row] * ((m_a - self.setlat[row]) + (m_b - m_ab))  # exact 0 where they do not interact
         return np.bincount(pair, weights=w, minlength=P)
 

@@ -155,8 +155,9 @@ def test_key_gains_and_pair_interactions_equal_full_evaluations(seed):
     pairs += [pairs[0], pairs[0][::-1]]  # the same experts again, with other node sets
     ea, eb = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     cols_a, cols_b = rng.random((len(pairs), inst.N)) < 0.5, rng.random((len(pairs), inst.N)) < 0.5
-    got = ev.pair_interactions(l, ea, cols_a, eb, cols_b)
-    single_a, single_b = ev.key_gains(l, ea, cols_a), ev.key_gains(l, eb, cols_b)
+    ta, tb = ev.key_columns(l, cols_a), ev.key_columns(l, cols_b)
+    got = ev.pair_interactions(l, ea, ta, eb, tb)
+    single_a, single_b = ev.key_gains(l, ea, ta), ev.key_gains(l, eb, tb)
     assert got.shape == single_a.shape == (len(pairs),)
     for p in range(len(pairs)):
         ya, yb, yab = x.copy(), x.copy(), x.copy()

@@ -181,11 +181,13 @@ class _Neighbourhood:
         self.version = np.zeros(inst.L, dtype=np.int64)  # bumped when a step changes the layer
         self.batch_cache: dict[tuple[int, int, int], tuple] = {}  # d -> (version, gains, batch, swaps in it)
         self.pair_cache: dict[int, tuple[int, list]] = {}  # layer -> (version, improving same-layer exchanges)
+        self.index: np.ndarray | None = None  # (n, l, e) -> row in the sweep's array of cached elements
         self.replace_gain: list = [None] * inst.L  # per layer (N, m_l): gain of adding a replace set's missing members
         # slack of the batched evaluation against gain_of (float summation order), far above its error
         self.slack = 1e-9 * max(ev.empty_latency, 1e-300)
         self.size = inst.expert_size
         self.cap = inst.capacity
+        self.lat_nl = np.ascontiguousarray(np.transpose(inst.latency, (1, 2, 0)))  # (N, L, U)
         self.valid = inst.valid_mask()  # (L, Emax)
         N, L, E = inst.N, inst.L, inst.max_experts
         grid = np.argwhere(np.broadcast_to(self.valid[None], (N, L, E)))  # sorted by (n, l, e)
@@ -384,7 +386,7 @@ class _Neighbourhood:
         eval_move = do_move and not ("add" in self.kinds and do_swap)
         if not (do_drop or do_swap or do_move or do_pair):
             return applied, gained, False
-        order = [tuple(int(v) for v in r) for r in np.argwhere(ev.x)]
+        order = list(map(tuple, np.argwhere(ev.x).tolist()))
         order = [order[i] for i in self.rng.permutation(len(order))]
         stale = True
         reloc = None
@@ -399,7 +401,9 @@ class _Neighbourhood:
                 cached = np.argwhere(ev.x)
                 loss = ev.losses(cached)
                 self.queries += len(cached)
-                index = {tuple(int(v) for v in r): k for k, r in enumerate(cached)}
+                index = np.full(ev.x.shape, -1, dtype=np.int64)  # (n, l, e) -> row of cached
+                index[cached[:, 0], cached[:, 1], cached[:, 2]] = np.arange(len(cached))
+                self.index = index
                 free = self.cap - ev.used
                 el_size = self.size[cached[:, 1]]
                 reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
@@ -412,7 +416,7 @@ class _Neighbourhood:
                     gm[np.arange(len(gm)), top_l] = -np.inf
                     top2 = gm.max(axis=1)
                 stale = False
-            i = index[d]
+            i = int(index[d])
             n, l, e = d
             room = free[n] + self.size[l]
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
@@ -507,27 +511,33 @@ class _Neighbourhood:
 
     def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray,
                           deadline: float) -> list[tuple[float, int, int]] | None:
-        """Improving exchanges between the cached elements ``cached[idx]`` of layer ``l``, exact.
+        """The best improving exchange between the cached elements ``cached[idx]`` of layer ``l``, exact.
 
-        Returns ``(gain, a, b)`` with ``a < b`` indices into ``cached``, in
-        ``itertools.combinations`` order, or ``None`` if the deadline passed.
+        Returns ``[(gain, a, b)]`` (``a < b`` indices into ``cached``; the
+        first in ``itertools.combinations`` order among equal gains), ``[]``
+        if none gains more than ``tol``, or ``None`` if the deadline passed.
+        Only the best one matters: every same-layer exchange of ``l`` uses
+        layer ``l`` alone, so :meth:`_pairs`, which takes exchanges best first
+        with pairwise disjoint layers, can take at most the first of them.
         The value of such an exchange reads layer ``l`` only (and two
-        same-layer elements always fit in each other's place), so the list is
-        cached until a step changes layer ``l``.  Pairs are first valued in
-        one vectorised pass: an exchange gives each expert a new node set, so
-        its value is the two single-key changes'
-        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
-        their interaction on the rows holding both experts
-        (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`).
-        Those that could exceed ``tol`` (within ``self.slack``, far above
-        the rounding) are evaluated exactly with ``gain_of``, as every pair
-        is without the incremental bookkeeping.
+        same-layer elements always fit in each other's place), so the answer
+        is cached until a step changes layer ``l``.
+
+        Without the incremental bookkeeping every pair is evaluated with
+        ``gain_of``.  With it, pairs are first valued in one vectorised pass:
+        an exchange gives each expert a new node set, so its value is the two
+        relocations' (a single-key change each,
+        :meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`, one per
+        element and node) plus their interaction on the rows holding both
+        experts (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`).
+        Only pairs within ``2 slack`` of the best value (``slack`` bounds the
+        rounding of either evaluation, so the exact best is among them) are
+        evaluated exactly with ``gain_of``.
         """
         ev, tol = self.ev, self.tol
         hit = self.pair_cache.get(l) if self.incremental else None
         if hit is not None and hit[0] == self.version[l]:
-            pos = {tuple(int(v) for v in cached[i]): int(i) for i in idx}
-            return [(g, pos[a], pos[b]) for g, a, b in hit[1]]
+            return [(g, int(self.index[a]), int(self.index[b])) for g, a, b in hit[1]]
         n_, e_ = cached[idx, 0], cached[idx, 2]
         ia, ib = np.triu_indices(len(idx), 1)
         x = ev.x
@@ -538,21 +548,23 @@ class _Neighbourhood:
         else:
             if time.perf_counter() > deadline:
                 return None
-            # an exchange gives e_a the nodes of a relocation of a to b's node and e_b those of b to
-            # a's node: its value is the two single-key changes' plus their interaction on the rows
-            # holding both experts (IncrementalEvaluator.key_gains, .pair_interactions)
-            rng_ = np.arange(len(ia))
-            cols_a = x[:, l, e_[ia]].T.copy()
-            cols_a[rng_, n_[ia]] = False
-            cols_a[rng_, n_[ib]] = True
-            cols_b = x[:, l, e_[ib]].T.copy()
-            cols_b[rng_, n_[ib]] = False
-            cols_b[rng_, n_[ia]] = True
-            g = (ev.key_gains(l, e_[ia], cols_a) + ev.key_gains(l, e_[ib], cols_b)
-                 + ev.pair_interactions(l, e_[ia], cols_a, e_[ib], cols_b))
-            self.queries += len(ia)
-            keep = g + self.slack > tol
-            pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
+            pairs = []
+            if len(ia):
+                # without[j]: tau of e_j with n_j removed; a relocation of j to m adds m's latencies
+                lat = self.lat_nl[:, l, :]                                         # (N, U)
+                cols = x[:, l, e_].T.copy()
+                cols[np.arange(len(idx)), n_] = False
+                without = ev.key_columns(l, cols)                                  # (k, U)
+                jj, mm = np.nonzero(~x[:, l, e_].T)
+                reloc = np.full((len(idx), len(lat)), -np.inf)
+                reloc[jj, mm] = ev.key_gains(l, e_[jj], np.minimum(without[jj], lat[mm]))
+                ta, tb = np.minimum(without[ia], lat[n_[ib]]), np.minimum(without[ib], lat[n_[ia]])
+                g = reloc[ia, n_[ib]] + reloc[ib, n_[ia]] + ev.pair_interactions(l, e_[ia], ta, e_[ib], tb)
+                self.queries += len(ia)
+                top = g.max()
+                if top + self.slack > tol:
+                    keep = g >= top - 2 * self.slack
+                    pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
         out = []
         for a, b in pairs:
             if time.perf_counter() > deadline:
@@ -560,8 +572,8 @@ class _Neighbourhood:
             (n1, _, e1), (n2, _, e2) = cached[idx[a]].tolist(), cached[idx[b]].tolist()
             g = ev.gain_of(add=[(n1, l, e2), (n2, l, e1)], remove=[(n1, l, e1), (n2, l, e2)])
             self.queries += 1
-            if g > tol:
-                out.append((g, int(idx[a]), int(idx[b])))
+            if g > tol and (not out or g > out[0][0]):
+                out = [(g, int(idx[a]), int(idx[b]))]
         if self.incremental:
             self.pair_cache[l] = (int(self.version[l]), [(g, tuple(int(v) for v in cached[a]),
                                                           tuple(int(v) for v in cached[b])) for g, a, b in out])
@@ -592,23 +604,20 @@ class _Neighbourhood:
             return
         dn, de = cached[pos, 0], cached[pos, 2]
         k = len(pos)
+        lat = self.lat_nl[:, l, :]                                                  # (N, U)
+        cols = x[:, l, de].T.copy()
+        cols[np.arange(k), dn] = False
+        without = ev.key_columns(l, cols)                                           # (k, U): tau of e, d gone
         if swaps:
             si, se2 = np.nonzero(~x[dn, l, :] & self.valid[l][None, :])     # per d, e2 ascending
-            r = np.arange(len(si))
-            cols_a = x[:, l, de[si]].T.copy()
-            cols_a[r, dn[si]] = False
-            cols_b = x[:, l, se2].T.copy()
-            cols_b[r, dn[si]] = True
-            g_swap = self.G[dn[si], l, se2] + ev.pair_interactions(l, de[si], cols_a, se2, cols_b)
+            tb = np.minimum(ev.tau[:, l, se2].T, lat[dn[si]])                # e2 added at n
+            g_swap = self.G[dn[si], l, se2] + ev.pair_interactions(l, de[si], without[si], se2, tb)
             self.queries += len(si)
         else:
             si, se2, g_swap = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         if moves:
             mi, mm = np.nonzero(~x[:, l, de].T)                                # per d, m ascending
-            cols = x[:, l, de[mi]].T.copy()
-            cols[np.arange(len(mi)), dn[mi]] = False
-            cols[np.arange(len(mi)), mm] = True
-            g_move = ev.key_gains(l, de[mi], cols) + loss[pos[mi]]
+            g_move = ev.key_gains(l, de[mi], np.minimum(without[mi], lat[mm])) + loss[pos[mi]]
             self.queries += len(mi)
         else:
             mi, mm, g_move = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
