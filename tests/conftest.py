@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,17 @@ def tamper_solver(monkeypatch):
         return calls
 
     return install
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_deliverable():
+    """The Ctrl-C tests need SIGINT handled as in a terminal.  A suite started in the background
+    (``make test &``, ``nohup``) inherits SIGINT ignored, and so would every command it starts,
+    since an ignored signal stays ignored across exec: install Python's default handler for the
+    session (children then start with the default disposition)."""
+    prev = signal.getsignal(signal.SIGINT)
+    if prev is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if prev is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, prev)
