@@ -244,6 +244,33 @@ def deepseek_chain(path: str = DEEPSEEK_V3, seed: int = 0, time_limit: float | N
     return out
 
 
+def deepseek_best(path: str = DEEPSEEK_V3, seed: int = 0) -> str:
+    """``best(seed=seed)`` with its defaults on the DeepSeek-V3 paper instance, one run (BLAS
+    pinned, kernels as ``kernel="auto"`` picks them): markdown with CPU and wall seconds, peak
+    RSS, and every chain's stages (latency, runtime), the chosen chain in bold."""
+    import resource
+
+    from slimcaching.algorithms.local_search import best
+    from slimcaching.instances.io import read_instance
+
+    inst = read_instance(path)
+    with single_threaded():
+        c0, w0 = time.process_time(), time.perf_counter()
+        res = best(inst, seed=seed)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [f"\nbest(seed={seed}) on {path} ({machine()}): {cpu:.1f} CPU s, {wall:.1f} s wall, peak RSS "
+             f"{rss:.0f} MiB, latency {res.latency:.6f}, R / T(empty) {100 * res.reduction / res.empty_latency:.2f} %, "
+             f"status {res.status}\n", "| chain | stage | latency | runtime s |", "|---|---|---:|---:|"]
+    chains = [("main", res.info["stages"])] + [(o["start"], o["stages"]) for o in res.info["restarts"]]
+    for name, stages in chains:
+        for k, st in enumerate(stages):
+            won = k == len(stages) - 1 and (name == res.info["chosen"] or (name == "main" and res.info["chosen"] == "successive"))
+            lat = f"**{st['latency']:.6f}**" if won else f"{st['latency']:.6f}"
+            lines.append(f"| {name} | {st['algorithm']} | {lat} | {st['runtime_s']:.1f} |")
+    return "\n".join(lines)
+
+
 def successive_kernels(path: str = DEEPSEEK_V3, repeat: int = 3, reference_repeat: int = 1
                        ) -> tuple[dict, dict, bool]:
     """``successive`` on the DeepSeek-V3 paper instance with the compiled chain (``repeat`` runs)
@@ -298,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="only polish's bookkeeping against its reference, on the slope instances")
     ap.add_argument("--deepseek-chain", action="store_true",
                     help="only best's main chain, stage by stage, on the DeepSeek-V3 paper instance")
+    ap.add_argument("--deepseek-best", action="store_true",
+                    help="only best (default parameters) on the DeepSeek-V3 paper instance: CPU, wall, peak RSS, "
+                         "every chain's stages")
     ap.add_argument("--successive-kernels", action="store_true",
                     help="only successive on the DeepSeek-V3 paper instance, compiled chain against numpy steps")
     ap.add_argument("--reference-repeat", type=int, default=1,
@@ -314,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
         if ref is not None:
             print(f"\nnumpy / compiled CPU: {ref['cpu'].median / fast['cpu'].median:.2f}x; "
                   f"identical placements: {same}")
+        return
+    if args.deepseek_best:
+        print(deepseek_best(seed=args.seed))
         return
     if args.deepseek_chain:
         print("\n| stage | CPU s | wall s | latency | R / T(empty) | status |\n|---|---:|---:|---:|---:|---|")
