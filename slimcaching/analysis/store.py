@@ -38,7 +38,7 @@ runtime_s          solve time reported by the method; ``wall_s`` the whole call
 feasible           0/1
 oracle_calls       MoE² oracle calls (NULL when not counted)
 placement          JSON: ``[[n, l, e], ...]`` (caching) or the selection (MoE²)
-info, versions     JSON
+info, versions     JSON (``info.cpu_s``: the run's CPU seconds)
 meta               JSON: the instance's metadata (generator, sweep axis, ...)
 message            free text; the traceback tail for ``"error"`` rows
 created_at         UTC ISO timestamp
