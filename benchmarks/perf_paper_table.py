@@ -140,6 +140,18 @@ def tables(db: str, files: list[str], algorithms: list[str]) -> tuple[str, str]:
     return certified, cpu_table
 
 
+def _only(records: list[str], files: list[str], tmp: str) -> list[str]:
+    """``records`` restricted to the lines of ``files`` (copies in ``tmp``): the others are not read."""
+    want = {str(Path(f).resolve()) for f in files}
+    out = []
+    for k, r in enumerate(records):
+        lines = [ln for ln in Path(r).read_text(encoding="utf-8").splitlines()
+                 if ln.strip() and str(Path(json.loads(ln).get("file", "")).resolve()) in want]
+        out.append(str(Path(tmp) / f"records-{k}.jsonl"))
+        Path(out[-1]).write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+    return out
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", nargs="+", default=DEFAULT_FILES, metavar="INSTANCE")
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> str:
         s = sweep(list(args.files), algorithms, db, hard_timeout=args.hard_timeout, numba_sets=args.numba_sets)
         from slimcaching.analysis.certified import import_certificates
 
-        imported = sum(import_certificates(db, r) for r in args.records)
+        imported = sum(import_certificates(db, r) for r in _only(args.records, args.files, tmp))
         certified, cpu_table = tables(db, list(args.files), algorithms)
     out = "\n".join([
         f"### The paper suite: every heuristic against the best bound (machine: {machine()})", "",

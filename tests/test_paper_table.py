@@ -149,3 +149,20 @@ def test_a_run_that_did_not_finish_is_named_not_hidden(suite, tmp_path):
     t = certified_table(with_ratios(load_frame(db2)), ALGS)
     r = t[t["instance_name"] == inst.name].iloc[0]
     assert r["not_finished"] == "best (timeout)" and r["best"] != r["best"]  # NaN: no ratio for it
+
+
+def test_the_benchmark_prints_the_table_with_the_checked_ratios(suite, tmp_path):
+    from benchmarks.perf_paper_table import main
+
+    d, _, insts, files, recs = suite
+    rec = d / "certified.jsonl"
+    out = main(["--files", str(files[0]), "--algorithms", "best,cloud", "--records", str(rec),
+                "--db", str(tmp_path / "b.sqlite"), "--hard-timeout", "120"])
+    inst, bound = insts[0], recs[0]["bound"]
+    t_e, t_best = empty_latency(inst), latency(inst, run(inst, "best", seed=0).placement)
+    row = next(ln for ln in out.splitlines() if ln.startswith(f"| {inst.name} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert f"{(t_e - t_best) / (t_e - bound):.4f}" in cells and "0.0000" in cells  # best, and cloud's 0
+    assert f"{bound:.6f}" in cells and "bound" in cells
+    assert "1 certificate(s) imported" in out and inst.name in out.split("CPU seconds per run")[1]
+    assert insts[1].name not in out  # the other instance's record was not imported
