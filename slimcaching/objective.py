@@ -17,14 +17,13 @@ gathers go through ``np.take`` into preallocated buffers.  The weighted sum
 ``sum_S w_u p_S max`` is ``np.einsum`` (no BLAS: a single dot product is not
 worth a thread pool, and ``einsum`` gives the same bits on every machine).
 With numba installed (``pip install slimcaching[fast]``), ``kernel="numba"``
-(or ``SLIMCACHING_KERNEL=numba`` in the environment, which is what
-``kernel="auto"`` reads; numpy otherwise) makes ``tau`` and the set maxima
-compiled passes; the set latencies are the same bits either way (maxima and
-minima are exact) and the sum is the same ``einsum``, so ``T`` is identical
-with and without it.  It is not the default because the first call in a
-fresh environment compiles for seconds, which a short time limit cannot
-absorb, and the algorithms spend their time in incremental queries, not in
-full evaluations.
+makes ``tau`` and the set maxima compiled passes; the set latencies are the
+same bits either way (maxima and minima are exact) and the sum is the same
+``einsum``, so ``T`` is identical with and without it.  ``kernel="auto"`` (the
+default) reads ``SLIMCACHING_KERNEL`` and otherwise compiles only for
+instances of at least :data:`AUTO_COMPILED_MEMBERS` set members: the first
+call in a fresh environment compiles for seconds, which small instances and
+short time limits cannot absorb (:func:`resolve_kernel`).
 
 :func:`evaluate` is the full evaluation; :class:`IncrementalEvaluator` keeps
 ``tau``, the per-set latency *and the second largest member latency of every
@@ -35,6 +34,7 @@ computed here.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from dataclasses import dataclass, field
@@ -248,13 +248,34 @@ def available_kernels() -> tuple[str, ...]:
     return KERNELS if _numba_kernels() is not None else KERNELS[:1]
 
 
-def resolve_kernel(kernel: str) -> str:
-    """``"numpy"`` or ``"numba"``: ``"auto"`` reads ``SLIMCACHING_KERNEL`` (numpy when unset).
+#: ``kernel="auto"`` without ``SLIMCACHING_KERNEL`` compiles (numba, when installed) for
+#: instances with at least this many set members: there the numpy passes cost minutes
+#: (``successive`` on the DeepSeek-V3 paper instance, 950,272 members: 141 CPU-s against
+#: 34), far above the one-off compilation; below it, numpy (no numba import at all).
+AUTO_COMPILED_MEMBERS = 100_000
+
+
+def set_members(instance: Instance) -> int:
+    """Number of set members ``sum_S |S|`` of the routing table (cached)."""
+    return _cached(instance, "_set_members", lambda: int(np.count_nonzero(instance.set_experts >= 0)))
+
+
+def resolve_kernel(kernel: str, members: int | None = None) -> str:
+    """``"numpy"`` or ``"numba"``.
+
+    ``"auto"``: ``SLIMCACHING_KERNEL`` when set; otherwise ``"numba"`` if
+    ``members`` (set members of the instance at hand) is at least
+    :data:`AUTO_COMPILED_MEMBERS` and numba is installed and works, else
+    ``"numpy"``.  Every kernel gives the same bits (tested), so the choice
+    changes only the time.
 
     Raises ``ValueError`` for an unknown name or ``"numba"`` without numba installed.
     """
     if kernel == "auto":
-        kernel = os.environ.get("SLIMCACHING_KERNEL", "numpy")
+        kernel = os.environ.get("SLIMCACHING_KERNEL", "")
+        if not kernel:
+            large = members is not None and members >= AUTO_COMPILED_MEMBERS
+            kernel = "numba" if large and importlib.util.find_spec("numba") and _numba_kernels() else "numpy"
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {', '.join(KERNELS)}, got {kernel!r}")
     if kernel == "numba" and _numba_kernels() is None:
@@ -318,7 +339,7 @@ def tau(instance: Instance, x: np.ndarray, *, kernel: str = "numpy") -> np.ndarr
     """
     U, L, E = instance.U, instance.L, instance.max_experts
     out = np.repeat(instance.cloud_latency.reshape(-1), E).reshape(U, L * E)
-    if resolve_kernel(kernel) == "numba":
+    if resolve_kernel(kernel, set_members(instance)) == "numba":
         _numba_kernels()["tau_fill"](np.asarray(x, dtype=bool), instance.latency, out.reshape(U, L, E))
         return out.reshape(U, L, E)
     xs = np.asarray(x, dtype=bool).reshape(instance.N, L * E)
@@ -349,7 +370,7 @@ def set_latency(instance: Instance, tau_arr: np.ndarray, *, kernel: str = "auto"
     """
     if layout not in LAYOUTS + ("auto",):
         raise ValueError(f"layout must be 'auto' or one of {', '.join(LAYOUTS)}, got {layout!r}")
-    kernel = resolve_kernel(kernel)
+    kernel = resolve_kernel(kernel, set_members(instance))
     if layout == "auto":
         layout = "sk" if kernel == "numba" else "ks"
     out = np.empty(instance.n_sets) if out is None else out
@@ -371,7 +392,7 @@ def latency(instance: Instance, placement: Placement | np.ndarray, *, kernel: st
             layout: str = "auto") -> float:
     """``T(x)`` in seconds per token (``kernel`` and ``layout`` as in :func:`set_latency`)."""
     x = placement.x if isinstance(placement, Placement) else np.asarray(placement, dtype=bool)
-    kernel = resolve_kernel(kernel)
+    kernel = resolve_kernel(kernel, set_members(instance))
     out = _buffers(instance)[1]
     set_latency(instance, tau(instance, x, kernel=kernel), kernel=kernel, layout=layout, out=out)
     return weighted_sum(instance.coef, out)
@@ -466,7 +487,7 @@ class IncrementalEvaluator:
 
     def __init__(self, instance: Instance, placement: Placement | None = None, *, kernel: str = "auto"):
         self.instance = instance
-        self.kernel = resolve_kernel(kernel)
+        self.kernel = resolve_kernel(kernel, set_members(instance))
         self.x = (placement.x.copy() if placement is not None
                   else np.zeros((instance.N, instance.L, instance.max_experts), dtype=bool))
         self._flat = member_index(instance)
@@ -737,6 +758,119 @@ class IncrementalEvaluator:
         memb[self._cols[entry], rinv] = newcol[owner, self._users[entry]]
         diff = self._coef[rrow] * (self.setlat[rrow] - memb.max(axis=0))              # column-wise maxima
         return np.bincount(rmove, weights=diff, minlength=k)
+
+    def _layer_rows(self, l: int) -> np.ndarray:
+        """Routing rows of layer ``l`` (all users), cached per evaluator."""
+        cache = self.__dict__.setdefault("_rows_by_layer", {})
+        if l not in cache:
+            cache[l] = np.nonzero(self.instance.set_layer == l)[0]
+        return cache[l]
+
+    def key_columns(self, l: int, cols: np.ndarray) -> np.ndarray:
+        """``tau[:, l, e]`` for node indicators ``cols bool (P, N)`` of a layer-``l`` expert: ``(P, U)``."""
+        cols = np.asarray(cols, dtype=bool).reshape(-1, self.instance.N)
+        via = np.where(cols[:, :, None], self._latT[:, l, :][None], np.inf).min(axis=1, initial=np.inf)
+        return np.minimum(self._cloud[:, l][None], via)
+
+    def key_gains(self, l: int, e: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Increase of ``R`` when the serving latencies ``tau[:, l, e[p]]`` become ``new[p]``
+        (``float (P, U)``, e.g. :meth:`key_columns` of a new node set), the rest unchanged;
+        one value per ``p``.
+
+        A change of one key alters ``tau[u, l, e]`` only.  On a row ``S`` holding
+        ``e`` the other members' maximum is ``m2[S]`` if ``tau_e = m1[S]`` and
+        ``m1[S]`` otherwise (the top-two bookkeeping of this class), so the new
+        set latency is ``max(that, tau'_e)`` without reading the row: ``O(r)``
+        per change for ``r`` rows holding ``e``, where :meth:`gains_of_many`
+        re-maximises every row.  Equal to :meth:`gain_of` of the same change up
+        to the order of floating-point summation.
+        """
+        e = np.asarray(e, dtype=np.int64).ravel()
+        P = len(e)
+        if P == 0:
+            return np.zeros(0)
+        keys = l * self._E + e
+        starts = self._ptr[keys]
+        counts = self._ptr[keys + 1] - starts
+        owner = np.repeat(np.arange(P), counts)
+        entry = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        if len(entry) == 0:
+            return np.zeros(P)
+        rows, users = self._rows[entry], self._users[entry]
+        m1 = self.setlat[rows]
+        rest = np.where(self.tau[users, l, e[owner]] >= m1, self.setlat2[rows], m1)
+        diff = self._ecoef[entry] * (m1 - np.maximum(rest, new[owner, users]))
+        return np.bincount(owner, weights=diff, minlength=P)
+
+    def pair_interactions(self, l: int, ea: np.ndarray, ta: np.ndarray, eb: np.ndarray,
+                          tb: np.ndarray) -> np.ndarray:
+        """Non-additive part of two single-key changes in one layer, for many pairs at once.
+
+        Pair ``p`` sets the serving latencies of expert ``ea[p]`` of layer ``l``
+        to ``ta[p]`` and those of expert ``eb[p] != ea[p]`` to ``tb[p]``
+        (``float (P, U)`` each, e.g. :meth:`key_columns` of new node sets).  Let ``g_a``, ``g_b`` be the increases of ``R``
+        of each change alone and ``g_ab`` of both together, all from the
+        current placement.  Returns ``g_ab - g_a - g_b`` per pair.
+
+        Proof.  A change of key ``(l, e)`` alters ``tau[:, l, e]`` only, hence
+        only the set latencies of the routing rows holding ``e``.  On a row
+        holding ``ea`` but not ``eb`` the joint change equals the change of
+        ``ea`` alone, and symmetrically; rows holding neither do not change.
+        So ``g_ab - g_a - g_b`` is the sum over the rows holding both of
+        ``w p (m1 - M_ab) - w p (m1 - M_a) - w p (m1 - M_b)
+        = w p (M_a + M_b - m1 - M_ab)``, with ``M`` the row's new maximum under
+        each change.  Only those rows are read: found per row of layer ``l``
+        from its ``K (K - 1) / 2`` member pairs, ``O(rows_l K^2)`` plus
+        ``O(K)`` per (pair, shared row).
+
+        Returns
+        -------
+        float64 (P,)
+            Equal to ``gain_of(both) - gain_of(a) - gain_of(b)`` up to the
+            order of floating-point summation.
+        """
+        inst, E = self.instance, self._E
+        ea = np.asarray(ea, dtype=np.int64).ravel()
+        eb = np.asarray(eb, dtype=np.int64).ravel()
+        P = len(ea)
+        out = np.zeros(P)
+        if P == 0 or self._K < 2:
+            return out
+        rows_l = self._layer_rows(l)
+        se = inst.set_experts[rows_l]                                          # (R, K)
+        gkey = np.minimum(ea, eb) * E + np.maximum(ea, eb)                     # unordered expert pair
+        ukeys, ginv = np.unique(gkey, return_inverse=True)
+        gid = np.full(E * E, -1, dtype=np.int64)
+        gid[ukeys] = np.arange(len(ukeys))
+        ci, cj = np.triu_indices(se.shape[1], 1)
+        A, B = se[:, ci], se[:, cj]
+        ok = (A >= 0) & (B >= 0)
+        g = np.where(ok, gid[np.where(ok, np.minimum(A, B) * E + np.maximum(A, B), 0)], -1)
+        r_idx, c_idx = np.nonzero(g >= 0)
+        if len(r_idx) == 0:
+            return out
+        grp = g[r_idx, c_idx]
+        order = np.argsort(ginv, kind="stable")                                # pairs grouped by expert pair
+        gcount = np.bincount(ginv, minlength=len(ukeys))
+        gstart = np.cumsum(gcount) - gcount
+        cnt = gcount[grp]
+        first = np.repeat(gstart[grp], cnt)
+        within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pair = order[first + within]                                           # (I,) incidences (pair, row)
+        row = np.repeat(rows_l[r_idx], cnt)
+        users = inst.set_user[row]
+        memb = self.tau_flat[self._flat[row]]                                  # (I, K)
+        members = inst.set_experts[row]
+        is_a = members == ea[pair][:, None]
+        is_b = members == eb[pair][:, None]
+        rest = np.where(is_a | is_b, 0.0, memb).max(axis=1)                   # the other members (latencies > 0)
+        old_a, old_b = self.tau[users, l, ea[pair]], self.tau[users, l, eb[pair]]
+        va, vb = ta[pair, users], tb[pair, users]
+        m_a = np.maximum(rest, np.maximum(va, old_b))
+        m_b = np.maximum(rest, np.maximum(old_a, vb))
+        m_ab = np.maximum(rest, np.maximum(va, vb))
+        w = self._coef[row] * ((m_a - self.setlat[row]) + (m_b - m_ab))  # exact 0 where they do not interact
+        return np.bincount(pair, weights=w, minlength=P)
 
     def apply(self, add: Iterable[Sequence[int]] = (), remove: Iterable[Sequence[int]] = ()) -> float:
         """Apply the move; returns its gain in ``R``."""

@@ -183,3 +183,21 @@ def test_rins_with_everything_free_is_the_whole_model_and_never_worse(seed):
     same = _Ledger(inst, 0.0)
     _rins(inst, same, same.placement.x.astype(float), 30.0, 0, info, 50, ())
     assert info["rins"]["free"] == 0 and same.best_latency == latency(inst, inst.empty_placement())
+
+
+def test_certify_cpu_time_counts_the_highs_child_processes(worked_example, monkeypatch):
+    """Models solved in a child process (here: all of them) are part of the reported CPU time."""
+    import os
+
+    from slimcaching.formulations import direct
+
+    monkeypatch.setattr(direct, "ISOLATE_ROWS", 0)
+    inst = read_instance(worked_example / "tiny.json")
+    before = os.times()
+    cert = certify(inst, time_limit=60)
+    after = os.times()
+    children = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    own = (after.user + after.system) - (before.user + before.system)
+    assert cert.status == "optimal"
+    assert children > 0  # the check has something to count
+    assert children <= cert.cpu_s <= own + children + 1e-9

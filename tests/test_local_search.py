@@ -464,3 +464,29 @@ def test_best_restarts_reach_the_worked_example_optimum(worked_example):
     assert res.params["restarts"] == 4 and len(res.info["restarts"]) == 5
     assert res.latency == pytest.approx(9.172273055346421, rel=1e-12)
     assert res.latency <= main_only.latency
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_cross_layer_exchanges_equal_a_scan_of_every_pair(seed):
+    """The sorted per-node-pair search lists exactly the pairs, values and order of a scan over
+    every pair a < b (ties, -inf relocations and tight rooms included)."""
+    from slimcaching.algorithms.local_search.moves import _cross_layer_exchanges
+
+    rng = np.random.default_rng(seed)
+    C, N, L = int(rng.integers(1, 40)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    nodes, layers = rng.integers(0, N, C), rng.integers(0, L, C)
+    el_size = rng.integers(1, 4, C)
+    free = rng.integers(0, 3, N)
+    reloc = np.round(rng.normal(0, 1, (C, N)), 1)  # rounded: many exact ties
+    reloc[rng.random((C, N)) < 0.2] = -np.inf
+    tol = float(rng.choice([0.0, 1e-12, 0.5]))
+    g, a, b = _cross_layer_exchanges(reloc, nodes, layers, free, el_size, tol, 1e-9)
+    want = []
+    for i in range(C):
+        for k in range(i + 1, C):
+            v = reloc[i, nodes[k]] + reloc[k, nodes[i]]
+            if (nodes[i] != nodes[k] and layers[i] != layers[k] and v > tol
+                    and free[nodes[i]] + el_size[i] - el_size[k] >= 0
+                    and free[nodes[k]] + el_size[k] - el_size[i] >= 0):
+                want.append((v, i, k))
+    assert [(float(v), int(i), int(k)) for v, i, k in zip(g, a, b)] == want

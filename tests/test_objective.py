@@ -136,6 +136,41 @@ def test_storage_and_feasibility():
 
 
 # ------------------------------------------------------------ kernels and layouts
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds)
+def test_key_gains_and_pair_interactions_equal_full_evaluations(seed):
+    """A key's change of node set alone (key_gains), and two same-layer key changes: the joint
+    gain is the two single gains plus the interaction on the rows holding both experts, whatever
+    the node sets (full evaluations as reference)."""
+    inst = instance_from_dict(random_instance_dict(seed))
+    rng = np.random.default_rng(seed)
+    x = (rng.random((inst.N, inst.L, inst.max_experts)) < 0.4) & inst.valid_mask()[None]
+    ev = IncrementalEvaluator(inst, Placement(x))
+    t_x = latency(inst, x)
+    l = int(rng.integers(inst.L))
+    valid = np.nonzero(inst.valid_mask()[l])[0]
+    if len(valid) < 2:
+        return
+    pairs = [rng.choice(valid, 2, replace=False) for _ in range(4)]
+    pairs += [pairs[0], pairs[0][::-1]]  # the same experts again, with other node sets
+    ea, eb = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    cols_a, cols_b = rng.random((len(pairs), inst.N)) < 0.5, rng.random((len(pairs), inst.N)) < 0.5
+    ta, tb = ev.key_columns(l, cols_a), ev.key_columns(l, cols_b)
+    got = ev.pair_interactions(l, ea, ta, eb, tb)
+    single_a, single_b = ev.key_gains(l, ea, ta), ev.key_gains(l, eb, tb)
+    assert got.shape == single_a.shape == (len(pairs),)
+    for p in range(len(pairs)):
+        ya, yb, yab = x.copy(), x.copy(), x.copy()
+        ya[:, l, ea[p]] = cols_a[p]
+        yb[:, l, eb[p]] = cols_b[p]
+        yab[:, l, ea[p]], yab[:, l, eb[p]] = cols_a[p], cols_b[p]
+        g_a, g_b, g_ab = (t_x - latency(inst, y) for y in (ya, yb, yab))
+        assert got[p] == pytest.approx(g_ab - g_a - g_b, abs=1e-12)
+        assert single_a[p] == pytest.approx(g_a, abs=1e-12)
+        assert single_b[p] == pytest.approx(g_b, abs=1e-12)
+    assert ev.latency == pytest.approx(t_x, rel=1e-12)  # nothing applied
+
+
 from slimcaching.objective import (LAYOUTS, available_kernels, member_index, set_latency,  # noqa: E402
                                    tau as tau_of)
 
@@ -248,3 +283,19 @@ def test_many_moves_at_once_equal_gain_of(seed):
     finally:
         objective._ENTRY_CHUNK = old
     assert np.array_equal(ev.x, x)  # nothing applied
+
+
+def test_auto_kernel_compiles_only_for_large_instances(monkeypatch):
+    """``kernel="auto"``: the environment variable wins; otherwise numba (when it works here) from
+    AUTO_COMPILED_MEMBERS set members on, numpy below and when the size is unknown."""
+    from slimcaching.objective import AUTO_COMPILED_MEMBERS, resolve_kernel, set_members
+
+    monkeypatch.delenv("SLIMCACHING_KERNEL", raising=False)
+    big = "numba" if "numba" in available_kernels() else "numpy"
+    assert resolve_kernel("auto") == "numpy"
+    assert resolve_kernel("auto", AUTO_COMPILED_MEMBERS - 1) == "numpy"
+    assert resolve_kernel("auto", AUTO_COMPILED_MEMBERS) == big
+    monkeypatch.setenv("SLIMCACHING_KERNEL", "numpy")
+    assert resolve_kernel("auto", 10 * AUTO_COMPILED_MEMBERS) == "numpy"
+    inst = instance_from_dict(random_instance_dict(3))
+    assert set_members(inst) == sum(len([e for e in row if e >= 0]) for row in inst.set_experts)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..instances.model import Instance
-from ..objective import resolve_kernel
+from ..objective import resolve_kernel, set_members
 
 __all__ = ["LayerTable", "layer_table", "TablesSolution", "exact_tables_dp", "approx_tables_dp",
            "concave_tables_merge", "is_concave", "solve_tables", "one_node_exact_tables",
@@ -132,7 +132,7 @@ def layer_table(instance: Instance, tau0: np.ndarray, n: int, l: int, *, cmax: i
     dw = coef[:, None] * (vals[:, :-1] - vals[:, 1:])      # (r, K), 0 past the improvable prefix
     if enumerate_:
         return _enumerate_table(loc, imp, dw, useful, cmax)
-    return _heuristic_chain(loc, imp, vals, coef, useful, cmax)
+    return _heuristic_chain(loc, imp, vals, coef, useful, cmax, kernel=resolve_kernel("auto", set_members(instance)))
 
 
 def _enumerate_table(loc, imp, dw, useful, cmax) -> LayerTable:
@@ -673,24 +673,25 @@ def concave_tables_merge(weights: Sequence[int], tables: Sequence[np.ndarray], Q
 
 
 def solve_tables(weights: Sequence[int], tables: Sequence[np.ndarray], Q: int, eps: float | None = None,
-                 deadline: float | None = None) -> TablesSolution | None:
+                 deadline: float | None = None, kernel: str = "auto") -> TablesSolution | None:
     """Pick the method: exact concave merge when it applies, else exact DP
     (``eps=None``) or the cheaper of the approximate and exact DP (``eps > 0``).
     ``None`` when the exact DP passed ``deadline`` (:func:`exact_tables_dp`).
 
     The exact DP is used under ``eps`` when its state count ``Q + 1`` is no
     larger than the approximate one's bound ``L_+^2 / eps``; both satisfy the
-    ``(1 - eps)`` guarantee, the exact one trivially.
+    ``(1 - eps)`` guarantee, the exact one trivially.  ``kernel``: the exact
+    DP's (:func:`exact_tables_dp`).
     """
     w = np.asarray(weights, dtype=np.int64)
     hs = [np.asarray(h, dtype=float) for h in tables]
     if len(w) and np.all(w == w[0]) and all(is_concave(h) for h in hs):
         return concave_tables_merge(w, hs, Q)
     if eps is None:
-        return exact_tables_dp(w, hs, Q, deadline)
+        return exact_tables_dp(w, hs, Q, deadline, kernel)
     active = sum(1 for h in hs if len(h) > 1 and h.max() > 0)
     if Q + 1 <= active * active / eps:
-        return exact_tables_dp(w, hs, Q, deadline)
+        return exact_tables_dp(w, hs, Q, deadline, kernel)
     return approx_tables_dp(w, hs, Q, eps)
 
 

@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..instances.model import Instance
-from ..objective import IncrementalEvaluator, latency as _latency, tau as _tau
+from ..objective import IncrementalEvaluator, latency as _latency, resolve_kernel, set_members, tau as _tau
 from ..result import Guarantee, Result, Status, make_result
 from .common import reject_unknown
 from .knapsack import ENUMERATE_HARD_LIMIT, LayerTable, layer_table, solve_tables
@@ -192,7 +192,8 @@ def _solve_node_tables(inst: Instance, n: int, tables: list[LayerTable], capacit
     active = [l for l in range(inst.L) if len(tables[l].h) > 1 and tables[l].h[-1] > 0]
     g = math.gcd(*(int(sizes[l]) for l in active)) if active else 1
     w = [int(sizes[l]) // g for l in active]
-    sol = solve_tables(w, [tables[l].h for l in active], capacity // g, eps, deadline)
+    sol = solve_tables(w, [tables[l].h for l in active], capacity // g, eps, deadline,
+                       kernel=resolve_kernel("auto", set_members(inst)))
     if sol is None:
         return None
     elements = []

@@ -181,11 +181,13 @@ class _Neighbourhood:
         self.version = np.zeros(inst.L, dtype=np.int64)  # bumped when a step changes the layer
         self.batch_cache: dict[tuple[int, int, int], tuple] = {}  # d -> (version, gains, batch, swaps in it)
         self.pair_cache: dict[int, tuple[int, list]] = {}  # layer -> (version, improving same-layer exchanges)
+        self.index: np.ndarray | None = None  # (n, l, e) -> row in the sweep's array of cached elements
         self.replace_gain: list = [None] * inst.L  # per layer (N, m_l): gain of adding a replace set's missing members
         # slack of the batched evaluation against gain_of (float summation order), far above its error
         self.slack = 1e-9 * max(ev.empty_latency, 1e-300)
         self.size = inst.expert_size
         self.cap = inst.capacity
+        self.lat_nl = np.ascontiguousarray(np.transpose(inst.latency, (1, 2, 0)))  # (N, L, U)
         self.valid = inst.valid_mask()  # (L, Emax)
         N, L, E = inst.N, inst.L, inst.max_experts
         grid = np.argwhere(np.broadcast_to(self.valid[None], (N, L, E)))  # sorted by (n, l, e)
@@ -384,7 +386,7 @@ class _Neighbourhood:
         eval_move = do_move and not ("add" in self.kinds and do_swap)
         if not (do_drop or do_swap or do_move or do_pair):
             return applied, gained, False
-        order = [tuple(int(v) for v in r) for r in np.argwhere(ev.x)]
+        order = list(map(tuple, np.argwhere(ev.x).tolist()))
         order = [order[i] for i in self.rng.permutation(len(order))]
         stale = True
         reloc = None
@@ -399,7 +401,9 @@ class _Neighbourhood:
                 cached = np.argwhere(ev.x)
                 loss = ev.losses(cached)
                 self.queries += len(cached)
-                index = {tuple(int(v) for v in r): k for k, r in enumerate(cached)}
+                index = np.full(ev.x.shape, -1, dtype=np.int64)  # (n, l, e) -> row of cached
+                index[cached[:, 0], cached[:, 1], cached[:, 2]] = np.arange(len(cached))
+                self.index = index
                 free = self.cap - ev.used
                 el_size = self.size[cached[:, 1]]
                 reloc = np.full((len(cached), ev.instance.N), -np.inf) if do_pair else None
@@ -412,7 +416,7 @@ class _Neighbourhood:
                     gm[np.arange(len(gm)), top_l] = -np.inf
                     top2 = gm.max(axis=1)
                 stale = False
-            i = index[d]
+            i = int(index[d])
             n, l, e = d
             room = free[n] + self.size[l]
             best_g, best = -np.inf, None  # best gain over Y = x - d, and its (kind, add, remove)
@@ -431,6 +435,9 @@ class _Neighbourhood:
                         l2, e2 = np.unravel_index(j, g.shape)
                         best_g, best = float(g.flat[j]), ("swap", [(n, int(l2), int(e2))], [])
             hit = self.batch_cache.get(d) if self.incremental and not eval_move else None
+            if self.incremental and not eval_move and (hit is None or hit[0] != self.version[l]):
+                self._layer_batches(l, cached, loss, do_swap, do_move or do_pair)
+                hit = self.batch_cache.get(d)
             if hit is not None and hit[0] == self.version[l]:
                 batch, n_swap = hit[2], hit[3]     # layer l unchanged: the same batch
             else:
@@ -479,22 +486,12 @@ class _Neighbourhood:
         alone is relocated to node ``m`` (``-inf`` where ``m`` holds its key).
         For ``a`` and ``b`` of different layers the exchange changes disjoint
         routing rows, so its value is ``reloc[a, n2] + reloc[b, n1]`` exactly
-        (vectorised over all pairs); same-layer pairs are evaluated jointly.
+        (:func:`_cross_layer_exchanges`); same-layer pairs are evaluated jointly.
         """
         tol = self.tol
-        nodes, layers = cached[:, 0], cached[:, 1]
-        C = len(cached)
-        cands = []
-        block = max(1, (1 << 20) // max(C, 1))  # rows of the (C, C) pair arrays at a time: bounded memory
-        for a0 in range(0, C, block):
-            a1 = min(C, a0 + block)
-            rows = slice(a0, a1)
-            fit_ik = free[nodes[rows]][:, None] + el_size[rows, None] - el_size[None, :] >= 0  # room at i's node
-            fit_ki = free[nodes][None, :] + el_size[None, :] - el_size[rows, None] >= 0   # room at k's node
-            ok = (nodes[rows, None] != nodes[None, :]) & (layers[rows, None] != layers[None, :]) & fit_ik & fit_ki
-            ok &= np.arange(a0, a1)[:, None] < np.arange(C)[None, :]
-            tot = np.where(ok, reloc[rows][:, nodes] + reloc[:, nodes[rows]].T, -np.inf)
-            cands += [(float(tot[i, k]), int(i) + a0, int(k)) for i, k in zip(*np.nonzero(tot > tol))]
+        layers = cached[:, 1]
+        g, a, b = _cross_layer_exchanges(reloc, cached[:, 0], layers, free, el_size, tol, self.slack)
+        cands = [(float(g[j]), int(a[j]), int(b[j])) for j in range(len(g))]
         for l in np.unique(layers):
             idx = np.nonzero(layers == l)[0]
             found = self._same_layer_pairs(int(l), cached, idx, deadline)
@@ -514,22 +511,33 @@ class _Neighbourhood:
 
     def _same_layer_pairs(self, l: int, cached: np.ndarray, idx: np.ndarray,
                           deadline: float) -> list[tuple[float, int, int]] | None:
-        """Improving exchanges between the cached elements ``cached[idx]`` of layer ``l``, exact.
+        """The best improving exchange between the cached elements ``cached[idx]`` of layer ``l``, exact.
 
-        Returns ``(gain, a, b)`` with ``a < b`` indices into ``cached``, in
-        ``itertools.combinations`` order, or ``None`` if the deadline passed.
+        Returns ``[(gain, a, b)]`` (``a < b`` indices into ``cached``; the
+        first in ``itertools.combinations`` order among equal gains), ``[]``
+        if none gains more than ``tol``, or ``None`` if the deadline passed.
+        Only the best one matters: every same-layer exchange of ``l`` uses
+        layer ``l`` alone, so :meth:`_pairs`, which takes exchanges best first
+        with pairwise disjoint layers, can take at most the first of them.
         The value of such an exchange reads layer ``l`` only (and two
-        same-layer elements always fit in each other's place), so the list is
-        cached until a step changes layer ``l``.  Pairs are first evaluated
-        in one batch (:meth:`~slimcaching.objective.IncrementalEvaluator.gains_of_many`);
-        those that could exceed ``tol`` are evaluated exactly with ``gain_of``,
-        as every pair is without the incremental bookkeeping.
+        same-layer elements always fit in each other's place), so the answer
+        is cached until a step changes layer ``l``.
+
+        Without the incremental bookkeeping every pair is evaluated with
+        ``gain_of``.  With it, pairs are first valued in one vectorised pass:
+        an exchange gives each expert a new node set, so its value is the two
+        relocations' (a single-key change each,
+        :meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`, one per
+        element and node) plus their interaction on the rows holding both
+        experts (:meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`).
+        Only pairs within ``2 slack`` of the best value (``slack`` bounds the
+        rounding of either evaluation, so the exact best is among them) are
+        evaluated exactly with ``gain_of``.
         """
         ev, tol = self.ev, self.tol
         hit = self.pair_cache.get(l) if self.incremental else None
         if hit is not None and hit[0] == self.version[l]:
-            pos = {tuple(int(v) for v in cached[i]): int(i) for i in idx}
-            return [(g, pos[a], pos[b]) for g, a, b in hit[1]]
+            return [(g, int(self.index[a]), int(self.index[b])) for g, a, b in hit[1]]
         n_, e_ = cached[idx, 0], cached[idx, 2]
         ia, ib = np.triu_indices(len(idx), 1)
         x = ev.x
@@ -540,17 +548,23 @@ class _Neighbourhood:
         else:
             if time.perf_counter() > deadline:
                 return None
-            el = np.stack([np.stack([n_[ia], np.full(len(ia), l), e_[ia]], 1),   # remove a
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ib]], 1),   # remove b
-                           np.stack([n_[ia], np.full(len(ia), l), e_[ib]], 1),   # add b's expert at a's node
-                           np.stack([n_[ib], np.full(len(ia), l), e_[ia]], 1)],  # add a's expert at b's node
-                          axis=1).reshape(-1, 3)
-            move = np.repeat(np.arange(len(ia)), 4)
-            added = np.tile([False, False, True, True], len(ia))
-            g = ev.gains_of_many(move, el, added) if len(ia) else np.zeros(0)
-            self.queries += len(ia)
-            keep = g + self.slack > tol
-            pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
+            pairs = []
+            if len(ia):
+                # without[j]: tau of e_j with n_j removed; a relocation of j to m adds m's latencies
+                lat = self.lat_nl[:, l, :]                                         # (N, U)
+                cols = x[:, l, e_].T.copy()
+                cols[np.arange(len(idx)), n_] = False
+                without = ev.key_columns(l, cols)                                  # (k, U)
+                jj, mm = np.nonzero(~x[:, l, e_].T)
+                reloc = np.full((len(idx), len(lat)), -np.inf)
+                reloc[jj, mm] = ev.key_gains(l, e_[jj], np.minimum(without[jj], lat[mm]))
+                ta, tb = np.minimum(without[ia], lat[n_[ib]]), np.minimum(without[ib], lat[n_[ia]])
+                g = reloc[ia, n_[ib]] + reloc[ib, n_[ia]] + ev.pair_interactions(l, e_[ia], ta, e_[ib], tb)
+                self.queries += len(ia)
+                top = g.max()
+                if top + self.slack > tol:
+                    keep = g >= top - 2 * self.slack
+                    pairs = list(zip(ia[keep].tolist(), ib[keep].tolist()))
         out = []
         for a, b in pairs:
             if time.perf_counter() > deadline:
@@ -558,12 +572,63 @@ class _Neighbourhood:
             (n1, _, e1), (n2, _, e2) = cached[idx[a]].tolist(), cached[idx[b]].tolist()
             g = ev.gain_of(add=[(n1, l, e2), (n2, l, e1)], remove=[(n1, l, e1), (n2, l, e2)])
             self.queries += 1
-            if g > tol:
-                out.append((g, int(idx[a]), int(idx[b])))
+            if g > tol and (not out or g > out[0][0]):
+                out = [(g, int(idx[a]), int(idx[b]))]
         if self.incremental:
             self.pair_cache[l] = (int(self.version[l]), [(g, tuple(int(v) for v in cached[a]),
                                                           tuple(int(v) for v in cached[b])) for g, a, b in out])
         return out
+
+    def _layer_batches(self, l: int, cached: np.ndarray, loss: np.ndarray, swaps: bool, moves: bool) -> None:
+        """The sweep's batch of every cached element ``d`` of layer ``l`` at once, into ``batch_cache``.
+
+        For ``d = (n, l, e)`` the batch holds its same-layer swaps
+        ``(n, l, e2)`` (``e2`` not cached at ``n``) and its relocations
+        ``(m, l, e)`` (``m`` without ``e``), each valued as the gain of adding
+        it to ``Y = x - d``, as :meth:`_batch` computes by removing ``d``.
+        Here nothing is removed: a swap's value is ``G[n, l, e2]`` (its gain
+        in ``x``) plus the interaction of evicting ``d`` with adding ``e2``
+        (both change one key of layer ``l``:
+        :meth:`~slimcaching.objective.IncrementalEvaluator.pair_interactions`),
+        and a relocation's is the gain of giving ``e`` the node set with ``n``
+        replaced by ``m``
+        (:meth:`~slimcaching.objective.IncrementalEvaluator.key_gains`) plus
+        ``loss(d)``.
+        Equal to :meth:`_batch`'s values up to the order of floating-point
+        summation; one vectorised pass per layer instead of two applied
+        changes and a gain batch per element.
+        """
+        ev, x = self.ev, self.ev.x
+        pos = np.nonzero(cached[:, 1] == l)[0]
+        if not len(pos):
+            return
+        dn, de = cached[pos, 0], cached[pos, 2]
+        k = len(pos)
+        lat = self.lat_nl[:, l, :]                                                  # (N, U)
+        cols = x[:, l, de].T.copy()
+        cols[np.arange(k), dn] = False
+        without = ev.key_columns(l, cols)                                           # (k, U): tau of e, d gone
+        if swaps:
+            si, se2 = np.nonzero(~x[dn, l, :] & self.valid[l][None, :])     # per d, e2 ascending
+            tb = np.minimum(ev.tau[:, l, se2].T, lat[dn[si]])                # e2 added at n
+            g_swap = self.G[dn[si], l, se2] + ev.pair_interactions(l, de[si], without[si], se2, tb)
+            self.queries += len(si)
+        else:
+            si, se2, g_swap = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        if moves:
+            mi, mm = np.nonzero(~x[:, l, de].T)                                # per d, m ascending
+            g_move = ev.key_gains(l, de[mi], np.minimum(without[mi], lat[mm])) + loss[pos[mi]]
+            self.queries += len(mi)
+        else:
+            mi, mm, g_move = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        s_cut = np.searchsorted(si, np.arange(k + 1))
+        m_cut = np.searchsorted(mi, np.arange(k + 1))
+        version = int(self.version[l])
+        for j in range(k):
+            n, e = int(dn[j]), int(de[j])
+            a, b, c, d_ = s_cut[j], s_cut[j + 1], m_cut[j], m_cut[j + 1]
+            batch = [(n, l, int(e2)) for e2 in se2[a:b]] + [(int(m), l, e) for m in mm[c:d_]]
+            self.batch_cache[(n, l, e)] = (version, np.concatenate([g_swap[a:b], g_move[c:d_]]), batch, b - a)
 
     def _batch(self, d, batch, n_swap, best_g, best, cached, loss, free, el_size, do_move):
         """Same-layer swaps and moves of ``d``, evaluated with ``d`` removed; updates the best.
@@ -614,6 +679,56 @@ class _Neighbourhood:
         finally:
             ev.apply(add=[d])
         return best_g, best, g
+
+
+def _cross_layer_exchanges(reloc: np.ndarray, nodes: np.ndarray, layers: np.ndarray, free: np.ndarray,
+                           el_size: np.ndarray, tol: float, slack: float) -> tuple[np.ndarray, ...]:
+    """Exchanges of cached elements of different layers on different nodes that fit and gain more than ``tol``.
+
+    Element ``i`` is cached on ``nodes[i]`` in layer ``layers[i]`` with size
+    ``el_size[i]``; ``reloc[i, m]`` is the value of relocating it alone to
+    ``m`` (``-inf`` where not allowed); ``free[n]`` the room of node ``n``.
+    The pair ``a < b`` is returned if ``nodes[a] != nodes[b]``,
+    ``layers[a] != layers[b]``, each fits in the other's place and
+    ``reloc[a, nodes[b]] + reloc[b, nodes[a]] > tol``.
+
+    Returns ``(value, a, b)`` arrays ordered by ``(a, b)``: the pairs a scan of
+    every pair would list, in its order, with the same values.  Per pair of
+    nodes one side is sorted and each element's partners are read off by
+    binary search against ``tol`` minus its own value (relaxed by ``slack``
+    against rounding; the exact sum then decides), so the work is
+    ``O(C log C)`` plus the candidates instead of ``C^2``.
+    """
+    as_, bs = [], []
+    N = len(free)
+    for n1 in range(N):
+        on1 = np.nonzero(nodes == n1)[0]
+        if not len(on1):
+            continue
+        for n2 in range(n1 + 1, N):
+            on2 = np.nonzero(nodes == n2)[0]
+            if not len(on2):
+                continue
+            u, v = reloc[on1, n2], reloc[on2, n1]
+            order = np.argsort(-v, kind="stable")                      # partners, best first
+            cnt = len(v) - np.searchsorted(v[order][::-1], tol - u - slack, side="right")
+            total = int(cnt.sum())
+            if not total:
+                continue
+            i = np.repeat(np.arange(len(on1)), cnt)
+            k = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+            a, b = on1[i], on2[k]
+            as_.append(np.minimum(a, b))
+            bs.append(np.maximum(a, b))
+    if not as_:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.concatenate(as_), np.concatenate(bs)
+    g = reloc[a, nodes[b]] + reloc[b, nodes[a]]
+    ok = ((g > tol) & (layers[a] != layers[b])
+          & (free[nodes[a]] + el_size[a] - el_size[b] >= 0) & (free[nodes[b]] + el_size[b] - el_size[a] >= 0))
+    g, a, b = g[ok], a[ok], b[ok]
+    o = np.lexsort((b, a))
+    return g[o], a[o], b[o]
 
 
 def _local_search(ev: IncrementalEvaluator, *, kinds: tuple[str, ...], tol: float, rng: np.random.Generator,
