@@ -256,6 +256,9 @@ class ResultStore:
                         else ["ok"])
         except sqlite3.DatabaseError as exc:
             raise InputError(self.path, ("", f"not a readable results database: {_sqlite_reason(exc)}")) from None
+        except UnicodeDecodeError:  # a damaged byte inside the schema's text: SQLite reads it, Python cannot decode it
+            raise InputError(self.path, ("", "not a readable results database: damaged file (schema text is not "
+                                             "UTF-8)")) from None
         if problems != ["ok"]:
             raise InputError(self.path, ("", "not a readable results database: damaged file (SQLite integrity check: "
                                              f"{' '.join(problems[0].replace('*** in database main ***', '').split())})"))
