@@ -37,6 +37,10 @@ STANDARD_ARGS: dict[str, list[str]] = {
                 "instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json",
                 "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "120"],
     "roundtrip": ["--instances", "paper-mixtral-8x7b-wifi-rtx-bf16.json", "--repeat", "3"],
+    # the three smallest paper instances (the full suite: hours, DeepSeek-V3 alone about an hour)
+    "paper_table": ["--files", "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json",
+                    "instances/paper/paper-switch-base-8-wifi-jetson-bf16.json",
+                    "instances/paper/paper-switch-base-8-5g-device-bf16.json", "--hard-timeout", "600"],
 }
 
 

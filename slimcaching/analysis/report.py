@@ -392,6 +392,9 @@ _HEADERS = {
     "best_gain": "best gain", "gap": "open gap", "exact_stop": "exact stopped by", "nodes": "B&B nodes",
     "wall_stopped": "wall-clock stops", "consistent": "consistent",
     "claim": "claim", "verified": "verified", "refuted": "refuted",
+    "size": "size", "T_empty": "T(empty)", "bound": "bound", "bound_method": "bound method",
+    "bound_s": "bound at (s)", "best_latency": "best latency", "latency_method": "latency method",
+    "latency_s": "latency at (s)", "certified_gap": "certified gap", "not_finished": "not finished",
 }
 _RATIO_COLS = ("mean_ratio", "min_ratio", "p5_ratio", "mean_latency_ratio", "cert_mean_ratio", "cert_min_ratio",
                "cert_mean_latency_ratio", "lp_over_opt", "root_gap", "r_gap", "claimed", "min_ratio", "margin",
@@ -570,7 +573,7 @@ def _latex(table: pd.DataFrame, *, caption: str | None, label: str | None, decim
         cols.remove(g)
     for c in cols:
         group, head = heads.get(c, ("", escape_latex(_HEADERS.get(c, c))))
-        kind = _kind(c, table[c], c in group_cols)
+        kind = "ratio" if c in table.attrs.get("ratio_columns", ()) else _kind(c, table[c], c in group_cols)
         if kind == "text":
             text = [escape_latex(_cell(c, v, decimals)) if v is not None else "--" for v in table[c]]
             plain = [_cell(c, v) for v in table[c]]
@@ -659,6 +662,11 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     (``small``; ``top-k = 2`` for a number), with a ``\midrule`` between
     groups.  Every cell goes through :func:`.escape.escape_latex`.  Needs
     ``\usepackage{booktabs,siunitx}``.
+
+    A table builder may ask for more: ``table.attrs["formats"]`` maps a column
+    to a format spec for its markdown cells (e.g. ``".6f"``, ``".3%"``), and the
+    columns in ``table.attrs["ratio_columns"]`` are ratios in LaTeX (e.g. the
+    per-algorithm columns of the certified table).
     """
     if fmt == "csv":
         return table.to_csv(index=False)
@@ -669,7 +677,14 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown", *, caption: str | N
     cols = list(table.columns)
     heads = [_HEADERS.get(c, c) for c in cols]
     numeric = [pd.api.types.is_numeric_dtype(table[c]) and c not in group_cols for c in cols]
-    body = [[_cell(c, v, decimals) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
+    formats = table.attrs.get("formats", {})  # per-column format specs a table builder asks for
+
+    def cell(c: str, v: Any) -> str:
+        if c in formats and isinstance(v, (float, np.floating)) and not math.isnan(v):
+            return format(v, formats[c])
+        return _cell(c, v, decimals)
+
+    body = [[cell(c, v) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(escape_markdown(h) for h in heads) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(escape_markdown(x) for x in r) + " |" for r in body]
@@ -733,7 +748,8 @@ def ratio_caption(columns: Sequence[str], family: str | None = None) -> str:
 
 CERTIFIED_CAPTION = (r"Per instance: the best proven bound and the best latency of any method, the certified "
                      r"gap, and each algorithm's ratio $R(\mathrm{alg})/\bar{R}$ against the smallest proven "
-                     r"upper bound $\bar{R}$ on $R(\mathrm{opt})$.")
+                     r"upper bound $\bar{R}$ on $R(\mathrm{opt})$: a certified lower bound on its true ratio "
+                     r"(reference: bound), exact where a proven optimum exists (reference: optimum).")
 
 #: Columns of the proof table in LaTeX (the others are kept in markdown and CSV).
 PROOF_LATEX_COLUMNS = ("suite", "instance", "reference", "source", "gap", "exact_stop", "nodes", "wall_stopped")

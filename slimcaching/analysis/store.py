@@ -38,7 +38,7 @@ runtime_s          solve time reported by the method; ``wall_s`` the whole call
 feasible           0/1
 oracle_calls       MoE² oracle calls (NULL when not counted)
 placement          JSON: ``[[n, l, e], ...]`` (caching) or the selection (MoE²)
-info, versions     JSON
+info, versions     JSON (``info.cpu_s``: the run's CPU seconds)
 meta               JSON: the instance's metadata (generator, sweep axis, ...)
 message            free text; the traceback tail for ``"error"`` rows
 created_at         UTC ISO timestamp
@@ -256,6 +256,9 @@ class ResultStore:
                         else ["ok"])
         except sqlite3.DatabaseError as exc:
             raise InputError(self.path, ("", f"not a readable results database: {_sqlite_reason(exc)}")) from None
+        except UnicodeDecodeError:  # a damaged byte inside the schema's text: SQLite reads it, Python cannot decode it
+            raise InputError(self.path, ("", "not a readable results database: damaged file (schema text is not "
+                                             "UTF-8)")) from None
         if problems != ["ok"]:
             raise InputError(self.path, ("", "not a readable results database: damaged file (SQLite integrity check: "
                                              f"{' '.join(problems[0].replace('*** in database main ***', '').split())})"))

@@ -57,13 +57,16 @@ def run_columns(task: Any, family: Any, instance: Any) -> dict[str, Any]:
     Never raises for a failing algorithm: any ``Exception`` becomes status
     ``"error"`` with the exception in ``message`` and the traceback tail in
     ``info`` (the next sweep retries it).  ``KeyboardInterrupt`` propagates.
+    ``info["cpu_s"]`` is the CPU time of the process during the run (unless the
+    method reports its own), next to the wall time ``wall_s``: on a shared
+    machine the two differ, and the CPU time is the comparable one.
     """
     import json
 
     from ..result import versions
 
     cols: dict[str, Any] = {"versions": versions()}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         cols.update(family.run(instance, task.algorithm, seed=task.seed, time_limit=task.time_limit,
                                params=json.loads(task.params)))
@@ -71,6 +74,10 @@ def run_columns(task: Any, family: Any, instance: Any) -> dict[str, Any]:
         cols.update({"status": "error", "message": f"{type(exc).__name__}: {exc}",
                      "info": {"traceback": traceback.format_exc(limit=4)}})
     cols["wall_s"] = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # every thread of the process (HiGHS's included): the run's CPU on a shared machine
+    info = cols.get("info")
+    if isinstance(info, dict) or info is None:
+        cols["info"] = {"cpu_s": cpu, **(info or {})}  # a method's own CPU count, when it has one, wins
     return _with_limits(cols, task)
 
 
