@@ -501,6 +501,7 @@ class IncrementalEvaluator:
         self._E = instance.max_experts
         self._K = self._flat.shape[1] if instance.n_sets else 0
         self._zeros = np.zeros(int(np.diff(self._ptr).max()) if len(self._ptr) > 1 else 0)
+        self._rows_by_layer: dict[int, np.ndarray] = {}  # layer -> its routing rows, filled on demand
         self.tau_flat = np.append(tau(instance, self.x, kernel=self.kernel).ravel(), 0.0)
         self.tau = self.tau_flat[:-1].reshape(instance.U, instance.L, instance.max_experts)
         S = instance.n_sets
@@ -761,10 +762,9 @@ class IncrementalEvaluator:
 
     def _layer_rows(self, l: int) -> np.ndarray:
         """Routing rows of layer ``l`` (all users), cached per evaluator."""
-        cache = self.__dict__.setdefault("_rows_by_layer", {})
-        if l not in cache:
-            cache[l] = np.nonzero(self.instance.set_layer == l)[0]
-        return cache[l]
+        if l not in self._rows_by_layer:
+            self._rows_by_layer[l] = np.nonzero(self.instance.set_layer == l)[0]
+        return self._rows_by_layer[l]
 
     def key_columns(self, l: int, cols: np.ndarray) -> np.ndarray:
         """``tau[:, l, e]`` for node indicators ``cols bool (P, N)`` of a layer-``l`` expert: ``(P, U)``."""
