@@ -11,7 +11,8 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
 1. capacity-free bound (instant) and ``best`` (5 %, at most 30 s);
 2. bound with prices: the tightened level LP (safe bound from its duals) when
    the model has at most ``FULL_LP_ROWS`` rows, else the separable Lagrangian
-   bound (:func:`~slimcaching.formulations.bounds.separable_bound`);
+   bound (:func:`~slimcaching.formulations.bounds.separable_bound`, until it
+   converges or 15 % of ``S``, at most 120 s);
 3. column generation by layer from those prices until 50 % of ``S`` (85 % for
    large models; with more than one expert size on small models: until 30 %,
    then the count decomposition of :mod:`~slimcaching.formulations.counts`
@@ -65,7 +66,7 @@ DEFAULT_TIME_LIMIT = 600.0
 """Seconds ``certify`` spends when no limit is given."""
 
 WORK_UNIT: dict[str, int] = {
-    "separable_rounds": 100,  # subgradient rounds of the separable Lagrangian bound (large models)
+    "separable_rounds": 1000,  # subgradient rounds of the separable Lagrangian bound (large models)
     "cg_rounds": 40,          # pricing rounds of the layer decomposition
     "count_rounds": 40,       # pricing rounds of the count decomposition
     "pricing_nodes": 200,     # branch-and-bound nodes of each pricing MILP
@@ -290,7 +291,7 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         capacity = tightened_capacities(instance, tuple(tightenings))
         try:
             sep = separable_bound(instance, capacity=capacity, upper=ledger.best_latency,
-                                  time_limit=max(until(0.1), min(30.0, 0.05 * budget)) if work is None else until(1),
+                                  time_limit=max(until(0.1), min(120.0, 0.15 * budget)) if work is None else until(1),
                                   **({} if work is None else {"rounds": work["separable_rounds"]}))
             stage_done("separable Lagrangian")
             ledger.add_bound("separable Lagrangian", sep["bound"], rounds=sep["rounds"])
