@@ -37,6 +37,9 @@ STANDARD_ARGS: dict[str, list[str]] = {
                 "instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json",
                 "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "120"],
     "roundtrip": ["--instances", "paper-mixtral-8x7b-wifi-rtx-bf16.json", "--repeat", "3"],
+    # the two paper files where this bound is the strongest start (all seven large ones: a few minutes)
+    "bounds": ["--files", "instances/paper/paper-olmoe-1b-7b-wifi-rtx-bf16.json.gz",
+               "instances/paper/paper-qwen1.5-moe-a2.7b-5g-device-bf16.json.gz"],
     # the three smallest paper instances (the full suite: hours, DeepSeek-V3 alone about an hour)
     "paper_table": ["--files", "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json",
                     "instances/paper/paper-switch-base-8-wifi-jetson-bf16.json",

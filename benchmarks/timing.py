@@ -11,7 +11,7 @@ median of the per-round ratios, so a burst of load hits both sides.
 BLAS is pinned to one thread while timing (:func:`single_threaded`, through
 threadpoolctl, the ``bench`` extra): a multi-threaded BLAS call burns CPU time
 on every core for tiny products and makes CPU time meaningless.  On some
-processors this workplace sets ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``)
+processors the environment sets ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``)
 to pick an older, slower OpenBLAS kernel; :func:`machine` names the kernel in
 use so a table says which one it measured.
 """

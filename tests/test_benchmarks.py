@@ -13,3 +13,21 @@ def test_bench_entry_point_lists_and_rejects(capsys):
     assert main(["--list"]) == 0 and "foundation" in capsys.readouterr().out
     with pytest.raises(InputError, match="unknown benchmark 'nope'"):
         run_benchmarks(["nope"])
+
+
+def test_perf_bounds_row_is_a_valid_bound_against_its_record():
+    """The bounds benchmark's separable bound sits below the committed certificate's latency."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.perf_bounds import RECORDS, run
+
+    f = "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json"
+    rec = next(json.loads(ln) for ln in RECORDS.read_text().splitlines() if Path(json.loads(ln)["file"]).name
+               == Path(f).name)
+    out = run([f], rounds=200)
+    row = next(ln for ln in out.splitlines() if ln.startswith("| paper-mixtral-8x7b-wifi-rtx-bf16"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    bound, rounds = float(cells[4]), int(cells[5])
+    assert 0 < bound <= rec["latency"] * (1 + 1e-9)
+    assert rounds <= 200
