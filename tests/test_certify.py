@@ -205,3 +205,24 @@ def test_certify_cpu_time_counts_the_highs_child_processes(worked_example, monke
     assert cert.status == "optimal"
     assert children > 0  # the check has something to count
     assert children <= cert.cpu_s <= own + children + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 3, 9, 13])  # instances with a non-empty level model
+def test_large_model_path_bounds_stay_below_the_optimum(seed, monkeypatch):
+    """With the full LP ruled out (as on the large paper files), the separable bound and the
+    LP-priced decomposition it starts are still <= T(opt), and work mode caps the subgradient rounds."""
+    import slimcaching.algorithms.certify as certify_mod
+
+    monkeypatch.setattr(certify_mod, "FULL_LP_ROWS", 0)
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    opt = brute_force(inst).latency
+    for kw in ({"time_limit": 30}, {"time_limit": 120, "work_limit": 0.2}):
+        cert = certify(inst, seed=0, **kw)
+        methods = {b["method"]: b for b in cert.bounds}
+        assert "separable Lagrangian" in methods and not cert.info["full_model"]
+        for b in cert.bounds:
+            assert b["value"] <= opt * (1 + 1e-9), b
+        assert cert.bound <= opt * (1 + 1e-9) <= cert.latency * (1 + 2e-9)
+        if "work_limit" in kw:
+            assert methods["separable Lagrangian"]["rounds"] <= WORK_UNIT["separable_rounds"] * 0.2
