@@ -79,6 +79,29 @@ def test_pricing_bound_never_exceeds_the_enumerated_minimum(seed, pricing):
 
 
 @pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("pricing", ["milp", "lp"])
+def test_cold_pricer_equals_the_warm_one_and_keeps_no_solver(seed, pricing):
+    """``warm=False`` (large models: memory) prices exactly like the warm pricer, call after call,
+    and holds no HiGHS object between calls."""
+    inst = _instance(seed, max_experts=4, max_nodes=3)
+    cap = tightened_capacities(inst)
+    rng = np.random.default_rng(seed)
+    for layer in range(inst.L):
+        warm, cold = LayerPricer(inst, layer, cap, pricing), LayerPricer(inst, layer, cap, pricing, warm=False)
+        assert cold.h is None and cold.h_lp is None
+        for _ in range(3):
+            nu = rng.random(inst.N) * 0.5 / max(1, int(inst.expert_size[layer]))
+            (lw, pw), (lc, pc) = warm.price(nu), cold.price(nu)
+            assert lc == pytest.approx(lw, rel=1e-9, abs=1e-12)
+            if pricing == "milp":
+                assert layer_latencies(inst, np.broadcast_to(pc[:, None, :], (inst.N, inst.L, inst.max_experts)))[layer] \
+                    + float(nu @ (pc.sum(axis=1) * inst.expert_size[layer])) == pytest.approx(
+                        layer_latencies(inst, np.broadcast_to(pw[:, None, :], (inst.N, inst.L, inst.max_experts)))[layer]
+                        + float(nu @ (pw.sum(axis=1) * inst.expert_size[layer])), rel=1e-9, abs=1e-12)
+            assert cold.h is None and cold.h_lp is None
+
+
+@pytest.mark.parametrize("seed", range(10))
 def test_lp_pricing_bound_is_the_priced_lp(seed):
     """LP pricing reports the LP of the one-layer model with the prices as x costs (built afresh)."""
     inst = _instance(seed)
