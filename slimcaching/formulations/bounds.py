@@ -101,7 +101,7 @@ def separable_bound(instance: Instance, *, capacity: np.ndarray | None = None, u
     rising, not on a fixed schedule.  (A fixed schedule, 0.7 every 20
     rounds, froze the steps after about 400 rounds: on
     ``paper-olmoe-1b-7b-wifi-rtx-bf16`` it stopped at 0.2501 where this one
-    reaches 0.2737.)  Validity never depends on the steps: every round's
+    reaches 0.2742 in 3000 rounds; ``benchmarks/perf_bounds.py``.)  Validity never depends on the steps: every round's
     ``(nu, lam)`` gives a bound.  For ``K = 1`` the ``lam`` part is exact and the bound
     is the Lagrangian dual of the capacities with integral subproblems, at
     least the LP bound at the optimal ``nu``.  Cost per round:
