@@ -108,17 +108,23 @@ def _two_halves(halves: list[Path], d: Path, tag: str, seeds: int) -> float:
     procs = [subprocess.Popen([sys.executable, "-c", _HALF, str(h), str(d / f"{tag}-{k}.sqlite"), str(seeds)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for k, h in enumerate(halves)]
-    for p in procs:
-        if p.stdout.readline().strip() != "ready":
-            raise RuntimeError("a half-sweep process did not start")
-    t0 = time.perf_counter()
-    for p in procs:
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    for p in procs:
-        if p.wait() != 0:
-            raise RuntimeError("a half-sweep failed")
-    return time.perf_counter() - t0
+    try:
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError("a half-sweep process did not start")
+        t0 = time.perf_counter()
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        for p in procs:
+            if p.wait() != 0:
+                raise RuntimeError("a half-sweep failed")
+        return time.perf_counter() - t0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def run(instances: int = 24, seeds: int = 10, repeat: int = 3, trivial_runs: int = 400) -> str:

@@ -14,7 +14,6 @@ from slimcaching.algorithms import run
 from slimcaching.algorithms.bruteforce import brute_force
 from slimcaching.algorithms.certify import WORK_UNIT, certify
 from slimcaching.errors import InputError
-from slimcaching.formulations import tightenings as tightenings_mod
 from slimcaching.formulations.bounds import InvalidBound, check_bound, separable_bound
 from slimcaching.instances.io import read_instance
 from slimcaching.instances.model import Placement
