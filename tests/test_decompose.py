@@ -89,15 +89,18 @@ def test_cold_pricer_equals_the_warm_one_and_keeps_no_solver(seed, pricing):
     for layer in range(inst.L):
         warm, cold = LayerPricer(inst, layer, cap, pricing), LayerPricer(inst, layer, cap, pricing, warm=False)
         assert cold.h is None and cold.h_lp is None
+
+        def priced(pattern, nu):
+            """The pricing objective of a pattern: its layer's latency plus the storage prices."""
+            x = np.broadcast_to(pattern[:, None, :], (inst.N, inst.L, inst.max_experts))
+            return layer_latencies(inst, x)[layer] + float(nu @ (pattern.sum(axis=1) * inst.expert_size[layer]))
+
         for _ in range(3):
             nu = rng.random(inst.N) * 0.5 / max(1, int(inst.expert_size[layer]))
             (lw, pw), (lc, pc) = warm.price(nu), cold.price(nu)
             assert lc == pytest.approx(lw, rel=1e-9, abs=1e-12)
             if pricing == "milp":
-                assert layer_latencies(inst, np.broadcast_to(pc[:, None, :], (inst.N, inst.L, inst.max_experts)))[layer] \
-                    + float(nu @ (pc.sum(axis=1) * inst.expert_size[layer])) == pytest.approx(
-                        layer_latencies(inst, np.broadcast_to(pw[:, None, :], (inst.N, inst.L, inst.max_experts)))[layer]
-                        + float(nu @ (pw.sum(axis=1) * inst.expert_size[layer])), rel=1e-9, abs=1e-12)
+                assert priced(pc, nu) == pytest.approx(priced(pw, nu), rel=1e-9, abs=1e-12)
             assert cold.h is None and cold.h_lp is None
 
 
