@@ -25,6 +25,14 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    incumbent as objective cutoff, for the rest, in one run from wherever the
    LNS ended (its dual bound, and its incumbent if better).
 
+Small models with at most :data:`~slimcaching.formulations.enumeration.ENUMERATION_VECTORS`
+count vectors (few experts per layer and few nodes) are solved exactly by
+count enumeration (:mod:`~slimcaching.formulations.enumeration`) instead of
+the count decomposition: the layer decomposition until 30 %, price-and-branch
+until 35 %, RINS until 40 %, the LNS until 45 % (a low incumbent fixes more
+count vectors), the enumeration from the decomposition's prices and the
+incumbent until 95 %, and branch-and-bound for the rest if the gap is still open.
+
 **Work mode** (``work_limit=W``): the same stages in the same order, each
 stopped by a count instead of a share of the clock (:func:`work_limits`:
 column-generation rounds, HiGHS branch-and-bound nodes per MILP, LNS steps,
@@ -51,6 +59,7 @@ from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
 from ..formulations.direct import hard_deadline, solve_arrays
+from ..formulations.enumeration import ENUMERATION_VECTORS, count_enumeration, count_vectors
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
@@ -75,6 +84,7 @@ WORK_UNIT: dict[str, int] = {
     "lns_steps": 60,          # LNS sub-MILPs
     "lns_nodes": 200,         # branch-and-bound nodes of each LNS sub-MILP
     "bb_nodes": 5000,         # branch-and-bound nodes on the whole model (small models)
+    "enum_nodes": 20000,      # branch-and-bound nodes of the count enumeration's outer MILP
 }
 """The caps of ``work_limit=1``; ``work_limit=W`` multiplies each by ``W`` (at least 1)."""
 
@@ -298,12 +308,17 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             prices = sep["prices"]
         except ValueError as exc:  # too many nodes to enumerate their subsets
             info["separable"] = str(exc)
-    counts = small and len(np.unique(instance.expert_size)) > 1
+    enumerable = small and count_vectors(instance, tightenings) <= ENUMERATION_VECTORS
+    info["count_vectors"] = count_vectors(instance, tightenings) if small else None
+    # with an enumeration ahead, the count decomposition's bound would only be superseded
+    counts = small and not enumerable and len(np.unique(instance.expert_size)) > 1
+    rins_end, lns_end = (0.4, 0.45) if enumerable else (0.65, 0.75)
     if until(0.5 if small else 0.85) > 0:
         pricing = "milp" if per_layer <= MILP_PRICING_ROWS else "lp"
         price_time = 5.0 if pricing == "milp" and work is None else None
-        dw = column_generation(instance, starts=[ledger.placement], prices=prices,
-                               time_limit=until(0.3 if counts else 0.5 if small else 0.85), pricing=pricing,
+        dw_end = 0.3 if counts or enumerable else 0.5 if small else 0.85
+        dw = column_generation(instance, starts=[ledger.placement], prices=prices, time_limit=until(dw_end),
+                               pricing=pricing,
                                price_time=price_time, tightenings=tightenings,
                                node_limit=cap("pricing_nodes"), **_rounds(cap("cg_rounds")))
         stage_done("layer decomposition")
@@ -320,20 +335,22 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             columns = cd.columns
             info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
                                            "count_columns": len(cd.counts), "converged": cd.converged}
+        pab_end = 0.35 if enumerable else 0.55 if small else 0.9
         placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
                                          time_limit=max(0.01, until(1.0) if work is not None else
-                                                        min(60.0, until(0.55 if small else 0.9))),
+                                                        min(60.0, until(pab_end))),
                                          node_limit=cap("pab_nodes"))
         stage_done("price-and-branch")
         ledger.add_incumbent("price-and-branch", placement)
         info["decomposition"]["price_and_branch"] = pb
-    if small and lp_x is not None and until(0.65) > 0.5 and not _closed(ledger):
-        _rins(instance, ledger, lp_x, until(0.65), seed, info, cap("rins_nodes"), tightenings)
+        prices = dw.prices
+    if small and lp_x is not None and until(rins_end) > 0.5 and not _closed(ledger):
+        _rins(instance, ledger, lp_x, until(rins_end), seed, info, cap("rins_nodes"), tightenings)
         stage_done("rins")
-    if until(0.75 if small else 1.0) > 0.5:
+    if until(lns_end if small else 1.0) > 0.5 and not _closed(ledger):
         # no whole-model finish inside the LNS: the branch-and-bound stage below is that run, and one
         # continuous run from the LNS's end proves more than two restarts of the same tree
-        placement, record = milp_lns(instance, ledger.placement, time_limit=until(0.75 if small else 1.0),
+        placement, record = milp_lns(instance, ledger.placement, time_limit=until(lns_end if small else 1.0),
                                      seed=seed, width=2 if small else 1, finish_rows=0,
                                      **({} if work is None else {"max_steps": work["lns_steps"],
                                                                  "sub_nodes": work["lns_nodes"]}))
@@ -342,6 +359,9 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
         if record["interrupted"]:
             raise KeyboardInterrupt  # milp_lns kept its placement through Ctrl-C; now stop here too
+    if enumerable and prices is not None and until(0.95) > 0.5 and not _closed(ledger):
+        _enumerate(instance, ledger, prices, until(0.95), info, cap("enum_nodes"), tightenings)
+        stage_done("count enumeration")
     if small and until(1.0) > 0.5 and not _closed(ledger):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
         stage_done("branch-and-bound")
@@ -381,6 +401,18 @@ def _rins(instance: Instance, ledger: _Ledger, lp_x: np.ndarray, seconds: float,
     if res.col_value is not None:
         ledger.add_incumbent("RINS", arrays_placement(model, res.col_value, x_fixed=x))
     info["rins"].update(status=res.status, nodes=res.nodes, wall_s=res.wall_s)
+
+
+def _enumerate(instance: Instance, ledger: _Ledger, prices: np.ndarray, seconds: float, info: dict,
+               node_limit: int | None, tightenings: Any) -> None:
+    """:func:`~slimcaching.formulations.enumeration.count_enumeration` from the incumbent; records both sides."""
+    r = count_enumeration(instance, prices, start=ledger.placement, time_limit=seconds, tightenings=tightenings,
+                          node_limit=node_limit)
+    ledger.add_incumbent("count enumeration", r.placement)
+    ledger.add_bound("count enumeration", r.bound)
+    info["count_enumeration"] = {"vectors": r.vectors, "solved": r.solved, "kept": r.kept, "complete": r.complete,
+                                 "proved": r.proved, "start_bound": r.start_bound, "outer": r.info.get("outer"),
+                                 "stopped": r.info.get("stopped"), "wall_s": r.info["wall_s"]}
 
 
 def _rounds(cap: int | None) -> dict:

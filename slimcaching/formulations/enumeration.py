@@ -1,0 +1,328 @@
+"""Exact solution by enumerating per-node layer counts: proven optima where the decomposition bound stalls.
+
+The layer decomposition (:mod:`.decomposition`) convexifies each layer; the
+layers are coupled only by the ``N`` capacity rows, and its bound is the
+Lagrangian dual of that coupling.  What separates it from ``T(opt)`` is the
+duality gap of a sum of ``L`` non-convex layer problems tied by ``N`` rows,
+which by the Shapley-Folkman lemma comes from at most ``N`` layers: it is
+widest when layers are few and large, as on the mixed-precision files, where
+neither covers nor the count knapsack hulls close it
+(``docs/formulations.md``).
+
+When the layers are small this gap can be closed exactly.  Let
+``k[l] = (|P_{l,1}|, ..., |P_{l,N}|)`` be the *count vector* of layer ``l``'s
+pattern: how many of its experts each node caches.  The storage a placement
+uses depends only on its count vectors, ``u_n = sum_l s_l k[l]_n``, so
+
+.. math::
+
+    T(\\mathrm{opt}) = \\min\\Big\\{\\sum_l g_l(k[l]) :
+        \\sum_l s_l k[l]_n \\le Q_n\\ \\forall n\\Big\\},\\qquad
+    g_l(k) = \\min\\{c_P : P \\text{ a pattern of layer } l,\\ |P_n| = k_n\\ \\forall n\\}
+
+over count vectors with ``0 <= k_n <= min(m_{n,l}, floor(Q'_n / s_l))``
+(``m_{n,l}`` useful elements; caching an element outside the support changes
+no latency, so some optimal placement caches only useful ones, and then each
+``k[l]_n`` lies in that range).  The outer problem is a multiple-choice
+knapsack with ``N`` rows: one binary ``z[l,k]`` per layer and count vector.
+Each ``g_l(k)`` is the one-layer level MILP (:class:`.decomposition.LayerPricer`)
+with rows ``sum_e x[n,l,e] = k_n``.
+
+**Reduced-cost fixing.**  Let ``nu >= 0`` be capacity prices (the layer
+decomposition's), ``m_l <= min_P (c_P + nu . u(P))`` proven lower bounds of
+the layers' pricing problems, ``LB = sum_l m_l - nu . Q'`` and ``U`` the
+latency of a feasible placement.  For every placement ``x`` with counts
+``k[l]`` and patterns ``P_l``, since ``nu . (Q' - u(x)) >= 0``,
+``T(x) >= sum_l (c_{P_l} + nu . u(P_l) - m_l) + LB`` and every term of the
+sum is ``>= 0``, so ``T(x) < U`` implies
+``r_l(k[l]) := g_l(k[l]) + s_l nu . k[l] - m_l < U - LB`` for *each* ``l``.
+A count vector whose reduced cost is at least ``U - LB``, by a lower bound on
+``g_l`` (first the layer's capacity-free latency, then the MILP's proven
+bound), is in no placement better than ``U`` and is dropped.
+
+**The certificate.**  The outer MILP over the remaining vectors, with each
+``g_l(k)`` replaced by its proven lower bound, has a dual bound ``D`` that is
+at most ``sum_l g_l(k[l])`` for every placement better than ``U``; so
+``min(U, D) <= T(opt)``.  Its solution, with each chosen vector's pattern, is
+a feasible placement (the capacity rows hold); its latency comes from the
+evaluator.  When the outer MILP is solved to optimality and every pricing
+MILP was, the two meet: the instance is solved.
+
+References
+----------
+.. [1] J. W. S. Cassels, "Measures of the non-convexity of sets and the
+   Shapley-Folkman-Starr theorem", Math. Proc. Cambridge Phil. Soc. 78, 1975.
+.. [2] G. L. Nemhauser, L. A. Wolsey, *Integer and Combinatorial
+   Optimization*, Wiley 1988, section II.3.6 (reduced-cost fixing).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import highspy
+import numpy as np
+
+from ..instances.model import Instance, Placement
+from ..objective import empty_latency, latency
+from .arrays import SparseRows
+from .decomposition import LayerPricer
+from .direct import new_highs, run, solve_arrays
+from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_counts
+
+__all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "ENUMERATION_VECTORS"]
+
+ENUMERATION_VECTORS = 250_000
+"""Count vectors (all layers, before fixing) up to which ``certify`` runs :func:`count_enumeration`."""
+
+
+@dataclass
+class CountEnumeration:
+    """Outcome of :func:`count_enumeration`.
+
+    Attributes
+    ----------
+    bound : float
+        Proven lower bound on ``T(opt)`` (seconds), at least ``start_bound``.
+    placement : Placement
+        The best placement found, or the start; ``latency`` is its latency.
+    start_bound : float
+        ``LB``, the Lagrangian bound at the prices used for fixing.
+    proved : bool
+        Whether ``bound`` meets ``latency`` (within ``1e-9`` relative): ``placement`` is optimal.
+    vectors, kept, solved : int
+        Count vectors in all, left after fixing, and whose pricing MILP was solved.
+    complete : bool
+        Every vector was examined and the outer MILP solved to optimality.
+    info : dict
+        Per-layer counts, the outer MILP's status, nodes and time.
+    """
+
+    bound: float
+    placement: Placement
+    latency: float
+    start_bound: float
+    proved: bool
+    vectors: int
+    kept: int
+    solved: int
+    complete: bool
+    info: dict = field(default_factory=dict)
+
+
+def _ranges(instance: Instance, capacity: np.ndarray) -> np.ndarray:
+    """``int (L, N)``: the largest count of each layer at each node (useful elements, and ``Q'_n // s_l``)."""
+    size = np.maximum(np.asarray(instance.expert_size, dtype=np.int64), 1)
+    return np.minimum(useful_counts(instance).T, np.asarray(capacity, dtype=np.int64)[None, :] // size[:, None])
+
+
+def count_vectors(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> int:
+    """How many count vectors :func:`count_enumeration` considers (all layers, before fixing)."""
+    hi = _ranges(instance, tightened_capacities(instance, tuple(tightenings)))
+    return int(sum(math.prod(int(h) + 1 for h in row) for row in hi))
+
+
+class _CountPricer(LayerPricer):
+    """A layer's pricing problem with one count row ``lo_n <= sum_e x[n,l,e] <= hi_n`` per node."""
+
+    def __init__(self, instance: Instance, layer: int, capacity: np.ndarray, tightenings: Iterable[str]):
+        super().__init__(instance, layer, capacity, "milp", tightenings, warm=False)
+        m, N = self.model, instance.N
+        self.first_row = m.n_rows
+        A = m.A
+        self.model = dataclasses.replace(
+            m, A=SparseRows(np.concatenate([A.row, m.n_rows + self.node]),
+                            np.concatenate([A.col, np.arange(m.n_x)]),
+                            np.concatenate([A.val, np.ones(m.n_x)]), (m.n_rows + N, A.shape[1])),
+            row_lo=np.concatenate([m.row_lo, np.zeros(N)]),
+            row_hi=np.concatenate([m.row_hi, np.full(N, float(instance.max_experts))]))
+        self.warm = True
+        self._build()
+
+    def reset_costs(self) -> None:
+        """Back to the layer's own costs (after :meth:`price` at some prices)."""
+        cols = np.arange(self.model.n_x, dtype=np.int32)
+        for h in (self.h, self.h_lp):
+            if h is not None:
+                h.changeColsCost(len(cols), cols, self.base)
+
+    def below(self, threshold: float, time_limit: float | None) -> tuple[float, np.ndarray | None]:
+        """``(proven lower bound on g, a pattern of cost g, or None)`` for the current counts.
+
+        Only an answer below ``threshold`` (seconds of this layer) is sought:
+        when the LP bound reaches it, or HiGHS finds nothing below it (its
+        objective cutoff), the bound returned is ``threshold`` and no pattern.
+        """
+        m = self.model
+        if not m.n_x:  # nothing of the layer can be cached: its latency is fixed
+            return self.floor, self._pattern(np.zeros(0))
+        first = solve_arrays(m, integer=False, h=self.h_lp, time_limit=time_limit)
+        if first.safe_bound is not None:
+            low = max(first.safe_bound - self.other, self.floor)
+            if low >= threshold:
+                return low, None
+            x = first.col_value[:m.n_x]
+            if np.all(np.minimum(x, 1 - x) <= 1e-9):
+                return low, self._pattern(x)
+        res = solve_arrays(m, integer=True, h=self.h, time_limit=time_limit, cutoff=threshold + self.other)
+        if res.status == "Infeasible":
+            return threshold, None
+        low = max((res.bound if res.bound is not None else -math.inf) - self.other, self.floor)
+        return low, None if res.col_value is None else self._pattern(res.col_value[:m.n_x])
+
+    def _pattern(self, x: np.ndarray) -> np.ndarray:
+        pattern = np.zeros((self.instance.N, self.instance.max_experts), dtype=bool)
+        take = x > 0.5
+        pattern[self.node[take], self.expert[take]] = True
+        return pattern
+
+    def set_counts(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        N = self.instance.N
+        rows = np.arange(self.first_row, self.first_row + N, dtype=np.int32)
+        self.model.row_lo[rows] = lo
+        self.model.row_hi[rows] = hi
+        for h in (self.h, self.h_lp):
+            if h is not None:
+                h.changeRowsBounds(N, rows, np.asarray(lo, float), np.asarray(hi, float))
+
+
+def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placement | None = None,
+                      time_limit: float | None = None, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
+                      max_vectors: int = 10 * ENUMERATION_VECTORS, node_limit: int | None = None,
+                      threads: int = 1) -> CountEnumeration:
+    """Solve ``instance`` by its count vectors, with reduced-cost fixing (proofs in the module docstring).
+
+    Parameters
+    ----------
+    prices : float (N,) >= 0
+        Capacity prices (seconds per storage unit), e.g. the layer
+        decomposition's :attr:`~.decomposition.Decomposition.prices`; any
+        prices give a valid result, good ones fix more vectors.
+    start : Placement, optional
+        A feasible placement (default: the empty one); its latency is ``U``.
+    time_limit : float, optional
+        Seconds.  When it ends the enumeration, the result keeps ``start``
+        and the bound ``LB``; when it ends the outer MILP, its dual bound.
+    max_vectors : int
+        Refuse larger instances (:func:`count_vectors`), so that time and
+        memory stay bounded.
+    node_limit : int, optional
+        HiGHS ``mip_max_nodes`` of the outer MILP (a work limit; the
+        enumeration itself has no limit but ``time_limit``).
+
+    Returns
+    -------
+    CountEnumeration
+
+    Raises
+    ------
+    ValueError
+        More than ``max_vectors`` count vectors.
+    """
+    t0 = time.perf_counter()
+    deadline = math.inf if time_limit is None else t0 + float(time_limit)
+    total = count_vectors(instance, tightenings)
+    if total > max_vectors:
+        raise ValueError(f"{total} count vectors, more than max_vectors={max_vectors}")
+    L, N, E = instance.L, instance.N, instance.max_experts
+    cap = tightened_capacities(instance, tuple(tightenings))
+    hi = _ranges(instance, cap)
+    size = np.asarray(instance.expert_size, dtype=np.int64)
+    nu = np.maximum(np.asarray(prices, dtype=float), 0.0)
+    start = instance.empty_placement() if start is None else start
+    upper = latency(instance, start)
+    info: dict = {"layers": []}
+
+    def out(bound: float, placement: Placement, value: float, kept: int, solved: int, complete: bool):
+        return CountEnumeration(bound=min(bound, value), placement=placement, latency=value, start_bound=lb,
+                                proved=bound >= value * (1 - 1e-9), vectors=total, kept=kept, solved=solved,
+                                complete=complete, info={**info, "wall_s": time.perf_counter() - t0})
+
+    pricers = [_CountPricer(instance, l, cap, tightenings) for l in range(L)]
+    minima = []
+    for p in pricers:
+        p.set_counts(np.zeros(N), hi[p.layer])
+        minima.append(p.price(nu)[0])
+    lb = math.fsum(minima) - float(nu @ cap)
+    slack = upper - lb
+    # the kept vectors: layer, counts, proven lower bound of g, pattern
+    kept: list[tuple[int, np.ndarray, float, np.ndarray]] = []
+    solved = 0
+    for l, p in enumerate(pricers):
+        ks = np.array(list(itertools.product(*[range(int(h) + 1) for h in hi[l]])), dtype=np.int64).reshape(-1, N)
+        price = ks @ (nu * float(size[l]))
+        fixed_floor = p.floor + price - minima[l] >= slack
+        p.reset_costs()
+        layer = {"layer": l, "vectors": len(ks), "after_floor": int((~fixed_floor).sum()), "kept": 0}
+        info["layers"].append(layer)
+        for k, pk in zip(ks[~fixed_floor], price[~fixed_floor]):
+            if time.perf_counter() >= deadline:
+                info["stopped"] = "time limit in the enumeration"
+                return out(lb, start, upper, len(kept), solved, False)
+            p.set_counts(k, k)
+            # a vector is fixed when g >= threshold; the cutoff sits a hair above it, keeping more
+            threshold = slack - pk + minima[l]
+            g, pattern = p.below(threshold + 1e-9 * upper,
+                                 None if time_limit is None else deadline - time.perf_counter())
+            solved += 1
+            if g >= threshold or not math.isfinite(g):
+                continue
+            if not np.array_equal(pattern.sum(axis=1), k):
+                pattern = None  # no solution within the time left: keep the bound, not the pattern
+            kept.append((l, k, g, pattern))
+            layer["kept"] += 1
+    # the outer multiple-choice knapsack over the kept vectors
+    scale = 1e4 / max(empty_latency(instance), 1e-300)
+    h = new_highs()
+    h.setOptionValue("threads", threads)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+    if node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(node_limit))
+    h.addRows(L + N, np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)]),
+              np.concatenate([np.ones(L), np.asarray(instance.capacity, float)]), 0,
+              np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    have = np.zeros(L, dtype=bool)
+    for l, k, g, _ in kept:
+        nodes = np.flatnonzero(k)
+        h.addCol(g * scale, 0.0, 1.0, 1 + len(nodes), np.concatenate([[l], L + nodes]).astype(np.int32),
+                 np.concatenate([[1.0], k[nodes] * float(size[l])]))
+        have[l] = True
+    if not have.all():
+        # a layer with no vector below the slack: no placement beats the start
+        info["outer"] = {"status": "no vector left in some layer"}
+        return out(upper, start, upper, len(kept), solved, True)
+    n = len(kept)
+    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.array([highspy.HighsVarType.kInteger] * n))
+    t = time.perf_counter()
+    run(h)
+    status = h.modelStatusToString(h.getModelStatus())
+    hinfo = h.getInfo()
+    info["outer"] = {"status": status, "columns": n, "nodes": int(hinfo.mip_node_count),
+                     "wall_s": time.perf_counter() - t}
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        return out(upper, start, upper, n, solved, True)
+    dual = hinfo.mip_dual_bound
+    bound = dual / scale if math.isfinite(dual) and abs(dual) < highspy.kHighsInf else lb
+    best, value = start, upper
+    if hinfo.primal_solution_status >= 1:
+        z = np.array(h.getSolution().col_value)
+        x = np.zeros((N, L, E), dtype=bool)
+        whole = True
+        for j in np.flatnonzero(z > 0.5):
+            l, _, _, pattern = kept[j]
+            if pattern is None:
+                whole = False
+            else:
+                x[:, l, :] = pattern
+        if whole:
+            cand = Placement(x)
+            v = latency(instance, cand)
+            if v < value and cand.is_feasible(instance):
+                best, value = cand, v
+    complete = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return out(max(bound, lb), best, value, n, solved, complete)

@@ -1,0 +1,125 @@
+"""Count-vector enumeration: an exact method, checked against brute force at every latency scale."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from reference import random_instance_dict, scale_latencies
+from slimcaching.algorithms.bruteforce import brute_force
+from slimcaching.formulations.decomposition import column_generation
+from slimcaching.formulations.enumeration import count_enumeration, count_vectors
+from slimcaching.instances.validate import instance_from_dict
+from slimcaching.objective import latency
+
+RTOL = 1e-7
+
+
+def _dict(seed: int) -> dict:
+    return random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3, max_users=3, max_cap=6)
+
+
+@functools.lru_cache(maxsize=None)
+def _case(seed: int, scale: float = 1.0):
+    inst = instance_from_dict(scale_latencies(_dict(seed), scale) if scale != 1.0 else _dict(seed))
+    return inst, brute_force(inst), column_generation(inst)
+
+
+def _check(inst, opt, r):
+    assert r.bound <= opt.latency * (1 + 1e-9) + 1e-300
+    assert r.bound >= min(r.start_bound, r.latency)
+    assert r.placement.is_feasible(inst)
+    assert r.latency == latency(inst, r.placement)
+    assert r.latency >= opt.latency * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_solves_to_the_brute_force_optimum(seed):
+    inst, opt, dw = _case(seed)
+    r = count_enumeration(inst, dw.prices)
+    _check(inst, opt, r)
+    assert r.complete and r.proved
+    assert r.latency == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
+    assert r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
+    assert r.vectors == count_vectors(inst)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 3))
+def test_fixing_with_an_optimal_start_keeps_the_proof(seed):
+    """With ``U = T(opt)`` every vector of a better placement is fixed: the start is proven optimal."""
+    inst, opt, dw = _case(seed)
+    r = count_enumeration(inst, dw.prices, start=opt.placement)
+    _check(inst, opt, r)
+    assert r.proved and r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
+    assert r.kept <= count_vectors(inst)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 4))
+@pytest.mark.parametrize("kind", ["zero", "random", "huge"])
+def test_any_prices_give_a_valid_proof(seed, kind):
+    """Reduced-cost fixing is valid at every ``nu >= 0``; bad prices only fix fewer vectors."""
+    inst, opt, _ = _case(seed)
+    rng = np.random.default_rng(seed)
+    nu = {"zero": np.zeros(inst.N), "random": rng.random(inst.N) * 1e-2,
+          "huge": np.full(inst.N, 10.0)}[kind]
+    r = count_enumeration(inst, nu, start=opt.placement if seed % 8 == 0 else None)
+    _check(inst, opt, r)
+    assert r.proved and r.latency == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-6, 1e-3, 1e3])
+@pytest.mark.parametrize("seed", range(0, 30, 3))
+def test_every_latency_scale(seed, scale):
+    """The false-certificate regime of the fuzzing reports (latencies of 1e-5 s and below) included."""
+    inst, opt, dw = _case(seed, scale)
+    r = count_enumeration(inst, dw.prices)
+    _check(inst, opt, r)
+    assert r.proved and r.latency == pytest.approx(opt.latency, rel=RTOL)
+
+
+def test_a_vanishing_time_limit_keeps_the_start_and_a_valid_bound():
+    for seed in range(10):
+        inst, opt, dw = _case(seed)
+        r = count_enumeration(inst, dw.prices, time_limit=1e-9)
+        _check(inst, opt, r)
+        assert not r.complete
+        assert r.latency == latency(inst, inst.empty_placement())
+
+
+def test_refuses_more_vectors_than_its_limit():
+    inst, _, dw = _case(1)
+    with pytest.raises(ValueError, match="count vectors"):
+        count_enumeration(inst, dw.prices, max_vectors=count_vectors(inst) - 1)
+
+
+def test_a_planted_wrong_layer_bound_is_caught_by_brute_force(monkeypatch):
+    """The comparison has teeth: layer bounds inflated by 5 % give a bound above the optimum somewhere."""
+    from slimcaching.formulations import enumeration
+
+    honest = enumeration._CountPricer.below
+
+    def inflated(self, threshold, time_limit):
+        g, pattern = honest(self, threshold, time_limit)
+        return g * 1.05, pattern
+
+    monkeypatch.setattr(enumeration._CountPricer, "below", inflated)
+    caught = 0
+    for seed in range(30):
+        inst, opt, dw = _case(seed)
+        r = count_enumeration(inst, dw.prices)
+        caught += r.bound > opt.latency * (1 + 1e-9)
+    assert caught >= 1
+
+
+def test_both_fixing_stages_remove_vectors():
+    """Not a vacuous filter: with ``U = T(opt)`` the floor test and the MILP cutoff each fix vectors."""
+    vectors = after_floor = solved = kept = 0
+    for seed in range(0, 60, 3):
+        inst, opt, dw = _case(seed)
+        r = count_enumeration(inst, dw.prices, start=opt.placement)
+        vectors += r.vectors
+        after_floor += sum(layer["after_floor"] for layer in r.info["layers"])
+        solved += r.solved
+        kept += r.kept
+    assert after_floor < vectors and kept < solved
