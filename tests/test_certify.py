@@ -226,3 +226,21 @@ def test_large_model_path_bounds_stay_below_the_optimum(seed, monkeypatch):
         assert cert.bound <= opt * (1 + 1e-9) <= cert.latency * (1 + 2e-9)
         if "work_limit" in kw:
             assert methods["separable Lagrangian"]["rounds"] <= WORK_UNIT["separable_rounds"] * 0.2
+
+
+def test_certify_closes_small_gaps_by_count_enumeration():
+    """Where the LP, the decomposition, RINS and the LNS leave a gap on a small model, the count
+    enumeration closes it: the certificate is the brute-force optimum, proven."""
+    reached = 0
+    for seed in range(40):
+        inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                       max_users=3, max_cap=6))
+        cert = certify(inst, time_limit=60, work_limit=0.05, seed=seed)
+        if "count_enumeration" not in cert.info:
+            continue
+        reached += 1
+        opt = brute_force(inst).latency
+        assert cert.info["count_enumeration"]["complete"] and cert.info["count_enumeration"]["proved"]
+        assert cert.status == "optimal" and cert.bound_method == "count enumeration"
+        assert cert.latency == pytest.approx(opt, rel=1e-9) and cert.bound <= opt * (1 + 1e-9)
+    assert reached >= 5

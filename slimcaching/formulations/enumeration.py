@@ -76,7 +76,7 @@ from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_count
 
 __all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "ENUMERATION_VECTORS"]
 
-ENUMERATION_VECTORS = 250_000
+ENUMERATION_VECTORS = 20_000
 """Count vectors (all layers, before fixing) up to which ``certify`` runs :func:`count_enumeration`."""
 
 
@@ -283,6 +283,8 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
     if node_limit is not None:
         h.setOptionValue("mip_max_nodes", int(node_limit))
+    # only combinations better than the start matter: with none, HiGHS reports infeasible (bound U)
+    h.setOptionValue("objective_bound", float(upper * scale * (1 + 1e-9)))
     h.addRows(L + N, np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)]),
               np.concatenate([np.ones(L), np.asarray(instance.capacity, float)]), 0,
               np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
