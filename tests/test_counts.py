@@ -130,34 +130,3 @@ def test_work_limited_generations_keep_their_bounds_valid(seed):
         assert dw.rounds <= 3 and cd.rounds <= 3
         assert dw.bound <= opt * (1 + 1e-9) + 1e-12 and cd.bound <= opt * (1 + 1e-9) + 1e-12
     assert runs[0] == runs[1]
-
-
-def test_stall_rule_stops_a_flat_generation_and_only_a_flat_one():
-    """``stall=k``: a bound flat for ``k`` rounds stops the loop; a bound that keeps rising does not."""
-    from slimcaching.formulations.decomposition import stabilised_generation
-
-    def run_with(rise):
-        state = {"round": 0}
-
-        def solve_master():
-            return 10.0, None, np.zeros(1)  # the master stays above every bound: never converged
-
-        def pricing_round(prices, duals):
-            state["round"] += 1
-            return 1.0 + rise * state["round"], 1, 1  # bound, columns added, negative reduced costs
-
-        return stabilised_generation(solve_master, pricing_round, center=np.zeros(1), alpha=0.0,
-                                     max_rounds=60, left=lambda: 1.0, stall=5)
-
-    flat = run_with(0.0)
-    assert flat.stalled and flat.rounds == 6 and flat.bound == 1.0
-    rising = run_with(1e-3)
-    assert not rising.stalled and rising.rounds == 60
-
-
-@pytest.mark.parametrize("seed", range(0, 60, 6))
-def test_a_stalled_count_decomposition_keeps_a_valid_bound(seed):
-    inst, dw, _ = _both(seed)
-    cd = count_generation(inst, start=dw, stall=1)
-    assert cd.bound <= brute_force(inst).latency * (1 + 1e-9) + 1e-12
-    assert cd.bound >= cd.start_bound

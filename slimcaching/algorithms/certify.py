@@ -88,10 +88,6 @@ WORK_UNIT: dict[str, int] = {
 }
 """The caps of ``work_limit=1``; ``work_limit=W`` multiplies each by ``W`` (at least 1)."""
 
-COUNT_STALL = 20
-"""Rounds without a rise of its bound after which the count decomposition stops: on the measured
-mixed-precision files it either rose within 9-17 rounds or never did (docs/formulations.md)."""
-
 
 def work_limits(work_limit: float) -> dict[str, int]:
     """The per-stage caps of ``certify(..., work_limit=W)``: :data:`WORK_UNIT` times ``W``, rounded, >= 1."""
@@ -333,14 +329,12 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         if counts and until(0.5) > 0:
             cd = count_generation(instance, start=dw, starts=[ledger.placement], time_limit=until(0.5),
                                   pricing=pricing, price_time=price_time, tightenings=tightenings,
-                                  node_limit=cap("pricing_nodes"), stall=COUNT_STALL,
-                                  **_rounds(cap("count_rounds")))
+                                  node_limit=cap("pricing_nodes"), **_rounds(cap("count_rounds")))
             stage_done("count decomposition")
             ledger.add_bound("Lagrangian (count decomposition)", cd.bound, rounds=cd.rounds)
             columns = cd.columns
             info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
-                                           "count_columns": len(cd.counts), "converged": cd.converged,
-                                           "stalled": cd.stalled}
+                                           "count_columns": len(cd.counts), "converged": cd.converged}
         pab_end = 0.35 if enumerable else 0.55 if small else 0.9
         placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
                                          time_limit=max(0.01, until(1.0) if work is not None else

@@ -94,8 +94,7 @@ class CountDecomposition:
     counts : list of (int, int64 (L,))
         Generated count vectors ``(n, k)``.
     capacity : int64 (N,)
-    rounds, converged, history, stalled
-        As in :class:`.decomposition.Generation`.
+    rounds, converged, history
     """
 
     bound: float
@@ -108,7 +107,6 @@ class CountDecomposition:
     rounds: int = 0
     converged: bool = False
     history: list[dict] = field(default_factory=list)
-    stalled: bool = False
 
 
 class KnapsackPricer:
@@ -220,7 +218,7 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
                      alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
                      pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
-                     node_limit: int | None = None, stall: int | None = None) -> CountDecomposition:
+                     node_limit: int | None = None) -> CountDecomposition:
     """Column generation for the count decomposition; a valid bound after every round.
 
     Parameters
@@ -233,8 +231,6 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
         Their layer patterns and count vectors are initial columns.
     alpha, time_limit, price_time, pricing, tol, max_rounds, tightenings, node_limit
         As in :func:`.decomposition.column_generation` (``node_limit`` for the knapsacks too).
-    stall : int, optional
-        Stop after this many rounds without a rise of the bound (:func:`.decomposition.stabilised_generation`).
 
     Returns
     -------
@@ -302,9 +298,7 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
 
     mu0 = None if start is None else np.asarray(start.prices, float)[:, None] * sizes[None, :].astype(float)
     run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros((N, L)), start=mu0, alpha=alpha,
-                                 tol=tol, max_rounds=max_rounds, left=left, exact_pricing=pricing == "milp", t0=t0,
-                                 stall=stall)
+                                 tol=tol, max_rounds=max_rounds, left=left, exact_pricing=pricing == "milp", t0=t0)
     return CountDecomposition(bound=run_.bound, start_bound=run_.start_bound, master_value=run_.master_value,
                               prices=run_.prices, columns=master.columns, counts=master.counts, capacity=cap,
-                              rounds=run_.rounds, converged=run_.converged, history=run_.history,
-                              stalled=run_.stalled)
+                              rounds=run_.rounds, converged=run_.converged, history=run_.history)

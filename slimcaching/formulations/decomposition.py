@@ -317,8 +317,6 @@ class Generation:
         Last restricted master LP value.
     rounds, converged, history
         Pricing rounds, whether master and bound met, one dict per round.
-    stalled : bool
-        Stopped by the ``stall`` rule of :func:`stabilised_generation`.
     """
 
     bound: float
@@ -328,15 +326,13 @@ class Generation:
     rounds: int = 0
     converged: bool = False
     history: list[dict] = field(default_factory=list)
-    stalled: bool = False
 
 
 def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarray]],
                           pricing_round: Callable[[np.ndarray, Any], tuple[float | None, int, int]], *,
                           center: np.ndarray, start: np.ndarray | None = None, alpha: float = 0.5,
                           tol: float = 1e-7, max_rounds: int = 10_000, left: Callable[[], float],
-                          exact_pricing: bool = True, t0: float | None = None,
-                          stall: int | None = None) -> Generation:
+                          exact_pricing: bool = True, t0: float | None = None) -> Generation:
     """Column generation with Wentges smoothing, for any master and pricing round.
 
     Parameters
@@ -367,10 +363,6 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     exact_pricing : bool
         Whether pricing is exact (MILP), so that no column pricing out at the
         master's duals proves the master value is the decomposition bound.
-    stall : int, optional
-        Stop when the best bound has not risen by more than ``1e-5`` of
-        itself over the last ``stall`` rounds (a count, so the result does
-        not depend on machine speed); the bound so far stays valid.
 
     Returns
     -------
@@ -388,7 +380,6 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     t0 = time.perf_counter() if t0 is None else t0
     best, center, history = -math.inf, np.asarray(center, float).copy(), []
     rounds, converged, value, start_bound, lb = 0, False, None, -math.inf, None
-    stalled, marks = False, []  # marks: the best bound after each round
     if start is not None and left() > 0:
         lb, added, _ = pricing_round(start, None)
         rounds += 1
@@ -413,7 +404,6 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
                 best, center = lb, prices.copy()
             history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
                             "added": added, "negative": negative, "t": time.perf_counter() - t0})
-            marks.append(best)
             if lb is None:
                 break
             if negative:
@@ -423,12 +413,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
             # no column prices out at the master's duals: the master value is the decomposition bound
             converged = lb is not None and exact_pricing and value - best <= max(tol, 1e-9) * abs(value)
             break
-        if (stall is not None and len(marks) > stall and math.isfinite(marks[-1 - stall])
-                and best - marks[-1 - stall] <= 1e-5 * abs(best)):
-            stalled = True
-            break
     return Generation(bound=best, prices=center, start_bound=start_bound, master_value=value, rounds=rounds,
-                      converged=converged, history=history, stalled=stalled)
+                      converged=converged, history=history)
 
 
 def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), prices: np.ndarray | None = None,
