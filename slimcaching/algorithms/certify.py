@@ -25,8 +25,8 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    incumbent as objective cutoff, for the rest, in one run from wherever the
    LNS ended (its dual bound, and its incumbent if better).
 
-Small models with at most :data:`~slimcaching.formulations.enumeration.ENUMERATION_VECTORS`
-count vectors (few experts per layer and few nodes) are solved exactly by
+Small models with few count vectors and small layers (their product at most
+:data:`~slimcaching.formulations.enumeration.ENUMERATION_WORK`) are solved exactly by
 count enumeration (:mod:`~slimcaching.formulations.enumeration`) instead of
 the count decomposition: the layer decomposition until 30 %, price-and-branch
 until 35 %, RINS until 40 %, the LNS until 45 % (a low incumbent fixes more
@@ -59,7 +59,7 @@ from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
 from ..formulations.direct import hard_deadline, solve_arrays
-from ..formulations.enumeration import ENUMERATION_VECTORS, count_enumeration, count_vectors
+from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
@@ -308,8 +308,9 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             prices = sep["prices"]
         except ValueError as exc:  # too many nodes to enumerate their subsets
             info["separable"] = str(exc)
-    enumerable = small and count_vectors(instance, tightenings) <= ENUMERATION_VECTORS
-    info["count_vectors"] = count_vectors(instance, tightenings) if small else None
+    vectors = count_vectors(instance, tightenings) if small else None
+    info["count_vectors"] = vectors
+    enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
     # with an enumeration ahead, the count decomposition's bound would only be superseded
     counts = small and not enumerable and len(np.unique(instance.expert_size)) > 1
     rins_end, lns_end = (0.4, 0.45) if enumerable else (0.65, 0.75)
