@@ -123,3 +123,23 @@ def test_both_fixing_stages_remove_vectors():
         solved += r.solved
         kept += r.kept
     assert after_floor < vectors and kept < solved
+
+
+def test_vectors_without_a_pattern_keep_their_bound_and_give_no_placement(monkeypatch):
+    """A pricing MILP cut by the clock may return a bound and no solution: the bound still counts."""
+    from slimcaching.formulations import enumeration
+
+    honest = enumeration._CountPricer.below
+
+    def no_pattern(self, threshold, time_limit):
+        g, _ = honest(self, threshold, time_limit)
+        return g, None
+
+    monkeypatch.setattr(enumeration._CountPricer, "below", no_pattern)
+    for seed in range(0, 30, 3):
+        inst, opt, dw = _case(seed)
+        r = count_enumeration(inst, dw.prices)
+        _check(inst, opt, r)
+        assert r.latency == latency(inst, inst.empty_placement())  # nothing assembled
+        if r.complete and r.kept:
+            assert r.bound == pytest.approx(min(opt.latency, r.latency), rel=RTOL, abs=1e-300)

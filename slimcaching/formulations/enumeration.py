@@ -256,7 +256,7 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     lb = math.fsum(minima) - float(nu @ cap)
     slack = upper - lb
     # the kept vectors: layer, counts, proven lower bound of g, pattern
-    kept: list[tuple[int, np.ndarray, float, np.ndarray]] = []
+    kept: list[tuple[int, np.ndarray, float, np.ndarray | None]] = []
     solved = 0
     for l, p in enumerate(pricers):
         ks = np.array(list(itertools.product(*[range(int(h) + 1) for h in hi[l]])), dtype=np.int64).reshape(-1, N)
@@ -277,7 +277,7 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
             solved += 1
             if g >= threshold or not math.isfinite(g):
                 continue
-            if not np.array_equal(pattern.sum(axis=1), k):
+            if pattern is not None and not np.array_equal(pattern.sum(axis=1), k):
                 pattern = None  # no solution within the time left: keep the bound, not the pattern
             kept.append((l, k, g, pattern))
             layer["kept"] += 1
