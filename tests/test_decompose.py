@@ -194,3 +194,26 @@ def test_lns_bound_is_below_the_optimum_and_without_a_limit_it_is_optimal(seed):
     if len(np.unique(inst.expert_size)) > 1 and res.info["decomposition"] is not None:
         cb = res.info["decomposition"]["count_bound"]
         assert cb is not None and cb <= opt * (1 + 1e-9) + 1e-12
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lns_rins_stage_never_worsens_and_rins_alone_finds_better_placements(seed):
+    """RINS in ``lns``: the stage after price-and-branch keeps or lowers the latency; RINS from a random
+    placement with a fractional LP everywhere solves the whole model below it."""
+    from slimcaching.algorithms.lns import rins
+    from slimcaching.errors import InputError
+
+    inst = _instance(seed, max_layers=4, max_nodes=4)
+    res = run(inst, "lns", seed=seed, time_limit=20)
+    stages = {s["stage"]: s["latency"] for s in res.info["stages"]}
+    if "rins" in stages:
+        assert stages["rins"] <= stages["price-and-branch"]
+    opt = brute_force(inst).latency
+    start = run(inst, "random", seed=seed).placement
+    placement, info = rins(inst, start, np.full(start.x.shape, 0.5), time_limit=30, seed=seed)
+    assert info["free"] == info["elements"]
+    if latency(inst, start) > opt * (1 + 1e-7):
+        assert placement is not None and placement.is_feasible(inst)
+        assert latency(inst, placement) == pytest.approx(opt, rel=1e-7, abs=1e-12)
+    with pytest.raises(InputError, match=r"--param rins_share: must be a number in \[0, 1\)"):
+        run(inst, "lns", rins_share=1.5)

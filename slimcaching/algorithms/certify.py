@@ -53,12 +53,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
-from ..formulations.assignment import support
+from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
-from ..formulations.direct import hard_deadline, solve_arrays
+from ..formulations.direct import hard_deadline
 from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
@@ -66,7 +65,7 @@ from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from ..result import versions
 from ..solvers import SolveInterrupted
-from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns
+from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns, rins
 from .local_search import best
 
 __all__ = ["Certificate", "certify", "DEFAULT_TIME_LIMIT", "WORK_UNIT", "work_limits"]
@@ -375,33 +374,10 @@ def _closed(ledger: _Ledger) -> bool:
 
 def _rins(instance: Instance, ledger: _Ledger, lp_x: np.ndarray, seconds: float, seed: int, info: dict,
           node_limit: int | None, tightenings: Any) -> None:
-    """Relaxation-induced neighbourhood search: HiGHS below the incumbent on the elements where it and the LP differ.
-
-    Every element whose tightened-LP value equals its value in the incumbent
-    (within ``1e-6``) is fixed there; HiGHS solves the level model of the rest
-    (:func:`~slimcaching.formulations.arrays.build_level_arrays` with
-    ``free``/``x_fixed``: its optimum is the best completion of the fixed
-    part) with the incumbent's latency as cutoff.  Its solutions are feasible
-    placements, checked by the evaluator in the ledger; no bound comes from it.
-
-    References
-    ----------
-    .. [1] E. Danna, E. Rothberg, C. Le Pape, "Exploring relaxation induced
-       neighborhoods to improve MIP solutions", Mathematical Programming 102, 2005.
-    """
-    x = ledger.placement.x
-    el = support(instance).elements
-    at = (el[:, 0], el[:, 1], el[:, 2])
-    free = np.abs(lp_x[at] - x[at]) > 1e-6
-    info["rins"] = {"free": int(free.sum()), "elements": len(el)}
-    if not free.any():
-        return
-    model = build_level_arrays(instance, free=free, x_fixed=x, tightenings=tightenings)
-    res = solve_arrays(model, integer=True, time_limit=seconds, cutoff=ledger.best_latency, seed=seed,
-                       node_limit=node_limit)
-    if res.col_value is not None:
-        ledger.add_incumbent("RINS", arrays_placement(model, res.col_value, x_fixed=x))
-    info["rins"].update(status=res.status, nodes=res.nodes, wall_s=res.wall_s)
+    """:func:`~.lns.rins` from the incumbent; its placement, if any, goes through the ledger's checks."""
+    placement, info["rins"] = rins(instance, ledger.placement, lp_x, time_limit=seconds, seed=seed,
+                                   node_limit=node_limit, tightenings=tightenings)
+    ledger.add_incumbent("RINS", placement)
 
 
 def _enumerate(instance: Instance, ledger: _Ledger, prices: np.ndarray, seconds: float, info: dict,

@@ -50,7 +50,7 @@ from ..solvers import SolveInterrupted
 from .common import reject_unknown
 from .local_search import best
 
-__all__ = ["milp_lns", "lns", "cutoff_branch_and_bound", "NEIGHBOURHOODS", "FULL_LP_ROWS", "MILP_PRICING_ROWS",
+__all__ = ["milp_lns", "lns", "rins", "cutoff_branch_and_bound", "NEIGHBOURHOODS", "FULL_LP_ROWS", "MILP_PRICING_ROWS",
            "FULL_MILP_ROWS"]
 
 NEIGHBOURHOODS = ("layers", "nodes")
@@ -96,6 +96,47 @@ def cutoff_branch_and_bound(instance: Instance, cutoff: float, seconds: float | 
         return None, margin, info
     placement = arrays_placement(model, res.col_value) if res.col_value is not None else None
     return placement, (None if res.bound is None else min(res.bound, margin)), info
+
+
+def rins(instance: Instance, placement: Placement, lp_x: np.ndarray, *, time_limit: float | None,
+         seed: int | None = 0, node_limit: int | None = None,
+         tightenings: Any = DEFAULT_TIGHTENINGS) -> tuple[Placement | None, dict]:
+    """Relaxation-induced neighbourhood search: HiGHS below ``placement`` where it and the LP differ.
+
+    Every element whose LP value (``lp_x``, float (N, L, Emax)) equals its
+    value in ``placement`` (within ``1e-6``) is fixed there; HiGHS solves the
+    level model of the rest
+    (:func:`~slimcaching.formulations.arrays.build_level_arrays` with
+    ``free``/``x_fixed``: its optimum is the best completion of the fixed
+    part) with the latency of ``placement`` as objective cutoff.  Cached
+    elements outside the support are dropped first: they serve no request,
+    and their storage goes to the free part.
+
+    Returns
+    -------
+    (Placement or None, info)
+        A feasible placement better than ``placement`` (by HiGHS's objective;
+        callers check it with the evaluator), or ``None``; ``info`` holds the
+        free and total element counts and HiGHS's status, nodes and time.
+
+    References
+    ----------
+    .. [1] E. Danna, E. Rothberg, C. Le Pape, "Exploring relaxation induced
+       neighborhoods to improve MIP solutions", Mathematical Programming 102, 2005.
+    """
+    el = support(instance).elements
+    at = (el[:, 0], el[:, 1], el[:, 2])
+    x = np.zeros_like(placement.x)
+    x[at] = placement.x[at]  # elements outside the support change no latency: their storage is freed
+    free = np.abs(lp_x[at] - x[at]) > 1e-6
+    info: dict[str, Any] = {"free": int(free.sum()), "elements": len(el)}
+    if not free.any():
+        return None, info
+    model = build_level_arrays(instance, free=free, x_fixed=x, tightenings=tightenings)
+    res = solve_arrays(model, integer=True, time_limit=time_limit, cutoff=latency(instance, placement), seed=seed,
+                       node_limit=node_limit)
+    info.update(status=res.status, nodes=res.nodes, wall_s=res.wall_s)
+    return (None if res.col_value is None else arrays_placement(model, res.col_value, x_fixed=x)), info
 
 
 def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]]:
@@ -266,14 +307,15 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
                   "interrupted": interrupted}
 
 
-_LNS_PARAMS = ("width", "sub_time", "neighbourhoods", "decompose", "best_share", "decompose_share", "price_time")
+_LNS_PARAMS = ("width", "sub_time", "neighbourhoods", "decompose", "best_share", "decompose_share", "price_time",
+               "rins_share")
 
 
 def _check_lns(params: dict) -> dict:
     unknown = {k: v for k, v in params.items() if k not in _LNS_PARAMS}
     reject_unknown("lns", unknown, _LNS_PARAMS)
     out = {"width": 2, "sub_time": 3.0, "neighbourhoods": NEIGHBOURHOODS, "decompose": "auto",
-           "best_share": 0.15, "decompose_share": 0.45, "price_time": 2.0}
+           "best_share": 0.15, "decompose_share": 0.45, "price_time": 2.0, "rins_share": 0.5}
     out.update(params)
     problems = []
     if not (isinstance(out["width"], int) and out["width"] >= 1):
@@ -281,7 +323,7 @@ def _check_lns(params: dict) -> dict:
     for key in ("sub_time", "price_time"):
         if not (isinstance(out[key], (int, float)) and out[key] > 0):
             problems.append((f"--param {key}", f"must be a number > 0, got {out[key]!r}"))
-    for key in ("best_share", "decompose_share"):
+    for key in ("best_share", "decompose_share", "rins_share"):
         if not (isinstance(out[key], (int, float)) and 0 <= out[key] < 1):
             problems.append((f"--param {key}", f"must be a number in [0, 1), got {out[key]!r}"))
     kinds = out["neighbourhoods"]
@@ -298,7 +340,7 @@ def _check_lns(params: dict) -> dict:
 
 
 def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None = None, **params) -> Result:
-    """The flagship: ``best``, decomposition columns with price-and-branch, then MILP-LNS.
+    """The flagship: ``best``, decomposition columns with price-and-branch, RINS, then MILP-LNS.
 
     Problem: minimise ``T(x)`` subject to the node capacities
     (``docs/model.md`` section 1).
@@ -323,6 +365,9 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
         (0.45, price-and-branch included); the LNS gets the rest.
     price_time : float
         Time limit of each pricing MILP (2 s).
+    rins_share : float
+        After price-and-branch, this share of the time left goes to
+        :func:`rins` from the tightened LP's point (0.5; 0 skips it).
 
     Returns
     -------
@@ -373,7 +418,7 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                 def until(f: float) -> float | None:
                     return None if math.isinf(budget) else max(0.01, f * (dw_deadline - time.perf_counter()))
 
-                lp, prices = lp_prices(instance, time_limit=until(1.0))
+                lp, prices, lp_x = lp_prices(instance, time_limit=until(1.0), point=True)
                 bound = max(b for b in (lp, capacity_free_bound(instance)) if b is not None and math.isfinite(b))
                 mixed = len(np.unique(instance.expert_size)) > 1
                 dw = column_generation(instance, starts=[current], prices=prices,
@@ -393,6 +438,14 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                 if placement is not None and latency(instance, placement) < cur_t:
                     current, cur_t = placement, latency(instance, placement)
                 stages.append({"stage": "price-and-branch", "latency": cur_t, "t": time.perf_counter() - t0})
+                if lp_x is not None and opts["rins_share"] > 0 and left() > 0.5:
+                    placement, dw_info["rins"] = rins(
+                        instance, current, lp_x, seed=seed,
+                        time_limit=None if math.isinf(budget) else opts["rins_share"] * left())
+                    if (placement is not None and placement.is_feasible(instance)
+                            and latency(instance, placement) < cur_t):
+                        current, cur_t = placement, latency(instance, placement)
+                    stages.append({"stage": "rins", "latency": cur_t, "t": time.perf_counter() - t0})
             if left() > 0:
                 current, record = milp_lns(instance, current, time_limit=None if math.isinf(budget) else left(),
                                            seed=seed, width=opts["width"],
