@@ -221,11 +221,17 @@ class LayerPricer:
         lower = max(lower - self.other, self.floor)
         if res.col_value is not None:
             x = res.col_value[:m.n_x]
-            take = x > 0.5
-            pattern[self.node[take], self.expert[take]] = True
+            pattern = self.pattern_of(x)
             if self.pricing == "lp":
                 pattern = self._repair(pattern, x)
         return lower, pattern
+
+    def pattern_of(self, x: np.ndarray) -> np.ndarray:
+        """The pattern (bool (N, Emax)) of the ``x`` columns' values ``x`` (those above 0.5)."""
+        pattern = np.zeros((self.instance.N, self.instance.max_experts), dtype=bool)
+        take = np.asarray(x) > 0.5
+        pattern[self.node[take], self.expert[take]] = True
+        return pattern
 
     def _repair(self, pattern: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Drop the elements with the smallest LP values until every node's pattern fits."""

@@ -165,7 +165,7 @@ class _CountPricer(LayerPricer):
         """
         m = self.model
         if not m.n_x:  # nothing of the layer can be cached: its latency is fixed
-            return self.floor, self._pattern(np.zeros(0))
+            return self.floor, self.pattern_of(np.zeros(0))
         first = solve_arrays(m, integer=False, h=self.h_lp, time_limit=time_limit)
         if first.safe_bound is not None:
             low = max(first.safe_bound - self.other, self.floor)
@@ -173,18 +173,12 @@ class _CountPricer(LayerPricer):
                 return low, None
             x = first.col_value[:m.n_x]
             if np.all(np.minimum(x, 1 - x) <= 1e-9):
-                return low, self._pattern(x)
+                return low, self.pattern_of(x)
         res = solve_arrays(m, integer=True, h=self.h, time_limit=time_limit, cutoff=threshold + self.other)
         if res.status == "Infeasible":
             return threshold, None
         low = max((res.bound if res.bound is not None else -math.inf) - self.other, self.floor)
-        return low, None if res.col_value is None else self._pattern(res.col_value[:m.n_x])
-
-    def _pattern(self, x: np.ndarray) -> np.ndarray:
-        pattern = np.zeros((self.instance.N, self.instance.max_experts), dtype=bool)
-        take = x > 0.5
-        pattern[self.node[take], self.expert[take]] = True
-        return pattern
+        return low, None if res.col_value is None else self.pattern_of(res.col_value[:m.n_x])
 
     def set_counts(self, lo: np.ndarray, hi: np.ndarray) -> None:
         N = self.instance.N
