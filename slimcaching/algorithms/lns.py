@@ -50,8 +50,8 @@ from ..solvers import SolveInterrupted
 from .common import reject_unknown
 from .local_search import best
 
-__all__ = ["milp_lns", "lns", "rins", "cutoff_branch_and_bound", "NEIGHBOURHOODS", "FULL_LP_ROWS", "MILP_PRICING_ROWS",
-           "FULL_MILP_ROWS"]
+__all__ = ["milp_lns", "lns", "rins", "cutoff_branch_and_bound", "NEIGHBOURHOODS", "FULL_LP_ROWS",
+           "MILP_PRICING_ROWS", "FULL_MILP_ROWS"]
 
 NEIGHBOURHOODS = ("layers", "nodes")
 
@@ -377,7 +377,7 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
         sizes) and the bound of the whole-model finish of
         :func:`milp_lns` when either ran (else ``heuristic``); ``info``: ``stages`` (latency
         and time after each stage), ``lns`` (the record of :func:`milp_lns`),
-        ``decomposition`` (rounds, columns, bound).
+        ``decomposition`` (rounds, columns, bound, and ``rins``: the record of :func:`rins`).
 
     Notes
     -----

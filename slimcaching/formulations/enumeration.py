@@ -101,7 +101,8 @@ class CountEnumeration:
     proved : bool
         Whether ``bound`` meets ``latency`` (within ``1e-9`` relative): ``placement`` is optimal.
     vectors, kept, solved : int
-        Count vectors in all, left after fixing, and whose pricing MILP was solved.
+        Count vectors in all, left after fixing, and past the floor test (their
+        fixed-count LP, and where it did not decide, the MILP, was solved).
     complete : bool
         Every vector was examined and the outer MILP solved to optimality.
     info : dict
