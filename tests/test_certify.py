@@ -241,6 +241,7 @@ def test_certify_closes_small_gaps_by_count_enumeration():
         reached += 1
         opt = brute_force(inst).latency
         assert cert.info["count_enumeration"]["complete"] and cert.info["count_enumeration"]["proved"]
+        assert cert.info["count_enumeration"]["table_layers"] == inst.L  # every layer costed exactly by table
         assert cert.status == "optimal" and cert.bound_method == "count enumeration"
         assert cert.latency == pytest.approx(opt, rel=1e-9) and cert.bound <= opt * (1 + 1e-9)
     assert reached >= 5

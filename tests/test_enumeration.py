@@ -34,46 +34,51 @@ def _check(inst, opt, r):
     assert r.latency >= opt.latency * (1 - 1e-12)
 
 
+@pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("seed", range(60))
-def test_solves_to_the_brute_force_optimum(seed):
+def test_solves_to_the_brute_force_optimum(seed, tabulate):
     inst, opt, dw = _case(seed)
-    r = count_enumeration(inst, dw.prices)
+    r = count_enumeration(inst, dw.prices, tabulate=tabulate)
     _check(inst, opt, r)
+    assert all(layer["table"] == tabulate for layer in r.info["layers"])
     assert r.complete and r.proved
     assert r.latency == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
     assert r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
     assert r.vectors == count_vectors(inst)
 
 
+@pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("seed", range(0, 60, 3))
-def test_fixing_with_an_optimal_start_keeps_the_proof(seed):
+def test_fixing_with_an_optimal_start_keeps_the_proof(seed, tabulate):
     """With ``U = T(opt)`` every vector of a better placement is fixed: the start is proven optimal."""
     inst, opt, dw = _case(seed)
-    r = count_enumeration(inst, dw.prices, start=opt.placement)
+    r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=tabulate)
     _check(inst, opt, r)
     assert r.proved and r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
     assert r.kept <= count_vectors(inst)
 
 
+@pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("seed", range(0, 60, 4))
 @pytest.mark.parametrize("kind", ["zero", "random", "huge"])
-def test_any_prices_give_a_valid_proof(seed, kind):
+def test_any_prices_give_a_valid_proof(seed, kind, tabulate):
     """Reduced-cost fixing is valid at every ``nu >= 0``; bad prices only fix fewer vectors."""
     inst, opt, _ = _case(seed)
     rng = np.random.default_rng(seed)
     nu = {"zero": np.zeros(inst.N), "random": rng.random(inst.N) * 1e-2,
           "huge": np.full(inst.N, 10.0)}[kind]
-    r = count_enumeration(inst, nu, start=opt.placement if seed % 8 == 0 else None)
+    r = count_enumeration(inst, nu, start=opt.placement if seed % 8 == 0 else None, tabulate=tabulate)
     _check(inst, opt, r)
     assert r.proved and r.latency == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
 
 
+@pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("scale", [1e-9, 1e-6, 1e-3, 1e3])
 @pytest.mark.parametrize("seed", range(0, 30, 3))
-def test_every_latency_scale(seed, scale):
+def test_every_latency_scale(seed, scale, tabulate):
     """The false-certificate regime of the fuzzing reports (latencies of 1e-5 s and below) included."""
     inst, opt, dw = _case(seed, scale)
-    r = count_enumeration(inst, dw.prices)
+    r = count_enumeration(inst, dw.prices, tabulate=tabulate)
     _check(inst, opt, r)
     assert r.proved and r.latency == pytest.approx(opt.latency, rel=RTOL)
 
@@ -107,6 +112,26 @@ def test_a_planted_wrong_layer_bound_is_caught_by_brute_force(monkeypatch):
     caught = 0
     for seed in range(30):
         inst, opt, dw = _case(seed)
+        r = count_enumeration(inst, dw.prices, tabulate=False)
+        caught += r.bound > opt.latency * (1 + 1e-9)
+    assert caught >= 1
+
+
+def test_a_planted_wrong_table_is_caught_by_brute_force(monkeypatch):
+    """The same teeth for the exact tables: costs inflated by 5 % give a bound above the optimum somewhere."""
+    from slimcaching.formulations import enumeration
+
+    honest = enumeration.count_table
+
+    def inflated(*args, **kwargs):
+        table = honest(*args, **kwargs)
+        table.cost = table.cost * 1.05
+        return table
+
+    monkeypatch.setattr(enumeration, "count_table", inflated)
+    caught = 0
+    for seed in range(30):
+        inst, opt, dw = _case(seed)
         r = count_enumeration(inst, dw.prices)
         caught += r.bound > opt.latency * (1 + 1e-9)
     assert caught >= 1
@@ -117,7 +142,7 @@ def test_both_fixing_stages_remove_vectors():
     vectors = after_floor = solved = kept = 0
     for seed in range(0, 60, 3):
         inst, opt, dw = _case(seed)
-        r = count_enumeration(inst, dw.prices, start=opt.placement)
+        r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=False)
         vectors += r.vectors
         after_floor += sum(layer["after_floor"] for layer in r.info["layers"])
         solved += r.solved
@@ -138,7 +163,7 @@ def test_vectors_without_a_pattern_keep_their_bound_and_give_no_placement(monkey
     monkeypatch.setattr(enumeration._CountPricer, "below", no_pattern)
     for seed in range(0, 30, 3):
         inst, opt, dw = _case(seed)
-        r = count_enumeration(inst, dw.prices)
+        r = count_enumeration(inst, dw.prices, tabulate=False)
         _check(inst, opt, r)
         assert r.latency == latency(inst, inst.empty_placement())  # nothing assembled
         if r.complete and r.kept:

@@ -25,7 +25,8 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    incumbent as objective cutoff, for the rest, in one run from wherever the
    LNS ended (its dual bound, and its incumbent if better).
 
-Small models with few count vectors and small layers (their product at most
+Small models whose count vectors are cheap to cost (those of layers without an
+exact count table, times their layers' rows, at most
 :data:`~slimcaching.formulations.enumeration.ENUMERATION_WORK`) are solved exactly by
 count enumeration (:mod:`~slimcaching.formulations.enumeration`) instead of
 the count decomposition: the layer decomposition until 30 %, price-and-branch
@@ -58,7 +59,8 @@ from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
 from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
 from ..formulations.direct import hard_deadline
-from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
+from ..formulations.enumeration import (ENUMERATION_WORK, MAX_VECTORS, count_enumeration, count_vectors,
+                                        enumeration_work)
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
@@ -309,7 +311,7 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             info["separable"] = str(exc)
     vectors = count_vectors(instance, tightenings) if small else None
     info["count_vectors"] = vectors
-    enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
+    enumerable = small and vectors <= MAX_VECTORS and enumeration_work(instance, tightenings) <= ENUMERATION_WORK
     # with an enumeration ahead, the count decomposition's bound would only be superseded
     counts = small and not enumerable and len(np.unique(instance.expert_size)) > 1
     rins_end, lns_end = (0.4, 0.45) if enumerable else (0.65, 0.75)
@@ -388,6 +390,7 @@ def _enumerate(instance: Instance, ledger: _Ledger, prices: np.ndarray, seconds:
     ledger.add_incumbent("count enumeration", r.placement)
     ledger.add_bound("count enumeration", r.bound)
     info["count_enumeration"] = {"vectors": r.vectors, "solved": r.solved, "kept": r.kept, "complete": r.complete,
+                                 "table_layers": sum(layer["table"] for layer in r.info["layers"]),
                                  "proved": r.proved, "start_bound": r.start_bound, "outer": r.info.get("outer"),
                                  "stopped": r.info.get("stopped"), "wall_s": r.info["wall_s"]}
 

@@ -40,12 +40,23 @@ A count vector whose reduced cost is at least ``U - LB``, by a lower bound on
 ``g_l`` (first the layer's capacity-free latency, then the MILP's proven
 bound), is in no placement better than ``U`` and is dropped.
 
+**Costing the vectors.**  Where a layer is small enough
+(:func:`~.count_tables.table_work`), :func:`~.count_tables.count_table`
+gives ``g_l(k)`` exactly for all its vectors at once, with an optimal
+pattern each; its minimum of ``g_l(k) + s_l nu . k`` is then ``m_l`` itself.
+The other layers get the tests above, one vector at a time.
+
 **The certificate.**  The outer MILP over the remaining vectors, with each
 ``g_l(k)`` replaced by its proven lower bound, has a dual bound ``D`` that is
 at most ``sum_l g_l(k[l])`` for every placement better than ``U``; so
 ``min(U, D) <= T(opt)``.  Its solution, with each chosen vector's pattern, is
 a feasible placement (the capacity rows hold); its latency comes from the
-evaluator.  When the outer MILP is solved to optimality and every pricing
+evaluator.  The outer MILP also carries integer ``K[l,n] = sum_k k_n z[l,k]``:
+for binary ``z`` they are integral anyway, so the optimum and ``D``'s
+validity are unchanged, but HiGHS can branch on a layer's count at a node,
+which splits its vectors evenly where a branch on one ``z`` does not (on
+``mixed-mixtral-8x7b-5g-mec``, 600 s: dual bound 0.769852 with them,
+0.769153 without).  When the outer MILP is solved to optimality and every pricing
 MILP was, the two meet: the instance is solved.
 
 References
@@ -69,20 +80,25 @@ import numpy as np
 
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
-from .arrays import SparseRows
+from .arrays import SparseRows, layer_latencies, level_model_rows
+from .assignment import support
+from .count_tables import TABLE_WORK, CountTable, count_table, table_work
 from .decomposition import LayerPricer
 from .direct import new_highs, run, solve_arrays
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_counts
 
-__all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "ENUMERATION_WORK", "MAX_VECTORS"]
+__all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "enumeration_work", "ENUMERATION_WORK",
+           "MAX_VECTORS"]
 
 ENUMERATION_WORK = 5_000_000
-"""``certify`` runs :func:`count_enumeration` when the count vectors (all layers, before fixing) times
-the rows of the largest one-layer level model are at most this: each vector may cost a MILP of that
-size.  Measured: 5 832 x 384 (Mixtral L8, 76 s) and 8 748 x 128 (Switch, 27 s) are in; the 32 x 8
-Mixtral files (209 952 x 512-960, estimated 85 minutes) and Phi L8 (617 287 x 2 048) are not."""
+"""``certify`` runs :func:`count_enumeration` when :func:`enumeration_work`, the count vectors of the
+layers without a count table times their one-layer level model's rows, is at most this: each such
+vector may cost a MILP of that size.  Measured with MILPs only: 5 832 x 384 (Mixtral L8, 76 s) and
+8 748 x 128 (Switch, 27 s) are in; the 32 x 8 ``wifi-jetson`` Mixtral file (209 952 x 512-960,
+estimated 85 minutes) and Phi L8 (617 287 x 2 048) are out.  With tables, the 32 x 8 ``5g-mec`` file
+needs no MILP (its 209 952 vectors are tabulated in about 65 s)."""
 
-MAX_VECTORS = 200_000
+MAX_VECTORS = 1_000_000
 """Count vectors above which :func:`count_enumeration` refuses to start (time and memory stay bounded)."""
 
 
@@ -127,10 +143,30 @@ def _ranges(instance: Instance, capacity: np.ndarray) -> np.ndarray:
     return np.minimum(useful_counts(instance).T, np.asarray(capacity, dtype=np.int64)[None, :] // size[:, None])
 
 
+def _grid(hi: np.ndarray) -> np.ndarray:
+    """``int64 (prod(hi + 1), N)``: every count vector ``0 <= k <= hi``, in C order (as ``CountTable.cost``)."""
+    return np.array(list(itertools.product(*[range(int(h) + 1) for h in hi])), dtype=np.int64).reshape(-1, len(hi))
+
+
 def count_vectors(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> int:
     """How many count vectors :func:`count_enumeration` considers (all layers, before fixing)."""
     hi = _ranges(instance, tightened_capacities(instance, tuple(tightenings)))
     return int(sum(math.prod(int(h) + 1 for h in row) for row in hi))
+
+
+def enumeration_work(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> int:
+    """Count vectors of the layers without a count table, each times its layer's level-model rows.
+
+    What :func:`count_enumeration` may spend in per-vector MILPs (layers with
+    :func:`~.count_tables.table_work` at most :data:`~.count_tables.TABLE_WORK`
+    are tabulated instead).
+    """
+    hi = _ranges(instance, tightened_capacities(instance, tuple(tightenings)))
+    work = 0
+    for l in range(instance.L):
+        if table_work(instance, l, hi[l]) > TABLE_WORK:
+            work += math.prod(int(h) + 1 for h in hi[l]) * level_model_rows(instance, np.arange(instance.L) == l)
+    return work
 
 
 class _CountPricer(LayerPricer):
@@ -194,7 +230,7 @@ class _CountPricer(LayerPricer):
 def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placement | None = None,
                       time_limit: float | None = None, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
                       max_vectors: int = MAX_VECTORS, node_limit: int | None = None,
-                      threads: int = 1) -> CountEnumeration:
+                      threads: int = 1, tabulate: bool = True) -> CountEnumeration:
     """Solve ``instance`` by its count vectors, with reduced-cost fixing (proofs in the module docstring).
 
     Parameters
@@ -214,6 +250,11 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     node_limit : int, optional
         HiGHS ``mip_max_nodes`` of the outer MILP (a work limit; the
         enumeration itself has no limit but ``time_limit``).
+    tabulate : bool
+        Cost the vectors of every layer whose :func:`~.count_tables.table_work`
+        is at most :data:`~.count_tables.TABLE_WORK` by its exact
+        :func:`~.count_tables.count_table` instead of a MILP per vector (the
+        same values; ``False`` is for ablation).
 
     Returns
     -------
@@ -243,23 +284,47 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
                                 proved=bound >= value * (1 - 1e-9), vectors=total, kept=kept, solved=solved,
                                 complete=complete, info={**info, "wall_s": time.perf_counter() - t0})
 
-    pricers = [_CountPricer(instance, l, cap, tightenings) for l in range(L)]
+    everything = np.zeros((N, L, E), dtype=bool)
+    el = support(instance).elements
+    everything[el[:, 0], el[:, 1], el[:, 2]] = True
+    capacity_free = float(layer_latencies(instance, everything).sum())
+    tables: list[CountTable | None] = []
+    for l in range(L):
+        if time.perf_counter() >= deadline:
+            info["stopped"] = "time limit in the count tables"
+            lb = capacity_free  # no prices applied yet: the bound with every element cached
+            return out(lb, start, upper, 0, 0, False)
+        tables.append(count_table(instance, l, hi[l], deadline=deadline) if tabulate else None)
+    pricers = [None if t is not None else _CountPricer(instance, l, cap, tightenings) for l, t in enumerate(tables)]
     minima = []
-    for p in pricers:
-        p.set_counts(np.zeros(N), hi[p.layer])
-        minima.append(p.price(nu)[0])
+    for l, p in enumerate(pricers):
+        if p is None:  # exact: the least reduced cost over the layer's count vectors
+            ks = _grid(hi[l])
+            minima.append(float(np.min(tables[l].cost.reshape(-1) + ks @ (nu * float(size[l])))))
+        else:
+            p.set_counts(np.zeros(N), hi[p.layer])
+            minima.append(p.price(nu)[0])
     lb = math.fsum(minima) - float(nu @ cap)
     slack = upper - lb
-    # the kept vectors: layer, counts, proven lower bound of g, pattern
+    # the kept vectors: layer, counts, proven lower bound of g, pattern (None: take it from the table)
     kept: list[tuple[int, np.ndarray, float, np.ndarray | None]] = []
     solved = 0
     for l, p in enumerate(pricers):
-        ks = np.array(list(itertools.product(*[range(int(h) + 1) for h in hi[l]])), dtype=np.int64).reshape(-1, N)
+        ks = _grid(hi[l])
         price = ks @ (nu * float(size[l]))
+        layer = {"layer": l, "vectors": len(ks), "table": p is None, "kept": 0}
+        info["layers"].append(layer)
+        if p is None:
+            g = tables[l].cost.reshape(-1)
+            keep = np.flatnonzero(np.isfinite(g) & (g + price - minima[l] < slack))
+            layer["after_floor"] = int(np.isfinite(g).sum())
+            for j in keep:
+                kept.append((l, ks[j], float(g[j]), None))
+            layer["kept"] = len(keep)
+            continue
         fixed_floor = p.floor + price - minima[l] >= slack
         p.reset_costs()
-        layer = {"layer": l, "vectors": len(ks), "after_floor": int((~fixed_floor).sum()), "kept": 0}
-        info["layers"].append(layer)
+        layer["after_floor"] = int((~fixed_floor).sum())
         for k, pk in zip(ks[~fixed_floor], price[~fixed_floor]):
             if time.perf_counter() >= deadline:
                 info["stopped"] = "time limit in the enumeration"
@@ -272,8 +337,9 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
             solved += 1
             if g >= threshold or not math.isfinite(g):
                 continue
-            if pattern is not None and not np.array_equal(pattern.sum(axis=1), k):
-                pattern = None  # no solution within the time left: keep the bound, not the pattern
+            if pattern is None or not np.array_equal(pattern.sum(axis=1), k):
+                # no solution within the time left: keep the bound, and mark the vector as pattern-less
+                pattern = False
             kept.append((l, k, g, pattern))
             layer["kept"] += 1
     # the outer multiple-choice knapsack over the kept vectors
@@ -286,21 +352,37 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         h.setOptionValue("mip_max_nodes", int(node_limit))
     # only combinations better than the start matter: with none, HiGHS reports infeasible (bound U)
     h.setOptionValue("objective_bound", float(upper * scale * (1 + 1e-9)))
-    h.addRows(L + N, np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)]),
-              np.concatenate([np.ones(L), np.asarray(instance.capacity, float)]), 0,
-              np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
     have = np.zeros(L, dtype=bool)
-    for l, k, g, _ in kept:
-        nodes = np.flatnonzero(k)
-        h.addCol(g * scale, 0.0, 1.0, 1 + len(nodes), np.concatenate([[l], L + nodes]).astype(np.int32),
-                 np.concatenate([[1.0], k[nodes] * float(size[l])]))
-        have[l] = True
+    have[[l for l, *_ in kept]] = True
     if not have.all():
         # a layer with no vector below the slack: no placement beats the start
         info["outer"] = {"status": "no vector left in some layer"}
         return out(upper, start, upper, len(kept), solved, True)
     n = len(kept)
-    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.array([highspy.HighsVarType.kInteger] * n))
+    # rows: one choice per layer (L), capacity (N), K[l,n] = sum_k k_n z[l,k] (L*N); columns: z, then K
+    col, row, val = [], [], []
+    for j, (l, k, _, _) in enumerate(kept):
+        nodes = np.flatnonzero(k)
+        col.append(np.full(1 + 2 * len(nodes), j))
+        row.append(np.concatenate([[l], L + nodes, L + N + l * N + nodes]))
+        val.append(np.concatenate([[1.0], k[nodes] * float(size[l]), k[nodes].astype(float)]))
+    counted = np.flatnonzero(hi.reshape(-1) > 0)  # the (l, n) of K variables, as l * N + n
+    col.append(n + np.arange(len(counted)))
+    row.append(L + N + counted)
+    val.append(np.full(len(counted), -1.0))
+    A = SparseRows(np.concatenate(row), np.concatenate(col), np.concatenate(val), (L + N + L * N, n + len(counted)))
+    lp = highspy.HighsLp()
+    lp.num_row_, lp.num_col_ = A.shape
+    lp.col_cost_ = np.concatenate([[g * scale for _, _, g, _ in kept], np.zeros(len(counted))])
+    lp.col_lower_ = np.zeros(A.shape[1])
+    lp.col_upper_ = np.concatenate([np.ones(n), hi.reshape(-1)[counted].astype(float)])
+    lp.row_lower_ = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf), np.zeros(L * N)])
+    lp.row_upper_ = np.concatenate([np.ones(L), np.asarray(instance.capacity, float), np.zeros(L * N)])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.csc()
+    lp.a_matrix_.num_row_, lp.a_matrix_.num_col_ = A.shape
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * A.shape[1]
+    h.passModel(lp)
     t = time.perf_counter()
     run(h)
     status = h.modelStatusToString(h.getModelStatus())
@@ -316,9 +398,11 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         z = np.array(h.getSolution().col_value)
         x = np.zeros((N, L, E), dtype=bool)
         whole = True
-        for j in np.flatnonzero(z > 0.5):
-            l, _, _, pattern = kept[j]
+        for j in np.flatnonzero(z[:n] > 0.5):
+            l, k, _, pattern = kept[j]
             if pattern is None:
+                pattern = tables[l].pattern(k, E)
+            if pattern is False:
                 whole = False
             else:
                 x[:, l, :] = pattern

@@ -1,0 +1,255 @@
+"""Exact layer latencies for every count vector at once, by subset weights: no MILP per vector.
+
+:func:`~.enumeration.count_enumeration` needs ``g_l(k)``, the least latency
+of layer ``l`` over the patterns that cache exactly ``k_n`` of its experts at
+each node ``n``.  When a layer has few experts and few nodes that several
+users reach, all of ``g_l`` follows from a scan of expert bitmasks.
+
+**The layer latency as a function of bitmasks.**  Let ``M_n`` be the set of
+layer-``l`` experts that node ``n`` caches.  For user ``u`` let
+``theta_1 < ... < theta_m`` be the distinct latencies ``t[u,n,l] < c[u,l]`` of
+the nodes it reaches, ``theta_{m+1} = c[u,l]``, and
+``A_j = U{M_n : t[u,n,l] <= theta_j}`` the experts available at latency
+``<= theta_j``.  An activated set ``S`` waits ``theta_J`` for the least
+``J`` with ``S`` in ``A_J`` (``c[u,l]`` if none), and since the ``A_j`` grow
+with ``j``, ``theta_J = c[u,l] - sum_{j<=m} (theta_{j+1} - theta_j) [S in A_j]``.
+Summed with the routing probabilities,
+
+.. math::
+
+    T_{u,l}(M) = c[u,l] - \\sum_{j=1}^{m} (\\theta_{j+1} - \\theta_j)\\, W_u(A_j),\\qquad
+    W_u(A) = \\sum_{S \\subseteq A} p[u,l,S],
+
+and the layer's latency is ``sum_u w_u T_{u,l}(M)``.  ``W_u`` is a table
+over the ``2^E`` subsets of the layer's experts (the subset-sum, or zeta,
+transform of ``p``), so each evaluation is ``m`` table look-ups.
+
+**Shared and private nodes.**  A node that exactly one user reaches below
+the cloud latency (its own device) enters only that user's ``T_{u,l}``.  Give
+each user at most one such *private* node ``p_u``; call the others with
+something to cache *shared*.  For fixed shared masks the layer latency is a
+sum of per-user terms, user ``u``'s depending on the shared masks and
+``M_{p_u}`` only, so
+
+.. math::
+
+    g_l(k) = \\min_{M_{\\mathrm{sh}}:\\,|M_n| = k_n} \\sum_u w_u
+        \\min_{M_{p_u}:\\,|M_{p_u}| = k_{p_u}} T_{u,l}(M_{\\mathrm{sh}}, M_{p_u}),
+
+which :func:`count_table` evaluates exactly by scanning every combination of
+shared masks and, for each, every mask of each private node.  Masks range
+over the node's useful experts (``support``) with at most ``hi_n`` of them,
+the ranges of :func:`~.enumeration.count_vectors`; caching an element
+outside the support changes no latency, so nothing below ``g_l`` is missed.
+The scan costs ``prod_sh |masks_n| * (1 + sum_u |masks_{p_u}|)`` evaluations
+(:func:`table_work`), which is small exactly when the per-vector MILPs are
+many: 8-expert layers with two shared nodes (the Mixtral ``5g-mec`` and L8
+mixed-precision files) take about 2 s a layer.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..instances.model import Instance
+from .assignment import support
+
+__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "MAX_TABLE_EXPERTS"]
+
+TABLE_WORK = 1 << 26
+"""Mask evaluations (:func:`table_work`) above which a layer gets no table and its vectors get MILPs.
+Measured: 33.6 million per layer of ``mixed-mixtral-8x7b-5g-mec`` (two shared nodes, two private, 8
+experts) take about 2 s; 4 shared nodes of 8 experts (4.3 billion) or 16-expert layers are out."""
+
+MAX_TABLE_EXPERTS = 16
+"""Experts per layer above which no table is built (``W_u`` has ``2^E`` entries per user)."""
+
+
+@dataclass
+class CountTable:
+    """``g_l(k)`` for every count vector ``k`` of one layer (see the module docstring).
+
+    Attributes
+    ----------
+    layer : int
+    cost : float (hi_1 + 1, ..., hi_N + 1)
+        ``g_l(k)`` in seconds (the layer's share of ``T``); ``inf`` where no pattern has these counts.
+    masks : int64 (hi_1 + 1, ..., hi_N + 1, N)
+        An optimal pattern of each ``k``: node ``n``'s experts as a bitmask.
+    work : int
+        Mask evaluations the scan made (:func:`table_work`).
+    """
+
+    layer: int
+    cost: np.ndarray
+    masks: np.ndarray
+    work: int
+
+    def pattern(self, k, max_experts: int) -> np.ndarray:
+        """bool ``(N, max_experts)``: the optimal pattern the table holds for count vector ``k``."""
+        m = self.masks[tuple(int(v) for v in k)]
+        return ((m[:, None] >> np.arange(max_experts)[None, :]) & 1).astype(bool)
+
+
+def _popcount(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64).copy()
+    out = np.zeros_like(a)
+    while np.any(a):
+        out += a & 1
+        a >>= 1
+    return out
+
+
+def _layer_data(instance: Instance, layer: int, hi: np.ndarray):
+    """Useful masks, reachability, and the split into shared and private nodes (``None``: too many experts)."""
+    E = int(instance.experts[layer])
+    if E > MAX_TABLE_EXPERTS:
+        return None
+    t, c = instance.latency[:, :, layer], instance.cloud_latency[:, layer]
+    reach = np.isfinite(t) & (t < c[:, None])
+    useful = np.zeros(instance.N, dtype=np.int64)
+    el = support(instance).elements
+    for n, e in el[el[:, 1] == layer][:, [0, 2]]:
+        useful[n] |= 1 << int(e)
+    active = [n for n in range(instance.N) if hi[n] > 0 and useful[n]]
+    private: dict[int, int] = {}
+    for n in active:
+        users = np.flatnonzero(reach[:, n])
+        if len(users) == 1 and int(users[0]) not in private:
+            private[int(users[0])] = n
+    shared = [n for n in active if n not in private.values()]
+    every = np.arange(1 << E, dtype=np.int64)
+    masks = {}
+    for n in active:
+        m = every[(every & ~useful[n]) == 0]
+        masks[n] = m[_popcount(m) <= hi[n]]
+    return E, reach, shared, private, masks
+
+
+def table_work(instance: Instance, layer: int, hi: np.ndarray) -> float:
+    """Mask evaluations :func:`count_table` makes for ``layer`` (``inf`` when it would build none)."""
+    data = _layer_data(instance, layer, np.asarray(hi))
+    if data is None:
+        return math.inf
+    _, _, shared, private, masks = data
+    return float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
+
+
+def _weights(instance: Instance, layer: int, E: int) -> np.ndarray:
+    """``W (U, 2^E)``: ``W[u, A] = sum_{S subset of A} p[u, layer, S]``."""
+    W = np.zeros((instance.U, 1 << E))
+    idx = np.arange(1 << E)
+    for u in range(instance.U):
+        sl = instance.sets_of(u, layer)
+        se = instance.set_experts[sl]
+        bits = np.where(se >= 0, np.left_shift(1, np.maximum(se, 0)), 0).sum(axis=1)
+        np.add.at(W[u], bits, instance.set_prob[sl])
+        for b in range(E):
+            low = idx[(idx >> b) & 1 == 0]
+            W[u, low | (1 << b)] += W[u, low]
+    return W
+
+
+def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: float = TABLE_WORK,
+                deadline: float = math.inf) -> CountTable | None:
+    """Exact ``g_l(k)`` for every ``0 <= k <= hi`` (proof in the module docstring).
+
+    Parameters
+    ----------
+    hi : int (N,)
+        The largest count of each node (:func:`~.enumeration.count_vectors`' ranges).
+    max_work : float
+        Return ``None`` instead when the scan would take more mask evaluations.
+    deadline : float
+        ``time.perf_counter()`` value at which to give up (returns ``None``).
+
+    Returns
+    -------
+    CountTable or None
+    """
+    hi = np.asarray(hi, dtype=np.int64)
+    data = _layer_data(instance, layer, hi)
+    if data is None:
+        return None
+    E, reach, shared, private, masks = data
+    work = table_work(instance, layer, hi)
+    if work > max_work:
+        return None
+    N, U = instance.N, instance.U
+    W = _weights(instance, layer, E)
+    t, c, w = instance.latency[:, :, layer], instance.cloud_latency[:, layer], instance.weight
+    # per user: the distinct latencies in increasing order, the nodes at each, the step to the next
+    levels = []
+    for u in range(U):
+        nodes = [n for n in np.flatnonzero(reach[u]) if n in masks]
+        th = sorted({float(t[u, n]) for n in nodes})
+        steps = [((th[j + 1] if j + 1 < len(th) else float(c[u])) - th[j], [n for n in nodes if t[u, n] == th[j]])
+                 for j in range(len(th))]
+        levels.append(steps)
+
+    def user_latency(u: int, m: dict) -> np.ndarray:
+        acc = np.zeros(1, dtype=np.int64)
+        gain = 0.0
+        for step, nodes in levels[u]:
+            for n in nodes:
+                if n in m:
+                    acc = acc | m[n]
+            gain = gain + step * W[u][acc]
+        return w[u] * (float(c[u]) - gain)
+
+    users = {p: u for u, p in private.items()}
+    priv = sorted(users)  # private nodes, in node order: the trailing axes of each block below
+    cost = np.full(tuple(hi + 1), np.inf)
+    best = np.zeros(tuple(hi + 1) + (N,), dtype=np.int64)
+    by_count = {n: {k: masks[n][_popcount(masks[n]) == k] for k in range(hi[n] + 1)} for n in masks}
+    for key in itertools.product(*[range(hi[n] + 1) for n in shared]):
+        if time.perf_counter() >= deadline:
+            return None
+        groups = [by_count[n][k] for n, k in zip(shared, key)]
+        if any(len(g) == 0 for g in groups):
+            continue
+        grids = np.meshgrid(*groups, indexing="ij") if groups else []
+        sh = {n: g.ravel() for n, g in zip(shared, grids)}
+        B = len(grids[0].ravel()) if grids else 1
+        total = np.zeros((B,) + tuple(hi[p] + 1 for p in priv))
+        choice = {}
+        for u in range(U):
+            if u in private:
+                p = private[u]
+                C = np.broadcast_to(user_latency(u, {**{n: v[:, None] for n, v in sh.items()},
+                                                     p: masks[p][None, :]}), (B, len(masks[p])))
+                part = np.full((B, hi[p] + 1), np.inf)
+                arg = np.zeros((B, hi[p] + 1), dtype=np.int64)
+                pc = _popcount(masks[p])
+                for k in range(hi[p] + 1):
+                    cols = np.flatnonzero(pc == k)
+                    if len(cols):
+                        j = np.argmin(C[:, cols], axis=1)
+                        part[:, k] = C[np.arange(B), cols[j]]
+                        arg[:, k] = masks[p][cols[j]]
+                shape = [B] + [1] * len(priv)
+                shape[1 + priv.index(p)] = hi[p] + 1
+                total = total + part.reshape(shape)
+                choice[p] = arg
+            else:
+                total = total + np.broadcast_to(user_latency(u, sh), (B,)).reshape((B,) + (1,) * len(priv))
+        h = np.argmin(total, axis=0)  # the best shared combination for each private count vector
+        val = np.take_along_axis(total, h[None], axis=0)[0]
+        index: list = [0] * N
+        for n, k in zip(shared, key):
+            index[n] = k
+        for p in priv:
+            index[p] = slice(None)
+        cost[tuple(index)] = val
+        block = np.zeros(val.shape + (N,), dtype=np.int64)
+        for n, v in sh.items():
+            block[..., n] = v[h]
+        grid = np.indices(val.shape) if priv else np.zeros((0,), dtype=np.int64)
+        for i, p in enumerate(priv):
+            block[..., p] = choice[p][h, grid[i]]
+        best[tuple(index)] = block
+    return CountTable(layer=layer, cost=cost, masks=best, work=int(work))
