@@ -59,18 +59,40 @@ def test_every_count_vector_matches_brute_force(seed, scale):
         assert table.work == table_work(inst, layer, hi[layer])
 
 
-def test_private_nodes_are_exercised():
-    """The per-user minimisation over private nodes is not vacuous on these instances."""
-    from slimcaching.formulations.count_tables import _layer_data
+def test_both_methods_and_private_nodes_are_exercised():
+    """The brute-force comparison above covers the top-1 dynamic programme and the mask scan, and the
+    scan's per-user minimisation over private nodes."""
+    from slimcaching.formulations.count_tables import _layer_data, _singletons
 
-    privates = 0
+    singleton = scanned_with_private = 0
     for seed in range(40):
         inst = _instance(seed)
         hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
         for layer in range(inst.L):
-            data = _layer_data(inst, layer, hi[layer])
-            privates += len(data[3]) > 0 and len(data[2]) > 0
-    assert privates >= 5
+            if _singletons(inst, layer):
+                singleton += 1
+                continue
+            _, _, shared, private, _ = _layer_data(inst, layer, hi[layer])
+            scanned_with_private += len(private) > 0 and len(shared) > 0
+    assert singleton >= 10 and scanned_with_private >= 5
+
+
+@pytest.mark.parametrize("seed", [13, 33, 99])
+def test_top1_tables_on_wide_layers(seed):
+    """15-16 experts, top-1: the dynamic programme, exact against brute force (12-16 useful elements)."""
+    d = random_instance_dict(seed, max_layers=1, max_experts=16, max_k=1, max_nodes=3, max_users=3, max_cap=12)
+    inst = instance_from_dict(d)
+    assert inst.experts[0] >= 11 and inst.N >= 2
+    hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
+    table = count_table(inst, 0, hi[0])
+    ref = _brute(inst, 0, hi[0])
+    for k in itertools.product(*[range(h + 1) for h in hi[0]]):
+        assert table.cost[k] == pytest.approx(ref.get(k, math.inf), rel=1e-9, abs=0)
+        if k in ref:
+            x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+            x[:, 0] = table.pattern(k, inst.max_experts)
+            assert tuple(x[:, 0].sum(axis=1)) == k
+            assert layer_latencies(inst, x)[0] == pytest.approx(ref[k], rel=1e-9, abs=0)
 
 
 def test_limits_give_no_table():

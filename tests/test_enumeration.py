@@ -34,11 +34,12 @@ def _check(inst, opt, r):
     assert r.latency >= opt.latency * (1 - 1e-12)
 
 
+@pytest.mark.parametrize("count_variables", [False, True], ids=["z", "z+K"])
 @pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("seed", range(60))
-def test_solves_to_the_brute_force_optimum(seed, tabulate):
+def test_solves_to_the_brute_force_optimum(seed, tabulate, count_variables):
     inst, opt, dw = _case(seed)
-    r = count_enumeration(inst, dw.prices, tabulate=tabulate)
+    r = count_enumeration(inst, dw.prices, tabulate=tabulate, count_variables=count_variables)
     _check(inst, opt, r)
     assert all(layer["table"] == tabulate for layer in r.info["layers"])
     assert r.complete and r.proved
@@ -47,12 +48,13 @@ def test_solves_to_the_brute_force_optimum(seed, tabulate):
     assert r.vectors == count_vectors(inst)
 
 
+@pytest.mark.parametrize("count_variables", [False, True], ids=["z", "z+K"])
 @pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
 @pytest.mark.parametrize("seed", range(0, 60, 3))
-def test_fixing_with_an_optimal_start_keeps_the_proof(seed, tabulate):
+def test_fixing_with_an_optimal_start_keeps_the_proof(seed, tabulate, count_variables):
     """With ``U = T(opt)`` every vector of a better placement is fixed: the start is proven optimal."""
     inst, opt, dw = _case(seed)
-    r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=tabulate)
+    r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=tabulate, count_variables=count_variables)
     _check(inst, opt, r)
     assert r.proved and r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
     assert r.kept <= count_vectors(inst)

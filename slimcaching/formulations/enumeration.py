@@ -51,13 +51,18 @@ The other layers get the tests above, one vector at a time.
 at most ``sum_l g_l(k[l])`` for every placement better than ``U``; so
 ``min(U, D) <= T(opt)``.  Its solution, with each chosen vector's pattern, is
 a feasible placement (the capacity rows hold); its latency comes from the
-evaluator.  The outer MILP also carries integer ``K[l,n] = sum_k k_n z[l,k]``:
-for binary ``z`` they are integral anyway, so the optimum and ``D``'s
-validity are unchanged, but HiGHS can branch on a layer's count at a node,
-which splits its vectors evenly where a branch on one ``z`` does not (on
-``mixed-mixtral-8x7b-5g-mec``, 600 s: dual bound 0.769852 with them,
-0.769153 without).  When the outer MILP is solved to optimality and every pricing
-MILP was, the two meet: the instance is solved.
+evaluator.  With ``count_variables`` the outer MILP also carries integer
+``K[l,n] = sum_k k_n z[l,k]``: for binary ``z`` they are integral anyway, so
+the optimum and ``D``'s validity are unchanged, but HiGHS can branch on a
+layer's count at a node.  Measured, with the vectors of :mod:`.count_tables`
+and an optimal start: on ``mixed-mixtral-8x7b-5g-mec`` (10 977 vectors,
+600 s) they raise the dual bound to 0.769852 from 0.769153; on
+``mixed-mixtral-8x7b-wifi-rtx-L8`` the proof takes 424 nodes with them and
+2 167 without; on ``mixed-switch-base-8-wifi-rtx`` 30 384 with them and
+14 125 without (and 2 238 with them when the same costs came out of the
+bitmask scan, equal to 1e-16: HiGHS's tree there is that sensitive).  When
+the outer MILP is solved to optimality and every pricing MILP was, the two
+meet: the instance is solved.
 
 References
 ----------
@@ -80,25 +85,24 @@ import numpy as np
 
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
-from .arrays import SparseRows, layer_latencies, level_model_rows
+from .arrays import SparseRows, layer_latencies
 from .assignment import support
-from .count_tables import TABLE_WORK, CountTable, count_table, table_work
+from .count_tables import CountTable, count_table
 from .decomposition import LayerPricer
 from .direct import new_highs, run, solve_arrays
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_counts
 
-__all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "enumeration_work", "ENUMERATION_WORK",
-           "MAX_VECTORS"]
+__all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "ENUMERATION_WORK", "MAX_VECTORS"]
 
 ENUMERATION_WORK = 5_000_000
-"""``certify`` runs :func:`count_enumeration` when :func:`enumeration_work`, the count vectors of the
-layers without a count table times their one-layer level model's rows, is at most this: each such
-vector may cost a MILP of that size.  Measured with MILPs only: 5 832 x 384 (Mixtral L8, 76 s) and
-8 748 x 128 (Switch, 27 s) are in; the 32 x 8 ``wifi-jetson`` Mixtral file (209 952 x 512-960,
-estimated 85 minutes) and Phi L8 (617 287 x 2 048) are out.  With tables, the 32 x 8 ``5g-mec`` file
-needs no MILP (its 209 952 vectors are tabulated in about 65 s)."""
+"""``certify`` runs :func:`count_enumeration` when the count vectors (all layers, before fixing) times
+the rows of the largest one-layer level model are at most this.  Measured: 5 832 x 384 (Mixtral L8)
+and 8 748 x 128 (Switch) are in, and their outer knapsacks keep 629 and 669 vectors and solve in
+10-21 s; the 32 x 8 Mixtral files (209 952 x 512-960) and Llama-4-Scout L12 (1 002 252 x 512) are
+out: where count tables make them cheap to cost, their outer knapsacks keep 12 000-19 000 vectors
+and HiGHS proves less on them in 600 s than its branch-and-bound on the level model."""
 
-MAX_VECTORS = 1_000_000
+MAX_VECTORS = 2_000_000
 """Count vectors above which :func:`count_enumeration` refuses to start (time and memory stay bounded)."""
 
 
@@ -152,21 +156,6 @@ def count_vectors(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHT
     """How many count vectors :func:`count_enumeration` considers (all layers, before fixing)."""
     hi = _ranges(instance, tightened_capacities(instance, tuple(tightenings)))
     return int(sum(math.prod(int(h) + 1 for h in row) for row in hi))
-
-
-def enumeration_work(instance: Instance, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> int:
-    """Count vectors of the layers without a count table, each times its layer's level-model rows.
-
-    What :func:`count_enumeration` may spend in per-vector MILPs (layers with
-    :func:`~.count_tables.table_work` at most :data:`~.count_tables.TABLE_WORK`
-    are tabulated instead).
-    """
-    hi = _ranges(instance, tightened_capacities(instance, tuple(tightenings)))
-    work = 0
-    for l in range(instance.L):
-        if table_work(instance, l, hi[l]) > TABLE_WORK:
-            work += math.prod(int(h) + 1 for h in hi[l]) * level_model_rows(instance, np.arange(instance.L) == l)
-    return work
 
 
 class _CountPricer(LayerPricer):
@@ -230,7 +219,7 @@ class _CountPricer(LayerPricer):
 def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placement | None = None,
                       time_limit: float | None = None, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
                       max_vectors: int = MAX_VECTORS, node_limit: int | None = None,
-                      threads: int = 1, tabulate: bool = True) -> CountEnumeration:
+                      threads: int = 1, tabulate: bool = True, count_variables: bool = True) -> CountEnumeration:
     """Solve ``instance`` by its count vectors, with reduced-cost fixing (proofs in the module docstring).
 
     Parameters
@@ -255,6 +244,9 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         is at most :data:`~.count_tables.TABLE_WORK` by its exact
         :func:`~.count_tables.count_table` instead of a MILP per vector (the
         same values; ``False`` is for ablation).
+    count_variables : bool
+        Give the outer MILP the integer counts ``K[l,n]`` to branch on
+        (module docstring; ``False`` is for ablation).
 
     Returns
     -------
@@ -360,24 +352,27 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         return out(upper, start, upper, len(kept), solved, True)
     n = len(kept)
     # rows: one choice per layer (L), capacity (N), K[l,n] = sum_k k_n z[l,k] (L*N); columns: z, then K
+    n_k = L * N if count_variables else 0
     col, row, val = [], [], []
     for j, (l, k, _, _) in enumerate(kept):
         nodes = np.flatnonzero(k)
-        col.append(np.full(1 + 2 * len(nodes), j))
-        row.append(np.concatenate([[l], L + nodes, L + N + l * N + nodes]))
-        val.append(np.concatenate([[1.0], k[nodes] * float(size[l]), k[nodes].astype(float)]))
-    counted = np.flatnonzero(hi.reshape(-1) > 0)  # the (l, n) of K variables, as l * N + n
+        linked = nodes if count_variables else nodes[:0]
+        col.append(np.full(1 + len(nodes) + len(linked), j))
+        row.append(np.concatenate([[l], L + nodes, L + N + l * N + linked]))
+        val.append(np.concatenate([[1.0], k[nodes] * float(size[l]), k[linked].astype(float)]))
+    counted = np.flatnonzero(hi.reshape(-1) > 0) if count_variables else np.zeros(0, dtype=np.int64)
+    # the (l, n) of K variables, as l * N + n
     col.append(n + np.arange(len(counted)))
     row.append(L + N + counted)
     val.append(np.full(len(counted), -1.0))
-    A = SparseRows(np.concatenate(row), np.concatenate(col), np.concatenate(val), (L + N + L * N, n + len(counted)))
+    A = SparseRows(np.concatenate(row), np.concatenate(col), np.concatenate(val), (L + N + n_k, n + len(counted)))
     lp = highspy.HighsLp()
     lp.num_row_, lp.num_col_ = A.shape
     lp.col_cost_ = np.concatenate([[g * scale for _, _, g, _ in kept], np.zeros(len(counted))])
     lp.col_lower_ = np.zeros(A.shape[1])
     lp.col_upper_ = np.concatenate([np.ones(n), hi.reshape(-1)[counted].astype(float)])
-    lp.row_lower_ = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf), np.zeros(L * N)])
-    lp.row_upper_ = np.concatenate([np.ones(L), np.asarray(instance.capacity, float), np.zeros(L * N)])
+    lp.row_lower_ = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf), np.zeros(n_k)])
+    lp.row_upper_ = np.concatenate([np.ones(L), np.asarray(instance.capacity, float), np.zeros(n_k)])
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.csc()
     lp.a_matrix_.num_row_, lp.a_matrix_.num_col_ = A.shape
