@@ -9,7 +9,8 @@ Targets (issue 13), on the 2-core machine:
   same memory.
 
 The traces are generated once (seeded) into ``--dir`` (default
-``/work/scratch/traces-bench`` or ``$SLIMCACHING_TRACE_BENCH``; not in the
+``$SLIMCACHING_TRACE_BENCH``, else ``slimcaching-traces-bench`` in the
+temporary directory; not in the
 repository): each user's tokens draw one set per layer from the routing
 model of :func:`slimcaching.instances.suites.model_instance` with
 ``tokens=65536`` sampled sets per ``(user, layer)``, so a trace has up to
@@ -45,7 +46,7 @@ MEMORY_TARGET_GB = 1.5
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("SLIMCACHING_TRACE_BENCH", "/work/scratch/traces-bench"))
+    return Path(os.environ.get("SLIMCACHING_TRACE_BENCH", Path(tempfile.gettempdir()) / "slimcaching-traces-bench"))
 
 
 def generate(case: str, tokens: int, out: Path, seed: int = 0) -> Path:
