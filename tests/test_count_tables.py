@@ -101,3 +101,12 @@ def test_limits_give_no_table():
     assert count_table(inst, 0, hi, max_work=table_work(inst, 0, hi) - 1) is None
     assert count_table(inst, 0, hi, deadline=time.perf_counter() - 1) is None
     assert count_table(inst, 0, hi, max_work=table_work(inst, 0, hi)) is not None
+
+
+def test_no_table_beyond_the_bitmask_width():
+    """Patterns are int64 bitmasks: a top-1 layer of 69 experts gets no table (its vectors get MILPs)."""
+    inst = instance_from_dict(random_instance_dict(0, max_layers=1, max_experts=80, max_k=1, max_nodes=2,
+                                                   max_users=2, max_cap=4))
+    assert inst.experts[0] > 62
+    hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))[0]
+    assert table_work(inst, 0, hi) == math.inf and count_table(inst, 0, hi) is None

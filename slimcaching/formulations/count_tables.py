@@ -69,7 +69,7 @@ import numpy as np
 from ..instances.model import Instance
 from .assignment import support
 
-__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "MAX_TABLE_EXPERTS"]
+__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "MAX_TABLE_EXPERTS", "MAX_MASK_BITS"]
 
 TABLE_WORK = 1 << 26
 """Mask evaluations (:func:`table_work`) above which a layer gets no table and its vectors get MILPs.
@@ -78,7 +78,10 @@ experts) take about 2 s; 4 shared nodes of 8 experts (4.3 billion) or 16-expert 
 Top-1 layers count dynamic-programme steps instead: 21.4 million for a 16-expert layer on 4 nodes, 0.35 s."""
 
 MAX_TABLE_EXPERTS = 16
-"""Experts per layer above which no table is built (``W_u`` has ``2^E`` entries per user)."""
+"""Experts per layer above which no bitmask scan is built (``W_u`` has ``2^E`` entries per user)."""
+
+MAX_MASK_BITS = 62
+"""Experts per layer above which no table at all is built (patterns are stored as int64 bitmasks)."""
 
 
 @dataclass
@@ -104,7 +107,10 @@ class CountTable:
     def pattern(self, k, max_experts: int) -> np.ndarray:
         """bool ``(N, max_experts)``: the optimal pattern the table holds for count vector ``k``."""
         m = self.masks[tuple(int(v) for v in k)]
-        return ((m[:, None] >> np.arange(max_experts)[None, :]) & 1).astype(bool)
+        out = np.zeros((len(m), max_experts), dtype=bool)
+        bits = min(max_experts, MAX_MASK_BITS)
+        out[:, :bits] = (m[:, None] >> np.arange(bits)[None, :]) & 1
+        return out
 
 
 def _popcount(a: np.ndarray) -> np.ndarray:
@@ -151,6 +157,8 @@ def _singletons(instance: Instance, layer: int) -> bool:
 def table_work(instance: Instance, layer: int, hi: np.ndarray) -> float:
     """Mask evaluations (top-1 layers: DP steps) :func:`count_table` makes (``inf`` when it would build none)."""
     hi = np.asarray(hi)
+    if int(instance.experts[layer]) > MAX_MASK_BITS:
+        return math.inf
     if _singletons(instance, layer):
         active = int(np.sum(hi > 0))
         return float(instance.experts[layer]) * 2 ** active * math.prod(int(h) + 1 for h in hi)
