@@ -234,7 +234,9 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
     priv = sorted(users)  # private nodes, in node order: the trailing axes of each block below
     cost = np.full(tuple(hi + 1), np.inf)
     best = np.zeros(tuple(hi + 1) + (N,), dtype=np.int64)
-    by_count = {n: {k: masks[n][_popcount(masks[n]) == k] for k in range(hi[n] + 1)} for n in masks}
+    counts = {n: _popcount(m) for n, m in masks.items()}
+    by_count = {n: {k: masks[n][counts[n] == k] for k in range(hi[n] + 1)} for n in masks}
+    columns = {p: [np.flatnonzero(counts[p] == k) for k in range(hi[p] + 1)] for p in private.values()}
     for key in itertools.product(*[range(hi[n] + 1) for n in shared]):
         if time.perf_counter() >= deadline:
             return None
@@ -253,9 +255,7 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
                                                      p: masks[p][None, :]}), (B, len(masks[p])))
                 part = np.full((B, hi[p] + 1), np.inf)
                 arg = np.zeros((B, hi[p] + 1), dtype=np.int64)
-                pc = _popcount(masks[p])
-                for k in range(hi[p] + 1):
-                    cols = np.flatnonzero(pc == k)
+                for k, cols in enumerate(columns[p]):
                     if len(cols):
                         j = np.argmin(C[:, cols], axis=1)
                         part[:, k] = C[np.arange(B), cols[j]]
