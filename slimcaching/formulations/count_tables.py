@@ -122,6 +122,15 @@ def _popcount(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _useful(instance: Instance, layer: int) -> np.ndarray:
+    """bool ``(N, E_l)``: the layer's elements that have a variable in the formulations (``support``)."""
+    useful = np.zeros((instance.N, int(instance.experts[layer])), dtype=bool)
+    el = support(instance).elements
+    mine = el[el[:, 1] == layer]
+    useful[mine[:, 0], mine[:, 2]] = True
+    return useful
+
+
 def _layer_data(instance: Instance, layer: int, hi: np.ndarray):
     """Useful masks, reachability, and the split into shared and private nodes (``None``: too many experts)."""
     E = int(instance.experts[layer])
@@ -129,10 +138,7 @@ def _layer_data(instance: Instance, layer: int, hi: np.ndarray):
         return None
     t, c = instance.latency[:, :, layer], instance.cloud_latency[:, layer]
     reach = np.isfinite(t) & (t < c[:, None])
-    useful = np.zeros(instance.N, dtype=np.int64)
-    el = support(instance).elements
-    for n, e in el[el[:, 1] == layer][:, [0, 2]]:
-        useful[n] |= 1 << int(e)
+    useful = _useful(instance, layer).astype(np.int64) @ np.left_shift(1, np.arange(E, dtype=np.int64))  # bitmasks
     active = [n for n in range(instance.N) if hi[n] > 0 and useful[n]]
     private: dict[int, int] = {}
     for n in active:
@@ -293,10 +299,7 @@ def _singleton_table(instance: Instance, layer: int, hi: np.ndarray, work: float
     for u in range(U):
         sl = instance.sets_of(u, layer)
         np.add.at(p[u], instance.set_experts[sl][:, 0], instance.set_prob[sl])
-    el = support(instance).elements
-    useful = np.zeros((N, E), dtype=bool)
-    mine = el[el[:, 1] == layer]
-    useful[mine[:, 0], mine[:, 2]] = True
+    useful = _useful(instance, layer)
     useful[hi == 0] = False
     shape = tuple(int(h) + 1 for h in hi)
     strides = np.array([math.prod(shape[n + 1:]) for n in range(N)], dtype=np.int64)

@@ -85,11 +85,11 @@ import numpy as np
 
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
-from .arrays import SparseRows, layer_latencies
-from .assignment import support
+from .arrays import SparseRows
 from .count_tables import CountTable, count_table
 from .decomposition import LayerPricer
 from .direct import new_highs, run, solve_arrays
+from .solve import capacity_free_bound
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities, useful_counts
 
 __all__ = ["CountEnumeration", "count_enumeration", "count_vectors", "ENUMERATION_WORK", "MAX_VECTORS"]
@@ -276,15 +276,11 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
                                 proved=bound >= value * (1 - 1e-9), vectors=total, kept=kept, solved=solved,
                                 complete=complete, info={**info, "wall_s": time.perf_counter() - t0})
 
-    everything = np.zeros((N, L, E), dtype=bool)
-    el = support(instance).elements
-    everything[el[:, 0], el[:, 1], el[:, 2]] = True
-    capacity_free = float(layer_latencies(instance, everything).sum())
     tables: list[CountTable | None] = []
     for l in range(L):
         if time.perf_counter() >= deadline:
             info["stopped"] = "time limit in the count tables"
-            lb = capacity_free  # no prices applied yet: the bound with every element cached
+            lb = capacity_free_bound(instance)  # no prices applied yet: the bound with every element cached
             return out(lb, start, upper, 0, 0, False)
         tables.append(count_table(instance, l, hi[l], deadline=deadline) if tabulate else None)
     pricers = [None if t is not None else _CountPricer(instance, l, cap, tightenings) for l, t in enumerate(tables)]
