@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python -m benchmarks.perf_certify --flagship [--files F ...] [--time-limit 60] [--repeat 3]
     python -m benchmarks.perf_certify --lp [--files F ...]
     python -m benchmarks.perf_certify --decompose [--files F ...] [--time-limit 120]
+    python -m benchmarks.perf_certify --perturb [--files F ...] [--rounds 40]
 
 The first form runs ``certify`` on each instance (default: every file of
 ``instances/paper`` and ``instances/mixed-precision``) and prints one row per
@@ -24,8 +25,13 @@ seeds ``0..repeat-1``, and reports medians and the latency ratio
 (``lp_bound(inst, "level", tightenings=...)``), with CPU times; ``--decompose``
 runs the ``decompose`` algorithm (``best`` start, tightened-LP prices,
 stabilised column generation, price-and-branch) and prints its rounds, bound,
-bound source, incumbent and gap.  These reproduce the tables of
-``docs/formulations.md``.
+bound source, incumbent and gap.  ``--perturb`` runs the layer
+decomposition (tightened-LP prices, MILP pricing, at most 40 rounds) and
+price-and-branch over its columns, then ``--rounds`` rounds of
+``perturbed_columns`` and price-and-branch again, and prints both
+latencies against the decomposition's bound with the CPU seconds of each
+step (no time limits: the latencies are the same on any machine).  These
+reproduce the tables of ``docs/formulations.md``.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ import time
 
 from benchmarks.timing import machine
 
-__all__ = ["main", "certify_rows", "flagship_rows", "DEFAULT_FILES"]
+__all__ = ["main", "certify_rows", "flagship_rows", "perturb_rows", "DEFAULT_FILES"]
 
 DEFAULT_FILES = sorted(glob.glob("instances/paper/*.json*")) + sorted(glob.glob("instances/mixed-precision/*.json*"))
 MIXTRAL_PAPER = sorted(glob.glob("instances/paper/paper-mixtral-8x7b-*.json"))
@@ -201,6 +207,54 @@ def decompose_table(rows: list[dict], time_limit: float) -> str:
     return "\n".join(lines)
 
 
+def perturb_rows(files: list[str], *, rounds: int, seed: int) -> list[dict]:
+    """Price-and-branch over the decomposition's columns, then with ``rounds`` rounds of perturbed columns."""
+    from slimcaching.formulations.decomposition import (column_generation, lp_prices, perturbed_columns,
+                                                        price_and_branch)
+    from slimcaching.instances.io import read_instance
+    from slimcaching.objective import latency
+
+    rows = []
+    for f in files:
+        inst = read_instance(f)
+        c0 = time.process_time()
+        _, prices = lp_prices(inst)
+        dw = column_generation(inst, prices=prices, price_time=None, max_rounds=40)
+        c1 = time.process_time()
+        alone, _ = price_and_branch(inst, dw.columns, dw.capacity)
+        c2 = time.process_time()
+        extra = perturbed_columns(inst, dw.prices, dw.capacity, known=dw.columns, rounds=rounds, seed=seed,
+                                  price_time=None)
+        c3 = time.process_time()
+        more, _ = price_and_branch(inst, dw.columns + extra, dw.capacity)
+        c4 = time.process_time()
+        row = {"instance": inst.name, "N": inst.N, "bound": dw.bound, "rounds": dw.rounds,
+               "columns": len(dw.columns), "pab": latency(inst, alone) if alone is not None else None,
+               "perturbed_columns": len(extra), "pab_perturbed": latency(inst, more) if more is not None else None,
+               "decomposition_cpu_s": c1 - c0, "pab_cpu_s": c2 - c1, "perturb_cpu_s": c3 - c2,
+               "pab_perturbed_cpu_s": c4 - c3, "perturb_rounds": rounds, "seed": seed}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def perturb_table(rows: list[dict]) -> str:
+    lines = [f"### price-and-branch with perturbed columns (machine: {machine()})", "",
+             "| instance | N | bound (rounds) | columns | price-and-branch (gap) | + perturbed columns | "
+             "price-and-branch (gap) | CPU: decomposition / perturbed pricing / both price-and-branch |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+
+    def gap(t: float | None, b: float) -> str:
+        return "none" if t is None else f"{t:.6f} ({100 * (t - b) / t:.3f} %)"
+
+    for r in rows:
+        lines.append(f"| {r['instance']} | {r['N']} | {r['bound']:.6f} ({r['rounds']}) | {r['columns']} | "
+                     f"{gap(r['pab'], r['bound'])} | {r['perturbed_columns']} | "
+                     f"{gap(r['pab_perturbed'], r['bound'])} | {r['decomposition_cpu_s']:.1f} s / "
+                     f"{r['perturb_cpu_s']:.1f} s / {r['pab_cpu_s'] + r['pab_perturbed_cpu_s']:.1f} s |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", nargs="+", default=None, metavar="INSTANCE")
@@ -214,8 +268,12 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--repeat", type=int, default=3, help="seeds per instance for --flagship")
     ap.add_argument("--lp", action="store_true", help="plain and tightened level LP bounds instead")
     ap.add_argument("--decompose", action="store_true", help="the decompose algorithm instead")
+    ap.add_argument("--perturb", action="store_true", help="price-and-branch with perturbed columns instead")
+    ap.add_argument("--rounds", type=int, default=40, help="rounds of perturbed pricing for --perturb")
     args = ap.parse_args(argv)
-    if args.lp:
+    if args.perturb:
+        out = perturb_table(perturb_rows(args.files or MIXTRAL_PAPER, rounds=args.rounds, seed=args.seed))
+    elif args.lp:
         out = lp_table(lp_rows(args.files or DEFAULT_FILES))
     elif args.decompose:
         tl = 120.0 if args.time_limit is None else args.time_limit

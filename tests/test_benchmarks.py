@@ -31,3 +31,19 @@ def test_perf_bounds_row_is_a_valid_bound_against_its_record():
     bound, rounds = float(cells[4]), int(cells[5])
     assert 0 < bound <= rec["latency"] * (1 + 1e-9)
     assert rounds <= 200
+
+
+def test_perf_certify_perturb_row_orders_the_two_price_and_branch_runs():
+    """``--perturb``: price-and-branch with the perturbed columns is never worse than without them,
+    and neither is below the decomposition's bound (a tiny file: brute-force scale, seconds)."""
+    from benchmarks.perf_certify import perturb_rows
+
+    from slimcaching.algorithms.bruteforce import brute_force
+    from slimcaching.instances.io import read_instance
+
+    files = ["instances/tiny/tiny-000.json", "instances/tiny/tiny-014.json"]  # 5 new columns each
+    for f, row in zip(files, perturb_rows(files, rounds=10, seed=0)):
+        opt = brute_force(read_instance(f)).latency
+        assert row["perturbed_columns"] > 0
+        assert row["bound"] <= opt * (1 + 1e-9)
+        assert opt * (1 - 1e-9) <= row["pab_perturbed"] <= row["pab"] * (1 + 1e-12)

@@ -16,7 +16,10 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
 3. column generation by layer from those prices until 50 % of ``S`` (85 % for
    large models; with more than one expert size on small models: until 30 %,
    then the count decomposition of :mod:`~slimcaching.formulations.counts`
-   until 50 %), price-and-branch over its columns;
+   until 50 %); where layers are priced as MILPs, each layer priced again at
+   perturbed prices (:func:`~slimcaching.formulations.decomposition.perturbed_columns`,
+   at most 3 % of ``S``, before the count decomposition); price-and-branch
+   over all these columns;
 4. small models, while the gap is open: RINS (:func:`_rins`: HiGHS on the
    elements where the incumbent and the tightened LP differ, until 65 %);
 5. MILP-LNS from the incumbent (until 75 %, or until every neighbourhood is
@@ -56,7 +59,7 @@ from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import count_generation
-from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
+from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
 from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
@@ -76,6 +79,7 @@ DEFAULT_TIME_LIMIT = 600.0
 WORK_UNIT: dict[str, int] = {
     "separable_rounds": 1000,  # subgradient rounds of the separable Lagrangian bound (large models)
     "cg_rounds": 40,          # pricing rounds of the layer decomposition
+    "perturb_rounds": 40,     # rounds of pricing at perturbed prices, for price-and-branch
     "count_rounds": 40,       # pricing rounds of the count decomposition
     "pricing_nodes": 200,     # branch-and-bound nodes of each pricing MILP
     "pab_nodes": 2000,        # branch-and-bound nodes of price-and-branch
@@ -329,6 +333,15 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         columns = dw.columns
         info["decomposition"] = {"rounds": dw.rounds, "columns": len(dw.columns), "converged": dw.converged,
                                  "pricing": pricing}
+        extra = []
+        if pricing == "milp" and until(dw_end + 0.03) > 0:
+            extra = perturbed_columns(instance, dw.prices, dw.capacity, known=dw.columns, seed=seed,
+                                      price_time=price_time, node_limit=cap("pricing_nodes"),
+                                      time_limit=until(dw_end + 0.03 if work is None else 1.0),
+                                      tightenings=tightenings, **({} if work is None else
+                                                                  {"rounds": work["perturb_rounds"]}))
+            stage_done("perturbed pricing")
+            info["decomposition"]["perturbed_columns"] = len(extra)
         if counts and until(0.5) > 0:
             cd = count_generation(instance, start=dw, starts=[ledger.placement], time_limit=until(0.5),
                                   pricing=pricing, price_time=price_time, tightenings=tightenings,
@@ -339,6 +352,8 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
                                            "count_columns": len(cd.counts), "converged": cd.converged}
         pab_end = 0.35 if enumerable else 0.55 if small else 0.9
+        held = {column_key(c) for c in columns}
+        columns = columns + [c for c in extra if column_key(c) not in held]
         placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
                                          time_limit=max(0.01, until(1.0) if work is not None else
                                                         min(60.0, until(pab_end))),

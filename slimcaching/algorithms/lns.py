@@ -39,7 +39,7 @@ from ..formulations.arrays import arrays_placement, build_level_arrays, level_mo
 from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
-from ..formulations.decomposition import column_generation, lp_prices, price_and_branch
+from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline, solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS
@@ -357,7 +357,9 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
     width, sub_time, neighbourhoods
         Of :func:`milp_lns` (defaults 2, 3.0, ``layers,nodes``).
     decompose : {"auto", True, False}
-        Run column generation and price-and-branch before the LNS; ``auto``
+        Run column generation (then, for more columns, every layer priced at
+        perturbed prices: :func:`~slimcaching.formulations.decomposition.perturbed_columns`)
+        and price-and-branch before the LNS; ``auto``
         when each layer's level model has at most ``MILP_PRICING_ROWS`` rows
         and the full model at most ``FULL_LP_ROWS``.
     best_share, decompose_share : float
@@ -423,6 +425,8 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                 mixed = len(np.unique(instance.expert_size)) > 1
                 dw = column_generation(instance, starts=[current], prices=prices,
                                        time_limit=until(0.4 if mixed else 0.8), price_time=opts["price_time"])
+                extra = perturbed_columns(instance, dw.prices, dw.capacity, known=dw.columns, seed=seed,
+                                          price_time=opts["price_time"], time_limit=until(0.25))
                 columns, cd = dw.columns, None
                 if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
                     cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
@@ -432,7 +436,10 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                             if b is not None and math.isfinite(b))
                 dw_info = {"lp_bound": lp, "lagrangian_bound": dw.bound,
                            "count_bound": None if cd is None else cd.bound, "rounds": dw.rounds,
-                           "columns": len(columns), "converged": dw.converged, "price_and_branch": None}
+                           "columns": len(columns), "perturbed_columns": len(extra), "converged": dw.converged,
+                           "price_and_branch": None}
+                held = {column_key(c) for c in columns}
+                columns = columns + [c for c in extra if column_key(c) not in held]
                 placement, dw_info["price_and_branch"] = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t,
                                                                           time_limit=until(1.0))
                 if placement is not None and latency(instance, placement) < cur_t:

@@ -36,7 +36,9 @@ converges like plain column generation, without the oscillation seen on
 
 **Price-and-branch** (:func:`price_and_branch`): the master over the
 generated columns with integer ``lambda`` is a MILP whose solutions are
-feasible placements.
+feasible placements.  Column generation ends with few columns per layer (the
+ones the master LP needs at its optimal prices), so :func:`perturbed_columns`
+adds, before it, each layer's cheapest patterns at randomly perturbed prices.
 
 References
 ----------
@@ -66,7 +68,7 @@ from .direct import new_highs, run, solve_arrays, to_highs
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 
 __all__ = ["Column", "Decomposition", "Generation", "LayerPricer", "column_generation", "stabilised_generation", "price_and_branch", "lp_prices",
-           "PRICING", "WARM_PRICING_ROWS"]
+           "perturbed_columns", "PRICING", "WARM_PRICING_ROWS", "PERTURB_ROUNDS", "PERTURB_SPREAD"]
 
 PRICING = ("milp", "lp")
 """Pricing problems: the one-layer MILP (exact columns, stronger bound) or its LP (large layers)."""
@@ -74,6 +76,12 @@ PRICING = ("milp", "lp")
 WARM_PRICING_ROWS = 2_000_000
 """Level-model rows (all layers) up to which the pricing problems keep their HiGHS objects warm
 between rounds; above, each pricing call builds and drops its own, so memory stays at the arrays."""
+
+PERTURB_ROUNDS = 40
+"""Pricing rounds of :func:`perturbed_columns` (each prices every layer once)."""
+
+PERTURB_SPREAD = 0.1
+"""Standard deviation of the log of :func:`perturbed_columns`' price factors."""
 
 
 @dataclass
@@ -92,6 +100,11 @@ def make_column(instance: Instance, layer: int, pattern: np.ndarray) -> Column:
     x[:, layer, :] = pattern
     return Column(layer, np.array(pattern, dtype=bool), float(layer_latencies(instance, x)[layer]),
                   (np.asarray(pattern).sum(axis=1) * instance.expert_size[layer]).astype(np.int64))
+
+
+def column_key(col: Column) -> bytes:
+    """A key that two columns share exactly when their layers and patterns are equal."""
+    return bytes([col.layer % 256, col.layer // 256]) + np.packbits(col.pattern).tobytes()
 
 
 @dataclass
@@ -262,7 +275,7 @@ class _Master:
         self._keys: set[bytes] = set()
 
     def add(self, col: Column) -> bool:
-        key = bytes([col.layer % 256, col.layer // 256]) + np.packbits(col.pattern).tobytes()
+        key = column_key(col)
         if key in self._keys or np.any(col.usage > self.capacity):
             return False
         self._keys.add(key)
@@ -503,6 +516,76 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
         best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
     return Decomposition(bound=best, master_value=run_.master_value, prices=run_.prices, columns=master.columns,
                          capacity=cap, rounds=run_.rounds, converged=run_.converged, history=run_.history)
+
+
+def perturbed_columns(instance: Instance, prices: np.ndarray, capacity: np.ndarray, *,
+                      known: Iterable[Column] = (), rounds: int = PERTURB_ROUNDS, spread: float = PERTURB_SPREAD,
+                      seed: int | None = 0, pricing: str = "milp", price_time: float | None = 5.0,
+                      node_limit: int | None = None, time_limit: float | None = None,
+                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS) -> list[Column]:
+    """More columns for :func:`price_and_branch`: every layer priced at randomly perturbed prices.
+
+    At the master's optimal prices ``nu`` each layer's pricing problem
+    returns one of its cheapest patterns, and the master LP combines a few
+    of them fractionally; price-and-branch must pick one column per layer,
+    so it needs patterns of *other* storage mixes that cost almost as much.
+    Round ``r`` prices every layer at ``nu_n exp(spread z_{r,n})``, with
+    ``z`` standard normal from ``seed``: a node priced higher makes the
+    layer's pattern shift storage to the others.  Every column is a pattern
+    that fits each node, so price-and-branch stays feasible whatever columns
+    it gets; the bounds of these pricing problems are not used (they hold
+    at the perturbed prices, so they are valid Lagrangian bounds too, but
+    never better than the best prices' by much).
+
+    Parameters
+    ----------
+    prices : float (N,)
+        The centre, e.g. the prices of the decomposition's best bound.
+    capacity : int (N,)
+        The tightened capacities (:attr:`Decomposition.capacity`).
+    known : columns
+        Columns already held: equal patterns are not returned again.
+    rounds : int
+        Pricing rounds (every layer once per round); with ``node_limit``
+        and no ``time_limit`` / ``price_time`` the result is the same on any machine.
+    spread : float
+        Standard deviation of the log of the price factors.
+    seed : int, optional
+    pricing, price_time, node_limit, tightenings
+        As in :func:`column_generation`.
+    time_limit : float, optional
+        Seconds; checked between pricing problems.
+
+    Returns
+    -------
+    list of Column
+        The new columns, each fitting every node's capacity.
+    """
+    deadline = math.inf if time_limit is None else time.perf_counter() + float(time_limit)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    nu = np.maximum(np.asarray(prices, float), 0.0)
+    capacity = np.asarray(capacity)
+
+    seen = {column_key(c) for c in known}
+    warm = level_model_rows(instance) <= WARM_PRICING_ROWS
+    pricers: dict[int, LayerPricer] = {}
+    new: list[Column] = []
+    for _ in range(int(rounds)):
+        factor = np.exp(float(spread) * rng.standard_normal(instance.N))
+        for l in range(instance.L):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return new
+            if l not in pricers:
+                pricers[l] = LayerPricer(instance, l, capacity, pricing, tightenings, node_limit, warm=warm)
+            tl = None if price_time is None and math.isinf(left) else min(left, math.inf if price_time is None
+                                                                            else price_time)
+            _, pattern = pricers[l].price(nu * factor, tl)
+            col = make_column(instance, l, pattern)
+            if column_key(col) not in seen and not np.any(col.usage > capacity):
+                seen.add(column_key(col))
+                new.append(col)
+    return new
 
 
 def price_and_branch(instance: Instance, columns: list[Column], capacity: np.ndarray, *,
