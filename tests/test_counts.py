@@ -130,3 +130,37 @@ def test_work_limited_generations_keep_their_bounds_valid(seed):
         assert dw.rounds <= 3 and cd.rounds <= 3
         assert dw.bound <= opt * (1 + 1e-9) + 1e-12 and cd.bound <= opt * (1 + 1e-9) + 1e-12
     assert runs[0] == runs[1]
+
+
+def test_stall_rounds_end_a_generation_that_stopped_rising():
+    """``stall_rounds=k``: a bound that never rises after the start round ends the run k rounds later;
+    one that rises every round runs to ``max_rounds``."""
+    from slimcaching.formulations.decomposition import stabilised_generation
+
+    def master():
+        return 1e6, None, np.zeros(1)  # a master far above every bound: never converged
+
+    def flat(prices, duals):
+        return 1.0, 1, 1
+
+    counter = itertools.count(1)
+
+    def rising(prices, duals):
+        return float(next(counter)), 1, 1
+
+    common = dict(center=np.zeros(1), start=np.zeros(1), max_rounds=40, left=lambda: 1.0)
+    assert stabilised_generation(master, flat, stall_rounds=5, **common).rounds == 6
+    assert stabilised_generation(master, flat, **common).rounds == 40
+    assert stabilised_generation(master, rising, stall_rounds=5, **common).rounds == 40
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_stalled_count_generation_keeps_a_valid_bound(seed):
+    """With ``stall_rounds`` the count bound is still between the layer bound and the optimum, never above
+    the full run's, and equal to it where the full run's never rose for that many rounds."""
+    inst, dw, full = _both(seed)
+    cut = count_generation(inst, start=dw, stall_rounds=2)
+    opt = brute_force(inst).latency
+    assert cut.start_bound - RTOL * opt <= cut.bound <= full.bound + RTOL * max(opt, 1e-12)
+    assert cut.bound <= opt * (1 + 1e-9) + 1e-12
+    assert cut.rounds <= full.rounds

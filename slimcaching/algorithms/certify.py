@@ -16,7 +16,8 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
 3. column generation by layer from those prices until 50 % of ``S`` (85 % for
    large models; with more than one expert size on small models: until 30 %,
    then the count decomposition of :mod:`~slimcaching.formulations.counts`
-   until 50 %); where layers are priced as MILPs, each layer priced again at
+   until 50 %, or until its bound has not risen for ``STALL_ROUNDS``
+   rounds); where layers are priced as MILPs, each layer priced again at
    perturbed prices (:func:`~slimcaching.formulations.decomposition.perturbed_columns`,
    at most 3 % of ``S``, before the count decomposition); price-and-branch
    over all these columns;
@@ -58,7 +59,7 @@ import numpy as np
 from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
-from ..formulations.counts import count_generation
+from ..formulations.counts import STALL_ROUNDS, count_generation
 from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
 from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
@@ -345,7 +346,8 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         if counts and until(0.5) > 0:
             cd = count_generation(instance, start=dw, starts=[ledger.placement], time_limit=until(0.5),
                                   pricing=pricing, price_time=price_time, tightenings=tightenings,
-                                  node_limit=cap("pricing_nodes"), **_rounds(cap("count_rounds")))
+                                  node_limit=cap("pricing_nodes"), stall_rounds=STALL_ROUNDS,
+                                  **_rounds(cap("count_rounds")))
             stage_done("count decomposition")
             ledger.add_bound("Lagrangian (count decomposition)", cd.bound, rounds=cd.rounds)
             columns = cd.columns

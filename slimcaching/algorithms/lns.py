@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..formulations.arrays import arrays_placement, build_level_arrays, level_model_rows
 from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
-from ..formulations.counts import count_generation
+from ..formulations.counts import STALL_ROUNDS, count_generation
 from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline, solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
@@ -430,7 +430,7 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                 columns, cd = dw.columns, None
                 if mixed:  # integer layer counts: a stronger bound on mixed sizes (formulations.counts)
                     cd = count_generation(instance, start=dw, starts=[current], time_limit=until(0.7),
-                                          price_time=opts["price_time"])
+                                          price_time=opts["price_time"], stall_rounds=STALL_ROUNDS)
                     columns = cd.columns
                 bound = max(b for b in (dw.bound, None if cd is None else cd.bound, bound)
                             if b is not None and math.isfinite(b))

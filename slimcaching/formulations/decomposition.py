@@ -351,7 +351,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
                           pricing_round: Callable[[np.ndarray, Any], tuple[float | None, int, int]], *,
                           center: np.ndarray, start: np.ndarray | None = None, alpha: float = 0.5,
                           tol: float = 1e-7, max_rounds: int = 10_000, left: Callable[[], float],
-                          exact_pricing: bool = True, t0: float | None = None) -> Generation:
+                          exact_pricing: bool = True, t0: float | None = None,
+                          stall_rounds: int | None = None) -> Generation:
     """Column generation with Wentges smoothing, for any master and pricing round.
 
     Parameters
@@ -382,6 +383,9 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     exact_pricing : bool
         Whether pricing is exact (MILP), so that no column pricing out at the
         master's duals proves the master value is the decomposition bound.
+    stall_rounds : int, optional
+        Stop after this many rounds in a row without a bound above the best
+        (by more than ``tol`` relative); ``None``: never.  The bound so far stays proven.
 
     Returns
     -------
@@ -406,8 +410,10 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
             best, center, start_bound = lb, np.asarray(start, float).copy(), lb
         history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
                         "added": added, "t": time.perf_counter() - t0})
-    lb = None
+    lb, rise = None, rounds  # the round of the last rise of the best bound
     while rounds < max_rounds and left() > 0:
+        if stall_rounds is not None and rounds - rise >= stall_rounds:
+            break
         value, duals, master_prices = solve_master()
         if math.isfinite(best) and value - best <= tol * abs(value):
             converged = True
@@ -420,6 +426,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
             lb, added, negative = pricing_round(prices, duals)
             rounds += 1
             if lb is not None and lb > best:
+                if not math.isfinite(best) or lb - best > tol * abs(best):
+                    rise = rounds
                 best, center = lb, prices.copy()
             history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
                             "added": added, "negative": negative, "t": time.perf_counter() - t0})
