@@ -245,7 +245,7 @@ def perturb_table(rows: list[dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---|"]
 
     def gap(t: float | None, b: float) -> str:
-        return "none" if t is None else f"{t:.6f} ({100 * (t - b) / t:.3f} %)"
+        return "none" if t is None else f"{t:.6f} ({100 * max(0.0, (t - b) / t):.3f} %)"
 
     for r in rows:
         lines.append(f"| {r['instance']} | {r['N']} | {r['bound']:.6f} ({r['rounds']}) | {r['columns']} | "
