@@ -225,6 +225,19 @@ def test_parameter_errors_name_the_parameter(name):
            "lns": ("width", 0, r"--param width: must be an integer >= 1")}[name]
     with pytest.raises(InputError, match=bad[2]):
         run(inst, name, **{bad[0]: bad[1]})
+    if name == "decompose":
+        with pytest.raises(InputError, match=r"--param perturb: must be an integer >= 0, got -1"):
+            run(inst, name, perturb=-1)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_decompose_with_perturbed_columns_is_never_worse_than_without(seed):
+    """Same seed, no time limit: the perturbed columns only add to price-and-branch's choice."""
+    inst = _instance(seed, max_layers=3, max_experts=5, max_nodes=3, max_cap=6)
+    off, on = run(inst, "decompose", seed=seed, perturb=0), run(inst, "decompose", seed=seed)
+    assert off.info["perturbed_columns"] == 0
+    assert on.latency <= off.latency * (1 + 1e-9)
+    assert on.bound <= brute_force(inst).latency * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("seed", range(15))

@@ -18,7 +18,8 @@ from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
-from ..formulations.decomposition import PRICING, column_generation, lp_prices, price_and_branch
+from ..formulations.decomposition import (PERTURB_ROUNDS, PRICING, column_generation, column_key, lp_prices,
+                                          perturbed_columns, price_and_branch)
 from ..formulations.direct import hard_deadline
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import check_tightenings
@@ -32,13 +33,13 @@ from .local_search import best
 
 __all__ = ["decompose"]
 
-_PARAMS = ("alpha", "pricing", "price_time", "lp_start", "best_share", "tightenings", "counts")
+_PARAMS = ("alpha", "pricing", "price_time", "lp_start", "best_share", "tightenings", "counts", "perturb")
 
 
 def _options(params: dict) -> dict:
     reject_unknown("decompose", {k: v for k, v in params.items() if k not in _PARAMS}, _PARAMS)
     out = {"alpha": 0.5, "pricing": "auto", "price_time": 5.0, "lp_start": "auto", "best_share": 0.1,
-           "tightenings": None, "counts": "auto"}
+           "tightenings": None, "counts": "auto", "perturb": PERTURB_ROUNDS}
     out.update(params)
     problems = []
     if not (isinstance(out["alpha"], (int, float)) and 0 <= out["alpha"] < 1):
@@ -51,6 +52,8 @@ def _options(params: dict) -> dict:
         problems.append(("--param lp_start", f"must be auto, true or false, got {out['lp_start']!r}"))
     if out["counts"] not in ("auto", True, False):
         problems.append(("--param counts", f"must be auto, true or false, got {out['counts']!r}"))
+    if not (isinstance(out["perturb"], int) and not isinstance(out["perturb"], bool) and out["perturb"] >= 0):
+        problems.append(("--param perturb", f"must be an integer >= 0, got {out['perturb']!r}"))
     if not (isinstance(out["best_share"], (int, float)) and 0 <= out["best_share"] < 1):
         problems.append(("--param best_share", f"must be a number in [0, 1), got {out['best_share']!r}"))
     if problems:
@@ -90,6 +93,11 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         from its prices and columns; ``auto``: when the layers have more than
         one distinct expert size (with one size every node's count polytope is
         integral and the bound cannot rise).
+    perturb : int, default 40
+        Rounds of pricing at perturbed prices after the layer decomposition
+        (:func:`~slimcaching.formulations.decomposition.perturbed_columns`,
+        seeded by ``seed``, at most a tenth of the time left): more columns
+        for price-and-branch; 0 turns it off.
     tightenings
         Of :mod:`slimcaching.formulations.tightenings` (default all).
 
@@ -101,7 +109,7 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
         ``1e-6``, else ``feasible``; ``info``: ``bound_source``,
         ``incumbent_source``, ``lagrangian_bound``, ``count_bound`` (with
         ``count_rounds``, ``count_converged``), ``lp_bound``, ``rounds``,
-        ``columns``, ``converged``, ``pricing``, ``price_and_branch``,
+        ``columns``, ``perturbed_columns``, ``converged``, ``pricing``, ``price_and_branch``,
         ``tightenings``, ``stopped_by`` (``interrupt`` or ``None``).
 
     Raises
@@ -135,6 +143,7 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
     if use_counts == "auto":
         use_counts = len(np.unique(instance.expert_size)) > 1
     start, lp, dw, cd, placement, pb, stopped_by = None, None, None, None, None, None, None
+    extra: list = []
     try:
         with hard_deadline(None if math.isinf(deadline) else deadline):
             start = best(instance, seed=seed, time_limit=opts["best_share"] * time_limit if time_limit else 5.0)
@@ -148,13 +157,21 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
                                    time_limit=None if math.isinf(remaining) else
                                    max(0.0, (0.4 if use_counts else 0.85) * remaining),
                                    price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
-            columns = dw.columns
+            columns, extra = dw.columns, []
+            if opts["perturb"] and deadline - time.perf_counter() > 0:
+                remaining = deadline - time.perf_counter()
+                extra = perturbed_columns(instance, dw.prices, dw.capacity, known=dw.columns, rounds=opts["perturb"],
+                                          seed=seed, pricing=pricing, price_time=opts["price_time"],
+                                          time_limit=None if math.isinf(remaining) else 0.1 * remaining,
+                                          tightenings=opts["tightenings"])
             if use_counts and deadline - time.perf_counter() > 0:
                 remaining = deadline - time.perf_counter()
                 cd = count_generation(instance, start=dw, starts=[start.placement], alpha=opts["alpha"],
                                       time_limit=None if math.isinf(remaining) else max(0.0, 0.75 * remaining),
                                       price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
                 columns = cd.columns
+            held = {column_key(c) for c in columns}
+            columns = columns + [c for c in extra if column_key(c) not in held]
             remaining = deadline - time.perf_counter()
             placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
                                              time_limit=None if math.isinf(remaining) else max(0.01, remaining))
@@ -179,6 +196,7 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
                             "count_converged": None if cd is None else cd.converged,
                             "lp_bound": lp, "rounds": None if dw is None else dw.rounds,
                             "columns": None if dw is None else len(dw.columns),
+                            "perturbed_columns": len(extra),
                             "converged": dw is not None and dw.converged, "pricing": pricing, "price_and_branch": pb,
                             "best_latency": None if start is None else start.latency, "stopped_by": stopped_by,
                             "tightenings": {"applied": list(opts["tightenings"]),
