@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python -m benchmarks.perf_certify --flagship [--files F ...] [--time-limit 60] [--repeat 3]
     python -m benchmarks.perf_certify --lp [--files F ...]
     python -m benchmarks.perf_certify --decompose [--files F ...] [--time-limit 120]
-    python -m benchmarks.perf_certify --perturb [--files F ...] [--rounds 40]
+    python -m benchmarks.perf_certify --perturb [--files F ...] [--rounds 40] [--spread 0.1]
 
 The first form runs ``certify`` on each instance (default: every file of
 ``instances/paper`` and ``instances/mixed-precision``) and prints one row per
@@ -207,7 +207,7 @@ def decompose_table(rows: list[dict], time_limit: float) -> str:
     return "\n".join(lines)
 
 
-def perturb_rows(files: list[str], *, rounds: int, seed: int) -> list[dict]:
+def perturb_rows(files: list[str], *, rounds: int, seed: int, spread: float = 0.1) -> list[dict]:
     """Price-and-branch over the decomposition's columns, then with ``rounds`` rounds of perturbed columns."""
     from slimcaching.formulations.decomposition import (column_generation, lp_prices, perturbed_columns,
                                                         price_and_branch)
@@ -224,7 +224,7 @@ def perturb_rows(files: list[str], *, rounds: int, seed: int) -> list[dict]:
         alone, _ = price_and_branch(inst, dw.columns, dw.capacity)
         c2 = time.process_time()
         extra = perturbed_columns(inst, dw.prices, dw.capacity, known=dw.columns, rounds=rounds, seed=seed,
-                                  price_time=None)
+                                  spread=spread, price_time=None)
         c3 = time.process_time()
         more, _ = price_and_branch(inst, dw.columns + extra, dw.capacity)
         c4 = time.process_time()
@@ -232,7 +232,7 @@ def perturb_rows(files: list[str], *, rounds: int, seed: int) -> list[dict]:
                "columns": len(dw.columns), "pab": latency(inst, alone) if alone is not None else None,
                "perturbed_columns": len(extra), "pab_perturbed": latency(inst, more) if more is not None else None,
                "decomposition_cpu_s": c1 - c0, "pab_cpu_s": c2 - c1, "perturb_cpu_s": c3 - c2,
-               "pab_perturbed_cpu_s": c4 - c3, "perturb_rounds": rounds, "seed": seed}
+               "pab_perturbed_cpu_s": c4 - c3, "perturb_rounds": rounds, "spread": spread, "seed": seed}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -270,9 +270,11 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--decompose", action="store_true", help="the decompose algorithm instead")
     ap.add_argument("--perturb", action="store_true", help="price-and-branch with perturbed columns instead")
     ap.add_argument("--rounds", type=int, default=40, help="rounds of perturbed pricing for --perturb")
+    ap.add_argument("--spread", type=float, default=0.1, help="spread of the price factors for --perturb")
     args = ap.parse_args(argv)
     if args.perturb:
-        out = perturb_table(perturb_rows(args.files or MIXTRAL_PAPER, rounds=args.rounds, seed=args.seed))
+        out = perturb_table(perturb_rows(args.files or MIXTRAL_PAPER, rounds=args.rounds, seed=args.seed,
+                                         spread=args.spread))
     elif args.lp:
         out = lp_table(lp_rows(args.files or DEFAULT_FILES))
     elif args.decompose:
