@@ -541,9 +541,8 @@ def perturbed_columns(instance: Instance, prices: np.ndarray, capacity: np.ndarr
     ``z`` standard normal from ``seed``: a node priced higher makes the
     layer's pattern shift storage to the others.  Every column is a pattern
     that fits each node, so price-and-branch stays feasible whatever columns
-    it gets; the bounds of these pricing problems are not used (they hold
-    at the perturbed prices, so they are valid Lagrangian bounds too, but
-    never better than the best prices' by much).
+    it gets.  The pricing problems' bounds are not used here (each round's
+    would be a valid Lagrangian bound at its own prices, like any other).
 
     Parameters
     ----------
