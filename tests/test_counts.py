@@ -156,8 +156,8 @@ def test_stall_rounds_end_a_generation_that_stopped_rising():
 
 @pytest.mark.parametrize("seed", range(60))
 def test_a_stalled_count_generation_keeps_a_valid_bound(seed):
-    """With ``stall_rounds`` the count bound is still between the layer bound and the optimum, never above
-    the full run's, and equal to it where the full run's never rose for that many rounds."""
+    """With ``stall_rounds`` the count bound is still between its start and the optimum, never above
+    the full run's, and the run is never longer."""
     inst, dw, full = _both(seed)
     cut = count_generation(inst, start=dw, stall_rounds=2)
     opt = brute_force(inst).latency
