@@ -290,3 +290,28 @@ def test_lns_rins_stage_never_worsens_and_rins_alone_finds_better_placements(see
         assert latency(inst, placement) == pytest.approx(opt, rel=1e-7, abs=1e-12)
     with pytest.raises(InputError, match=r"--param rins_share: must be a number in \[0, 1\)"):
         run(inst, "lns", rins_share=1.5)
+
+
+def test_a_highs_solve_error_in_presolve_is_retried_without_it():
+    """HiGHS 1.16 ends this pricing MILP (layer 0 of the Phi L8 file, at prices a perturbed round
+    reached) with ``Solve error`` when presolve is on; ``direct.run`` retries with it off, and the
+    result is the exact minimum: the same as a model built with presolve off from the start."""
+    from slimcaching.formulations.direct import to_highs
+
+    inst = read_instance("instances/mixed-precision/mixed-phi-3.5-moe-wifi-rtx-L8.json")
+    cap = tightened_capacities(inst)
+    nu = np.array([1.1831554961996022e-08, 3.489297085237641e-08, 9.99131700437745e-09, 1.9714959812432325e-08])
+    pricer = LayerPricer(inst, 0, cap, "milp")
+    lower, pattern = pricer.price(nu)
+    m = pricer.model
+    cost = pricer.base + m.scale * (float(inst.expert_size[0]) * nu)[pricer.node]
+    obj = m.obj.copy()
+    obj[:m.n_x] = cost
+    h = to_highs(m, integer=True)
+    h.setOptionValue("presolve", "off")
+    h.changeColsCost(m.n_x, np.arange(m.n_x, dtype=np.int32), cost)
+    ref = solve_arrays(m, integer=True, h=h, obj=obj)
+    assert ref.status == "Optimal"
+    assert lower == pytest.approx(ref.bound - pricer.other, rel=1e-7)
+    priced = make_column(inst, 0, pattern)
+    assert priced.cost + float(nu @ priced.usage) == pytest.approx(ref.objective - pricer.other, rel=1e-7)

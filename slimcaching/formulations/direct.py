@@ -226,12 +226,28 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(pending)  # the restored handler raises (KeyboardInterrupt) right here
 
 
+def _run_without_presolve(h: highspy.Highs) -> bool:
+    """``h.run()`` with presolve off (then restored); whether it ended without an error status."""
+    presolve = h.getOptionValue("presolve")[1]
+    if presolve == "off":
+        return False
+    h.setOptionValue("presolve", "off")
+    try:
+        return h.run() != highspy.HighsStatus.kError
+    finally:
+        h.setOptionValue("presolve", presolve)
+
+
 def run(h: highspy.Highs) -> None:
     """``h.run()`` within the current :func:`hard_deadline`, with Ctrl-C held back until it returns.
 
     On an error status HiGHS's thread scheduler is reset and the run retried
-    once.  The ``time_limit`` option of ``h`` is cut to the time left before
-    the run and restored after it.
+    once; if that fails too, once more with presolve off (HiGHS 1.16 ends
+    some MILPs with ``Solve error`` in presolve: a one-layer pricing MILP of
+    ``mixed-phi-3.5-moe-wifi-rtx-L8`` at certain prices, which solves to
+    optimality without it; presolve changes how the model is solved, not
+    the model).  The ``time_limit`` option of ``h`` is cut to the time left
+    before the run and restored after it.
 
     Raises
     ------
@@ -250,7 +266,8 @@ def run(h: highspy.Highs) -> None:
         with _signals_held():
             if h.run() == highspy.HighsStatus.kError and _HELD["signal"] is None:
                 h.resetThreadScheduler(False)
-                if h.run() == highspy.HighsStatus.kError:
+                if h.run() == highspy.HighsStatus.kError and not (_HELD["signal"] is None
+                                                                  and _run_without_presolve(h)):
                     raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
     finally:
         if limit is not None:
