@@ -315,3 +315,13 @@ def test_a_highs_solve_error_in_presolve_is_retried_without_it():
     assert lower == pytest.approx(ref.bound - pricer.other, rel=1e-7)
     priced = make_column(inst, 0, pattern)
     assert priced.cost + float(nu @ priced.usage) == pytest.approx(ref.objective - pricer.other, rel=1e-7)
+
+
+def test_price_and_branch_leaves_out_repeated_columns():
+    """A column given twice is one variable: the same placement and one column fewer in the count."""
+    inst = _instance(9, max_layers=4, max_experts=6, max_nodes=3, max_cap=6)
+    dw = column_generation(inst, price_time=None)
+    once, info_once = price_and_branch(inst, dw.columns, dw.capacity)
+    twice, info_twice = price_and_branch(inst, dw.columns + dw.columns[:3], dw.capacity)
+    assert info_once["columns"] == info_twice["columns"] == len(dw.columns)
+    assert latency(inst, twice) == latency(inst, once)

@@ -60,7 +60,7 @@ from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import STALL_ROUNDS, count_generation
-from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
+from ..formulations.decomposition import column_generation, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
 from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
@@ -354,9 +354,7 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             info["count_decomposition"] = {"rounds": cd.rounds, "columns": len(cd.columns),
                                            "count_columns": len(cd.counts), "converged": cd.converged}
         pab_end = 0.35 if enumerable else 0.55 if small else 0.9
-        held = {column_key(c) for c in columns}
-        columns = columns + [c for c in extra if column_key(c) not in held]
-        placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=ledger.best_latency,
+        placement, pb = price_and_branch(instance, columns + extra, dw.capacity, cutoff=ledger.best_latency,
                                          time_limit=max(0.01, until(1.0) if work is not None else
                                                         min(60.0, until(pab_end))),
                                          node_limit=cap("pab_nodes"))

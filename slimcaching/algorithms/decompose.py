@@ -18,8 +18,8 @@ from ..errors import InputError
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound
 from ..formulations.counts import count_generation
-from ..formulations.decomposition import (PERTURB_ROUNDS, PRICING, column_generation, column_key, lp_prices,
-                                          perturbed_columns, price_and_branch)
+from ..formulations.decomposition import (PERTURB_ROUNDS, PRICING, column_generation, lp_prices, perturbed_columns,
+                                          price_and_branch)
 from ..formulations.direct import hard_deadline
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import check_tightenings
@@ -170,10 +170,8 @@ def decompose(instance: Instance, *, seed: int | None = None, time_limit: float 
                                       time_limit=None if math.isinf(remaining) else max(0.0, 0.75 * remaining),
                                       price_time=opts["price_time"], pricing=pricing, tightenings=opts["tightenings"])
                 columns = cd.columns
-            held = {column_key(c) for c in columns}
-            columns = columns + [c for c in extra if column_key(c) not in held]
             remaining = deadline - time.perf_counter()
-            placement, pb = price_and_branch(instance, columns, dw.capacity, cutoff=start.latency,
+            placement, pb = price_and_branch(instance, columns + extra, dw.capacity, cutoff=start.latency,
                                              time_limit=None if math.isinf(remaining) else max(0.01, remaining))
     except KeyboardInterrupt as exc:
         if isinstance(exc, SolveInterrupted):  # an inner method's, already holding its result

@@ -39,7 +39,7 @@ from ..formulations.arrays import arrays_placement, build_level_arrays, level_mo
 from ..formulations.assignment import support
 from ..formulations.bounds import check_bound
 from ..formulations.counts import STALL_ROUNDS, count_generation
-from ..formulations.decomposition import column_generation, column_key, lp_prices, perturbed_columns, price_and_branch
+from ..formulations.decomposition import column_generation, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline, solve_arrays
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS
@@ -438,9 +438,8 @@ def lns(instance: Instance, *, seed: int | None = None, time_limit: float | None
                            "count_bound": None if cd is None else cd.bound, "rounds": dw.rounds,
                            "columns": len(columns), "perturbed_columns": len(extra), "converged": dw.converged,
                            "price_and_branch": None}
-                held = {column_key(c) for c in columns}
-                columns = columns + [c for c in extra if column_key(c) not in held]
-                placement, dw_info["price_and_branch"] = price_and_branch(instance, columns, dw.capacity, cutoff=cur_t,
+                placement, dw_info["price_and_branch"] = price_and_branch(instance, columns + extra, dw.capacity,
+                                                                          cutoff=cur_t,
                                                                           time_limit=until(1.0))
                 if placement is not None and latency(instance, placement) < cur_t:
                     current, cur_t = placement, latency(instance, placement)

@@ -602,6 +602,7 @@ def price_and_branch(instance: Instance, columns: list[Column], capacity: np.nda
 
     A MILP over binary ``lambda`` (master rows as constraints).  Every solution
     is a feasible placement (each column fits its layer; the capacity rows hold).
+    A column equal to an earlier one of ``columns`` (:func:`column_key`) is left out.
     ``cutoff`` (seconds) asks only for something better; ``node_limit`` is
     HiGHS's ``mip_max_nodes`` (a work limit).
 
@@ -623,6 +624,10 @@ def price_and_branch(instance: Instance, columns: list[Column], capacity: np.nda
     lo = np.concatenate([np.ones(L), np.full(N, -highspy.kHighsInf)])
     hi = np.concatenate([np.ones(L), np.asarray(capacity, float)])
     h.addRows(L + N, lo, hi, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    unique: dict[bytes, Column] = {}
+    for col in columns:
+        unique.setdefault(column_key(col), col)
+    columns = list(unique.values())
     for col in columns:
         nodes = np.flatnonzero(col.usage)
         rows = np.concatenate([[col.layer], L + nodes]).astype(np.int32)
