@@ -585,12 +585,12 @@ def perturbed_columns(instance: Instance, prices: np.ndarray, capacity: np.ndarr
                 return new
             if l not in pricers:
                 pricers[l] = LayerPricer(instance, l, capacity, pricing, tightenings, node_limit, warm=warm)
-            tl = None if price_time is None and math.isinf(left) else min(left, math.inf if price_time is None
-                                                                            else price_time)
-            _, pattern = pricers[l].price(nu * factor, tl)
+            tl = left if price_time is None else min(price_time, left)
+            _, pattern = pricers[l].price(nu * factor, None if math.isinf(tl) else tl)
             col = make_column(instance, l, pattern)
-            if column_key(col) not in seen and not np.any(col.usage > capacity):
-                seen.add(column_key(col))
+            key = column_key(col)
+            if key not in seen and not np.any(col.usage > capacity):
+                seen.add(key)
                 new.append(col)
     return new
 

@@ -266,8 +266,10 @@ def run(h: highspy.Highs) -> None:
         with _signals_held():
             if h.run() == highspy.HighsStatus.kError and _HELD["signal"] is None:
                 h.resetThreadScheduler(False)
-                if h.run() == highspy.HighsStatus.kError and not (_HELD["signal"] is None
-                                                                  and _run_without_presolve(h)):
+                failed = h.run() == highspy.HighsStatus.kError
+                if failed and _HELD["signal"] is None:
+                    failed = not _run_without_presolve(h)
+                if failed:
                     raise RuntimeError(f"HiGHS failed: {h.modelStatusToString(h.getModelStatus())}")
     finally:
         if limit is not None:
