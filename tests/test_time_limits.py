@@ -21,7 +21,7 @@ import pytest
 
 from slimcaching.algorithms import REGISTRY, run
 from slimcaching.algorithms.certify import certify
-from slimcaching.formulations.arrays import build_level_arrays
+from slimcaching.formulations.arrays import arrays_placement, build_level_arrays
 from slimcaching.formulations import direct
 from slimcaching.formulations.direct import hard_deadline, solve_arrays
 from slimcaching.instances.generators import random_instance
@@ -164,6 +164,39 @@ def test_hard_deadline_stops_a_solve_that_asked_for_more(isolate, monkeypatch):
     assert wall <= 0.5 * 1.05 + 2.0
     assert res.status in ("Time limit reached", "Interrupted by user"), res.status
     assert res.bound is None or res.bound <= latency(inst, inst.empty_placement()) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 30.0])
+def test_a_child_solve_that_does_not_come_back_keeps_the_streamed_bound_and_incumbent(seconds, monkeypatch):
+    """HiGHS in the child finishes (or stops at its limit) and then hangs: the parent kills it after the
+    grace and still returns the last dual bound and incumbent the child streamed, both checked against the
+    proven optimum of the same model (in-process run) and the evaluator."""
+    inst = read_instance(ROOT / "instances" / "small" / "small-004.json")
+    model = build_level_arrays(inst)
+    ref = solve_arrays(model, integer=True, time_limit=120.0)  # in-process: below ISOLATE_ROWS
+    assert ref.status == "Optimal"
+    original = direct.run
+
+    def hangs(h):
+        original(h)
+        time.sleep(120)  # killed by the parent long before
+
+    monkeypatch.setattr(direct, "ISOLATE_ROWS", 0)
+    monkeypatch.setattr(direct, "run", hangs)
+    t0 = time.perf_counter()
+    res = solve_arrays(model, integer=True, time_limit=seconds)
+    wall = time.perf_counter() - t0
+    assert wall <= seconds + 5.0
+    assert res.status == "Time limit reached"
+    assert res.bound is not None and res.bound <= ref.objective * (1 + 1e-9)
+    assert res.col_value is not None
+    placement = arrays_placement(model, res.col_value)
+    assert placement.is_feasible(inst)
+    assert latency(inst, placement) == pytest.approx(res.objective, rel=1e-9)
+    assert res.objective >= ref.objective * (1 - 1e-9)
+    if seconds > 10:  # HiGHS proved the optimum before it hung: nothing of it was lost
+        assert res.bound == pytest.approx(ref.objective, rel=1e-7)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-9)
 
 
 def test_sigint_stops_a_large_direct_solve_at_once():
