@@ -36,6 +36,8 @@ STANDARD_ARGS: dict[str, list[str]] = {
     "certify": ["--files", "instances/paper/paper-mixtral-8x7b-wifi-rtx-bf16.json",
                 "instances/paper/paper-mixtral-8x7b-wifi-jetson-int4.json",
                 "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "120"],
+    # the 8 x 8 mixed-precision file (the 32 x 8 5g-mec file: about 25 minutes)
+    "enumeration": ["--files", "instances/mixed-precision/mixed-mixtral-8x7b-wifi-rtx-L8.json", "--time-limit", "600"],
     "roundtrip": ["--instances", "paper-mixtral-8x7b-wifi-rtx-bf16.json", "--repeat", "3"],
     # the two paper files where this bound is the strongest start (all seven large ones: a few minutes)
     "bounds": ["--files", "instances/paper/paper-olmoe-1b-7b-wifi-rtx-bf16.json.gz",
