@@ -166,7 +166,7 @@ def test_hard_deadline_stops_a_solve_that_asked_for_more(isolate, monkeypatch):
     assert res.bound is None or res.bound <= latency(inst, inst.empty_placement()) * (1 + 1e-9)
 
 
-@pytest.mark.parametrize("seconds", [1.0, 30.0])
+@pytest.mark.parametrize("seconds", [1.0, 15.0])
 def test_a_child_solve_that_does_not_come_back_keeps_the_streamed_bound_and_incumbent(seconds, monkeypatch):
     """HiGHS in the child finishes (or stops at its limit) and then hangs: the parent kills it after the
     grace and still returns the last dual bound and incumbent the child streamed, both checked against the
@@ -194,7 +194,7 @@ def test_a_child_solve_that_does_not_come_back_keeps_the_streamed_bound_and_incu
     assert placement.is_feasible(inst)
     assert latency(inst, placement) == pytest.approx(res.objective, rel=1e-9)
     assert res.objective >= ref.objective * (1 - 1e-9)
-    if seconds > 10:  # HiGHS proved the optimum before it hung: nothing of it was lost
+    if seconds > 10:  # HiGHS proved the optimum (about 3 s alone) before it hung: nothing of it was lost
         assert res.bound == pytest.approx(ref.objective, rel=1e-7)
         assert res.objective == pytest.approx(ref.objective, rel=1e-9)
 
