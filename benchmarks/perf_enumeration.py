@@ -22,7 +22,9 @@ from the decomposition's prices and that start, with no node limit and
 its latency, the Lagrangian bound ``LB`` used for fixing, the count vectors
 (all, kept, with exact tables), the outer MILP (status, nodes, seconds), the
 final bound, latency, gap and whether the optimum is proved, wall and CPU
-seconds (this process and its HiGHS children) of each part.  The proof does
+seconds (this process and its HiGHS children) of each part, and the placement
+of that latency as a ``slimcaching-placement/1`` object (written to a file,
+``slimcaching evaluate`` re-checks a proven optimum).  The proof does
 not depend on the machine; the seconds do, and a cap that ends the outer MILP
 leaves a gap.
 
@@ -63,7 +65,7 @@ def enumeration_rows(files: list[str], *, time_limit: float | None, seed: int,
     from slimcaching.formulations.decomposition import (column_generation, lp_prices, perturbed_columns,
                                                         price_and_branch)
     from slimcaching.formulations.enumeration import count_enumeration
-    from slimcaching.instances.io import read_instance
+    from slimcaching.instances.io import placement_to_dict, read_instance
     from slimcaching.objective import latency
     from slimcaching.result import versions
 
@@ -96,7 +98,9 @@ def enumeration_rows(files: list[str], *, time_limit: float | None, seed: int,
                "outer_wall_s": outer.get("wall_s"), "bound": r.bound, "latency": r.latency,
                "gap": max(0.0, (r.latency - r.bound) / r.latency) if r.latency > 0 else 0.0, "proved": r.proved,
                "start_wall_s": t1 - t0, "start_cpu_s": c1 - c0, "enumeration_wall_s": t2 - t1,
-               "enumeration_cpu_s": c2 - c1, "versions": versions()}
+               "enumeration_cpu_s": c2 - c1, "versions": versions(),
+               # the placement of `latency` (a proven optimum when `proved`), a slimcaching-placement/1 object
+               "placement": placement_to_dict(inst, r.placement)}
         rows.append(row)
         if records:
             with open(records, "a") as fh:

@@ -49,14 +49,18 @@ def test_perf_certify_perturb_row_orders_the_two_price_and_branch_runs():
         assert opt * (1 - 1e-9) <= row["pab_perturbed"] <= row["pab"] * (1 + 1e-12)
 
 
-def test_perf_enumeration_proves_the_brute_force_optimum_and_is_reproducible():
+def test_perf_enumeration_proves_the_brute_force_optimum_and_is_reproducible(tmp_path):
     """The enumeration benchmark ends with the brute-force optimum, proved, on two tiny files where the
     decomposition's bound is 21 % and 10 % below it (so the enumeration closed a gap); the bound used for
-    fixing is valid and the start is feasible; the work-limited start and all counts come out the same twice."""
+    fixing is valid and the start is feasible; the recorded placement re-reads as the proven one; the
+    work-limited start, all counts and the placement come out the same twice."""
+    import json
+
     from benchmarks.perf_enumeration import enumeration_rows, enumeration_table
 
     from slimcaching.algorithms.bruteforce import brute_force
-    from slimcaching.instances.io import read_instance
+    from slimcaching.instances.io import read_instance, read_placement
+    from slimcaching.objective import latency
 
     files = ["instances/tiny/tiny-012.json", "instances/tiny/tiny-027.json"]
     rows = enumeration_rows(files, time_limit=300, seed=0)
@@ -69,6 +73,13 @@ def test_perf_enumeration_proves_the_brute_force_optimum_and_is_reproducible():
         assert row["start_bound"] <= opt * (1 + 1e-9)
         assert opt * (1 - 1e-9) <= row["start_latency"] <= row["price_and_branch"]
         assert 0 < row["kept"] <= row["vectors"]
-    keys = ("start_latency", "start_bound", "vectors", "kept", "solved", "outer_nodes", "bound", "latency")
+        # the recorded placement is the proven one: feasible, and of the recorded latency by the evaluator
+        inst = read_instance(f)
+        path = tmp_path / f"{inst.name}-placement.json"
+        path.write_text(json.dumps(row["placement"]))
+        placed, _ = read_placement(path, inst)
+        assert placed.is_feasible(inst) and latency(inst, placed) == pytest.approx(row["latency"], rel=1e-12)
+    keys = ("start_latency", "start_bound", "vectors", "kept", "solved", "outer_nodes", "bound", "latency",
+            "placement")
     assert {k: again[0][k] for k in keys} == {k: rows[0][k] for k in keys}
     assert enumeration_table(rows).count("**0 (optimal)**") == 2
