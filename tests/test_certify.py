@@ -247,3 +247,41 @@ def test_certify_closes_small_gaps_by_count_enumeration():
         assert cert.status == "optimal" and cert.bound_method == "count enumeration"
         assert cert.latency == pytest.approx(opt, rel=1e-9) and cert.bound <= opt * (1 + 1e-9)
     assert reached >= 5
+
+
+@pytest.mark.parametrize("name", ["tiny-012", "tiny-027"])
+def test_a_long_budget_routes_fully_tabulated_instances_through_the_count_enumeration(monkeypatch, name):
+    """With the work route closed (``ENUMERATION_WORK`` = 0), a budget below ``LONG_BUDGET`` goes
+    through branch-and-bound and one at or above it through the count enumeration; both certificates
+    hold the brute-force optimum, and the enumeration's is its own proof."""
+    from slimcaching.algorithms import certify as certify_module
+    from slimcaching.formulations import enumeration
+
+    inst = read_instance(f"instances/tiny/{name}.json")
+    opt = brute_force(inst).latency
+    assert enumeration.tabulated(inst) and enumeration.count_vectors(inst) <= enumeration.LONG_VECTORS
+    monkeypatch.setattr(certify_module, "ENUMERATION_WORK", 0)
+    monkeypatch.setattr(enumeration, "LONG_BUDGET", 60.0)
+    short = certify(inst, time_limit=59.0)
+    assert "long_enumeration" not in short.info and "count_enumeration" not in short.info
+    long = certify(inst, time_limit=60.0)
+    assert long.info["long_enumeration"] and long.info["count_enumeration"]["proved"]
+    assert long.info["count_enumeration"]["table_layers"] == inst.L
+    for cert in (short, long):
+        assert cert.status == "optimal" and cert.latency == pytest.approx(opt, rel=1e-9)
+        assert cert.bound <= opt * (1 + 1e-9)
+        assert latency(inst, cert.placement) == pytest.approx(cert.latency, rel=1e-12)
+
+
+def test_tabulated_says_which_shipped_files_the_long_route_can_take():
+    """``mixed-mixtral-8x7b-5g-mec`` (two shared nodes) has a count table for every layer and at most
+    ``LONG_VECTORS`` vectors; ``mixed-mixtral-8x7b-wifi-jetson`` (four shared nodes) has none; and
+    ``mixed-llama-4-scout-wifi-jetson-L12`` has tables but too many vectors."""
+    from slimcaching.formulations import enumeration
+
+    mec, jetson, scout = (read_instance(f"instances/mixed-precision/{n}.json") for n in
+                          ("mixed-mixtral-8x7b-5g-mec", "mixed-mixtral-8x7b-wifi-jetson",
+                           "mixed-llama-4-scout-wifi-jetson-L12"))
+    assert enumeration.tabulated(mec) and enumeration.count_vectors(mec) <= enumeration.LONG_VECTORS
+    assert not enumeration.tabulated(jetson)
+    assert enumeration.tabulated(scout) and enumeration.count_vectors(scout) > enumeration.LONG_VECTORS

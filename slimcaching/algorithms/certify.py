@@ -30,7 +30,11 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    LNS ended (its dual bound, and its incumbent if better).
 
 Small models with few count vectors and small layers (their product at most
-:data:`~slimcaching.formulations.enumeration.ENUMERATION_WORK`) are solved exactly by
+:data:`~slimcaching.formulations.enumeration.ENUMERATION_WORK`), and, when
+``S`` is at least :data:`~slimcaching.formulations.enumeration.LONG_BUDGET`,
+those with at most :data:`~slimcaching.formulations.enumeration.LONG_VECTORS`
+count vectors that all have exact count tables
+(``info["long_enumeration"]``), are solved exactly by
 count enumeration (:mod:`~slimcaching.formulations.enumeration`) instead of
 the count decomposition: the layer decomposition until 30 %, price-and-branch
 until 35 %, RINS until 40 %, the LNS until 45 % (a low incumbent fixes more
@@ -62,7 +66,8 @@ from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import STALL_ROUNDS, count_generation
 from ..formulations.decomposition import column_generation, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
-from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors
+from ..formulations import enumeration
+from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors, tabulated
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
@@ -318,6 +323,11 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
     # make many vectors cheap (mixed-mixtral-8x7b-5g-mec, mixed-llama-4-scout-wifi-jetson-L12), the outer
     # knapsack keeps 12 000-19 000 of them and proved less in 600 s than branch-and-bound on the model
     enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
+    if (small and not enumerable and budget >= enumeration.LONG_BUDGET and vectors <= enumeration.LONG_VECTORS
+            and tabulated(instance, tightenings)):
+        # a long budget, and every vector costed by a table: the outer knapsack has time to prove
+        enumerable = True
+        info["long_enumeration"] = True
     # with an enumeration ahead, the count decomposition's bound would only be superseded
     counts = small and not enumerable and len(np.unique(instance.expert_size)) > 1
     rins_end, lns_end = (0.4, 0.45) if enumerable else (0.65, 0.75)
