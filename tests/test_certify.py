@@ -261,7 +261,7 @@ def test_a_long_budget_routes_fully_tabulated_instances_through_the_count_enumer
     opt = brute_force(inst).latency
     assert enumeration.tabulated(inst) and enumeration.count_vectors(inst) <= enumeration.LONG_VECTORS
     monkeypatch.setattr(certify_module, "ENUMERATION_WORK", 0)
-    monkeypatch.setattr(enumeration, "LONG_BUDGET", 60.0)
+    monkeypatch.setattr(certify_module, "LONG_BUDGET", 60.0)
     short = certify(inst, time_limit=59.0)
     assert "long_enumeration" not in short.info and "count_enumeration" not in short.info
     long = certify(inst, time_limit=60.0)

@@ -66,8 +66,8 @@ from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import STALL_ROUNDS, count_generation
 from ..formulations.decomposition import column_generation, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
-from ..formulations import enumeration
-from ..formulations.enumeration import ENUMERATION_WORK, count_enumeration, count_vectors, tabulated
+from ..formulations.enumeration import (ENUMERATION_WORK, LONG_BUDGET, LONG_VECTORS, count_enumeration,
+                                        count_vectors, tabulated)
 from ..formulations.solve import OPTIMAL_GAP, capacity_free_bound
 from ..formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 from ..instances.model import Instance, Placement
@@ -323,7 +323,7 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
     # make many vectors cheap (mixed-mixtral-8x7b-5g-mec, mixed-llama-4-scout-wifi-jetson-L12), the outer
     # knapsack keeps 12 000-19 000 of them and proved less in 600 s than branch-and-bound on the model
     enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
-    if (small and not enumerable and budget >= enumeration.LONG_BUDGET and vectors <= enumeration.LONG_VECTORS
+    if (small and not enumerable and budget >= LONG_BUDGET and vectors <= LONG_VECTORS
             and tabulated(instance, tightenings)):
         # a long budget, and every vector costed by a table: the outer knapsack has time to prove
         enumerable = True
