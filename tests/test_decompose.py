@@ -13,8 +13,8 @@ from slimcaching.algorithms.lns import milp_lns
 from slimcaching.formulations import lp_bound
 from slimcaching.formulations.arrays import build_level_arrays, layer_latencies
 from slimcaching.formulations.assignment import support
-from slimcaching.formulations.decomposition import (LayerPricer, column_generation, column_key, make_column,
-                                                  perturbed_columns, price_and_branch)
+from slimcaching.formulations.decomposition import (LayerPricer, column_generation, column_key, lp_prices,
+                                                  make_column, perturbed_columns, price_and_branch)
 from slimcaching.formulations.direct import solve_arrays
 from slimcaching.formulations.tightenings import tightened_capacities
 from slimcaching.instances.io import read_instance
@@ -123,6 +123,26 @@ def test_lp_pricing_bound_is_the_priced_lp(seed):
         fresh = solve_arrays(build_level_arrays(inst, layers=mask, capacity=cap, x_cost=cost), integer=False)
         expected = max(fresh.objective - (share.sum() - share[layer]), pricer.floor)
         assert lower == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
+def test_lp_priced_generation_converges_exactly_when_bound_and_master_meet():
+    """With LP pricing, ``converged`` says that the proven bound met the restricted master's value,
+    and then the bound is the tightened level LP: the LP-priced Lagrangian bound is at most the LP, the
+    LP at most the Dantzig-Wolfe value, and that at most the master.  Where they do not meet, the
+    bound stays below the LP and the optimum.  Both cases occur among these instances."""
+    met_count = 0
+    for seed in range(30):
+        inst = _instance(seed)
+        dw = column_generation(inst, pricing="lp", price_time=None, time_limit=None)
+        lp = lp_prices(inst)[0]
+        opt = brute_force(inst).latency
+        met = dw.master_value - dw.bound <= 1e-7 * abs(dw.master_value)
+        assert dw.converged == met
+        assert dw.bound <= lp + 1e-9 * abs(lp) and dw.bound <= opt * (1 + 1e-9)
+        if met:
+            assert dw.bound == pytest.approx(lp, rel=1e-6)
+        met_count += met
+    assert 0 < met_count < 30
 
 
 def test_perturbed_columns_are_new_feasible_columns_and_price_and_branch_only_gains():

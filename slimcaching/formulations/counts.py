@@ -307,7 +307,7 @@ def count_generation(instance: Instance, *, start: Decomposition | None = None, 
 
     mu0 = None if start is None else np.asarray(start.prices, float)[:, None] * sizes[None, :].astype(float)
     run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros((N, L)), start=mu0, alpha=alpha,
-                                 tol=tol, max_rounds=max_rounds, left=left, exact_pricing=pricing == "milp", t0=t0,
+                                 tol=tol, max_rounds=max_rounds, left=left, t0=t0,
                                  stall_rounds=stall_rounds)
     return CountDecomposition(bound=run_.bound, start_bound=run_.start_bound, master_value=run_.master_value,
                               prices=run_.prices, columns=master.columns, counts=master.counts, capacity=cap,

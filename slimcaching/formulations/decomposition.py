@@ -351,7 +351,7 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
                           pricing_round: Callable[[np.ndarray, Any], tuple[float | None, int, int]], *,
                           center: np.ndarray, start: np.ndarray | None = None, alpha: float = 0.5,
                           tol: float = 1e-7, max_rounds: int = 10_000, left: Callable[[], float],
-                          exact_pricing: bool = True, t0: float | None = None,
+                          t0: float | None = None,
                           stall_rounds: int | None = None) -> Generation:
     """Column generation with Wentges smoothing, for any master and pricing round.
 
@@ -380,9 +380,6 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
         included (a work limit: the count does not depend on machine speed).
     left : callable
         ``() -> seconds left``; nothing starts when it is ``<= 0``.
-    exact_pricing : bool
-        Whether pricing is exact (MILP), so that no column pricing out at the
-        master's duals proves the master value is the decomposition bound.
     stall_rounds : int, optional
         Stop after this many rounds in a row without a bound above the best
         (by more than ``tol`` relative); ``None``: never.  The bound so far stays proven.
@@ -437,8 +434,12 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
                 found = True
                 break
         if not found:
-            # no column prices out at the master's duals: the master value is the decomposition bound
-            converged = lb is not None and exact_pricing and value - best <= max(tol, 1e-9) * abs(value)
+            # No column prices out at the master's duals.  Converged when the proven bound meets the
+            # master value, whatever the pricing: the master (integral columns) is at least the
+            # Dantzig-Wolfe value, which is at least every Lagrangian bound of the decomposition, LP-priced
+            # ones included, so nothing is left for any pricing to add.  With LP pricing this is how the
+            # decomposition ends at the tightened level LP (OLMoE paper files).
+            converged = lb is not None and value - best <= max(tol, 1e-9) * abs(value)
             break
     return Generation(bound=best, prices=center, start_bound=start_bound, master_value=value, rounds=rounds,
                       converged=converged, history=history)
@@ -518,7 +519,7 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
 
     run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros(N), start=None if prices is None else np.asarray(prices, float),
                                  alpha=alpha, tol=tol, max_rounds=max_rounds, left=left,
-                                 exact_pricing=pricing == "milp", t0=t0)
+                                 t0=t0)
     best = run_.bound
     if not math.isfinite(best):
         best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
