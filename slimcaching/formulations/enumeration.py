@@ -100,8 +100,9 @@ ENUMERATION_WORK = 5_000_000
 the rows of the largest one-layer level model are at most this.  Measured: 5 832 x 384 (Mixtral L8)
 and 8 748 x 128 (Switch) are in, and their outer knapsacks keep 629 and 669 vectors and solve in
 10-21 s; the 32 x 8 Mixtral files (209 952 x 512-960) and Llama-4-Scout L12 (1 002 252 x 512) are
-out: where count tables make them cheap to cost, their outer knapsacks keep 12 000-19 000 vectors
-and HiGHS proves less on them in 600 s than its branch-and-bound on the level model."""
+out: where count tables make them cheap to cost, their outer knapsacks keep 10 000-19 000 vectors,
+and whether HiGHS proves more on them than its branch-and-bound on the level model depends on the
+budget and the vector count (:data:`LONG_BUDGET`, :data:`LONG_VECTORS`)."""
 
 LONG_BUDGET = 600.0
 """Seconds from which ``certify`` also enumerates the instances of at most :data:`LONG_VECTORS` count
