@@ -19,7 +19,7 @@ from slimcaching.formulations.direct import solve_arrays
 from slimcaching.formulations.tightenings import tightened_capacities
 from slimcaching.instances.io import read_instance
 from slimcaching.instances.validate import instance_from_dict
-from slimcaching.objective import latency
+from slimcaching.objective import empty_latency, latency
 from slimcaching.result import Status
 
 RTOL = 1e-7
@@ -123,6 +123,67 @@ def test_lp_pricing_bound_is_the_priced_lp(seed):
         fresh = solve_arrays(build_level_arrays(inst, layers=mask, capacity=cap, x_cost=cost), integer=False)
         expected = max(fresh.objective - (share.sum() - share[layer]), pricer.floor)
         assert lower == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_pdlp_pricing_proves_the_simplex_bound_and_falls_back_to_simplex(seed, monkeypatch):
+    """PDLP pricing proves the same bound as dual simplex (the safe bound from its duals), never above
+    the enumerated minimum, with patterns that fit; with too few PDLP iterations dual simplex takes over
+    and the bound is the simplex one again."""
+    import slimcaching.formulations.decomposition as decomposition
+
+    inst = _instance(seed, max_experts=4, max_nodes=3)
+    cap = tightened_capacities(inst)
+    rng = np.random.default_rng(seed)
+    for layer in range(inst.L):
+        simplex = LayerPricer(inst, layer, cap, "lp")
+        pdlp = LayerPricer(inst, layer, cap, "lp", lp_solver="pdlp", warm=seed % 2 == 0)
+        small = int((support(inst).elements[:, 1] == layer).sum()) <= 12
+        for _ in range(3):
+            nu = rng.random(inst.N) * 0.5 / max(1, int(inst.expert_size[layer]))
+            (ls, _), (lq, pattern) = simplex.price(nu), pdlp.price(nu)
+            assert lq == pytest.approx(ls, rel=1e-6, abs=1e-9)
+            assert np.all(pattern.sum(axis=1) * inst.expert_size[layer] <= cap)
+            if small:
+                assert lq <= _min_by_enumeration(inst, layer, nu, cap) * (1 + 1e-9) + 1e-12
+    monkeypatch.setattr(decomposition, "PDLP_ITERATIONS", 1)
+    fell = 0
+    for layer in range(inst.L):
+        pdlp = LayerPricer(inst, layer, cap, "lp", lp_solver="pdlp")
+        nu = rng.random(inst.N) * 0.5 / max(1, int(inst.expert_size[layer]))
+        lq, _ = pdlp.price(nu)
+        assert lq == pytest.approx(LayerPricer(inst, layer, cap, "lp").price(nu)[0], rel=1e-9, abs=1e-12)
+        if pdlp.h is not None:
+            assert pdlp.h.getOptionValue("solver")[1] == "pdlp"  # restored for the next call
+        fell += pdlp.pdlp_fallbacks
+    if any(LayerPricer(inst, layer, cap, "lp").model.n_x > 3 for layer in range(inst.L)):
+        assert fell > 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_line_search_from_prices_that_price_everything_out(seed):
+    """From prices at which every layer prices out empty, the start rounds scale them by ``ray_factor``
+    while every layer stays empty and the bound rises; there every bound is exactly
+    ``T(empty) - theta nu . Q'``; every bound stays below the brute-force optimum; and the start bound is at
+    least the one without the search."""
+    inst = _instance(seed)
+    opt = brute_force(inst).latency
+    cap = tightened_capacities(inst)
+    nu = np.full(inst.N, 10.0 * empty_latency(inst))  # every expert priced far above any latency it saves
+    if not np.any(cap > 0) or support(inst).elements.size == 0:
+        pytest.skip("nothing can be cached")
+    kw = dict(prices=nu, pricing="milp", price_time=None, time_limit=None, max_rounds=60)
+    dw = column_generation(inst, **kw)
+    plain = column_generation(inst, ray_factor=None, **{**kw, "max_rounds": 1})
+    starts = [h for h in dw.history if h["alpha"] is None]
+    assert plain.history[0]["bound"] == pytest.approx(empty_latency(inst) - float(nu @ cap), rel=1e-9)
+    assert len(starts) > 1
+    for k, h in enumerate(starts[:-1]):
+        theta = 0.9 ** k
+        assert h["bound"] == pytest.approx(empty_latency(inst) - theta * float(nu @ cap), rel=1e-9, abs=1e-12)
+        assert starts[k + 1]["round"] == h["round"] + 1
+    assert all(h["bound"] <= opt * (1 + 1e-9) for h in dw.history if h["bound"] is not None)
+    assert dw.bound <= opt * (1 + 1e-9) and dw.bound >= plain.bound
 
 
 def test_lp_priced_generation_converges_exactly_when_bound_and_master_meet():

@@ -68,7 +68,8 @@ from .direct import new_highs, run, solve_arrays, to_highs
 from .tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
 
 __all__ = ["Column", "Decomposition", "Generation", "LayerPricer", "column_generation", "stabilised_generation", "price_and_branch", "lp_prices",
-           "perturbed_columns", "PRICING", "WARM_PRICING_ROWS", "PERTURB_ROUNDS", "PERTURB_SPREAD"]
+           "perturbed_columns", "PRICING", "LP_SOLVERS", "PDLP_ITERATIONS", "RAY_FACTOR",
+           "WARM_PRICING_ROWS", "PERTURB_ROUNDS", "PERTURB_SPREAD"]
 
 PRICING = ("milp", "lp")
 """Pricing problems: the one-layer MILP (exact columns, stronger bound) or its LP (large layers)."""
@@ -76,6 +77,17 @@ PRICING = ("milp", "lp")
 WARM_PRICING_ROWS = 2_000_000
 """Level-model rows (all layers) up to which the pricing problems keep their HiGHS objects warm
 between rounds; above, each pricing call builds and drops its own, so memory stays at the arrays."""
+
+PDLP_ITERATIONS = 20_000
+"""Iterations HiGHS's first-order LP method (PDLP) gets on a pricing LP with ``lp_solver="pdlp"``
+before dual simplex solves that LP instead (a work limit: the choice does not depend on machine speed).
+On DeepSeek-V3's layer LPs PDLP took 200-4 400 iterations (0.3-5.1 s)."""
+
+RAY_FACTOR = 0.9
+"""Step of :func:`column_generation`'s line search from start prices that price every layer out."""
+
+LP_SOLVERS = ("simplex", "pdlp")
+"""HiGHS methods for LP pricing: dual simplex (vertex solutions), or PDLP with dual simplex behind it."""
 
 PERTURB_ROUNDS = 40
 """Pricing rounds of :func:`perturbed_columns` (each prices every layer once)."""
@@ -157,12 +169,33 @@ class LayerPricer:
         :func:`column_generation` passes ``warm=False`` on large models: each
         call then builds and drops its own (1.2 s instead of 0.15 s per LP
         there), and only the arrays (about 13 MB a layer) stay.
+    lp_solver : {"simplex", "pdlp"}
+        How HiGHS solves an LP pricing problem (``pricing="lp"``; ignored for
+        ``"milp"``).  ``"pdlp"``: the first-order method, with dual simplex
+        solving the LP again when PDLP stops without an optimum within
+        :data:`PDLP_ITERATIONS` (counted in ``pdlp_fallbacks``).  The bound
+        stays proven either way: it is computed from the returned duals by
+        :func:`.direct.safe_lp_bound`, however inaccurate they are.  PDLP's
+        solutions need not be vertices, so its columns (the rounded solution)
+        are weaker where the LP has many optima.
+
+        Measured on DeepSeek-V3's layer LPs (one layer, 104 411 rows): at the
+        prices that price every expert out, dual simplex 0.6-0.7 s, PDLP 0.3-0.4 s;
+        at half those prices, dual simplex 34-46 s, interior point (with
+        crossover) 11 s, PDLP 5.1 s.  On OLMoE at its converged prices PDLP
+        took 1.5-3.7 s a layer against 5.8-6.5 s, but its solutions round to
+        empty columns there, where simplex's give whole-layer columns; so
+        :func:`column_generation` uses PDLP only on the cold (largest) models.
     """
 
     def __init__(self, instance: Instance, layer: int, capacity: np.ndarray, pricing: str = "milp",
                  tightenings: Iterable[str] = DEFAULT_TIGHTENINGS, node_limit: int | None = None,
-                 warm: bool = True):
+                 warm: bool = True, lp_solver: str = "simplex"):
+        if lp_solver not in LP_SOLVERS:
+            raise ValueError(f"lp_solver must be one of {LP_SOLVERS}, got {lp_solver!r}")
         self.instance, self.layer, self.pricing, self.warm, self.node_limit = instance, layer, pricing, warm, node_limit
+        self.lp_solver = lp_solver if pricing == "lp" else "simplex"
+        self.pdlp_fallbacks = 0
         mask = np.zeros(instance.L, dtype=bool)
         mask[layer] = True
         self.model = build_level_arrays(instance, layers=mask, capacity=capacity, tightenings=tightenings)
@@ -187,6 +220,9 @@ class LayerPricer:
         if not self.model.n_x:
             return
         self.h = to_highs(self.model, integer=self.pricing == "milp")
+        if self.lp_solver == "pdlp":
+            self.h.setOptionValue("solver", "pdlp")
+            self.h.setOptionValue("pdlp_iteration_limit", PDLP_ITERATIONS)
         if self.node_limit is not None:
             self.h.setOptionValue("mip_max_nodes", int(self.node_limit))
         self.h_lp = to_highs(self.model, integer=False) if self.pricing == "milp" else None
@@ -226,7 +262,18 @@ class LayerPricer:
                 self.lp_hits += 1
         if res is None:
             self.h.changeColsCost(m.n_x, cols, cost)
+            started = time.perf_counter()
             res = solve_arrays(m, integer=self.pricing == "milp", time_limit=time_limit, h=self.h, obj=full)
+            if self.lp_solver == "pdlp" and self.h.getModelStatus() not in (highspy.HighsModelStatus.kOptimal,
+                                                                              highspy.HighsModelStatus.kTimeLimit):
+                # PDLP ran out of iterations (or failed): dual simplex solves the same LP from scratch
+                self.pdlp_fallbacks += 1
+                self.h.setOptionValue("solver", "simplex")
+                try:
+                    rest = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - started))
+                    res = solve_arrays(m, integer=False, time_limit=rest, h=self.h, obj=full)
+                finally:
+                    self.h.setOptionValue("solver", "pdlp")
         if res.safe_bound is not None:
             lower = res.safe_bound
         else:
@@ -331,7 +378,8 @@ class Generation:
     prices : ndarray
         The stability centre: prices of ``bound`` (the initial centre if none).
     start_bound : float
-        The bound of the round at the start prices (``-inf`` without one).
+        The best bound of the rounds at the start prices and along their ray
+        (``next_start``; ``-inf`` without a start).
     master_value : float or None
         Last restricted master LP value.
     rounds, converged, history
@@ -352,7 +400,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
                           center: np.ndarray, start: np.ndarray | None = None, alpha: float = 0.5,
                           tol: float = 1e-7, max_rounds: int = 10_000, left: Callable[[], float],
                           t0: float | None = None,
-                          stall_rounds: int | None = None) -> Generation:
+                          stall_rounds: int | None = None,
+                          next_start: Callable[[np.ndarray], np.ndarray | None] | None = None) -> Generation:
     """Column generation with Wentges smoothing, for any master and pricing round.
 
     Parameters
@@ -383,6 +432,12 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     stall_rounds : int, optional
         Stop after this many rounds in a row without a bound above the best
         (by more than ``tol`` relative); ``None``: never.  The bound so far stays proven.
+    next_start : callable, optional
+        ``(prices) -> prices or None``, called after each start round whose
+        bound rose: further prices to try before the master is solved (a
+        line search from ``start``; see :func:`column_generation`).  The
+        search stops at the first round whose bound does not rise, and the
+        best start round's prices become the centre.
 
     Returns
     -------
@@ -400,13 +455,16 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     t0 = time.perf_counter() if t0 is None else t0
     best, center, history = -math.inf, np.asarray(center, float).copy(), []
     rounds, converged, value, start_bound, lb = 0, False, None, -math.inf, None
-    if start is not None and left() > 0:
-        lb, added, _ = pricing_round(start, None)
+    trial = None if start is None else np.asarray(start, float).copy()
+    while trial is not None and rounds < max_rounds and left() > 0:
+        lb, added, _ = pricing_round(trial, None)
         rounds += 1
-        if lb is not None:
-            best, center, start_bound = lb, np.asarray(start, float).copy(), lb
+        rose = lb is not None and lb > best
+        if rose:
+            best, center, start_bound = lb, trial, lb
         history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
                         "added": added, "t": time.perf_counter() - t0})
+        trial = next_start(trial.copy()) if rose and next_start is not None else None
     lb, rise = None, rounds  # the round of the last rise of the best bound
     while rounds < max_rounds and left() > 0:
         if stall_rounds is not None and rounds - rise >= stall_rounds:
@@ -448,7 +506,8 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
 def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), prices: np.ndarray | None = None,
                       alpha: float = 0.5, time_limit: float | None = None, price_time: float | None = 5.0,
                       pricing: str = "milp", tol: float = 1e-7, max_rounds: int = 10_000,
-                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS, node_limit: int | None = None) -> Decomposition:
+                      tightenings: Iterable[str] = DEFAULT_TIGHTENINGS, node_limit: int | None = None,
+                      lp_solver: str | None = None, ray_factor: float | None = RAY_FACTOR) -> Decomposition:
     """Column generation by layer with Wentges smoothing; a valid bound after every round.
 
     Parameters
@@ -458,7 +517,10 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
         keeps the master feasible).
     prices : float (N,), optional
         Initial prices (e.g. from :func:`lp_prices`): one pricing round there
-        gives a first bound and columns before the master is solved.
+        gives a first bound and columns before the master is solved.  When
+        every layer prices out empty there, the prices are scaled by
+        ``ray_factor`` and priced again, as long as every layer stays empty
+        and the bound rises (see Notes).
     alpha : float in [0, 1)
         Smoothing weight; 0 is plain column generation.
     time_limit : float, optional
@@ -474,11 +536,35 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
         Branch-and-bound nodes of each pricing MILP.  With ``time_limit`` and
         ``price_time`` ``None``, ``max_rounds`` and ``node_limit`` bound the
         work, and the result is the same on any machine.
+    lp_solver : {"simplex", "pdlp"}, optional
+        :class:`LayerPricer`'s method for LP pricing; default ``"pdlp"`` on
+        the models whose pricers are cold (level models above
+        :data:`WARM_PRICING_ROWS` rows: DeepSeek-V3), ``"simplex"`` otherwise.
+    ray_factor : float in (0, 1), optional
+        The factor of the line search from ``prices``; ``None`` turns it off.
 
     Returns
     -------
     Decomposition
+
+    Notes
+    -----
+    **The line search from the start prices.**  Start prices from a weaker
+    relaxation can be far too high: DeepSeek-V3's separable-Lagrangian prices
+    make every layer's pricing LP choose the empty pattern.  While every layer
+    does, the Lagrangian bound is ``T(empty) - theta nu . Q'`` at prices
+    ``theta nu``: it falls as ``theta`` rises, so the search lowers ``theta``
+    by ``ray_factor`` per round until some layer caches an expert or the bound
+    stops rising.  Each round is an ordinary pricing round (its bound is
+    proven, whatever ``theta``), and the best becomes the smoothing centre.
+    On DeepSeek-V3 (``paper-deepseek-v3-5g-mec-bf16``) the bound was 3.4834 at
+    the separable prices and 3.5837, 3.6840, 3.7842 and 3.8845 at 0.9, 0.8,
+    0.7 and 0.6 times them (every layer empty; 24-48 s of PDLP a round).
     """
+    if lp_solver is not None and lp_solver not in LP_SOLVERS:
+        raise ValueError(f"lp_solver must be one of {LP_SOLVERS}, got {lp_solver!r}")
+    if ray_factor is not None and not 0 < ray_factor < 1:
+        raise ValueError(f"ray_factor must be in (0, 1), got {ray_factor!r}")
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + float(time_limit)
     L, N, E = instance.L, instance.N, instance.max_experts
@@ -490,36 +576,45 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
             master.add(make_column(instance, l, st.x[:, l, :]))
     pricers: list[LayerPricer] = []
     warm = level_model_rows(instance) <= WARM_PRICING_ROWS
+    if lp_solver is None:
+        lp_solver = "simplex" if warm else "pdlp"
+    emptied = [False]  # did the last complete round price every layer out empty?
 
     def left() -> float:
         return deadline - time.perf_counter()
 
     def pricing_round(nu: np.ndarray, duals: tuple | None):
         """Price every layer at ``nu``; (bound, columns added, columns with negative reduced cost at ``duals``)."""
-        total, added, negative = 0.0, 0, 0
+        total, added, negative, empty = 0.0, 0, 0, True
         for l in range(L):
             if left() <= 0:
                 return None, added, negative
             if len(pricers) <= l:
-                pricers.append(LayerPricer(instance, l, cap, pricing, tightenings, node_limit, warm=warm))
+                pricers.append(LayerPricer(instance, l, cap, pricing, tightenings, node_limit, warm=warm,
+                                           lp_solver=lp_solver))
             tl = left() if price_time is None else min(price_time, left())
             lower, pattern = pricers[l].price(nu, tl)
             total += lower
+            empty = empty and not pattern.any()
             col = make_column(instance, l, pattern)
             if duals is not None:
                 pi, nu_master = duals
                 if col.cost + float(nu_master @ col.usage) - pi[l] < -1e-12 * empty_latency(instance):
                     negative += 1
             added += master.add(col)
+        emptied[0] = empty
         return total - float(nu @ cap), added, negative
 
     def solve_master():
         value, pi, nu_master = master.solve()
         return value, (pi, nu_master), nu_master
 
+    def next_start(nu: np.ndarray) -> np.ndarray | None:
+        return ray_factor * nu if ray_factor is not None and emptied[0] else None
+
     run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros(N), start=None if prices is None else np.asarray(prices, float),
                                  alpha=alpha, tol=tol, max_rounds=max_rounds, left=left,
-                                 t0=t0)
+                                 t0=t0, next_start=next_start)
     best = run_.bound
     if not math.isfinite(best):
         best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
