@@ -170,8 +170,6 @@ def test_line_search_from_prices_that_price_everything_out(seed):
     opt = brute_force(inst).latency
     cap = tightened_capacities(inst)
     nu = np.full(inst.N, 10.0 * empty_latency(inst))  # every expert priced far above any latency it saves
-    if not np.any(cap > 0) or support(inst).elements.size == 0:
-        pytest.skip("nothing can be cached")
     kw = dict(prices=nu, pricing="milp", price_time=None, time_limit=None, max_rounds=60)
     dw = column_generation(inst, **kw)
     plain = column_generation(inst, ray_factor=None, **{**kw, "max_rounds": 1})
