@@ -160,6 +160,24 @@ def test_pdlp_pricing_proves_the_simplex_bound_and_falls_back_to_simplex(seed, m
         assert fell > 0
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_pdlp_priced_generation_is_valid_and_says_which_solver_it_used(seed, monkeypatch):
+    """Column generation with PDLP pricing: a bound below the brute-force optimum and at most the
+    tightened level LP, the solver and its fallbacks in the result; small models default to simplex."""
+    import slimcaching.formulations.decomposition as decomposition
+
+    inst = _instance(seed)
+    opt, lp = brute_force(inst).latency, lp_prices(inst)[0]
+    dw = column_generation(inst, pricing="lp", price_time=None, time_limit=None, lp_solver="pdlp")
+    assert dw.lp_solver == "pdlp" and dw.pdlp_fallbacks == 0
+    assert dw.bound <= opt * (1 + 1e-9) and dw.bound <= lp + 1e-7 * abs(lp)
+    assert column_generation(inst, pricing="lp", price_time=None, time_limit=None, max_rounds=1).lp_solver == "simplex"
+    monkeypatch.setattr(decomposition, "PDLP_ITERATIONS", 1)
+    slow = column_generation(inst, pricing="lp", price_time=None, time_limit=None, lp_solver="pdlp", max_rounds=3)
+    assert slow.bound <= opt * (1 + 1e-9)
+    assert slow.pdlp_fallbacks > 0 or support(inst).elements.size == 0
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_line_search_from_prices_that_price_everything_out(seed):
     """From prices at which every layer prices out empty, the start rounds scale them by ``ray_factor``

@@ -344,7 +344,8 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         ledger.add_bound(f"Lagrangian (decomposition, {pricing} pricing)", dw.bound, rounds=dw.rounds)
         columns = dw.columns
         info["decomposition"] = {"rounds": dw.rounds, "columns": len(dw.columns), "converged": dw.converged,
-                                 "pricing": pricing}
+                                 "pricing": pricing, "lp_solver": dw.lp_solver,
+                                 "pdlp_fallbacks": dw.pdlp_fallbacks}
         extra = []
         if pricing == "milp" and until(dw_end + 0.03) > 0:
             extra = perturbed_columns(instance, dw.prices, dw.capacity, known=dw.columns, seed=seed,

@@ -137,6 +137,10 @@ class Decomposition:
         The tightened capacities ``Q'``.
     rounds, converged, history
         Pricing rounds, whether master and bound met, one dict per round.
+    lp_solver : str
+        The pricing LPs' method (:data:`LP_SOLVERS`; ``"simplex"`` with MILP pricing).
+    pdlp_fallbacks : int
+        Pricing LPs that dual simplex solved after PDLP stopped without an optimum.
     """
 
     bound: float
@@ -147,6 +151,8 @@ class Decomposition:
     rounds: int = 0
     converged: bool = False
     history: list[dict] = field(default_factory=list)
+    lp_solver: str = "simplex"
+    pdlp_fallbacks: int = 0
 
 
 class LayerPricer:
@@ -619,7 +625,9 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
     if not math.isfinite(best):
         best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
     return Decomposition(bound=best, master_value=run_.master_value, prices=run_.prices, columns=master.columns,
-                         capacity=cap, rounds=run_.rounds, converged=run_.converged, history=run_.history)
+                         capacity=cap, rounds=run_.rounds, converged=run_.converged, history=run_.history,
+                         lp_solver=lp_solver if pricing == "lp" else "simplex",
+                         pdlp_fallbacks=sum(p.pdlp_fallbacks for p in pricers))
 
 
 def perturbed_columns(instance: Instance, prices: np.ndarray, capacity: np.ndarray, *,
