@@ -81,7 +81,7 @@ between rounds; above, each pricing call builds and drops its own, so memory sta
 PDLP_ITERATIONS = 20_000
 """Iterations HiGHS's first-order LP method (PDLP) gets on a pricing LP with ``lp_solver="pdlp"``
 before dual simplex solves that LP instead (a work limit: the choice does not depend on machine speed).
-On DeepSeek-V3's layer LPs PDLP took 200-4 400 iterations (0.3-5.1 s)."""
+On layer 0 of DeepSeek-V3, at six price levels, PDLP took 200-4 400 iterations (0.3-5.1 s)."""
 
 RAY_FACTOR = 0.9
 """Step of :func:`column_generation`'s line search from start prices that price every layer out."""
@@ -185,13 +185,15 @@ class LayerPricer:
         solutions need not be vertices, so its columns (the rounded solution)
         are weaker where the LP has many optima.
 
-        Measured on DeepSeek-V3's layer LPs (one layer, 104 411 rows): at the
-        prices that price every expert out, dual simplex 0.6-0.7 s, PDLP 0.3-0.4 s;
-        at half those prices, dual simplex 34-46 s, interior point (with
-        crossover) 11 s, PDLP 5.1 s.  On OLMoE at its converged prices PDLP
-        took 1.5-3.7 s a layer against 5.8-6.5 s, but its solutions round to
-        empty columns there, where simplex's give whole-layer columns; so
-        :func:`column_generation` uses PDLP only on the cold (largest) models.
+        Measured on DeepSeek-V3's layer LPs (104 411 rows each; CPU seconds):
+        at the separable Lagrangian's prices, which price every expert out,
+        dual simplex 0.6-0.8 s (all 58 layers), PDLP 0.3-0.5 s; at half those
+        prices, dual simplex 34-46 s (12 layers), interior point with
+        crossover 11 s (layers 0 and 6), PDLP 5.1 s (layer 0).  On OLMoE at
+        its converged prices PDLP took 1.5-3.7 s a layer against 5.8-6.5 s
+        (layers 0-3), but its solutions round to empty columns there, where
+        simplex's give whole-layer columns; so :func:`column_generation`
+        uses PDLP only on the cold (largest) models.
     """
 
     def __init__(self, instance: Instance, layer: int, capacity: np.ndarray, pricing: str = "milp",
