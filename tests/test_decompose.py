@@ -178,6 +178,51 @@ def test_pdlp_priced_generation_is_valid_and_says_which_solver_it_used(seed, mon
     assert slow.pdlp_fallbacks > 0 or support(inst).elements.size == 0
 
 
+def test_ctrl_c_in_column_generation_keeps_the_rounds_proven_so_far(monkeypatch):
+    """Ctrl-C in the third pricing round re-raises with the first two rounds' decomposition attached:
+    the same bound and rounds as a run stopped after two rounds, below the brute-force optimum.  And
+    ``certify`` stopped by Ctrl-C after the decomposition's first round keeps that round's bound."""
+    from slimcaching.algorithms.certify import certify
+    from slimcaching.solvers import SolveInterrupted
+
+    price, stop_after = LayerPricer.price, [None]
+
+    def interrupted(self, nu, time_limit=None):
+        stop_after[0] -= 1
+        if stop_after[0] < 0:
+            raise KeyboardInterrupt
+        return price(self, nu, time_limit)
+
+    monkeypatch.setattr(LayerPricer, "price", interrupted)
+    exercised = kept = 0
+    for seed in range(30):
+        inst = _instance(seed)
+        opt = brute_force(inst).latency
+        kw = dict(prices=lp_prices(inst)[1], pricing="milp", price_time=None, time_limit=None, alpha=0.0)
+        stop_after[0] = 10**9
+        if column_generation(inst, **kw).rounds < 3:
+            continue
+        stop_after[0] = 10**9
+        two = column_generation(inst, max_rounds=2, **kw)
+        stop_after[0] = 2 * inst.L
+        with pytest.raises(KeyboardInterrupt) as caught:
+            column_generation(inst, **kw)
+        part = caught.value.decomposition
+        assert part.rounds == two.rounds == 2 and part.bound == two.bound <= opt * (1 + 1e-9)
+        exercised += 1
+        stop_after[0] = inst.L  # certify: the decomposition's first round completes, its second is stopped
+        try:
+            cert = certify(inst, time_limit=60)
+        except SolveInterrupted as stopped:
+            cert = stopped.result
+            assert cert.info["stopped_by"] == "interrupt"
+            layer = [b for b in cert.bounds if b["method"].startswith("Lagrangian (decomposition")]
+            assert len(layer) == 1 and layer[0]["value"] <= opt * (1 + 1e-9)
+            assert cert.bound <= opt * (1 + 1e-9)
+            kept += 1
+    assert exercised >= 5 and kept >= 3, (exercised, kept)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_line_search_from_prices_that_price_everything_out(seed):
     """From prices at which every layer prices out empty, the start rounds scale them by ``ray_factor``

@@ -336,10 +336,16 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         pricing = "milp" if per_layer <= MILP_PRICING_ROWS else "lp"
         price_time = 5.0 if pricing == "milp" and work is None else None
         dw_end = 0.3 if counts or enumerable else 0.5 if small else 0.85
-        dw = column_generation(instance, starts=[ledger.placement], prices=prices, time_limit=until(dw_end),
-                               pricing=pricing,
-                               price_time=price_time, tightenings=tightenings,
-                               node_limit=cap("pricing_nodes"), **_rounds(cap("cg_rounds")))
+        try:
+            dw = column_generation(instance, starts=[ledger.placement], prices=prices, time_limit=until(dw_end),
+                                   pricing=pricing,
+                                   price_time=price_time, tightenings=tightenings,
+                                   node_limit=cap("pricing_nodes"), **_rounds(cap("cg_rounds")))
+        except KeyboardInterrupt as exc:  # keep the rounds proven before Ctrl-C (DeepSeek-V3: minutes of them)
+            part = getattr(exc, "decomposition", None)
+            if part is not None:
+                ledger.add_bound(f"Lagrangian (decomposition, {pricing} pricing)", part.bound, rounds=part.rounds)
+            raise
         stage_done("layer decomposition")
         ledger.add_bound(f"Lagrangian (decomposition, {pricing} pricing)", dw.bound, rounds=dw.rounds)
         columns = dw.columns

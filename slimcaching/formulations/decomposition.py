@@ -451,6 +451,12 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     -------
     Generation
 
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C during a round or the master, re-raised with the rounds
+        completed so far as its ``generation`` attribute (a :class:`Generation`).
+
     Notes
     -----
     Every round's bound is proven by ``pricing_round`` at whatever prices it
@@ -463,50 +469,56 @@ def stabilised_generation(solve_master: Callable[[], tuple[float, Any, np.ndarra
     t0 = time.perf_counter() if t0 is None else t0
     best, center, history = -math.inf, np.asarray(center, float).copy(), []
     rounds, converged, value, start_bound, lb = 0, False, None, -math.inf, None
-    trial = None if start is None else np.asarray(start, float).copy()
-    while trial is not None and rounds < max_rounds and left() > 0:
-        lb, added, _ = pricing_round(trial, None)
-        rounds += 1
-        rose = lb is not None and lb > best
-        if rose:
-            best, center, start_bound = lb, trial, lb
-        history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
-                        "added": added, "t": time.perf_counter() - t0})
-        trial = next_start(trial.copy()) if rose and next_start is not None else None
-    lb, rise = None, rounds  # the round of the last rise of the best bound
-    while rounds < max_rounds and left() > 0:
-        if stall_rounds is not None and rounds - rise >= stall_rounds:
-            break
-        value, duals, master_prices = solve_master()
-        if math.isfinite(best) and value - best <= tol * abs(value):
-            converged = True
-            break
-        found = False
-        for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
-            if rounds >= max_rounds:  # the retry at the master's duals counts as a round too
-                break
-            prices = a * center + (1 - a) * master_prices
-            lb, added, negative = pricing_round(prices, duals)
+    try:
+        trial = None if start is None else np.asarray(start, float).copy()
+        while trial is not None and rounds < max_rounds and left() > 0:
+            lb, added, _ = pricing_round(trial, None)
             rounds += 1
-            if lb is not None and lb > best:
-                if not math.isfinite(best) or lb - best > tol * abs(best):
-                    rise = rounds
-                best, center = lb, prices.copy()
-            history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
-                            "added": added, "negative": negative, "t": time.perf_counter() - t0})
-            if lb is None:
+            rose = lb is not None and lb > best
+            if rose:
+                best, center, start_bound = lb, trial, lb
+            history.append({"round": rounds, "alpha": None, "master": None, "bound": lb, "best": best,
+                            "added": added, "t": time.perf_counter() - t0})
+            trial = next_start(trial.copy()) if rose and next_start is not None else None
+        lb, rise = None, rounds  # the round of the last rise of the best bound
+        while rounds < max_rounds and left() > 0:
+            if stall_rounds is not None and rounds - rise >= stall_rounds:
                 break
-            if negative:
-                found = True
+            value, duals, master_prices = solve_master()
+            if math.isfinite(best) and value - best <= tol * abs(value):
+                converged = True
                 break
-        if not found:
-            # No column prices out at the master's duals.  Converged when the proven bound meets the
-            # master value, whatever the pricing: the master (integral columns) is at least the
-            # Dantzig-Wolfe value, which is at least every Lagrangian bound of the decomposition, LP-priced
-            # ones included, so nothing is left for any pricing to add.  With LP pricing this is how the
-            # decomposition ends at the tightened level LP (OLMoE paper files).
-            converged = lb is not None and value - best <= max(tol, 1e-9) * abs(value)
-            break
+            found = False
+            for a in ((alpha, 0.0) if alpha > 0 and math.isfinite(best) else (0.0,)):
+                if rounds >= max_rounds:  # the retry at the master's duals counts as a round too
+                    break
+                prices = a * center + (1 - a) * master_prices
+                lb, added, negative = pricing_round(prices, duals)
+                rounds += 1
+                if lb is not None and lb > best:
+                    if not math.isfinite(best) or lb - best > tol * abs(best):
+                        rise = rounds
+                    best, center = lb, prices.copy()
+                history.append({"round": rounds, "alpha": a, "master": value, "bound": lb, "best": best,
+                                "added": added, "negative": negative, "t": time.perf_counter() - t0})
+                if lb is None:
+                    break
+                if negative:
+                    found = True
+                    break
+            if not found:
+                # No column prices out at the master's duals.  Converged when the proven bound meets the
+                # master value, whatever the pricing: the master (integral columns) is at least the
+                # Dantzig-Wolfe value, which is at least every Lagrangian bound of the decomposition, LP-priced
+                # ones included, so nothing is left for any pricing to add.  With LP pricing this is how the
+                # decomposition ends at the tightened level LP (OLMoE paper files).
+                converged = lb is not None and value - best <= max(tol, 1e-9) * abs(value)
+                break
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: every completed round's bound is proven; the caller may keep them (``exc.generation``)
+        exc.generation = Generation(bound=best, prices=center, start_bound=start_bound, master_value=value,
+                                    rounds=rounds, converged=False, history=history)
+        raise
     return Generation(bound=best, prices=center, start_bound=start_bound, master_value=value, rounds=rounds,
                       converged=converged, history=history)
 
@@ -554,6 +566,12 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
     Returns
     -------
     Decomposition
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C, re-raised with the rounds completed so far as its
+        ``decomposition`` attribute (a :class:`Decomposition`, bound proven).
 
     Notes
     -----
@@ -620,16 +638,26 @@ def column_generation(instance: Instance, *, starts: Iterable[Placement] = (), p
     def next_start(nu: np.ndarray) -> np.ndarray | None:
         return ray_factor * nu if ray_factor is not None and emptied[0] else None
 
-    run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros(N), start=None if prices is None else np.asarray(prices, float),
-                                 alpha=alpha, tol=tol, max_rounds=max_rounds, left=left,
-                                 t0=t0, next_start=next_start)
-    best = run_.bound
-    if not math.isfinite(best):
-        best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
-    return Decomposition(bound=best, master_value=run_.master_value, prices=run_.prices, columns=master.columns,
-                         capacity=cap, rounds=run_.rounds, converged=run_.converged, history=run_.history,
-                         lp_solver=lp_solver if pricing == "lp" else "simplex",
-                         pdlp_fallbacks=sum(p.pdlp_fallbacks for p in pricers))
+    def outcome(run_: Generation) -> Decomposition:
+        best = run_.bound
+        if not math.isfinite(best):
+            best = sum(p.floor for p in pricers) if len(pricers) == L else -math.inf
+        return Decomposition(bound=best, master_value=run_.master_value, prices=run_.prices,
+                             columns=list(master.columns), capacity=cap, rounds=run_.rounds,
+                             converged=run_.converged, history=run_.history,
+                             lp_solver=lp_solver if pricing == "lp" else "simplex",
+                             pdlp_fallbacks=sum(p.pdlp_fallbacks for p in pricers))
+
+    try:
+        run_ = stabilised_generation(solve_master, pricing_round, center=np.zeros(N),
+                                     start=None if prices is None else np.asarray(prices, float),
+                                     alpha=alpha, tol=tol, max_rounds=max_rounds, left=left,
+                                     t0=t0, next_start=next_start)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "generation", None) is not None:
+            exc.decomposition = outcome(exc.generation)  # the proven bound so far, for the caller to keep
+        raise
+    return outcome(run_)
 
 
 def perturbed_columns(instance: Instance, prices: np.ndarray, capacity: np.ndarray, *,
