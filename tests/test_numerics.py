@@ -68,6 +68,37 @@ def test_exact_equals_brute_force_on_random_scaled_instances(seed, scale):
         assert lp_bound(inst, formulation) <= opt * (1 + 1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e-9, 1e-5, 1e4])
+@pytest.mark.parametrize("seed", range(4))
+def test_cold_model_path_never_bounds_above_the_optimum_at_any_scale(seed, scale, monkeypatch):
+    """The path of the largest models (no full LP, layers priced as LPs by PDLP, the line search from
+    prices that price every layer out) proves nothing above the brute-force optimum at small or large
+    latency scales, and ``certify`` on it returns a placement whose latency the evaluator confirms."""
+    import slimcaching.algorithms.certify as certify_mod
+    import slimcaching.formulations.decomposition as decomposition_mod
+    from slimcaching.algorithms.certify import certify
+    from slimcaching.formulations.decomposition import column_generation
+    from slimcaching.objective import empty_latency
+
+    monkeypatch.setattr(certify_mod, "FULL_LP_ROWS", 0)
+    monkeypatch.setattr(certify_mod, "MILP_PRICING_ROWS", 0)
+    monkeypatch.setattr(decomposition_mod, "WARM_PRICING_ROWS", 0)
+    inst = instance_from_dict(scale_latencies(random_instance_dict(
+        seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3, max_users=3, max_cap=6), scale))
+    opt = brute_force(inst).latency
+    nu = np.full(inst.N, 10.0 * empty_latency(inst))  # every expert priced far above what it saves
+    dw = column_generation(inst, prices=nu, pricing="lp", price_time=None, time_limit=None, max_rounds=60)
+    assert dw.lp_solver == "pdlp"
+    assert sum(h["alpha"] is None for h in dw.history) > 1  # the line search ran
+    assert all(h["bound"] <= opt * (1 + 1e-9) for h in dw.history if h["bound"] is not None)
+    cert = certify(inst, seed=0, time_limit=30)
+    assert cert.info["decomposition"]["lp_solver"] == "pdlp" and not cert.info["full_model"]
+    for b in cert.bounds:
+        assert b["value"] <= opt * (1 + 1e-9), b
+    assert cert.latency >= opt * (1 - 1e-9)
+    assert latency(inst, cert.placement) == pytest.approx(cert.latency, rel=1e-12)
+
+
 def test_brute_force_is_exact_below_any_absolute_tolerance():
     """Two placements 1e-13 s apart at a 1e-12 scale: a 1e-15 absolute tolerance called them equal."""
     d = scale_latencies(json.loads(FILES[1].read_text()), 1e-12)
