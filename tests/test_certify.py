@@ -139,6 +139,72 @@ def test_bad_work_limit_is_a_one_line_error(worked_example):
         certify(read_instance(worked_example / "tiny.json"), work_limit=-1)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_start_placement_is_an_incumbent_from_the_outset(seed, monkeypatch):
+    """``start``: with ``best`` giving nothing and a budget too short for the later stages to matter,
+    the certificate's latency is the start's (here the brute-force optimum), by the evaluator; every
+    bound stays below it; and a start that does not fit the capacities is refused, naming the node."""
+    import slimcaching.algorithms.certify as certify_mod
+
+    inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                   max_users=3, max_cap=6))
+    bf = brute_force(inst)
+    cert = certify(inst, time_limit=30, start=bf.placement)
+    assert cert.latency == pytest.approx(bf.latency, rel=1e-12) and cert.info["start_latency"] == cert.latency
+    assert {"method": "start", "value": latency(inst, bf.placement)}.items() <= cert.incumbents[1].items()
+    assert all(b["value"] <= bf.latency * (1 + 1e-9) for b in cert.bounds)
+    assert cert.info["start_gap"] == pytest.approx(max(0.0, (bf.latency - cert.bound) / bf.latency), abs=1e-15)
+    monkeypatch.setattr(certify_mod, "best", lambda instance, **kw: run(instance, "cloud"))
+    cold = certify(inst, time_limit=1e-3)
+    warm = certify(inst, time_limit=1e-3, start=bf.placement)
+    assert warm.latency == pytest.approx(bf.latency, rel=1e-12)
+    assert warm.latency <= cold.latency
+    full = Placement(np.ones((inst.N, inst.L, inst.max_experts), dtype=bool))
+    over = full.over_capacity(inst)
+    if over:
+        with pytest.raises(InputError, match=rf"start: \$\.cache\.{inst.node_names[over[0]]}: caches .* more than"):
+            certify(inst, time_limit=30, start=full)
+    with pytest.raises(InputError, match=r"start: \$\.cache: must be a placement of instance"):
+        certify(inst, time_limit=30, start=Placement(np.zeros((inst.N + 1, inst.L, inst.max_experts), bool)))
+
+
+def test_a_start_below_a_planted_bound_is_caught(monkeypatch, worked_example):
+    """The start is checked against every bound like any other incumbent: a bound above its latency
+    (a planted capacity-free bound) raises instead of being reported."""
+    import slimcaching.algorithms.certify as certify_mod
+
+    inst = read_instance(worked_example / "tiny.json")
+    opt = brute_force(inst)
+    monkeypatch.setattr(certify_mod, "capacity_free_bound", lambda instance: opt.latency * 1.01)
+    with pytest.raises(InvalidBound, match="start"):
+        certify(inst, time_limit=30, start=opt.placement)
+
+
+def test_certify_command_takes_a_start_file(worked_example, tmp_path):
+    """``--start F``: the certificate lists F's placement as an incumbent; a placement over a node's
+    capacity, or of another instance, is a one-line error naming F (exit 2), and F cannot be the output."""
+    inst = read_instance(worked_example / "tiny.json")
+    opt = brute_force(inst)
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"format": "slimcaching-placement/1", "cache": opt.placement.to_cache(inst)}))
+    cli = [sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"), "--time-limit", "30"]
+    out = subprocess.run(cli + ["--start", str(start)], capture_output=True, text=True, check=True)
+    d = json.loads(out.stdout)
+    assert d["incumbents"][1]["method"] == "start"
+    assert d["incumbents"][1]["value"] == pytest.approx(opt.latency, rel=1e-12)
+    assert d["latency"] == pytest.approx(opt.latency, rel=1e-12)
+    assert d["info"]["start_gap"] == pytest.approx(d["gap"], abs=1e-12)  # the start is the optimum here
+    over = tmp_path / "over.json"
+    over.write_text(json.dumps({"format": "slimcaching-placement/1", "cache": Placement(
+        np.ones((inst.N, inst.L, inst.max_experts), dtype=bool)).to_cache(inst)}))
+    bad = subprocess.run(cli + ["--start", str(over)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert str(over) in bad.stderr and "more than the node's capacity" in bad.stderr
+    same = subprocess.run(cli + ["--start", str(start), "--output", str(start)], capture_output=True, text=True)
+    assert same.returncode == 2 and "refusing to overwrite" in same.stderr
+    assert json.loads(start.read_text())["format"] == "slimcaching-placement/1"  # untouched
+
+
 def _planted(monkeypatch):
     """A wrong 'tightening': allow no expert of any layer on any node (removes every nonempty placement)."""
     def wrong(instance, capacity, counts):
