@@ -194,6 +194,9 @@ def test_certify_command_takes_a_start_file(worked_example, tmp_path):
     assert d["incumbents"][1]["value"] == pytest.approx(opt.latency, rel=1e-12)
     assert d["latency"] == pytest.approx(opt.latency, rel=1e-12)
     assert d["info"]["start_gap"] == pytest.approx(d["gap"], abs=1e-12)  # the start is the optimum here
+    other = certify(inst, time_limit=5, start=inst.empty_placement())
+    assert d["info"]["start_hash"] != other.info["start_hash"]
+    assert d["info"]["start_hash"] == certify(inst, time_limit=5, start=opt.placement).info["start_hash"]
     over = tmp_path / "over.json"
     over.write_text(json.dumps({"format": "slimcaching-placement/1", "cache": Placement(
         np.ones((inst.N, inst.L, inst.max_experts), dtype=bool)).to_cache(inst)}))

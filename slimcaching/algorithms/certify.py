@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..fileio import content_hash
 from ..formulations.arrays import level_model_rows
 from ..formulations.bounds import check_bound, separable_bound
 from ..formulations.counts import STALL_ROUNDS, count_generation
@@ -231,7 +232,8 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
         another method's.  It is an incumbent from the outset (method
         ``"start"``, checked against every bound like any other), so the
         certificate's latency is never above its latency; its own proven gap
-        is ``info["start_gap"]``, against the final bound.  The stages
+        is ``info["start_gap"]``, against the final bound, and its hash
+        ``info["start_hash"]`` (of its ``cache``, as in the file).  The stages
         after ``best`` start from the best placement so far (its layer
         patterns become columns; RINS, the LNS, the count enumeration and
         branch-and-bound start from it or below it).
@@ -283,6 +285,7 @@ def certify(instance: Instance, *, time_limit: float | None = DEFAULT_TIME_LIMIT
     if start is not None:
         ledger.add_incumbent("start", start)
         info["start_latency"] = ledger.incumbents[-1]["value"]
+        info["start_hash"] = content_hash({"cache": start.to_cache(instance)})  # which placement it was
     try:
         with hard_deadline(t0 + budget):  # every HiGHS run inside stops by then, and Ctrl-C stops it
             _stages(instance, ledger, info, t0, budget, seed, tightenings, work)
