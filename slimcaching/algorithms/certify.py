@@ -202,10 +202,11 @@ def check_start(instance: Instance, start: Placement, file: str = "start") -> No
     if not isinstance(start, Placement) or start.x.shape != shape:
         raise InputError(file, ("$.cache", f"must be a placement of instance {instance.name!r} "
                                            f"(N, L, Emax) = {shape}"))
-    used = start.storage_used(instance)
-    for n in start.over_capacity(instance):
+    over = start.over_capacity(instance)
+    if over:
+        n, used = over[0], start.storage_used(instance)[over[0]]
         raise InputError(file, (f"$.cache.{instance.node_names[n]}",
-                                f"caches {int(used[n])} {instance.size_unit}, more than the node's capacity "
+                                f"caches {int(used)} {instance.size_unit}, more than the node's capacity "
                                 f"{int(instance.capacity[n])} {instance.size_unit}"))
 
 
