@@ -181,8 +181,9 @@ def test_a_start_below_a_planted_bound_is_caught(monkeypatch, worked_example):
 
 
 def test_certify_command_takes_a_start_file(worked_example, tmp_path):
-    """``--start F``: the certificate lists F's placement as an incumbent; a placement over a node's
-    capacity, or of another instance, is a one-line error naming F (exit 2), and F cannot be the output."""
+    """``--start F``: the certificate lists F's placement as an incumbent, with a hash that tells
+    placements apart; a placement over a node's capacity is a one-line error naming F (exit 2), and F
+    cannot be the output.  (A placement of another instance: the library test above.)"""
     inst = read_instance(worked_example / "tiny.json")
     opt = brute_force(inst)
     start = tmp_path / "start.json"
