@@ -22,6 +22,15 @@ def _instance(seed: int, scale: float = 1.0):
     return instance_from_dict(scale_latencies(d, scale) if scale != 1.0 else d)
 
 
+def _layers(seeds):
+    """``(instance, hi, layer)`` for every layer of the random instances of ``seeds``."""
+    for seed in seeds:
+        inst = _instance(seed)
+        hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
+        for layer in range(inst.L):
+            yield inst, hi, layer
+
+
 def _brute(inst, layer: int, hi: np.ndarray) -> dict:
     """``{k: g_l(k)}`` over every subset of the layer's useful elements."""
     el = support(inst).elements
@@ -65,15 +74,12 @@ def test_both_methods_and_private_nodes_are_exercised():
     from slimcaching.formulations.count_tables import _layer_data, _singletons
 
     singleton = scanned_with_private = 0
-    for seed in range(40):
-        inst = _instance(seed)
-        hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
-        for layer in range(inst.L):
-            if _singletons(inst, layer):
-                singleton += 1
-                continue
-            _, _, shared, private, _ = _layer_data(inst, layer, hi[layer])
-            scanned_with_private += len(private) > 0 and len(shared) > 0
+    for inst, hi, layer in _layers(range(40)):
+        if _singletons(inst, layer):
+            singleton += 1
+            continue
+        _, _, shared, private, _ = _layer_data(inst, layer, hi[layer])
+        scanned_with_private += len(private) > 0 and len(shared) > 0
     assert singleton >= 10 and scanned_with_private >= 5
 
 
@@ -110,3 +116,98 @@ def test_no_table_beyond_the_bitmask_width():
     assert inst.experts[0] > 62
     hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))[0]
     assert table_work(inst, 0, hi) == math.inf and count_table(inst, 0, hi) is None
+
+
+@pytest.fixture
+def node_sets(monkeypatch):
+    """Every top-2 layer through the node-set scan: the mask scan's limit set to nothing."""
+    from slimcaching.formulations import count_tables
+
+    monkeypatch.setattr(count_tables, "TABLE_WORK", 0)
+
+
+def _at_most(ref: dict, k: tuple) -> float:
+    """``G(k)``: the least brute-force latency over count vectors ``<= k``."""
+    return min((v for kk, v in ref.items() if all(a <= b for a, b in zip(kk, k))), default=math.inf)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-9, 1e3])
+@pytest.mark.parametrize("seed", range(40))
+def test_node_set_scan_matches_brute_force(seed, scale, node_sets):
+    """Kept vectors: ``g_l(k)`` exactly, with a pattern of exactly these counts; the others dominated."""
+    from slimcaching.formulations.count_tables import _singletons
+
+    inst = _instance(seed, scale)
+    hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
+    for layer in range(inst.L):
+        table = count_table(inst, layer, hi[layer])
+        assert table.dominance != _singletons(inst, layer)
+        ref = _brute(inst, layer, hi[layer])
+        for k in itertools.product(*[range(h + 1) for h in hi[layer]]):
+            if math.isfinite(table.cost[k]):
+                assert table.cost[k] == pytest.approx(ref[k], rel=1e-9, abs=0)
+                assert table.cost[k] == pytest.approx(_at_most(ref, k), rel=1e-9, abs=0)
+                x = np.zeros((inst.N, inst.L, inst.max_experts), dtype=bool)
+                x[:, layer] = table.pattern(k, inst.max_experts)
+                assert tuple(x[:, layer].sum(axis=1)) == k
+                assert layer_latencies(inst, x)[layer] == pytest.approx(table.cost[k], rel=1e-9, abs=0)
+            else:  # some vector one count below is no worse
+                below = [tuple(v - (m == n) for m, v in enumerate(k)) for n in range(len(k)) if k[n] > 0]
+                assert below and min(_at_most(ref, b) for b in below) <= _at_most(ref, k) * (1 + 1e-9)
+        assert table.work == table_work(inst, layer, hi[layer])
+
+
+def test_node_set_scan_keeps_and_drops_vectors_and_splits_blocks_exactly(node_sets, monkeypatch):
+    """Not vacuous: over these instances both kept and dominated vectors occur, and a product split into
+    one-column blocks gives the same table."""
+    from slimcaching.formulations import count_tables
+    from slimcaching.formulations.count_tables import _singletons
+
+    kept = dropped = splits = 0
+    for i, (inst, hi, layer) in enumerate(_layers(range(40))):
+        if _singletons(inst, layer):
+            continue
+        table = count_table(inst, layer, hi[layer])
+        kept += int(np.isfinite(table.cost).sum())
+        dropped += int(np.isinf(table.cost).sum())
+        if i % 3 == 0:
+            with monkeypatch.context() as m:
+                m.setattr(count_tables, "_BLOCK", 1)
+                split = count_table(inst, layer, hi[layer])
+            np.testing.assert_array_equal(split.cost, table.cost)
+            splits += 1
+    assert kept >= 100 and dropped >= 100 and splits >= 5
+
+
+@pytest.mark.slow
+def test_node_set_scan_on_the_four_shared_nodes_of_the_mixtral_wifi_jetson_file():
+    """At real scale (8 experts, 4 shared nodes, 3 users: 43 million patterns): a sample of kept vectors
+    equals the count-restricted level MILP, and no dominated vector's MILP is below the table's least
+    latency at a vector one count below."""
+    from slimcaching.formulations.enumeration import _CountPricer
+    from slimcaching.instances.io import read_instance
+
+    inst = read_instance("instances/mixed-precision/mixed-mixtral-8x7b-wifi-jetson.json")
+    cap = tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS))
+    hi = _ranges(inst, cap)
+    layer = 3
+    table = count_table(inst, layer, hi[layer])
+    assert table.dominance and table.work == 9 ** 8
+    least = table.cost.copy()
+    for n in range(inst.N):
+        least = np.minimum.accumulate(least, axis=n)
+    pricer = _CountPricer(inst, layer, cap, DEFAULT_TIGHTENINGS)
+    rng = np.random.default_rng(0)
+    grid = np.array(list(itertools.product(*[range(h + 1) for h in hi[layer]])))
+    finite = np.isfinite(table.cost.reshape(-1))
+    for i in np.concatenate([rng.choice(np.flatnonzero(finite), 12, replace=False),
+                             rng.choice(np.flatnonzero(~finite), 12, replace=False)]):
+        k = tuple(int(v) for v in grid[i])
+        pricer.set_counts(np.array(k), np.array(k))
+        g, pattern = pricer.below(math.inf, None)
+        assert pattern is not None  # solved to optimality
+        if finite[i]:
+            assert table.cost[k] == pytest.approx(g, rel=1e-9, abs=0)
+        else:
+            below = [tuple(v - (m == n) for m, v in enumerate(k)) for n in range(len(k)) if k[n] > 0]
+            assert min(least[b] for b in below) <= g * (1 + 1e-9)

@@ -56,6 +56,43 @@ over the node sets where ``e`` is useful, ``F_0 = 0`` at ``k = 0``, and
 ``g_l(k) = sum_u w_u c[u,l] + F_E(k)``.  This dynamic programme costs
 ``E * 2^N * prod_n (hi_n + 1)`` and needs no bitmask table, so it also
 covers 16-expert layers (``mixed-llama-4-scout-wifi-jetson-L12``).
+
+**Many shared nodes: a scan over node sets.**  With four shared nodes the
+mask scan above is ``2^(4E)`` evaluations (4.3 billion for 8 experts).  Scan
+instead, for each expert ``e``, the set ``N_e`` of nodes caching it.  Its
+latency for user ``u`` is ``lambda_u(N_e) = min(c[u,l], min_{n in N_e}
+t[u,n,l])``, and ``A_j = {e : lambda_u(N_e) <= theta_j}``, so the layer's
+latency depends on the ``N_e`` only through these profiles.  Call ``N_e``
+*redundant* when some node of it is, for every user, no faster than the
+rest of ``N_e`` (or the cloud): dropping it changes no latency and lowers a
+count.  Let ``h(k)`` be the least latency over patterns of irredundant sets
+with counts exactly ``k``, and ``G(k) = min_{k' <= k} g_l(k')``.  Every
+pattern with counts ``k'`` becomes, by dropping redundant nodes one at a
+time, an irredundant one with counts ``k'' <= k'`` and the same latency, so
+``G(k) = min_{k'' <= k} h(k'')``.  The table keeps ``h(k)`` where
+``h(k) < G(k - 1_n)`` for every ``n`` with ``k_n > 0``; there ``h(k) =
+G(k) = g_l(k)`` (``G(k) <= g_l(k) <= h(k)``), with an optimal pattern of
+counts exactly ``k``.  Every other ``k`` is ``inf``: a vector one count
+below has a latency at most ``G(k)``, and so a pattern no worse that uses
+less storage.  For the outer knapsack of :mod:`.enumeration` that is
+exact: any placement can replace such a layer's pattern by one of a kept
+vector at most as large, with the same or lower latency and no more
+storage, so the optimum over kept vectors is ``T(opt)`` and its dual bound
+is valid (``CountTable.dominance``).
+
+The sets of one expert are few (``1 + 4 + ...``: nine per expert on the
+``wifi-jetson`` Mixtral file, ``9^8 = 43`` million patterns a layer), and
+they are scanned by meeting in the middle: the experts are split in two
+halves, each half's combinations are listed with their counts and, per
+term ``(u, j)``, their share of ``A_j`` as a bitmask; then ``sum_j
+(theta_{j+1} - theta_j) w_u W_u(A_j)`` over every pair of halves is one
+matrix product (one-hot rows of the high half's masks against the low
+half's columns of ``W``), grouped by the two halves' count vectors.  The
+kept values are recomputed from each optimal pattern in a fixed order, so
+they do not depend on the matrix product's summation order.  Measured: the
+32 layers of ``mixed-mixtral-8x7b-wifi-jetson`` in 10 s (20 s of CPU on 2
+cores), where one MILP per vector took 0.25 s for each of about 32 000
+vectors.
 """
 from __future__ import annotations
 
@@ -69,13 +106,23 @@ import numpy as np
 from ..instances.model import Instance
 from .assignment import support
 
-__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "MAX_TABLE_EXPERTS", "MAX_MASK_BITS"]
+__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "PROFILE_MEMORY", "MAX_TABLE_EXPERTS",
+           "MAX_MASK_BITS"]
 
 TABLE_WORK = 1 << 26
-"""Mask evaluations (:func:`table_work`) above which a layer gets no table and its vectors get MILPs.
+"""Mask evaluations (:func:`table_work`) above which a layer gets no mask scan; then the node-set scan
+counts its patterns against the same limit, and a layer over it too gets MILPs for its vectors.
 Measured: 33.6 million per layer of ``mixed-mixtral-8x7b-5g-mec`` (two shared nodes, two private, 8
-experts) take about 2 s; 4 shared nodes of 8 experts (4.3 billion) or 16-expert top-2 layers are out.
+experts) take about 2 s; 4 shared nodes of 8 experts (4.3 billion masks) go to the node-set scan (43
+million patterns a layer of ``mixed-mixtral-8x7b-wifi-jetson``, 0.3-1 s; 430 million on the paper Mixtral
+``wifi-jetson`` and ``wifi-rtx`` files, which are out), and 16-expert top-2 layers are out.
 Top-1 layers count dynamic-programme steps instead: 21.4 million for a 16-expert layer on 4 nodes, 0.35 s."""
+
+PROFILE_MEMORY = 1 << 24
+"""Entries (8 bytes each) of the node-set scan's largest matrices: its one-hot matrix, and each product block.
+A layer whose one-hot matrix would be larger gets no table (``wifi-jetson`` Mixtral: 6 561 x 192)."""
+
+_BLOCK = PROFILE_MEMORY  # entries of one product block (smaller in a test, to split the low half's columns)
 
 MAX_TABLE_EXPERTS = 16
 """Experts per layer above which no bitmask scan is built (``W_u`` has ``2^E`` entries per user)."""
@@ -97,12 +144,17 @@ class CountTable:
         An optimal pattern of each ``k``: node ``n``'s experts as a bitmask.
     work : int
         Mask evaluations the scan made (:func:`table_work`).
+    dominance : bool
+        ``cost[k]`` is ``inf`` also where a vector one count below reaches the same latency (the node-set
+        scan, "Many shared nodes" in the module docstring); a finite ``cost[k]`` is then the least latency
+        over the patterns with counts at most ``k``, and equals ``g_l(k)``.
     """
 
     layer: int
     cost: np.ndarray
     masks: np.ndarray
     work: int
+    dominance: bool = False
 
     def pattern(self, k, max_experts: int) -> np.ndarray:
         """bool ``(N, max_experts)``: the optimal pattern the table holds for count vector ``k``."""
@@ -172,7 +224,10 @@ def table_work(instance: Instance, layer: int, hi: np.ndarray) -> float:
     if data is None:
         return math.inf
     _, _, shared, private, masks = data
-    return float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
+    scan = float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
+    if scan <= TABLE_WORK:
+        return scan
+    return _profile_work(instance, layer, hi)  # the node-set scan
 
 
 def _weights(instance: Instance, layer: int, E: int) -> np.ndarray:
@@ -194,6 +249,10 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
                 deadline: float = math.inf) -> CountTable | None:
     """Exact ``g_l(k)`` for every ``0 <= k <= hi`` (proof in the module docstring).
 
+    Top-1 layers get the dynamic programme, others the mask scan when it takes at most
+    :data:`TABLE_WORK` evaluations, else the node-set scan, whose table is ``inf`` also at the
+    dominated vectors (``CountTable.dominance``).
+
     Parameters
     ----------
     hi : int (N,)
@@ -214,6 +273,9 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
     if _singletons(instance, layer):
         return _singleton_table(instance, layer, hi, work, deadline)
     E, reach, shared, private, masks = _layer_data(instance, layer, hi)
+    scan = float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
+    if scan > TABLE_WORK:
+        return _profile_table(instance, layer, hi, _profile_options(instance, layer, hi), work, deadline)
     N, U = instance.N, instance.U
     W = _weights(instance, layer, E)
     t, c, w = instance.latency[:, :, layer], instance.cloud_latency[:, layer], instance.weight
@@ -289,6 +351,178 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
         best[tuple(index)] = block
     return CountTable(layer=layer, cost=cost, masks=best, work=int(work))
 
+
+def _profile_options(instance: Instance, layer: int, hi: np.ndarray) -> list[np.ndarray] | None:
+    """Per expert, the node sets worth caching it on (bitmasks over nodes, the empty set first).
+
+    A set is kept when each of its nodes is strictly the fastest of the set for some user (below the
+    cloud): a node that is not adds a count and changes no latency.  ``None``: too many experts."""
+    E = int(instance.experts[layer])
+    if E > MAX_TABLE_EXPERTS:
+        return None
+    t, c = instance.latency[:, :, layer], instance.cloud_latency[:, layer]
+    tau = np.where(np.isfinite(t) & (t < c[:, None]), t, np.inf)  # (U, N): inf where no gain
+    useful = _useful(instance, layer)
+    useful[np.asarray(hi) <= 0] = False
+    out = []
+    for e in range(E):
+        nodes = np.flatnonzero(useful[:, e])
+        kept = [0]
+        for r in range(1, len(nodes) + 1):
+            for subset in itertools.combinations(nodes.tolist(), r):
+                lam = tau[:, list(subset)].min(axis=1)
+                if all(np.any(tau[:, [m for m in subset if m != n]].min(axis=1, initial=np.inf) > lam)
+                       for n in subset):
+                    kept.append(sum(1 << n for n in subset))
+        out.append(np.array(kept, dtype=np.int64))
+    return out
+
+
+def _profile_halves(options: list[np.ndarray]) -> int:
+    """How many experts go into the low half (the split that balances the two halves' combinations)."""
+    sizes = [len(o) for o in options]
+    return min(range(len(sizes) + 1), key=lambda j: max(math.prod(sizes[:j]), math.prod(sizes[j:])))
+
+
+def _terms(instance: Instance, layer: int) -> list[tuple[int, float, float]]:
+    """``(u, theta_j, w_u (theta_{j+1} - theta_j))`` for each user's distinct latencies below the cloud."""
+    t, c, w = instance.latency[:, :, layer], instance.cloud_latency[:, layer], instance.weight
+    out = []
+    for u in range(instance.U):
+        th = sorted({float(v) for v, ok in zip(t[u], np.isfinite(t[u]) & (t[u] < c[u])) if ok})
+        for j, v in enumerate(th):
+            out.append((u, v, float(w[u]) * ((th[j + 1] if j + 1 < len(th) else float(c[u])) - v)))
+    return out
+
+
+def _profile_work(instance: Instance, layer: int, hi: np.ndarray) -> float:
+    """Patterns the node-set scan makes (``inf`` when its one-hot matrix would pass :data:`PROFILE_MEMORY`)."""
+    options = _profile_options(instance, layer, hi)
+    if options is None:
+        return math.inf
+    E1 = _profile_halves(options)
+    rows = math.prod(len(o) for o in options[E1:])
+    if rows * len(_terms(instance, layer)) * (1 << (len(options) - E1)) > PROFILE_MEMORY:
+        return math.inf
+    return float(math.prod(len(o) for o in options))
+
+
+def _profile_table(instance: Instance, layer: int, hi: np.ndarray, options: list[np.ndarray], work: float,
+                   deadline: float) -> CountTable | None:
+    """The node-set scan with meet in the middle (module docstring, "Many shared nodes")."""
+    N, U = instance.N, instance.U
+    E = len(options)
+    W = _weights(instance, layer, E)
+    t, c, w = instance.latency[:, :, layer], instance.cloud_latency[:, layer], instance.weight
+    tau = np.where(np.isfinite(t) & (t < c[:, None]), t, np.inf)
+    # terms (u, j): user u's distinct latencies theta_j below the cloud, weighted by w_u (theta_{j+1} - theta_j)
+    terms = _terms(instance, layer)
+    const = float(np.sum(w * c))
+    T = len(terms)
+    node_bits = np.left_shift(1, np.arange(N, dtype=np.int64))
+    # per expert and option: its counts and, per term, whether the expert is available at theta_j
+    opt_counts = [((o[:, None] & node_bits[None, :]) != 0).astype(np.int64) for o in options]
+    opt_avail = []
+    for o in options:
+        lam = np.full((len(o), U), np.inf)
+        for n in range(N):
+            on = (o >> n) & 1 == 1
+            lam[on] = np.minimum(lam[on], tau[:, n][None, :])
+        opt_avail.append(np.array([[lam[i, u] <= v for (u, v, _) in terms] for i in range(len(o))],
+                                  dtype=bool).reshape(len(o), T))
+    E1 = _profile_halves(options)
+    shape = tuple(int(h) + 1 for h in hi)
+    strides = np.array([math.prod(shape[n + 1:]) for n in range(N)], dtype=np.int64)
+
+    def half(experts: range):
+        """Every combination of one option per expert: counts, per-term masks (local bits), option indices."""
+        counts = np.zeros((1, N), dtype=np.int64)
+        masks = np.zeros((1, T), dtype=np.int64)
+        picks = np.zeros((1, 0), dtype=np.int64)
+        for b, e in enumerate(experts):
+            m, r = len(options[e]), len(counts)
+            counts = (counts[:, None, :] + opt_counts[e][None, :, :]).reshape(r * m, N)
+            masks = (masks[:, None, :] | (opt_avail[e][None, :, :].astype(np.int64) << b)).reshape(r * m, T)
+            picks = np.concatenate([np.repeat(picks, m, axis=0), np.tile(np.arange(m), len(picks))[:, None]], axis=1)
+        ok = np.all(counts <= np.asarray(hi)[None, :], axis=1)
+        return counts[ok], masks[ok], picks[ok]
+
+    lo_counts, lo_masks, lo_picks = half(range(E1))
+    hi_counts, hi_masks, hi_picks = half(range(E1, E))
+    E2 = E - E1
+    # sort the high half by its count vector; one-hot rows pick each term's W entry by the high mask
+    hi_key = hi_counts @ strides
+    order = np.argsort(hi_key, kind="stable")
+    hi_counts, hi_masks, hi_picks, hi_key = hi_counts[order], hi_masks[order], hi_picks[order], hi_key[order]
+    starts = np.flatnonzero(np.r_[True, hi_key[1:] != hi_key[:-1]])
+    group_counts = hi_counts[starts]
+    R = len(hi_key)
+    onehot = np.zeros((R, T << E2))
+    onehot[np.repeat(np.arange(R), T), ((np.arange(T)[None, :] << E2) + hi_masks).ravel()] = 1.0
+    Wt = np.array([coef * W[u].reshape(1 << E2, 1 << E1) for (u, _, coef) in terms]).reshape(T, 1 << E2, 1 << E1)
+    size = math.prod(shape)
+    gain = np.full(size, -np.inf)  # the largest sum_t coef_t W_t over exact-count patterns
+    win_lo = np.zeros(size, dtype=np.int64)
+    win_hi = np.zeros(size, dtype=np.int64)
+    lo_key = lo_counts @ strides
+    for key in np.unique(lo_key):
+        if time.perf_counter() >= deadline:
+            return None
+        cols = np.flatnonzero(lo_key == key)
+        v, arg = np.full(R, -np.inf), np.zeros(R, dtype=np.int64)
+        for chunk in np.array_split(cols, min(len(cols), -(-len(cols) * R // _BLOCK))):
+            B = Wt[np.arange(T)[:, None], :, lo_masks[chunk].T].transpose(0, 2, 1).reshape(T << E2, len(chunk))
+            S = onehot @ B  # (R, |chunk|): the gain of every (high, low) pair
+            a = np.argmax(S, axis=1)
+            sa = S[np.arange(R), a]
+            up = sa > v
+            v[up], arg[up] = sa[up], chunk[a[up]]
+        best = np.maximum.reduceat(v, starts)
+        total = group_counts + lo_counts[cols[0]][None, :]
+        fits = np.all(total <= np.asarray(hi)[None, :], axis=1)
+        cells = total[fits] @ strides
+        better = best[fits] > gain[cells]
+        if not better.any():
+            continue
+        # the first high row of each group that reaches its maximum
+        group_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, R]))
+        hit = np.flatnonzero(v == best[group_of])
+        first = hit[np.unique(group_of[hit], return_index=True)[1]]
+        g = np.flatnonzero(fits)[better]
+        gain[cells[better]] = best[g]
+        win_hi[cells[better]] = first[g]
+        win_lo[cells[better]] = arg[first[g]]
+    # exact-count minima over the kept node sets, recomputed from each winning pattern in a fixed order
+    found = np.flatnonzero(np.isfinite(gain))
+    masks = np.zeros((size, N), dtype=np.int64)
+    cost = np.full(size, np.inf)
+    for cell in found:
+        picks = np.concatenate([lo_picks[win_lo[cell]], hi_picks[win_hi[cell]]])
+        for e, i in enumerate(picks):
+            sets = int(options[e][i])
+            for n in range(N):
+                if (sets >> n) & 1:
+                    masks[cell, n] |= 1 << e
+        A = [0] * T
+        for e, i in enumerate(picks):
+            for j in np.flatnonzero(opt_avail[e][i]):
+                A[j] |= 1 << e
+        cost[cell] = const - math.fsum(coef * W[u, A[j]] for j, (u, _, coef) in enumerate(terms))
+    cost = cost.reshape(shape)
+    # keep a vector only where it beats every vector one count below (else it is dominated: same or more
+    # latency, more storage); then cost[k] = min over patterns with counts <= k, where finite
+    below = np.full(shape, np.inf)
+    least = cost.copy()
+    for n in range(N):  # least[k] = min over k' <= k of cost[k']
+        least = np.minimum.accumulate(least, axis=n)
+    for n in range(N):
+        idx = [slice(None)] * N
+        idx[n] = slice(1, None)
+        prev = [slice(None)] * N
+        prev[n] = slice(None, -1)
+        below[tuple(idx)] = np.minimum(below[tuple(idx)], least[tuple(prev)])
+    cost = np.where(cost < below, cost, np.inf)
+    return CountTable(layer=layer, cost=cost, masks=masks.reshape(shape + (N,)), work=int(work), dominance=True)
 
 def _singleton_table(instance: Instance, layer: int, hi: np.ndarray, work: float, deadline: float) -> CountTable | None:
     """The top-1 dynamic programme over experts (module docstring)."""
