@@ -106,8 +106,8 @@ import numpy as np
 from ..instances.model import Instance
 from .assignment import support
 
-__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "PROFILE_MEMORY", "MAX_TABLE_EXPERTS",
-           "MAX_MASK_BITS"]
+__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "PROFILE_MEMORY", "MAX_NODE_SETS",
+           "MAX_TABLE_EXPERTS", "MAX_MASK_BITS"]
 
 TABLE_WORK = 1 << 26
 """Mask evaluations (:func:`table_work`) above which a layer gets no mask scan; then the node-set scan
@@ -119,8 +119,13 @@ million patterns a layer of ``mixed-mixtral-8x7b-wifi-jetson``, 0.3-1 s; 430 mil
 Top-1 layers count dynamic-programme steps instead: 21.4 million for a 16-expert layer on 4 nodes, 0.35 s."""
 
 PROFILE_MEMORY = 1 << 24
-"""Entries (8 bytes each) of the node-set scan's largest matrices: its one-hot matrix, and each product block.
+"""Entries (8 bytes each) of the node-set scan's largest matrices: its one-hot matrix, and each block of the
+product and of its right-hand side.
 A layer whose one-hot matrix would be larger gets no table (``wifi-jetson`` Mixtral: 6 561 x 192)."""
+
+MAX_NODE_SETS = 4096
+"""Node sets of one expert above which the node-set scan is not tried (their irredundancy test is a
+Python loop; the ``wifi-jetson`` Mixtral file has 14 to try per expert)."""
 
 _BLOCK = PROFILE_MEMORY  # entries of one product block (smaller in a test, to split the low half's columns)
 
@@ -356,7 +361,9 @@ def _profile_options(instance: Instance, layer: int, hi: np.ndarray) -> list[np.
     """Per expert, the node sets worth caching it on (bitmasks over nodes, the empty set first).
 
     A set is kept when each of its nodes is strictly the fastest of the set for some user (below the
-    cloud): a node that is not adds a count and changes no latency.  ``None``: too many experts."""
+    cloud): a node that is not adds a count and changes no latency.  Distinct nodes are then the
+    fastest for distinct users, so a kept set has at most ``U`` nodes, and only those sets are tried.
+    ``None``: too many experts, or more than :data:`MAX_NODE_SETS` sets to try for one expert."""
     E = int(instance.experts[layer])
     if E > MAX_TABLE_EXPERTS:
         return None
@@ -367,8 +374,11 @@ def _profile_options(instance: Instance, layer: int, hi: np.ndarray) -> list[np.
     out = []
     for e in range(E):
         nodes = np.flatnonzero(useful[:, e])
+        sizes = range(1, min(len(nodes), instance.U) + 1)
+        if sum(math.comb(len(nodes), r) for r in sizes) > MAX_NODE_SETS:
+            return None
         kept = [0]
-        for r in range(1, len(nodes) + 1):
+        for r in sizes:
             for subset in itertools.combinations(nodes.tolist(), r):
                 lam = tau[:, list(subset)].min(axis=1)
                 if all(np.any(tau[:, [m for m in subset if m != n]].min(axis=1, initial=np.inf) > lam)
@@ -470,7 +480,8 @@ def _profile_table(instance: Instance, layer: int, hi: np.ndarray, options: list
             return None
         cols = np.flatnonzero(lo_key == key)
         v, arg = np.full(R, -np.inf), np.zeros(R, dtype=np.int64)
-        for chunk in np.array_split(cols, min(len(cols), -(-len(cols) * R // _BLOCK))):
+        # blocks of at most _BLOCK entries, both the product (R x chunk) and B ((T 2^E2) x chunk)
+        for chunk in np.array_split(cols, min(len(cols), -(-len(cols) * max(R, T << E2) // _BLOCK))):
             B = Wt[np.arange(T)[:, None], :, lo_masks[chunk].T].transpose(0, 2, 1).reshape(T << E2, len(chunk))
             S = onehot @ B  # (R, |chunk|): the gain of every (high, low) pair
             a = np.argmax(S, axis=1)
