@@ -113,12 +113,14 @@ enumeration at 0.114 % (three runs: the optimal placement 0.772390, 10 406 vecto
 MILP stopped at 12 754-13 536 nodes after 338-342 s); with 1 800 s, branch-and-bound ends at 0.371 % and
 the enumeration proves the optimum in 979 s.  The outer MILP's progress varies several-fold
 (``docs/formulations.md``): one earlier 600 s run through it, with slower tables and another cutoff,
-ended at 0.406 %, no worse than branch-and-bound.  Below 600 s nothing was measured, so nothing changes
-there."""
+ended at 0.406 %, no worse than branch-and-bound.  Since the node-set tables (:mod:`.count_tables`) the
+rule also takes ``mixed-mixtral-8x7b-wifi-jetson`` (four shared nodes): at 600 s its gap is 0.800 % in
+two runs (14 181 vectors kept, the outer MILP stopped after 9 297-9 326 nodes and 303-338 s), where
+branch-and-bound ended at 1.04-1.07 %.  Below 600 s nothing was measured, so nothing changes there."""
 
 LONG_VECTORS = 250_000
 """Count vectors above which the long-budget route (:data:`LONG_BUDGET`) is not taken.  It admits
-``mixed-mixtral-8x7b-5g-mec`` and keeps out ``mixed-llama-4-scout-wifi-jetson-L12`` (1 002 252 vectors),
+``mixed-mixtral-8x7b-5g-mec`` and ``mixed-mixtral-8x7b-wifi-jetson`` (209 952 each) and keeps out ``mixed-llama-4-scout-wifi-jetson-L12`` (1 002 252 vectors),
 which branch-and-bound proves optimal in 245 s."""
 
 MAX_VECTORS = 2_000_000
