@@ -300,10 +300,16 @@ def test_large_model_path_bounds_stay_below_the_optimum(seed, monkeypatch):
             assert methods["separable Lagrangian"]["rounds"] <= WORK_UNIT["separable_rounds"] * 0.2
 
 
-def test_certify_closes_small_gaps_by_count_enumeration():
+@pytest.mark.parametrize("stall", [None, 1], ids=["default", "lns-stall-1"])
+def test_certify_closes_small_gaps_by_count_enumeration(monkeypatch, stall):
     """Where the LP, the decomposition, RINS and the LNS leave a gap on a small model, the count
-    enumeration closes it: the certificate is the brute-force optimum, proven."""
-    reached = 0
+    enumeration closes it: the certificate is the brute-force optimum, proven; also when the LNS before
+    it stops at its first step that improves nothing."""
+    from slimcaching.algorithms import certify as certify_module
+
+    if stall is not None:
+        monkeypatch.setattr(certify_module, "ENUMERATION_LNS_STALL", stall)
+    reached = stalled = 0
     for seed in range(40):
         inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
                                                        max_users=3, max_cap=6))
@@ -316,7 +322,10 @@ def test_certify_closes_small_gaps_by_count_enumeration():
         assert cert.info["count_enumeration"]["table_layers"] == inst.L  # every layer costed exactly by table
         assert cert.status == "optimal" and cert.bound_method == "count enumeration"
         assert cert.latency == pytest.approx(opt, rel=1e-9) and cert.bound <= opt * (1 + 1e-9)
+        stalled += bool(cert.info.get("lns", {}).get("stalled"))
     assert reached >= 5
+    if stall == 1:
+        assert stalled >= 3
 
 
 @pytest.mark.parametrize("name", ["tiny-012", "tiny-027"])

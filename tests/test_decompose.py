@@ -356,6 +356,31 @@ def test_milp_lns_never_worsens_and_ends_with_clean_neighbourhoods(seed):
     assert latency(inst, placement) >= brute_force(inst).latency * (1 - RTOL)
 
 
+@pytest.mark.parametrize("stall", [1, 3])
+def test_milp_lns_stops_after_stall_steps_without_improvement(stall):
+    """It ends exactly when the last ``stall`` sub-MILPs improved nothing, never earlier, and keeps its
+    placement; the same search without the rule runs on past that step on some of these instances."""
+    shorter = 0
+    for seed in range(15):
+        inst = _instance(seed, max_layers=4, max_nodes=4)
+        start = run(inst, "random", seed=seed).placement
+        placement, record = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0, stall_steps=stall)
+        full, whole = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0)
+        gains = [h["gain"] > 0 for h in record["history"]]
+        assert placement.is_feasible(inst) and latency(inst, placement) <= latency(inst, start) * (1 + 1e-12)
+        assert latency(inst, placement) == pytest.approx(record["history"][-1]["latency"] if gains else
+                                                         latency(inst, start), rel=1e-12)
+        # never `stall` failures in a row before the end
+        assert not any(not any(gains[i - stall:i]) for i in range(stall, len(gains)))
+        if record["stalled"]:
+            assert not any(gains[-stall:]) and len(gains) >= stall
+            assert [h["gain"] for h in whole["history"][:len(gains)]] == [h["gain"] for h in record["history"]]
+            shorter += whole["steps"] > record["steps"]
+        else:
+            assert record["exhausted"] and record["steps"] == whole["steps"]
+    assert shorter >= 3
+
+
 @pytest.mark.parametrize("name", ["decompose", "lns"])
 def test_parameter_errors_name_the_parameter(name):
     inst = _instance(1)

@@ -149,7 +149,8 @@ def _changes(new: np.ndarray, old: np.ndarray) -> tuple[list[tuple], list[tuple]
 def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None = 60.0, seed: int | None = 0,
              width: int = 2, sub_time: float = 5.0, kinds: tuple[str, ...] = NEIGHBOURHOODS,
              tightenings: Any = DEFAULT_TIGHTENINGS, finish_rows: int = FULL_MILP_ROWS,
-             max_steps: int | None = None, sub_nodes: int | None = None) -> tuple[Placement, dict]:
+             max_steps: int | None = None, sub_nodes: int | None = None,
+             stall_steps: int | None = None) -> tuple[Placement, dict]:
     """Large-neighbourhood search with exact HiGHS re-optimisation of layer windows and node pairs.
 
     Parameters
@@ -179,6 +180,10 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         of ``sub_time`` seconds, and the window width adapts to node counts
         instead of wall time, so with ``max_steps`` (and ``finish_rows=0``)
         the search is the same on any machine; ``time_limit`` still ends it.
+    stall_steps : int, optional
+        Stop after this many sub-MILPs in a row that improved nothing (``None``:
+        never), for a caller with a better use for the time than proving the
+        placement locally optimal everywhere.
 
     Returns
     -------
@@ -187,6 +192,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         (one dict per neighbourhood), ``final_width``, ``exhausted`` (every
         neighbourhood proven optimal for the returned placement), ``finish``
         (the whole-model run: ``status``, ``bound``, ``latency``; ``None`` if none ran),
+        ``stalled`` (``stall_steps`` ended the search),
         ``interrupted`` (Ctrl-C stopped the search; the placement is the best so far).
 
     Notes
@@ -223,7 +229,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
 
     k = 0
     exhausted = not kinds  # no neighbourhood at all (one layer, at most two nodes): only the whole model
-    interrupted, finish = False, None
+    interrupted, stalled, finish = False, False, None
     kept = ev.placement()  # the last placement applied in full (a Ctrl-C may strike inside ev.apply)
     try:
         while kinds and time.perf_counter() < deadline and (max_steps is None or len(history) < max_steps):
@@ -286,6 +292,10 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
                     w -= 1
             history.append({"t": time.perf_counter() - t0, "kind": kind, "free": list(key[1]), "status": res.status,
                             "sub_s": res.wall_s, "gain": gain, "latency": ev.latency, "width": w})
+            if stall_steps is not None and len(history) >= stall_steps and \
+                    not any(h["gain"] > 0 for h in history[-stall_steps:]):
+                stalled = True
+                break
         if exhausted and finish_rows and level_model_rows(instance) <= finish_rows and deadline - time.perf_counter() > 0.5:
             # every window is locally optimal: the rest of the time goes to HiGHS on the whole model below T
             left = deadline - time.perf_counter()
@@ -304,7 +314,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
         interrupted = True  # Ctrl-C or SIGTERM: the caller re-raises once it has its result
     return kept, {"steps": len(history), "improving_steps": sum(h["gain"] > 0 for h in history),
                   "final_width": w, "exhausted": exhausted, "finish": finish, "history": history,
-                  "interrupted": interrupted}
+                  "stalled": stalled, "interrupted": interrupted}
 
 
 _LNS_PARAMS = ("width", "sub_time", "neighbourhoods", "decompose", "best_share", "decompose_share", "price_time",
