@@ -1,6 +1,7 @@
 """The benchmark entry point (``make bench``), outside the installed package."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from slimcaching.errors import InputError
@@ -83,3 +84,30 @@ def test_perf_enumeration_proves_the_brute_force_optimum_and_is_reproducible(tmp
             "placement")
     assert {k: again[0][k] for k in keys} == {k: rows[0][k] for k in keys}
     assert enumeration_table(rows).count("**0 (optimal)**") == 2
+
+
+def test_perf_count_tables_rows_report_the_tables_they_timed():
+    """Each row names the scan ``certify`` would use and the vectors its tables keep; the node-set row
+    appears beside a mask-scan row (with a ratio) only where both scans are within the work limit."""
+    from benchmarks.perf_count_tables import table, table_rows
+
+    from slimcaching.formulations.count_tables import count_table, table_work
+    from slimcaching.formulations.enumeration import _ranges
+    from slimcaching.formulations.tightenings import DEFAULT_TIGHTENINGS, tightened_capacities
+    from slimcaching.instances.io import read_instance
+
+    files = ["instances/tiny/tiny-012.json", "instances/tiny/tiny-027.json"]
+    rows = table_rows(files, layers=2, repeat=1)
+    for f in files:
+        inst = read_instance(f)
+        hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))
+        mine = {r["scan"]: r for r in rows if r["instance"] == inst.name}
+        auto = [count_table(inst, l, hi[l]) for l in range(min(2, inst.L))]
+        main = mine["masks"] if "masks" in mine else mine["dp"]
+        assert main["kept"] == [int(np.isfinite(t.cost).sum()) for t in auto]
+        assert main["work"] == pytest.approx(np.median([table_work(inst, l, hi[l]) for l in range(len(auto))]))
+        assert main["file_s"] == pytest.approx(main["median_s"] * inst.L)
+        if "node-sets" in mine:
+            assert mine["node-sets"]["ratio"] > 0 and main["ratio"] is None
+    assert any("node-sets" in r["scan"] for r in rows)
+    assert "node sets / masks" in table(rows, 1)

@@ -211,3 +211,26 @@ def test_node_set_scan_on_the_four_shared_nodes_of_the_mixtral_wifi_jetson_file(
         else:
             below = [tuple(v - (m == n) for m, v in enumerate(k)) for n in range(len(k)) if k[n] > 0]
             assert min(least[b] for b in below) <= g * (1 + 1e-9)
+
+
+def test_forced_scans_agree_where_they_apply():
+    """``scan="masks"`` and ``"node-sets"`` on every layer (top-1 ones too) give the same least latency at
+    every count vector, ``"dp"`` builds no table for a top-2 layer, and an unknown scan is refused."""
+    from slimcaching.formulations.count_tables import _singletons
+
+    top2 = 0
+    for inst, hi, layer in _layers(range(0, 40, 4)):
+        masks = count_table(inst, layer, hi[layer], scan="masks")
+        sets = count_table(inst, layer, hi[layer], scan="node-sets")
+        assert not masks.dominance and sets.dominance
+        least = masks.cost.copy()
+        for n in range(inst.N):
+            least = np.minimum.accumulate(least, axis=n)
+        kept = np.isfinite(sets.cost)
+        np.testing.assert_allclose(sets.cost[kept], least[kept], rtol=1e-9, atol=0)
+        if not _singletons(inst, layer):
+            top2 += 1
+            assert count_table(inst, layer, hi[layer], scan="dp") is None
+    assert top2 >= 5
+    with pytest.raises(ValueError, match="scan must be one of"):
+        table_work(inst, 0, hi[0], scan="bitmask")

@@ -106,7 +106,7 @@ import numpy as np
 from ..instances.model import Instance
 from .assignment import support
 
-__all__ = ["CountTable", "count_table", "table_work", "TABLE_WORK", "PROFILE_MEMORY", "MAX_NODE_SETS",
+__all__ = ["CountTable", "count_table", "table_work", "SCANS", "TABLE_WORK", "PROFILE_MEMORY", "MAX_NODE_SETS",
            "MAX_TABLE_EXPERTS", "MAX_MASK_BITS"]
 
 TABLE_WORK = 1 << 26
@@ -217,22 +217,39 @@ def _singletons(instance: Instance, layer: int) -> bool:
     return bool(np.all(instance.set_sizes[rows] == 1))
 
 
-def table_work(instance: Instance, layer: int, hi: np.ndarray) -> float:
-    """Mask evaluations (top-1 layers: DP steps) :func:`count_table` makes (``inf`` when it would build none)."""
+SCANS = ("auto", "dp", "masks", "node-sets")
+"""``count_table``'s methods: ``"auto"`` picks the dynamic programme for top-1 layers, else the mask scan
+within :data:`TABLE_WORK`, else the node-set scan; the others force one (for ablation and benchmarks)."""
+
+
+def _method(instance: Instance, layer: int, hi: np.ndarray, scan: str) -> tuple[str, float]:
+    """``(method, work)`` of :func:`count_table` (``work`` is ``inf`` when the method builds no table)."""
+    if scan not in SCANS:
+        raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
     hi = np.asarray(hi)
     if int(instance.experts[layer]) > MAX_MASK_BITS:
-        return math.inf
-    if _singletons(instance, layer):
+        return scan, math.inf
+    if scan == "dp" or (scan == "auto" and _singletons(instance, layer)):
+        if not _singletons(instance, layer):
+            return "dp", math.inf
         active = int(np.sum(hi > 0))
-        return float(instance.experts[layer]) * 2 ** active * math.prod(int(h) + 1 for h in hi)
+        return "dp", float(instance.experts[layer]) * 2 ** active * math.prod(int(h) + 1 for h in hi)
+    if scan == "node-sets":
+        return scan, _profile_work(instance, layer, hi)
     data = _layer_data(instance, layer, hi)
     if data is None:
-        return math.inf
+        return "masks", math.inf
     _, _, shared, private, masks = data
-    scan = float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
-    if scan <= TABLE_WORK:
-        return scan
-    return _profile_work(instance, layer, hi)  # the node-set scan
+    work = float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
+    if scan == "masks" or work <= TABLE_WORK:
+        return "masks", work
+    return "node-sets", _profile_work(instance, layer, hi)
+
+
+def table_work(instance: Instance, layer: int, hi: np.ndarray, scan: str = "auto") -> float:
+    """Mask evaluations (top-1 layers: DP steps; node-set scan: patterns) :func:`count_table` makes
+    (``inf`` when it would build none)."""
+    return _method(instance, layer, hi, scan)[1]
 
 
 def _weights(instance: Instance, layer: int, E: int) -> np.ndarray:
@@ -251,7 +268,7 @@ def _weights(instance: Instance, layer: int, E: int) -> np.ndarray:
 
 
 def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: float = TABLE_WORK,
-                deadline: float = math.inf) -> CountTable | None:
+                deadline: float = math.inf, scan: str = "auto") -> CountTable | None:
     """Exact ``g_l(k)`` for every ``0 <= k <= hi`` (proof in the module docstring).
 
     Top-1 layers get the dynamic programme, others the mask scan when it takes at most
@@ -266,21 +283,22 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
         Return ``None`` instead when the scan would take more mask evaluations.
     deadline : float
         ``time.perf_counter()`` value at which to give up (returns ``None``).
+    scan : {"auto", "dp", "masks", "node-sets"}
+        The method (:data:`SCANS`); a forced one that does not apply gives ``None``.
 
     Returns
     -------
     CountTable or None
     """
     hi = np.asarray(hi, dtype=np.int64)
-    work = table_work(instance, layer, hi)
+    method, work = _method(instance, layer, hi, scan)
     if work > max_work:
         return None
-    if _singletons(instance, layer):
+    if method == "dp":
         return _singleton_table(instance, layer, hi, work, deadline)
-    E, reach, shared, private, masks = _layer_data(instance, layer, hi)
-    scan = float(math.prod(len(masks[n]) for n in shared)) * (1 + sum(len(masks[p]) for p in private.values()))
-    if scan > TABLE_WORK:
+    if method == "node-sets":
         return _profile_table(instance, layer, hi, _profile_options(instance, layer, hi), work, deadline)
+    E, reach, shared, private, masks = _layer_data(instance, layer, hi)
     N, U = instance.N, instance.U
     W = _weights(instance, layer, E)
     t, c, w = instance.latency[:, :, layer], instance.cloud_latency[:, layer], instance.weight
