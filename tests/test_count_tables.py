@@ -215,7 +215,8 @@ def test_node_set_scan_on_the_four_shared_nodes_of_the_mixtral_wifi_jetson_file(
 
 def test_forced_scans_agree_where_they_apply():
     """``scan="masks"`` and ``"node-sets"`` on every layer (top-1 ones too) give the same least latency at
-    every count vector, ``"dp"`` builds no table for a top-2 layer, and an unknown scan is refused."""
+    every count vector, a past deadline gives no node-set table, ``"dp"`` builds no table for a top-2
+    layer, and an unknown scan is refused."""
     from slimcaching.formulations.count_tables import _singletons
 
     top2 = 0
@@ -223,6 +224,7 @@ def test_forced_scans_agree_where_they_apply():
         masks = count_table(inst, layer, hi[layer], scan="masks")
         sets = count_table(inst, layer, hi[layer], scan="node-sets")
         assert not masks.dominance and sets.dominance
+        assert count_table(inst, layer, hi[layer], scan="node-sets", deadline=time.perf_counter() - 1) is None
         least = masks.cost.copy()
         for n in range(inst.N):
             least = np.minimum.accumulate(least, axis=n)

@@ -525,7 +525,9 @@ def _profile_table(instance: Instance, layer: int, hi: np.ndarray, options: list
     found = np.flatnonzero(np.isfinite(gain))
     masks = np.zeros((size, N), dtype=np.int64)
     cost = np.full(size, np.inf)
-    for cell in found:
+    for i, cell in enumerate(found):
+        if i % 1024 == 0 and time.perf_counter() >= deadline:
+            return None
         picks = np.concatenate([lo_picks[win_lo[cell]], hi_picks[win_hi[cell]]])
         for e, i in enumerate(picks):
             sets = int(options[e][i])
