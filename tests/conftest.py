@@ -43,6 +43,15 @@ def tamper_solver(monkeypatch):
     return install
 
 
+@pytest.fixture
+def node_sets(monkeypatch):
+    """Every top-2 layer tabulated by the node-set scan of the count tables (dominated vectors dropped):
+    the mask scan's limit set to nothing."""
+    from slimcaching.formulations import count_tables
+
+    monkeypatch.setattr(count_tables, "TABLE_WORK", 0)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _ctrl_c_deliverable():
     """The Ctrl-C tests need SIGINT handled as in a terminal.  A suite started in the background

@@ -116,14 +116,7 @@ def test_no_table_beyond_the_bitmask_width():
     assert inst.experts[0] > 62
     hi = _ranges(inst, tightened_capacities(inst, tuple(DEFAULT_TIGHTENINGS)))[0]
     assert table_work(inst, 0, hi) == math.inf and count_table(inst, 0, hi) is None
-
-
-@pytest.fixture
-def node_sets(monkeypatch):
-    """Every top-2 layer through the node-set scan: the mask scan's limit set to nothing."""
-    from slimcaching.formulations import count_tables
-
-    monkeypatch.setattr(count_tables, "TABLE_WORK", 0)
+    assert count_table(inst, 0, hi, max_work=math.inf) is None  # no limit does not make a table possible
 
 
 def _at_most(ref: dict, k: tuple) -> float:

@@ -365,7 +365,7 @@ def test_milp_lns_stops_after_stall_steps_without_improvement(stall):
         inst = _instance(seed, max_layers=4, max_nodes=4)
         start = run(inst, "random", seed=seed).placement
         placement, record = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0, stall_steps=stall)
-        full, whole = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0)
+        _, whole = milp_lns(inst, start, time_limit=None, seed=seed, finish_rows=0)
         gains = [h["gain"] > 0 for h in record["history"]]
         assert placement.is_feasible(inst) and latency(inst, placement) <= latency(inst, start) * (1 + 1e-12)
         assert latency(inst, placement) == pytest.approx(record["history"][-1]["latency"] if gains else

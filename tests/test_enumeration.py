@@ -85,15 +85,6 @@ def test_every_latency_scale(seed, scale, tabulate):
     assert r.proved and r.latency == pytest.approx(opt.latency, rel=RTOL)
 
 
-@pytest.fixture
-def node_sets(monkeypatch):
-    """Every top-2 layer tabulated by the node-set scan (dominated vectors dropped): the mask scan's limit
-    set to nothing."""
-    from slimcaching.formulations import count_tables
-
-    monkeypatch.setattr(count_tables, "TABLE_WORK", 0)
-
-
 @pytest.mark.parametrize("scale", [1.0, 1e-9, 1e3])
 @pytest.mark.parametrize("seed", range(0, 60, 2))
 def test_node_set_tables_solve_to_the_brute_force_optimum(seed, scale, node_sets):

@@ -292,7 +292,7 @@ def count_table(instance: Instance, layer: int, hi: np.ndarray, *, max_work: flo
     """
     hi = np.asarray(hi, dtype=np.int64)
     method, work = _method(instance, layer, hi, scan)
-    if work > max_work:
+    if math.isinf(work) or work > max_work:  # inf: the method builds no table, whatever max_work
         return None
     if method == "dp":
         return _singleton_table(instance, layer, hi, work, deadline)
