@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -341,10 +342,29 @@ def test_a_long_budget_routes_fully_tabulated_instances_through_the_count_enumer
     assert enumeration.tabulated(inst) and enumeration.count_vectors(inst) <= enumeration.LONG_VECTORS
     monkeypatch.setattr(certify_module, "ENUMERATION_WORK", 0)
     monkeypatch.setattr(certify_module, "LONG_BUDGET", 60.0)
+    monkeypatch.setattr(certify_module, "LONG_ROUTE_BEST", 0.5)
+    best_limits, enum_ends = [], []
+    real_best, real_enumerate = certify_module.best, certify_module._enumerate
+
+    def timed_best(*args, time_limit=None, **kw):
+        best_limits.append(time_limit)
+        return real_best(*args, time_limit=time_limit, **kw)
+
+    def timed_enumerate(instance, ledger, prices, seconds, *args):
+        enum_ends.append(time.perf_counter() + seconds - t_call)
+        return real_enumerate(instance, ledger, prices, seconds, *args)
+
+    monkeypatch.setattr(certify_module, "best", timed_best)
+    monkeypatch.setattr(certify_module, "_enumerate", timed_enumerate)
+    t_call = time.perf_counter()
     short = certify(inst, time_limit=59.0)
     assert "long_enumeration" not in short.info and "count_enumeration" not in short.info
+    assert best_limits == [pytest.approx(0.05 * 59.0)] and not enum_ends
+    t_call = time.perf_counter()
     long = certify(inst, time_limit=60.0)
     assert long.info["long_enumeration"] and long.info["count_enumeration"]["proved"]
+    # the long route: a short ``best``, and the enumeration may run to the end of the budget (not 95 %)
+    assert best_limits[1] == 0.5 and len(enum_ends) == 1 and 0.97 * 60.0 < enum_ends[0] < 60.5
     assert long.info["count_enumeration"]["table_layers"] == inst.L
     for cert in (short, long):
         assert cert.status == "optimal" and cert.latency == pytest.approx(opt, rel=1e-9)

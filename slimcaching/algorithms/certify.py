@@ -41,7 +41,8 @@ the count decomposition: the layer decomposition until 30 %, price-and-branch
 until 35 %, RINS until 40 %, the LNS until 45 % (a low incumbent fixes more
 count vectors) or until :data:`ENUMERATION_LNS_STALL` of its sub-MILPs in a
 row improve nothing, the enumeration from the decomposition's prices and the
-incumbent until 95 %, and branch-and-bound for the rest if the gap is still open.
+incumbent until 95 %, and branch-and-bound for the rest if the gap is still open.  On the long
+route ``best`` gets :data:`LONG_ROUTE_BEST` seconds and the enumeration runs to the end.
 
 **Work mode** (``work_limit=W``): the same stages in the same order, each
 stopped by a count instead of a share of the clock (:func:`work_limits`:
@@ -80,8 +81,8 @@ from ..solvers import SolveInterrupted
 from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_lns, rins
 from .local_search import best
 
-__all__ = ["Certificate", "certify", "check_start", "DEFAULT_TIME_LIMIT", "ENUMERATION_LNS_STALL", "WORK_UNIT",
-           "work_limits"]
+__all__ = ["Certificate", "certify", "check_start", "DEFAULT_TIME_LIMIT", "ENUMERATION_LNS_STALL", "LONG_ROUTE_BEST",
+           "WORK_UNIT", "work_limits"]
 
 DEFAULT_TIME_LIMIT = 600.0
 """Seconds ``certify`` spends when no limit is given."""
@@ -91,6 +92,15 @@ ENUMERATION_LNS_STALL = 10
 its time goes to the enumeration's outer MILP.  Measured (library calls, 600 s, seed 0): on
 ``mixed-mixtral-8x7b-5g-mec`` the only improving step of the LNS was its first of 55 (0.1 s of 172 s),
 and on ``mixed-mixtral-8x7b-wifi-jetson`` none of 54 (169 s) improved RINS's placement."""
+
+LONG_ROUTE_BEST = 5.0
+"""Seconds of ``best`` on the long-enumeration route (``info["long_enumeration"]``); there the outer
+knapsack also keeps the last 5 % of the budget instead of a branch-and-bound run from scratch.
+Measured on the two files of that route (600 s, seed 0): ``best`` returned 1.986837 on
+``mixed-mixtral-8x7b-5g-mec`` after 30 s (the empty placement, 2.508126, after 5 s) and 0.807834 on
+``mixed-mixtral-8x7b-wifi-jetson``, where price-and-branch found 0.773104 and 0.364337 3 s later; the
+last 30 s of branch-and-bound on the level model ended at 0.769291 and 0.359946, below the
+enumeration's bounds (0.771619, 0.360743).  Both shares go to the outer knapsack instead."""
 
 WORK_UNIT: dict[str, int] = {
     "separable_rounds": 1000,  # subgradient rounds of the separable Lagrangian bound (large models)
@@ -339,13 +349,29 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         if work is not None and time.perf_counter() >= deadline and name not in info["wall_cut"]:
             info["wall_cut"].append(name)
 
-    start = best(instance, seed=seed, time_limit=max(0.01, min(30.0, 0.05 * budget)) if work is None else until(1.0))
-    stage_done("best")
-    ledger.add_incumbent("best", start.placement)
     rows = level_model_rows(instance)
     per_layer = max((level_model_rows(instance, np.arange(instance.L) == l) for l in range(instance.L)), default=0)
     small = rows <= FULL_LP_ROWS
     info.update(level_rows=rows, max_layer_rows=per_layer, full_model=small)
+    vectors = count_vectors(instance, tightenings) if small else None
+    info["count_vectors"] = vectors
+    # the vectors times the rows each vector's MILP would have, tables or not: with many vectors the
+    # outer knapsack keeps 10 000-19 000 of them, and whether it beats branch-and-bound on the model
+    # depends on the budget and the vector count (the LONG_BUDGET rule below)
+    enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
+    long_route = (small and not enumerable and budget >= LONG_BUDGET and vectors <= LONG_VECTORS
+                  and tabulated(instance, tightenings))
+    if long_route:
+        # every vector costed by a table, and 600 s or more: on mixed-mixtral-8x7b-5g-mec the outer knapsack
+        # ends at 0.0999 % (0.114 % before the LNS's stall rule) where branch-and-bound ends at 0.376-0.414 %,
+        # and it proves the optimum in 1800 s; on mixed-mixtral-8x7b-wifi-jetson (node-set tables) 0.800 %
+        # against 1.04-1.07 %
+        enumerable = True
+        info["long_enumeration"] = True
+    best_time = min(LONG_ROUTE_BEST, 30.0, 0.05 * budget) if long_route else min(30.0, 0.05 * budget)
+    start = best(instance, seed=seed, time_limit=max(0.01, best_time) if work is None else until(1.0))
+    stage_done("best")
+    ledger.add_incumbent("best", start.placement)
     prices, lp_x = None, None
     if small:
         lp, prices, lp_x = lp_prices(instance, tightenings=tightenings, time_limit=max(0.01, until(0.3)), point=True)
@@ -362,20 +388,6 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
             prices = sep["prices"]
         except ValueError as exc:  # too many nodes to enumerate their subsets
             info["separable"] = str(exc)
-    vectors = count_vectors(instance, tightenings) if small else None
-    info["count_vectors"] = vectors
-    # the vectors times the rows each vector's MILP would have, tables or not: with many vectors the
-    # outer knapsack keeps 10 000-19 000 of them, and whether it beats branch-and-bound on the model
-    # depends on the budget and the vector count (the LONG_BUDGET rule below)
-    enumerable = small and vectors * max(per_layer, 1) <= ENUMERATION_WORK
-    if (small and not enumerable and budget >= LONG_BUDGET and vectors <= LONG_VECTORS
-            and tabulated(instance, tightenings)):
-        # every vector costed by a table, and 600 s or more: on mixed-mixtral-8x7b-5g-mec the outer knapsack
-        # ends at 0.0999 % (0.114 % before the LNS's stall rule) where branch-and-bound ends at 0.376-0.414 %,
-        # and it proves the optimum in 1800 s; on mixed-mixtral-8x7b-wifi-jetson (node-set tables) 0.800 %
-        # against 1.04-1.07 %
-        enumerable = True
-        info["long_enumeration"] = True
     # with an enumeration ahead, the count decomposition's bound would only be superseded
     counts = small and not enumerable and len(np.unique(instance.expert_size)) > 1
     rins_end, lns_end = (0.4, 0.45) if enumerable else (0.65, 0.75)
@@ -443,8 +455,11 @@ def _stages(instance: Instance, ledger: _Ledger, info: dict, t0: float, budget: 
         info["lns"] = {k: v for k, v in record.items() if k != "history"}
         if record["interrupted"]:
             raise KeyboardInterrupt  # milp_lns kept its placement through Ctrl-C; now stop here too
-    if enumerable and prices is not None and until(0.95) > 0.5 and not _closed(ledger):
-        _enumerate(instance, ledger, prices, until(0.95), info, cap("enum_nodes"), tightenings)
+    # on the long route the outer knapsack keeps the last 5 % too: branch-and-bound from scratch on the
+    # level model never reached the enumeration's bound there (LONG_ROUTE_BEST)
+    enum_end = 1.0 if long_route else 0.95
+    if enumerable and prices is not None and until(enum_end) > 0.5 and not _closed(ledger):
+        _enumerate(instance, ledger, prices, until(enum_end), info, cap("enum_nodes"), tightenings)
         stage_done("count enumeration")
     if small and until(1.0) > 0.5 and not _closed(ledger):
         _branch_and_bound(instance, ledger, tightenings, until(1.0), seed, info, cap("bb_nodes"))
