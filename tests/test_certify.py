@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -309,7 +310,7 @@ def test_certify_closes_small_gaps_by_count_enumeration(monkeypatch, stall):
     from slimcaching.algorithms import certify as certify_module
 
     if stall is not None:
-        monkeypatch.setattr(certify_module, "ENUMERATION_LNS_STALL", stall)
+        monkeypatch.setattr(certify_module, "LNS_STALL", stall)
     reached = stalled = 0
     for seed in range(40):
         inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
@@ -327,6 +328,43 @@ def test_certify_closes_small_gaps_by_count_enumeration(monkeypatch, stall):
     assert reached >= 5
     if stall == 1:
         assert stalled >= 3
+
+
+def test_the_lns_stalls_before_branch_and_bound_exactly_on_mixed_expert_sizes(monkeypatch):
+    """With the enumeration switched off, the LNS before branch-and-bound gets the stall rule on the
+    models with more than one expert size (the count decomposition's route) and on no other; every
+    certificate still brackets the brute-force optimum."""
+    from slimcaching.algorithms import certify as certify_module
+
+    monkeypatch.setattr(certify_module, "ENUMERATION_WORK", 0)
+    monkeypatch.setattr(certify_module, "LONG_BUDGET", math.inf)
+    monkeypatch.setattr(certify_module, "LNS_STALL", 1)
+    calls = []
+    real = certify_module.milp_lns
+
+    def recording(*args, stall_steps=None, **kw):
+        calls.append(stall_steps)
+        return real(*args, stall_steps=stall_steps, **kw)
+
+    monkeypatch.setattr(certify_module, "milp_lns", recording)
+    seen = {True: 0, False: 0}
+    for seed in range(40):
+        data = random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3, max_users=3, max_cap=6)
+        if seed % 2:  # one expert size on every other instance
+            for layer in data["layers"]:
+                layer["expert_size"] = 1
+        inst = instance_from_dict(data)
+        calls.clear()
+        cert = certify(inst, time_limit=60, work_limit=0.05, seed=seed)
+        opt = brute_force(inst).latency
+        assert cert.bound <= opt * (1 + 1e-9) and opt <= cert.latency * (1 + 1e-9)
+        assert "count_enumeration" not in cert.info
+        if "lns" not in cert.info:  # the gap closed before the LNS
+            continue
+        mixed = len(np.unique(inst.expert_size)) > 1
+        assert calls == [1 if mixed else None]
+        seen[mixed] += 1
+    assert seen[True] >= 3 and seen[False] >= 3, seen
 
 
 @pytest.mark.parametrize("name", ["tiny-012", "tiny-027"])

@@ -112,7 +112,7 @@ job beside each run): with 600 s, branch-and-bound on the level model ends at ga
 enumeration at 0.114 % (three runs: the optimal placement 0.772390, 10 406 vectors kept, the outer
 MILP stopped at 12 754-13 536 nodes after 338-342 s); with 1 800 s, branch-and-bound ends at 0.371 % and
 the enumeration proves the optimum in 979 s; since the LNS before it stops when it stalls
-(``certify.ENUMERATION_LNS_STALL``), 600 s give 0.0999 % (three runs).  The outer MILP's progress varies
+(``certify.LNS_STALL``), 600 s give 0.0999 % (three runs).  The outer MILP's progress varies
 several-fold
 (``docs/formulations.md``): one earlier 600 s run through it, with slower tables and another cutoff,
 ended at 0.406 %, no worse than branch-and-bound.  Since the node-set tables (:mod:`.count_tables`) the
