@@ -96,10 +96,11 @@ nothing, and its time goes to that exact stage.  Measured (library calls, 600 s,
 ``mixed-mixtral-8x7b-5g-mec`` the only improving step of the LNS was its first of 55 (0.1 s of 172 s),
 and on ``mixed-mixtral-8x7b-wifi-jetson`` none of 54 (169 s) improved RINS's placement.  On
 ``mixed-phi-3.5-moe-wifi-rtx-L8`` the LNS without the rule ran until 162-210 s (37-48 steps, 1-2 of
-them gains) and branch-and-bound had 391 s: gap 0.318 %; with it the LNS stopped at 102 s (19 steps, one
-gain) and branch-and-bound had 498 s: gap 0.0947 % (the optimum, proven given 1 800 s, is the placement
-both found).  Models with one expert size keep the LNS as it was (not measured with the rule; on
-``paper-mixtral-8x7b-5g-device-bf16`` the LNS's placement was the best of a 600 s run)."""
+them gains) and branch-and-bound had 391 s: gap 0.318 %; with it the LNS stopped at 102-104 s (19 steps,
+one gain) and branch-and-bound had 496-498 s: gap 0.0947 % and 0.1077 % in two runs (the optimum, proven
+given 1 800 s, is the placement all three found).  On ``mixed-phi-3.5-moe-5g-device`` it gives 0.053 % in
+two runs (0.065-0.161 % before).  Models with one expert size keep the LNS as it was (not measured with
+the rule; on ``paper-mixtral-8x7b-5g-device-bf16`` the LNS's placement was the best of a 600 s run)."""
 
 LONG_ROUTE_BEST = 5.0
 """Seconds of ``best`` on the long-enumeration route (``info["long_enumeration"]``); there the outer
