@@ -2,8 +2,12 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.perf_paper_table [--files F ...] [--algorithms LIST] [--records R ...]
-                                          [--db DB] [--hard-timeout S] [--numba-sets N]
+    python -m benchmarks.perf_paper_table [--suite paper|mixed-precision] [--files F ...] [--algorithms LIST]
+                                          [--records R ...] [--db DB] [--hard-timeout S] [--numba-sets N]
+
+``--suite`` picks the default files (``instances/<suite>/``) and records
+(``benchmarks/records/<suite>-certify.jsonl``); ``--files`` and ``--records``
+override them.
 
 1. Runs every registered algorithm that needs no MILP solver (:data:`HEURISTICS`:
    ``best``, ``polish``, ``cyclic``, ``successive``, ``maxconv``, ``greedy``,
@@ -45,10 +49,25 @@ from pathlib import Path
 
 from benchmarks.timing import machine
 
-__all__ = ["main", "HEURISTICS", "DEFAULT_FILES", "DEFAULT_RECORDS", "sweep", "tables"]
+__all__ = ["main", "HEURISTICS", "DEFAULT_FILES", "DEFAULT_RECORDS", "SUITES", "suite_files", "suite_records",
+           "sweep", "tables"]
 
-DEFAULT_FILES = sorted(glob.glob("instances/paper/*.json*"))
-DEFAULT_RECORDS = ["benchmarks/records/paper-certify.jsonl"]
+SUITES = ("paper", "mixed-precision")
+"""The suites with certificates kept as data (``benchmarks/records/<suite>-certify.jsonl``)."""
+
+
+def suite_files(suite: str) -> list[str]:
+    """The instance files of ``instances/<suite>/``, sorted."""
+    return sorted(glob.glob(f"instances/{suite}/*.json*"))
+
+
+def suite_records(suite: str) -> list[str]:
+    """The certificate records of ``suite``."""
+    return [f"benchmarks/records/{suite}-certify.jsonl"]
+
+
+DEFAULT_FILES = suite_files("paper")
+DEFAULT_RECORDS = suite_records("paper")
 
 #: Registered algorithms that call a MILP solver (or enumerate): not part of the heuristic sweep.
 SOLVER_BASED = ("exact", "brute-force", "decompose", "lns")
@@ -154,16 +173,22 @@ def _only(records: list[str], files: list[str], tmp: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", nargs="+", default=DEFAULT_FILES, metavar="INSTANCE")
+    ap.add_argument("--suite", choices=SUITES, default="paper",
+                    help="default files and records: instances/SUITE/ and benchmarks/records/SUITE-certify.jsonl")
+    ap.add_argument("--files", nargs="+", default=None, metavar="INSTANCE")
     ap.add_argument("--algorithms", default=",".join(HEURISTICS),
                     help=f"comma-separated (default: {','.join(HEURISTICS)})")
-    ap.add_argument("--records", nargs="*", default=DEFAULT_RECORDS, metavar="JSONL",
-                    help="certify records to import (default: %(default)s)")
+    ap.add_argument("--records", nargs="*", default=None, metavar="JSONL",
+                    help="certify records to import (default: the suite's)")
     ap.add_argument("--db", default=None, help="results store to use and keep (default: a temporary one)")
     ap.add_argument("--hard-timeout", type=float, default=1800.0, help="seconds per run (default 1800)")
     ap.add_argument("--numba-sets", type=int, default=100_000,
                     help="run instances with more activation sets with the numba kernel (default 100000)")
     args = ap.parse_args(argv)
+    if args.files is None:
+        args.files = suite_files(args.suite)
+    if args.records is None:
+        args.records = suite_records(args.suite)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or str(Path(tmp) / "paper.sqlite")
@@ -173,7 +198,7 @@ def main(argv: list[str] | None = None) -> str:
         imported = sum(import_certificates(db, r) for r in _only(args.records, args.files, tmp))
         certified, cpu_table = tables(db, list(args.files), algorithms)
     out = "\n".join([
-        f"### The paper suite: every heuristic against the best bound (machine: {machine()})", "",
+        f"### The {args.suite} suite: every heuristic against the best bound (machine: {machine()})", "",
         f"Heuristics seed 0, no time limit, hard timeout {args.hard_timeout:g} s, one run at a time; "
         f"this sweep ran {s['ran']} run(s) ({s['skipped']} already in the store), {s['timeouts']} timeout(s), "
         f"{s['errors']} error(s), {s['wall_s']:.0f} s wall, {s['cpu_s']:.0f} s CPU, 5-min load "
