@@ -24,13 +24,18 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
    over all these columns;
 4. small models, while the gap is open: RINS (:func:`_rins`: HiGHS on the
    elements where the incumbent and the tightened LP differ, until 65 %);
-5. MILP-LNS from the incumbent (until 75 %, or until every neighbourhood is
-   locally optimal; on small models with more than one expert size, also
-   until :data:`LNS_STALL` of its sub-MILPs in a row improve nothing;
-   large models: the rest);
+5. MILP-LNS from the incumbent (until 75 %, or until no neighbourhood is
+   left: each solved without a gain or out of its time twice; on small
+   models with more than one expert size, also until :data:`LNS_STALL` of
+   its sub-MILPs in a row improve nothing; large models: the rest);
 6. small models: HiGHS branch-and-bound on the tightened level model with the
    incumbent as objective cutoff, for the rest, in one run from wherever the
    LNS ended (its dual bound, and its incumbent if better).
+
+A run can end before ``S``: when the gap is closed, or, on large models,
+when the LNS has no neighbourhood left (``mixed-qwen1.5-moe-a2.7b-wifi-jetson``
+after 252-256 s, ``mixed-olmoe-1b-7b-wifi-rtx`` after 326 s, of 600 s; more
+time per sub-MILP improved neither placement, docs/performance.md).
 
 Small models with few count vectors and small layers (their product at most
 :data:`~slimcaching.formulations.enumeration.ENUMERATION_WORK`), and, when

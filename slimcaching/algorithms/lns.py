@@ -190,7 +190,7 @@ def milp_lns(instance: Instance, start: Placement, *, time_limit: float | None =
     (Placement, dict)
         The placement and a record: ``steps``, ``improving_steps``, ``history``
         (one dict per neighbourhood), ``final_width``, ``exhausted`` (every
-        neighbourhood proven optimal for the returned placement), ``finish``
+        neighbourhood clean for the returned placement: see Notes), ``finish``
         (the whole-model run: ``status``, ``bound``, ``latency``; ``None`` if none ran),
         ``stalled`` (``stall_steps`` ended the search),
         ``interrupted`` (Ctrl-C stopped the search; the placement is the best so far).
