@@ -34,7 +34,7 @@ Stages (shares of the budget ``S``; each stage also stops at the deadline):
 
 A run can end before ``S``: when the gap is closed, or, on large models,
 when the LNS has no neighbourhood left (``mixed-qwen1.5-moe-a2.7b-wifi-jetson``
-after 252-256 s, ``mixed-olmoe-1b-7b-wifi-rtx`` after 326 s, of 600 s; more
+after 252-256 s, ``mixed-olmoe-1b-7b-wifi-rtx`` after 314-326 s, of 600 s; more
 time per sub-MILP improved neither placement, docs/performance.md).
 
 Small models with few count vectors and small layers (their product at most
