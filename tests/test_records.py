@@ -40,3 +40,17 @@ def test_a_record_whose_bound_is_above_a_kept_latency_is_refused(tmp_path):
     bad.write_text(json.dumps(d) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="bound"):
         import_certificates(str(tmp_path / "s.sqlite"), bad)
+
+
+def test_the_mixed_precision_table_uses_that_suites_records(tmp_path):
+    """``--suite`` picks the records; ``--files`` narrows the rows, and only their certificates are imported."""
+    from benchmarks.perf_paper_table import main
+
+    f = "instances/mixed-precision/mixed-switch-base-8-wifi-rtx.json"
+    out = main(["--suite", "mixed-precision", "--files", f, "--algorithms", "cloud",
+                "--db", str(tmp_path / "t.sqlite"), "--hard-timeout", "60"])
+    assert out.startswith("### The mixed-precision suite")
+    assert "1 certificate(s) imported from benchmarks/records/mixed-precision-certify.jsonl" in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("| mixed-switch-base-8-wifi-rtx |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "optimum" in cells and "0.118347" in cells  # the kept certificate: proven optimal
