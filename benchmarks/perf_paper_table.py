@@ -1,4 +1,4 @@
-"""The ``paper`` suite: every heuristic against the best proven bound, one row per instance.
+"""A suite (``paper``, ``mixed-precision``): every heuristic against the best proven bound, one row per instance.
 
 Usage (from the repository root)::
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> str:
         args.records = suite_records(args.suite)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or str(Path(tmp) / "paper.sqlite")
+        db = args.db or str(Path(tmp) / f"{args.suite}.sqlite")
         s = sweep(list(args.files), algorithms, db, hard_timeout=args.hard_timeout, numba_sets=args.numba_sets)
         from slimcaching.analysis.certified import import_certificates
 
