@@ -98,6 +98,37 @@ def test_node_set_tables_solve_to_the_brute_force_optimum(seed, scale, node_sets
         assert r.bound == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
 
 
+@pytest.mark.parametrize("tabulate", [True, False], ids=["tables", "milps"])
+@pytest.mark.parametrize("seed", range(0, 60, 2))
+def test_a_target_gap_is_proven_against_the_brute_force_optimum(seed, tabulate):
+    """With ``target_gap`` the search below ``U (1 - G)`` ends with a certified gap of at most ``G``:
+    from the optimum, nothing lies below the target and the bound is the target's (never above the
+    optimum); from the empty placement, whose target is above the optimum, a better placement is found
+    and proven optimal."""
+    inst, opt, dw = _case(seed)
+    for target in (0.3, 0.05, 1e-3):
+        r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=tabulate, target_gap=target)
+        _check(inst, opt, r)
+        assert r.complete and r.latency == opt.latency
+        # the target less 1e-8, or the start bound where that is higher; the gap is at most the target
+        assert r.bound == pytest.approx(max(opt.latency * (1 - target) * (1 - 1e-8), r.start_bound), rel=1e-12)
+        empty = latency(inst, inst.empty_placement())
+        if opt.latency < empty * (1 - target) * (1 - 1e-6):  # the optimum lies below the target
+            r = count_enumeration(inst, dw.prices, tabulate=tabulate, target_gap=target)
+            _check(inst, opt, r)
+            assert r.complete and r.proved
+            assert r.latency == pytest.approx(opt.latency, rel=RTOL, abs=1e-300)
+        # from the empty placement with the target 0.1 % below the optimum: nothing lies below it,
+        # whatever HiGHS finds above it (it may report such a solution's value as its dual bound)
+        g = 1 - opt.latency * (1 - 1e-3) / empty
+        if g > 0:
+            r = count_enumeration(inst, dw.prices, tabulate=tabulate, target_gap=g)
+            _check(inst, opt, r)
+            assert r.complete and r.bound >= opt.latency * (1 - 1e-3) * (1 - 1e-7)
+    with pytest.raises(ValueError, match="target_gap"):
+        count_enumeration(inst, dw.prices, target_gap=1.0)
+
+
 def test_a_vanishing_time_limit_keeps_the_start_and_a_valid_bound():
     for seed in range(10):
         inst, opt, dw = _case(seed)

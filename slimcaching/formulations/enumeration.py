@@ -147,7 +147,8 @@ class CountEnumeration:
         Count vectors in all, left after fixing, and past the floor test (their
         fixed-count LP, and where it did not decide, the MILP, was solved).
     complete : bool
-        Every vector was examined and the outer MILP solved to optimality.
+        Every vector was examined and the outer MILP solved to optimality
+        (with a ``target_gap``: searched to the end below its cutoff).
     info : dict
         Per-layer counts, the outer MILP's status, nodes and time.
     """
@@ -248,7 +249,8 @@ class _CountPricer(LayerPricer):
 def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placement | None = None,
                       time_limit: float | None = None, tightenings: Iterable[str] = DEFAULT_TIGHTENINGS,
                       max_vectors: int = MAX_VECTORS, node_limit: int | None = None,
-                      threads: int = 1, tabulate: bool = True, count_variables: bool = True) -> CountEnumeration:
+                      threads: int = 1, tabulate: bool = True, count_variables: bool = True,
+                      target_gap: float = 0.0) -> CountEnumeration:
     """Solve ``instance`` by its count vectors, with reduced-cost fixing (proofs in the module docstring).
 
     Parameters
@@ -276,6 +278,15 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     count_variables : bool
         Give the outer MILP the integer counts ``K[l,n]`` to branch on
         (module docstring; ``False`` is for ablation).
+    target_gap : float in [0, 1)
+        Look only for placements more than this fraction below ``U``: fixing
+        and the outer MILP's cutoff use ``G = U (1 - target_gap)`` instead of
+        ``U``.  The proofs of the module docstring hold with ``G`` in place of
+        ``U`` (no step uses that ``U`` is feasible), so a vector fixed against
+        ``G`` is in no placement better than ``G``, and an outer MILP with
+        nothing below ``G`` proves ``T(opt) >= G``: a gap of at most
+        ``target_gap``, with fewer vectors kept and a smaller tree.  ``0``
+        (the default): the optimum.
 
     Returns
     -------
@@ -296,8 +307,14 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     hi = _ranges(instance, cap)
     size = np.asarray(instance.expert_size, dtype=np.int64)
     nu = np.maximum(np.asarray(prices, dtype=float), 0.0)
+    if not (0.0 <= target_gap < 1.0):
+        raise ValueError(f"target_gap must be in [0, 1), got {target_gap!r}")
     start = instance.empty_placement() if start is None else start
     upper = latency(instance, start)
+    # what the outer search must beat, and the bound when nothing beats it: with a target gap, the
+    # cutoff itself, less HiGHS's tolerance (1e-9 relative) as in lns.cutoff_branch_and_bound
+    goal = upper * (1 - target_gap) if target_gap > 0 else upper
+    proven_at = goal * (1 - 1e-8) if target_gap > 0 else upper
     info: dict = {"layers": []}
 
     def out(bound: float, placement: Placement, value: float, kept: int, solved: int, complete: bool):
@@ -322,7 +339,7 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
             p.set_counts(np.zeros(N), hi[p.layer])
             minima.append(p.price(nu)[0])
     lb = math.fsum(minima) - float(nu @ cap)
-    slack = upper - lb
+    slack = goal - lb
     # the kept vectors: layer, counts, proven lower bound of g, pattern (None: take it from the table)
     kept: list[tuple[int, np.ndarray, float, np.ndarray | None]] = []
     solved = 0
@@ -367,14 +384,16 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
     if node_limit is not None:
         h.setOptionValue("mip_max_nodes", int(node_limit))
-    # only combinations better than the start matter: with none, HiGHS reports infeasible (bound U)
-    h.setOptionValue("objective_bound", float(upper * scale * (1 + 1e-9)))
+    # only combinations better than the start (or the target) matter: with none, HiGHS reports
+    # infeasible (bound U, or the target's cutoff)
+    h.setOptionValue("objective_bound", float(goal * scale * (1 + 1e-9)) if target_gap == 0
+                     else float(goal * scale))
     have = np.zeros(L, dtype=bool)
     have[[l for l, *_ in kept]] = True
     if not have.all():
-        # a layer with no vector below the slack: no placement beats the start
+        # a layer with no vector below the slack: no placement beats the start (or the target)
         info["outer"] = {"status": "no vector left in some layer"}
-        return out(upper, start, upper, len(kept), solved, True)
+        return out(max(proven_at, lb), start, upper, len(kept), solved, True)
     n = len(kept)
     # rows: one choice per layer (L), capacity (N), K[l,n] = sum_k k_n z[l,k] (L*N); columns: z, then K
     n_k = L * N if count_variables else 0
@@ -410,9 +429,14 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     info["outer"] = {"status": status, "columns": n, "nodes": int(hinfo.mip_node_count),
                      "wall_s": time.perf_counter() - t}
     if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
-        return out(upper, start, upper, n, solved, True)
+        return out(max(proven_at, lb), start, upper, n, solved, True)
     dual = hinfo.mip_dual_bound
     bound = dual / scale if math.isfinite(dual) and abs(dual) < highspy.kHighsInf else lb
+    if target_gap > 0:
+        # HiGHS prunes at the cutoff but keeps solutions above it; with one as its incumbent it can
+        # report that solution's value as its dual bound ("Optimal"), which the tree proved only up
+        # to the cutoff (seen on the level model, lns.cutoff_branch_and_bound)
+        bound = min(bound, proven_at)
     best, value = start, upper
     if hinfo.primal_solution_status >= 1:
         z = np.array(h.getSolution().col_value)
