@@ -72,6 +72,45 @@ def test_every_bound_of_certify_is_below_the_optimum(seed):
     assert latency(inst, cert.placement) == cert.latency
 
 
+@pytest.mark.parametrize("route", ["enumeration", "branch-and-bound"])
+def test_a_target_gap_is_certified_and_every_bound_stays_below_the_optimum(monkeypatch, route):
+    """``gap=G``: every bound is <= T(opt) <= every incumbent, and a run that no clock cut ends with a
+    certified gap of at most ``G``; through the count enumeration and through branch-and-bound (the
+    enumeration switched off), each of which proves a target cutoff on some instances."""
+    from slimcaching.algorithms import certify as certify_module
+
+    if route == "branch-and-bound":
+        monkeypatch.setattr(certify_module, "ENUMERATION_WORK", 0)
+        monkeypatch.setattr(certify_module, "LONG_BUDGET", math.inf)
+    method = "count enumeration" if route == "enumeration" else "HiGHS branch-and-bound (cutoff)"
+    target_bounds = 0
+    for seed in range(60):
+        inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                       max_users=3, max_cap=6))
+        opt = brute_force(inst).latency
+        for target in (0.02, 0.2):
+            cert = certify(inst, time_limit=60, work_limit=0.05, seed=seed, gap=target)
+            assert cert.info["gap_target"] == target
+            for b in cert.bounds:
+                assert b["value"] <= opt * (1 + 1e-9), b
+            for i in cert.incumbents:
+                assert i["value"] >= opt * (1 - 1e-9), i
+            assert latency(inst, cert.placement) == cert.latency
+            assert not cert.info["wall_cut"] and cert.gap <= target + 1e-7
+            target_bounds += any(b["method"] == method and b["value"] < opt * (1 - 1e-6) for b in cert.bounds)
+    assert target_bounds >= 3
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan", "x"])
+def test_a_bad_target_gap_is_a_one_line_error(worked_example, value):
+    out = subprocess.run([sys.executable, "-m", "slimcaching.cli", "certify", str(worked_example / "tiny.json"),
+                          "--gap", value], capture_output=True, text=True)
+    assert out.returncode == 2 and "--gap" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    with pytest.raises(InputError, match="--gap: must be a number in"):
+        certify(read_instance(worked_example / "tiny.json"), time_limit=10, gap=1.0)
+
+
 @given(st.integers(0, 10_000))
 @settings(max_examples=40, deadline=None)
 def test_separable_bound_is_below_the_optimum(seed):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, emit, positive_float, seed
+from .common import add_command, emit, number, positive_float, seed
 
 __all__ = ["register"]
 
@@ -25,7 +25,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
         start, _ = read_placement(args.start, inst)
         check_start(inst, start, args.start)
     try:
-        cert = certify(inst, time_limit=args.time_limit, seed=args.seed, work_limit=args.work_limit, start=start)
+        cert = certify(inst, time_limit=args.time_limit, seed=args.seed, work_limit=args.work_limit, start=start,
+                       gap=args.gap)
     except SolveInterrupted as exc:  # Ctrl-C: write what was proven and found so far, then exit 130
         emit(exc.result.to_dict(inst), args.output, indent=None)
         raise
@@ -46,6 +47,10 @@ def register(sub) -> None:
                         "steps; W times the unit caps) instead of a share of the time, so the result does not "
                         "depend on machine speed; the caps are in info.work_limits (default: none, stages "
                         "stop at shares of --time-limit)")
+    p.add_argument("--gap", type=number("--gap", 0.0, 1.0, high_open=True), default=0.0, metavar="G",
+                   help="stop once the certified gap is at most G (a fraction: 0.001 is 0.1 %%); the exact stages "
+                        "then search only below the incumbent's latency times 1 - G, a much smaller tree "
+                        "(default 0: prove the optimum)")
     p.add_argument("--start", metavar="PLACEMENT", default=None,
                    help="a placement file (slimcaching-placement/1) to start from, e.g. the one deployed today: "
                         "the certificate's latency is never above its latency, and info.start_gap is its own proven gap "
