@@ -50,6 +50,28 @@ def test_perf_certify_perturb_row_orders_the_two_price_and_branch_runs():
         assert opt * (1 - 1e-9) <= row["pab_perturbed"] <= row["pab"] * (1 + 1e-12)
 
 
+def test_perf_certify_passes_a_target_gap_to_each_certificate(tmp_path):
+    """``--gap``: each row and each record carries the target, and each certified gap is within it and
+    brackets the brute-force optimum (tiny files, seconds)."""
+    import json
+
+    from benchmarks.perf_certify import certify_rows, certify_table
+
+    from slimcaching.algorithms.bruteforce import brute_force
+    from slimcaching.instances.io import read_instance
+
+    files = ["instances/tiny/tiny-000.json", "instances/tiny/tiny-014.json"]
+    records = tmp_path / "certify.jsonl"
+    rows = certify_rows(files, time_limit=60, seed=0, records=str(records), gap=0.05)
+    lines = [json.loads(ln) for ln in records.read_text().splitlines()]
+    for f, row, rec in zip(files, rows, lines):
+        opt = brute_force(read_instance(f)).latency
+        assert row["gap_target"] == 0.05 and rec["info"]["gap_target"] == 0.05 and rec["file"] == f
+        assert row["gap"] <= 0.05 + 1e-9
+        assert row["bound"] <= opt * (1 + 1e-9) <= row["latency"] * (1 + 1e-9)
+    assert "target gap 5 %" in certify_table(rows, 60, 0.05)
+
+
 def test_perf_enumeration_proves_the_brute_force_optimum_and_is_reproducible(tmp_path):
     """The enumeration benchmark ends with the brute-force optimum, proved, on two tiny files where the
     decomposition's bound is 21 % and 10 % below it (so the enumeration closed a gap); the bound used for
