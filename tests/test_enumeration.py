@@ -110,8 +110,10 @@ def test_a_target_gap_is_proven_against_the_brute_force_optimum(seed, tabulate):
         r = count_enumeration(inst, dw.prices, start=opt.placement, tabulate=tabulate, target_gap=target)
         _check(inst, opt, r)
         assert r.complete and r.latency == opt.latency
-        # the target less 1e-8, or the start bound where that is higher; the gap is at most the target
-        assert r.bound == pytest.approx(max(opt.latency * (1 - target) * (1 - 1e-8), r.start_bound), rel=1e-12)
+        # the target (its cutoff, 2e-8 above it, less 1e-8), or the start bound where that is higher
+        assert r.bound == pytest.approx(max(opt.latency * (1 - target) * (1 + 2e-8) * (1 - 1e-8), r.start_bound),
+                                        rel=1e-12)
+        assert (r.latency - r.bound) / r.latency <= target  # the gap meets the target exactly
         empty = latency(inst, inst.empty_placement())
         if opt.latency < empty * (1 - target) * (1 - 1e-6):  # the optimum lies below the target
             r = count_enumeration(inst, dw.prices, tabulate=tabulate, target_gap=target)

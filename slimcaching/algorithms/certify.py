@@ -539,7 +539,9 @@ def _branch_and_bound(instance: Instance, ledger: _Ledger, tightenings: Any, sec
                       info: dict, node_limit: int | None = None, target: float = 0.0) -> None:
     """:func:`~.lns.cutoff_branch_and_bound` below the best latency (less the target gap); records its bound
     and incumbent."""
-    cutoff = ledger.best_latency * (1 - target)
+    # raised by 2e-8 so that the bound it proves, the cutoff less 1e-8, meets the target
+    cutoff = min(ledger.best_latency * (1 - target) * (1 + 2e-8), ledger.best_latency) if target > 0 \
+        else ledger.best_latency
     placement, bound, info["branch_and_bound"] = cutoff_branch_and_bound(instance, cutoff, seconds,
                                                                          seed=seed, tightenings=tightenings,
                                                                          node_limit=node_limit)

@@ -285,8 +285,9 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
         ``U`` (no step uses that ``U`` is feasible), so a vector fixed against
         ``G`` is in no placement better than ``G``, and an outer MILP with
         nothing below ``G`` proves ``T(opt) >= G``: a gap of at most
-        ``target_gap``, with fewer vectors kept and a smaller tree.  ``0``
-        (the default): the optimum.
+        ``target_gap``, with fewer vectors kept and a smaller tree.  (The
+        cutoff is ``G`` raised by ``2e-8``, so that the bound, the cutoff less
+        HiGHS's tolerance, is at least ``G``.)  ``0`` (the default): the optimum.
 
     Returns
     -------
@@ -312,8 +313,9 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     start = instance.empty_placement() if start is None else start
     upper = latency(instance, start)
     # what the outer search must beat, and the bound when nothing beats it: with a target gap, the
-    # cutoff itself, less HiGHS's tolerance (1e-9 relative) as in lns.cutoff_branch_and_bound
-    goal = upper * (1 - target_gap) if target_gap > 0 else upper
+    # cutoff itself less 1e-8 (above HiGHS's tolerance 1e-9, as in lns.cutoff_branch_and_bound), the
+    # cutoff set 2e-8 above U (1 - G) so that this bound meets the target; never above U
+    goal = min(upper * (1 - target_gap) * (1 + 2e-8), upper) if target_gap > 0 else upper
     proven_at = goal * (1 - 1e-8) if target_gap > 0 else upper
     info: dict = {"layers": []}
 
