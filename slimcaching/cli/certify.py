@@ -50,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--gap", type=number("--gap", 0.0, 1.0, high_open=True), default=0.0, metavar="G",
                    help="stop once the certified gap is at most G (a fraction: 0.001 is 0.1 %%); the exact stages "
                         "then search only below the incumbent's latency times 1 - G, a much smaller tree "
-                        "(default 0: prove the optimum)")
+                        "(default: 0, prove the optimum)")
     p.add_argument("--start", metavar="PLACEMENT", default=None,
                    help="a placement file (slimcaching-placement/1) to start from, e.g. the one deployed today: "
                         "the certificate's latency is never above its latency, and info.start_gap is its own proven gap "
