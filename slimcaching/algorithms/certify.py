@@ -87,7 +87,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileio import content_hash
 from ..formulations.arrays import level_model_rows
-from ..formulations.bounds import check_bound, separable_bound
+from ..formulations.bounds import check_bound, separable_bound, target_cutoff
 from ..formulations.counts import STALL_ROUNDS, count_generation
 from ..formulations.decomposition import column_generation, lp_prices, perturbed_columns, price_and_branch
 from ..formulations.direct import hard_deadline
@@ -539,9 +539,7 @@ def _branch_and_bound(instance: Instance, ledger: _Ledger, tightenings: Any, sec
                       info: dict, node_limit: int | None = None, target: float = 0.0) -> None:
     """:func:`~.lns.cutoff_branch_and_bound` below the best latency (less the target gap); records its bound
     and incumbent."""
-    # raised by 2e-8 so that the bound it proves, the cutoff less 1e-8, meets the target
-    cutoff = min(ledger.best_latency * (1 - target) * (1 + 2e-8), ledger.best_latency) if target > 0 \
-        else ledger.best_latency
+    cutoff = target_cutoff(ledger.best_latency, target)
     placement, bound, info["branch_and_bound"] = cutoff_branch_and_bound(instance, cutoff, seconds,
                                                                          seed=seed, tightenings=tightenings,
                                                                          node_limit=node_limit)

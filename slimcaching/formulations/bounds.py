@@ -19,7 +19,7 @@ import numpy as np
 from ..instances.model import Instance
 from ..objective import empty_latency, member_index
 
-__all__ = ["InvalidBound", "check_bound", "separable_bound", "BOUND_RTOL"]
+__all__ = ["InvalidBound", "check_bound", "separable_bound", "target_cutoff", "BOUND_RTOL"]
 
 BOUND_RTOL = 1e-9
 """A bound may exceed a feasible latency by this relative amount (floating point) before it is rejected."""
@@ -27,6 +27,19 @@ BOUND_RTOL = 1e-9
 
 class InvalidBound(RuntimeError):
     """A claimed lower bound exceeds the latency of a feasible placement: a bug, never reported as a result."""
+
+
+def target_cutoff(upper: float, gap: float) -> float:
+    """The objective cutoff of a search that proves a gap of at most ``gap`` below ``upper``.
+
+    A branch-and-bound run that finds nothing below its cutoff ``c`` proves
+    ``T(opt) >= c (1 - 1e-8)`` (HiGHS's tolerance is ``1e-9``;
+    :func:`~slimcaching.algorithms.lns.cutoff_branch_and_bound`), so the
+    cutoff is ``upper (1 - gap)`` raised by ``2e-8``: the bound it proves is at
+    least ``upper (1 - gap)``.  Never above ``upper``; ``gap = 0`` gives
+    ``upper`` itself.
+    """
+    return min(upper * (1 - gap) * (1 + 2e-8), upper) if gap > 0 else upper
 
 
 def check_bound(bound: float | None, bound_method: str, latency: float, latency_method: str) -> None:

@@ -86,6 +86,7 @@ import numpy as np
 from ..instances.model import Instance, Placement
 from ..objective import empty_latency, latency
 from .arrays import SparseRows
+from .bounds import target_cutoff
 from .count_tables import TABLE_WORK, CountTable, count_table, table_work
 from .decomposition import LayerPricer
 from .direct import new_highs, run, solve_arrays
@@ -313,9 +314,8 @@ def count_enumeration(instance: Instance, prices: np.ndarray, *, start: Placemen
     start = instance.empty_placement() if start is None else start
     upper = latency(instance, start)
     # what the outer search must beat, and the bound when nothing beats it: with a target gap, the
-    # cutoff itself less 1e-8 (above HiGHS's tolerance 1e-9, as in lns.cutoff_branch_and_bound), the
-    # cutoff set 2e-8 above U (1 - G) so that this bound meets the target; never above U
-    goal = min(upper * (1 - target_gap) * (1 + 2e-8), upper) if target_gap > 0 else upper
+    # cutoff less 1e-8 (bounds.target_cutoff)
+    goal = target_cutoff(upper, target_gap)
     proven_at = goal * (1 - 1e-8) if target_gap > 0 else upper
     info: dict = {"layers": []}
 
