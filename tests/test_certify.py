@@ -373,6 +373,43 @@ def test_certify_closes_small_gaps_by_count_enumeration(monkeypatch, stall):
         assert stalled >= 3
 
 
+@pytest.mark.parametrize("rung", [0.01, 0.05])
+def test_the_enumeration_proves_its_rung_first_then_the_optimum(monkeypatch, rung):
+    """Aiming at the optimum, the count enumeration first searches below ``ENUMERATION_RUNG`` only, and
+    for the optimum only once that is proven; the certificate is the brute-force optimum, proven, and
+    every bound on the way stays below it."""
+    from slimcaching.algorithms import certify as certify_module
+
+    monkeypatch.setattr(certify_module, "ENUMERATION_RUNG", rung)
+    targets = []
+    real = certify_module.count_enumeration
+
+    def recording(*args, target_gap=0.0, **kw):
+        targets.append(target_gap)
+        return real(*args, target_gap=target_gap, **kw)
+
+    monkeypatch.setattr(certify_module, "count_enumeration", recording)
+    both = 0
+    for seed in range(40):
+        inst = instance_from_dict(random_instance_dict(seed, max_layers=3, max_experts=4, max_k=3, max_nodes=3,
+                                                       max_users=3, max_cap=6))
+        targets.clear()
+        cert = certify(inst, time_limit=60, work_limit=0.05, seed=seed)
+        opt = brute_force(inst).latency
+        for b in cert.bounds:
+            assert b["value"] <= opt * (1 + 1e-9), b
+        assert not cert.info["wall_cut"]
+        if not targets:
+            continue
+        assert targets in ([rung, 0.0], [rung], [0.0])
+        if targets[0] == rung:
+            assert cert.info["count_enumeration_rung"]["target_gap"] == rung
+        if targets == [rung, 0.0]:
+            both += 1
+        assert cert.status == "optimal" and cert.latency == pytest.approx(opt, rel=1e-9)
+    assert both >= 3
+
+
 def test_the_lns_stalls_before_branch_and_bound_exactly_on_mixed_expert_sizes(monkeypatch):
     """With the enumeration switched off, the LNS before branch-and-bound gets the stall rule on the
     models with more than one expert size (the count decomposition's route) and on no other; every
@@ -431,9 +468,9 @@ def test_a_long_budget_routes_fully_tabulated_instances_through_the_count_enumer
         best_limits.append(time_limit)
         return real_best(*args, time_limit=time_limit, **kw)
 
-    def timed_enumerate(instance, ledger, prices, seconds, *args):
+    def timed_enumerate(instance, ledger, prices, seconds, *args, **kw):
         enum_ends.append(time.perf_counter() + seconds - t_call)
-        return real_enumerate(instance, ledger, prices, seconds, *args)
+        return real_enumerate(instance, ledger, prices, seconds, *args, **kw)
 
     monkeypatch.setattr(certify_module, "best", timed_best)
     monkeypatch.setattr(certify_module, "_enumerate", timed_enumerate)
@@ -443,10 +480,14 @@ def test_a_long_budget_routes_fully_tabulated_instances_through_the_count_enumer
     assert best_limits == [pytest.approx(0.05 * 59.0)] and not enum_ends
     t_call = time.perf_counter()
     long = certify(inst, time_limit=60.0)
-    assert long.info["long_enumeration"] and long.info["count_enumeration"]["proved"]
-    # the long route: a short ``best``, and the enumeration may run to the end of the budget (not 95 %)
-    assert best_limits[1] == 0.5 and len(enum_ends) == 1 and 0.97 * 60.0 < enum_ends[0] < 60.5
-    assert long.info["count_enumeration"]["table_layers"] == inst.L
+    # the last enumeration's record (the rung's, when it already proved the optimum)
+    record = long.info.get("count_enumeration", long.info.get("count_enumeration_rung"))
+    assert long.info["long_enumeration"] and record["proved"]
+    # the long route: a short ``best``, and the enumeration (the rung's and the optimum's, if both run)
+    # may run to the end of the budget (not 95 %)
+    assert best_limits[1] == 0.5 and 1 <= len(enum_ends) <= 2
+    assert all(0.97 * 60.0 < end < 60.5 for end in enum_ends)
+    assert record["table_layers"] == inst.L
     for cert in (short, long):
         assert cert.status == "optimal" and cert.latency == pytest.approx(opt, rel=1e-9)
         assert cert.bound <= opt * (1 + 1e-9)
