@@ -48,8 +48,10 @@ the count decomposition: the layer decomposition until 30 %, price-and-branch
 until 35 %, RINS until 40 %, the LNS until 45 % (a low incumbent fixes more
 count vectors) or until :data:`LNS_STALL` of its sub-MILPs in a
 row improve nothing, the enumeration from the decomposition's prices and the
-incumbent until 95 %, and branch-and-bound for the rest if the gap is still open.  On the long
-route ``best`` gets :data:`LONG_ROUTE_BEST` seconds and the enumeration runs to the end.
+incumbent until 95 % (first below a 0.1 % target, :data:`ENUMERATION_RUNG`,
+then, once that is proven, toward the optimum), and branch-and-bound for the
+rest if the gap is still open.  On the long route ``best`` gets
+:data:`LONG_ROUTE_BEST` seconds and the enumeration runs to the end.
 
 **Target gap** (``gap=G``, default 0): the run stops once the certified gap
 is at most ``G``, and the exact stages search only below the target
