@@ -105,8 +105,7 @@ from .lns import FULL_LP_ROWS, MILP_PRICING_ROWS, cutoff_branch_and_bound, milp_
 from .local_search import best
 
 __all__ = ["Certificate", "certify", "check_start", "DEFAULT_TIME_LIMIT", "ENUMERATION_RUNG", "LNS_STALL",
-           "LONG_ROUTE_BEST",
-           "WORK_UNIT", "work_limits"]
+           "LONG_ROUTE_BEST", "WORK_UNIT", "work_limits"]
 
 DEFAULT_TIME_LIMIT = 600.0
 """Seconds ``certify`` spends when no limit is given."""
@@ -136,10 +135,12 @@ enumeration's bounds (0.771619, 0.360743).  Both shares go to the outer knapsack
 ENUMERATION_RUNG = 1e-3
 """When ``certify`` aims lower than this gap (the default, the optimum), the count enumeration first
 searches below this target only (``target_gap``), and searches for the optimum with the time left once
-that is proven.  Its outer knapsack's tree is then a fraction of the full one: at 600 s
-``mixed-mixtral-8x7b-wifi-jetson`` ends at 0.212 % instead of 0.777-0.800 % (the target not reached:
-the bound is the pruned tree's), and ``mixed-mixtral-8x7b-5g-mec`` proves 0.1 % in 129 s where the full
-search needed 463-512 s for 0.0999 % (``docs/formulations.md``, "A target gap").  Branch-and-bound on the
+that is proven.  Its outer knapsack's tree is then a fraction of the full one.  Measured at 600 s
+(default options, one other job beside each run): ``mixed-mixtral-8x7b-wifi-jetson`` ends at 0.244 %
+instead of 0.777-0.800 % (the target not reached: the bound is the pruned tree's), and
+``mixed-mixtral-8x7b-5g-mec`` proves 0.1 % at 134 s, where the full search needed 463-512 s for 0.0999 %;
+the search for the optimum after it ended below the rung's bound (``docs/formulations.md``, "A target
+gap").  Branch-and-bound on the
 level model keeps one run toward the optimum: there a proof that takes most of the budget
 (``paper-mixtral-8x7b-wifi-jetson-int4``: 307 s of a 534 s run) would lose the rung's time."""
 
