@@ -136,8 +136,8 @@ ENUMERATION_RUNG = 1e-3
 """When ``certify`` aims lower than this gap (the default, the optimum), the count enumeration first
 searches below this target only (``target_gap``), and searches for the optimum with the time left once
 that is proven.  Its outer knapsack's tree is then a fraction of the full one.  Measured at 600 s
-(default options, one other job beside each run): ``mixed-mixtral-8x7b-wifi-jetson`` ends at 0.244 %
-instead of 0.777-0.800 % (the target not reached: the bound is the pruned tree's), and
+(default options, one other job beside each run): ``mixed-mixtral-8x7b-wifi-jetson`` ends at 0.244 % and
+0.254 % (two runs) instead of 0.777-0.800 % (the target not reached: the bound is the pruned tree's), and
 ``mixed-mixtral-8x7b-5g-mec`` proves 0.1 % at 134 s, where the full search needed 463-512 s for 0.0999 %;
 the search for the optimum after it ended below the rung's bound (``docs/formulations.md``, "A target
 gap").  Branch-and-bound on the

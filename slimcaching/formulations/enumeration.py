@@ -119,7 +119,8 @@ several-fold
 ended at 0.406 %, no worse than branch-and-bound.  Since the node-set tables (:mod:`.count_tables`) the
 rule also takes ``mixed-mixtral-8x7b-wifi-jetson`` (four shared nodes): at 600 s its gap is 0.800 % in
 two runs (14 181 vectors kept, the outer MILP stopped after 9 297-9 326 nodes and 303-338 s), where
-branch-and-bound ended at 1.04-1.07 %.  Below 600 s nothing was measured, so nothing changes there."""
+branch-and-bound ended at 1.04-1.07 %; 0.244-0.254 % since the enumeration's rung
+(``certify.ENUMERATION_RUNG``).  Below 600 s nothing was measured, so nothing changes there."""
 
 LONG_VECTORS = 250_000
 """Count vectors above which the long-budget route (:data:`LONG_BUDGET`) is not taken.  It admits
