@@ -141,8 +141,11 @@ that is proven.  Its outer knapsack's tree is then a fraction of the full one.  
 ``mixed-mixtral-8x7b-5g-mec`` proves 0.1 % at 134 s, where the full search needed 463-512 s for 0.0999 %;
 the search for the optimum after it ended below the rung's bound (``docs/formulations.md``, "A target
 gap").  Branch-and-bound on the
-level model keeps one run toward the optimum: there a proof that takes most of the budget
-(``paper-mixtral-8x7b-wifi-jetson-int4``: 307 s of a 534 s run) would lose the rung's time."""
+level model keeps one run toward the optimum: the same rung there (measured, 600 s) kept
+``mixed-llama-4-scout-wifi-jetson-L12`` optimal but proves 0.1 % only from an incumbent within about
+0.05 % of the optimum, where the default run already ends near it; on ``mixed-phi-3.5-moe-wifi-rtx-L8``
+from RINS's 0.118904 (0.083 % above the optimum) it ended at 0.158 %, against 0.095-0.108 % for the
+default runs from 0.118861 (``docs/formulations.md``, "A target gap")."""
 
 WORK_UNIT: dict[str, int] = {
     "separable_rounds": 1000,  # subgradient rounds of the separable Lagrangian bound (large models)
